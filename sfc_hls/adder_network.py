@@ -10,8 +10,11 @@ encoders", 1997), extended to signed and scaled coefficients:
    that coefficient ratio (so ``x0 - x1`` and ``-x0 + x1`` and ``2x0 - 2x1``
    are one pair);
 3. the pair that occurs in the most rows (ties: the smallest key) becomes a new
-   variable ``t = u + (c_v/c_u) v``, substituted into all those rows;
+   variable, substituted into all those rows;
 4. repeat until no pair occurs twice; each row's remaining terms are summed.
+
+A shared node is ``t = a*u + b*v`` with coprime integers ``a > 0, b`` (the
+reduced ratio), so an integer matrix yields an all-integer network.
 
 Additions = shared nodes + sum over rows of (terms - 1).  Coefficients that are
 +-2^k are shifts (free in hardware); other coefficients count as constant
@@ -43,11 +46,17 @@ def is_power_of_two(c: Fraction) -> bool:
 
 @dataclass(frozen=True)
 class SharedNode:
-    """``t = u + ratio * v`` over earlier variables (inputs first, then shared nodes)."""
+    """``t = cu * u + cv * v`` over earlier variables (inputs first, then shared nodes).
+
+    ``cu > 0`` and ``cv`` are coprime integers: a row holding ``u`` and ``v`` in
+    the ratio ``cv : cu`` uses ``t`` with an integer coefficient, so integer
+    matrices give all-integer networks.
+    """
 
     u: int
     v: int
-    ratio: Fraction
+    cu: int
+    cv: int
 
 
 @dataclass(frozen=True)
@@ -95,7 +104,7 @@ class AdderNetwork:
                 break
             u, v, ratio = key
             new = n_in + len(nodes)
-            nodes.append(SharedNode(u, v, Fraction(*ratio)))
+            nodes.append(SharedNode(u, v, cu=ratio[1], cv=ratio[0]))
             touched: set = set()
             for row in rows:
                 if u in row and v in row and _ratio(row[v], row[u]) == ratio:
@@ -111,7 +120,7 @@ class AdderNetwork:
                     touched.add(k_uv)
                     cu = row.pop(u)
                     del row[v]
-                    row[new] = cu
+                    row[new] = cu // ratio[1]  # exact: c_u is a multiple of the reduced den
                     for other in row:
                         if other != new:
                             k = _pair_key(row, new, other)
@@ -146,7 +155,9 @@ class AdderNetwork:
     @property
     def constant_mults(self) -> int:
         """Multiplications by constants that are not +-2^k (shifts are free)."""
-        count = sum(1 for n in self.nodes if not is_power_of_two(n.ratio))
+        count = sum(
+            (not is_power_of_two(n.cu)) + (not is_power_of_two(n.cv)) for n in self.nodes
+        )
         count += sum(1 for r in self.rows for _, c in r if not is_power_of_two(c))
         return count
 
@@ -155,9 +166,9 @@ class AdderNetwork:
         if var < self.inputs:
             return {var: Fraction(1)}
         node = self.nodes[var - self.inputs]
-        form = dict(self.node_form(node.u))
+        form = {k: node.cu * c for k, c in self.node_form(node.u).items()}
         for k, c in self.node_form(node.v).items():
-            form[k] = form.get(k, Fraction(0)) + node.ratio * c
+            form[k] = form.get(k, Fraction(0)) + node.cv * c
         return {k: c for k, c in form.items() if c != 0}
 
     def expand(self, row: int) -> dict[int, Fraction]:
@@ -185,7 +196,7 @@ class AdderNetwork:
         x = np.asarray(x)
         vals: list[np.ndarray] = [x[..., i] for i in range(self.inputs)]
         for n in self.nodes:
-            vals.append(vals[n.u] + _int_coef(n.ratio) * vals[n.v])
+            vals.append(n.cu * vals[n.u] + n.cv * vals[n.v])
         out = []
         for r in self.rows:
             acc = np.zeros(x.shape[:-1], dtype=x.dtype)

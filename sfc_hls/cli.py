@@ -1,0 +1,171 @@
+"""The ``sfc-hls`` command line.
+
+Subcommands:
+
+* ``sfc-hls algorithms [NAME ...] [--json]`` -- properties of algorithms
+  (the default table when no name is given).
+* ``sfc-hls show NAME [--json]`` -- one algorithm's matrices.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Sequence
+
+import numpy as np
+
+from sfc_hls.bilinear import BilinearAlgorithm
+from sfc_hls.catalog import DEFAULT_ALGORITHMS, NAME_SYNTAX, get_algorithm
+
+__all__ = ["main", "algorithm_table"]
+
+
+def _truncated_ratio(ratio: float) -> str:
+    """Ratio truncated (not rounded) to two decimals, as the SFC paper reports them."""
+    return f"{math.floor(ratio * 100) / 100:.2f}x"
+
+
+def algorithm_table(algos: Sequence[BilinearAlgorithm]) -> str:
+    """A fixed-width text table of algorithm properties."""
+    header = (
+        "name",
+        "algorithm",
+        "tile",
+        "mults",
+        "std",
+        "ratio",
+        "ternary B^T",
+        "A^T entries",
+        "B^T adds",
+        "A^T adds",
+        "B^T x bits",
+    )
+    rows = []
+    for a in algos:
+        entries = sorted({abs(v) for v in a.output_transform_entries})
+        entries_text = ",".join(str(v) for v in entries)
+        if len(entries_text) > 18:
+            entries_text = f"{len(entries)} values <= {max(entries)}"
+        tile = (
+            f"{a.input_tile}->{a.output_tile}"
+            if a.dims == 1
+            else f"{a.input_tile}x{a.input_tile}->{a.output_tile}x{a.output_tile}"
+        )
+        rows.append(
+            (
+                a.name,
+                a.title,
+                tile,
+                str(a.mults),
+                str(a.standard_mults),
+                _truncated_ratio(a.ratio),
+                "yes" if a.ternary_input_transform else "no",
+                "+-" + entries_text,
+                str(a.input_adder_network.additions),
+                str(a.output_adder_network.additions),
+                str(a.input_transform_width(8)),
+            )
+        )
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    lines.append("")
+    lines.append(
+        "ratio = standard / fast multiplications per tile (truncated to 2 decimals); adds after "
+        "greedy pairwise CSE; B^T x bits = signed width of the widest B^T row for int8 inputs."
+    )
+    return "\n".join(lines)
+
+
+def _matrix_text(mat: np.ndarray) -> list[list[str]]:
+    return [[str(v) for v in row] for row in mat]
+
+
+def _format_matrix(label: str, mat: np.ndarray) -> str:
+    cells = _matrix_text(mat)
+    width = max((len(c) for row in cells for c in row), default=1)
+    body = "\n".join("  [" + " ".join(c.rjust(width) for c in row) + "]" for row in cells)
+    return f"{label} ({mat.shape[0]} x {mat.shape[1]}):\n{body}"
+
+
+def _cmd_algorithms(args: argparse.Namespace) -> int:
+    names = args.names or list(DEFAULT_ALGORITHMS)
+    algos = [get_algorithm(n) for n in names]
+    if args.json:
+        json.dump([a.summary() for a in algos], sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(algorithm_table(algos))
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    a = get_algorithm(args.name)
+    if args.json:
+        out = a.summary()
+        out.update(bt=_matrix_text(a.bt), g=_matrix_text(a.g), at=_matrix_text(a.at))
+        json.dump(out, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    print(f"{a.title}  [{a.name}]")
+    print(
+        f"tile: {a.input_tile}^{a.dims} inputs -> {a.output_tile}^{a.dims} outputs, "
+        f"kernel {a.kernel}^{a.dims}; {a.mults} multiplications "
+        f"(direct: {a.standard_mults}, {_truncated_ratio(a.ratio)})"
+    )
+    if a.info:
+        print("construction: " + ", ".join(f"{k}={v}" for k, v in a.info.items()))
+    groups = a.summary()["product_groups"]
+    print("products: " + ", ".join(f"{k}: {v}" for k, v in groups.items()))
+    print("matrices act on row-major flattened tiles: y = A^T [(G w) * (B^T x)]")
+    print()
+    print(_format_matrix("B^T", a.bt))
+    print()
+    print(_format_matrix("G", a.g))
+    print()
+    print(_format_matrix("A^T", a.at))
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sfc-hls",
+        description="Integer-exact fast convolution (SFC, Winograd, direct): "
+        "algorithms, golden model and FPGA accelerator generator.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser(
+        "algorithms",
+        help="table of algorithm properties",
+        description=f"Properties of fast-convolution algorithms. Names: {NAME_SYNTAX}.",
+    )
+    p.add_argument("names", nargs="*", metavar="NAME", help="algorithms (default: a standard set)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=_cmd_algorithms)
+    p = sub.add_parser(
+        "show",
+        help="print one algorithm's matrices",
+        description=f"Print B^T, G and A^T of one algorithm. Names: {NAME_SYNTAX}.",
+    )
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--json", action="store_true", help="print JSON (matrices as strings)")
+    p.set_defaults(func=_cmd_show)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``sfc-hls``; returns the process exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, TypeError) as exc:
+        print(f"sfc-hls {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
