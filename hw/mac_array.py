@@ -1,0 +1,204 @@
+"""Elementwise multiply-accumulate stage of the SFC convolution engine.
+
+In the transform domain a convolution becomes, for every transform position
+``k`` and output channel ``co``, a dot product over input channels::
+
+    acc[co][k] = sum over ci of act[ci][k] * weight[co][ci][k]
+
+:class:`MacArray` computes ``lanes`` output channels for all ``positions``
+transform positions in parallel and takes one input channel per beat.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["MacArray"]
+
+
+def _check_int(name: str, value: object, minimum: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an integer >= {minimum}, not {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, not {value!r}")
+    return value
+
+
+class MacArray(wiring.Component):
+    """Transform-domain multiply-accumulate array.
+
+    Each beat on ``i_beat`` carries one input channel: ``act[k]`` for every
+    position ``k`` and ``weights[lane][k]`` for every lane. The array multiplies
+    them elementwise (``positions * lanes`` multipliers) and adds the products to
+    ``lanes * positions`` accumulators. ``first`` clears the accumulators so that
+    they start from this beat's products; ``last`` marks the beat that completes
+    the sum over input channels, after which the sums are offered on ``o_acc``
+    as ``payload[lane][k]``.
+
+    Parameters
+    ----------
+    positions : int
+        Number of transform-domain positions ``m`` (for example 132), >= 1.
+    lanes : int
+        Output channels computed in parallel (``P_co``), >= 1.
+    act_bits : int
+        Width of the signed activations, >= 2. Default 8.
+    weight_bits : int
+        Width of the signed weights, >= 2. Default 8.
+    cin_max : int
+        Largest number of beats (input channels) in one accumulation, >= 1.
+        The accumulator width is derived from it (see
+        :meth:`accumulator_width`); longer accumulations may overflow.
+
+    Attributes
+    ----------
+    acc_width : int
+        Width of each signed accumulator, ``accumulator_width(...)``.
+    multipliers : int
+        Number of multipliers, ``positions * lanes``.
+    beat_layout, acc_layout : data.Layout
+        Payload layouts of ``i_beat`` and ``o_acc``.
+
+    Ports
+    -----
+    i_beat : In(stream.Signature(beat_layout))
+        ``StructLayout({"act": ArrayLayout(signed(act_bits), positions),
+        "weights": ArrayLayout(ArrayLayout(signed(weight_bits), positions), lanes),
+        "first": 1, "last": 1})``. ``first`` must be set on the first beat of
+        every accumulation; a beat with both ``first`` and ``last`` is a
+        one-channel accumulation.
+    o_acc : Out(stream.Signature(acc_layout))
+        ``ArrayLayout(ArrayLayout(signed(acc_width), positions), lanes)``.
+
+    Contract
+    --------
+    * Latency: ``o_acc.valid`` rises 2 cycles after the handshake of the
+      ``last`` beat (products are registered, then accumulated).
+    * Throughput: one beat per cycle, including back-to-back accumulations
+      (the ``first`` beat of the next accumulation directly follows ``last``),
+      as long as ``o_acc.ready`` is high whenever a result is offered.
+    * Backpressure: a result is held on ``o_acc`` (``valid`` high, payload
+      stable) until ``o_acc.ready``. Only then does the array stall: it keeps
+      one beat of products and deasserts ``i_beat.ready``. ``i_beat.ready``
+      depends combinationally on ``o_acc.ready``; ``o_acc.valid`` does not
+      depend on ``o_acc.ready``.
+    * Reset: ``o_acc.valid`` is low and the accumulators are zero.
+    """
+
+    def __init__(
+        self,
+        *,
+        positions: int,
+        lanes: int,
+        act_bits: int = 8,
+        weight_bits: int = 8,
+        cin_max: int,
+    ) -> None:
+        self.positions = _check_int("positions", positions, 1)
+        self.lanes = _check_int("lanes", lanes, 1)
+        self.act_bits = _check_int("act_bits", act_bits, 2)
+        self.weight_bits = _check_int("weight_bits", weight_bits, 2)
+        self.cin_max = _check_int("cin_max", cin_max, 1)
+
+        self.acc_width = self.accumulator_width(
+            act_bits=act_bits, weight_bits=weight_bits, cin_max=cin_max
+        )
+        self.product_width = act_bits + weight_bits
+        self.multipliers = positions * lanes
+
+        self.beat_layout = data.StructLayout(
+            {
+                "act": data.ArrayLayout(signed(act_bits), positions),
+                "weights": data.ArrayLayout(
+                    data.ArrayLayout(signed(weight_bits), positions), lanes
+                ),
+                "first": 1,
+                "last": 1,
+            }
+        )
+        self.acc_layout = data.ArrayLayout(
+            data.ArrayLayout(signed(self.acc_width), positions), lanes
+        )
+        super().__init__(
+            {
+                "i_beat": In(stream.Signature(self.beat_layout)),
+                "o_acc": Out(stream.Signature(self.acc_layout)),
+            }
+        )
+
+    @staticmethod
+    def accumulation_bound(*, act_bits: int = 8, weight_bits: int = 8, cin_max: int) -> int:
+        """Largest magnitude of a sum of ``cin_max`` products.
+
+        ``max|a*w| = 2**(act_bits-1) * 2**(weight_bits-1)``, reached only by
+        ``(-2**(act_bits-1)) * (-2**(weight_bits-1))``; every other product is
+        smaller in magnitude, so sums lie in ``[-bound, bound]``.
+        """
+        _check_int("act_bits", act_bits, 2)
+        _check_int("weight_bits", weight_bits, 2)
+        _check_int("cin_max", cin_max, 1)
+        return cin_max * 2 ** (act_bits - 1) * 2 ** (weight_bits - 1)
+
+    @staticmethod
+    def accumulator_width(*, act_bits: int = 8, weight_bits: int = 8, cin_max: int) -> int:
+        """Smallest signed width that holds every sum of ``cin_max`` products.
+
+        The positive end ``+bound`` (see :meth:`accumulation_bound`) decides it:
+        ``bound.bit_length() + 1`` bits. Example: int8 x int8 over 1 channel
+        needs 16 bits, over 64 channels 22 bits.
+        """
+        bound = MacArray.accumulation_bound(
+            act_bits=act_bits, weight_bits=weight_bits, cin_max=cin_max
+        )
+        return bound.bit_length() + 1
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+
+        beat = self.i_beat.payload
+        acc = self.o_acc.payload
+
+        # Stage 1: registered products (maps onto the multiplier's output
+        # register of a DSP slice).
+        products = [
+            [
+                Signal(signed(self.product_width), name=f"product_{lane}_{k}")
+                for k in range(self.positions)
+            ]
+            for lane in range(self.lanes)
+        ]
+        p_valid = Signal()
+        p_first = Signal()
+        p_last = Signal()
+
+        # Stage 2 (the accumulators, which are also the o_acc payload) may take
+        # the products unless a finished result is still waiting on o_acc.
+        advance = Signal()
+        m.d.comb += [
+            advance.eq(~self.o_acc.valid | self.o_acc.ready),
+            self.i_beat.ready.eq(~p_valid | advance),
+        ]
+
+        with m.If(self.i_beat.ready):
+            m.d.sync += p_valid.eq(self.i_beat.valid)
+            with m.If(self.i_beat.valid):
+                m.d.sync += [
+                    p_first.eq(beat.first),
+                    p_last.eq(beat.last),
+                ]
+                for lane in range(self.lanes):
+                    for k in range(self.positions):
+                        m.d.sync += products[lane][k].eq(beat.act[k] * beat.weights[lane][k])
+
+        with m.If(advance):
+            m.d.sync += self.o_acc.valid.eq(0)
+            with m.If(p_valid):
+                m.d.sync += self.o_acc.valid.eq(p_last)
+                for lane in range(self.lanes):
+                    for k in range(self.positions):
+                        a = acc[lane][k]
+                        m.d.sync += a.eq(Mux(p_first, 0, a) + products[lane][k])
+
+        return m
