@@ -155,9 +155,7 @@ class AdderNetwork:
     @property
     def constant_mults(self) -> int:
         """Multiplications by constants that are not +-2^k (shifts are free)."""
-        count = sum(
-            (not is_power_of_two(n.cu)) + (not is_power_of_two(n.cv)) for n in self.nodes
-        )
+        count = sum((not is_power_of_two(n.cu)) + (not is_power_of_two(n.cv)) for n in self.nodes)
         count += sum(1 for r in self.rows for _, c in r if not is_power_of_two(c))
         return count
 

@@ -27,7 +27,10 @@ __all__ = [
     "conv1d_exact",
     "conv2d",
     "conv2d_exact",
+    "assemble_tiles",
+    "contract_channels",
     "direct_conv2d_int",
+    "extract_tiles",
     "output_size",
 ]
 
@@ -81,7 +84,7 @@ def _check(
             raise TypeError(f"{name} must have a float or integer dtype, got {arr.dtype}")
 
 
-def _extract_tiles(x: np.ndarray, algo: BilinearAlgorithm, padding: int) -> tuple:
+def extract_tiles(x: np.ndarray, algo: BilinearAlgorithm, padding: int) -> tuple:
     """(tiles (N, C, *tile_grid, L**d), output sizes): zero padding plus edge padding."""
     dims = algo.dims
     m, r, l_tile = algo.output_tile, algo.kernel, algo.input_tile
@@ -98,7 +101,7 @@ def _extract_tiles(x: np.ndarray, algo: BilinearAlgorithm, padding: int) -> tupl
     return tiles, outs, grid
 
 
-def _assemble(y: np.ndarray, algo: BilinearAlgorithm, outs: list[int], grid: list[int]):
+def assemble_tiles(y: np.ndarray, algo: BilinearAlgorithm, outs: list[int], grid: list[int]):
     """(N, Cout, *grid, M**d) tile outputs -> (N, Cout, *outs) cropped map."""
     m = algo.output_tile
     n, co = y.shape[:2]
@@ -108,7 +111,7 @@ def _assemble(y: np.ndarray, algo: BilinearAlgorithm, outs: list[int], grid: lis
     return y.reshape(n, co, grid[0] * m, grid[1] * m)[:, :, : outs[0], : outs[1]]
 
 
-def _contract(v: np.ndarray, u: np.ndarray) -> np.ndarray:
+def contract_channels(v: np.ndarray, u: np.ndarray) -> np.ndarray:
     """sum_c v[n, c, *grid, k] * u[o, c, k] -> (n, o, *grid, k), one matmul per position k."""
     n, c = v.shape[:2]
     grid = v.shape[2:-1]
@@ -124,11 +127,11 @@ def _conv_float(x, w, algo, padding, stride, dims) -> np.ndarray:
     x = _as_array(x, "x")
     w = _as_array(w, "w")
     _check(x, w, algo, padding, stride, dims)
-    tiles, outs, grid = _extract_tiles(x.astype(np.float64), algo, padding)
+    tiles, outs, grid = extract_tiles(x.astype(np.float64), algo, padding)
     v = tiles @ algo.bt_float.T  # (N, C, *grid, m)
     u = w.astype(np.float64).reshape(w.shape[0], w.shape[1], -1) @ algo.g_float.T
-    y = _contract(v, u) @ algo.at_float.T
-    return _assemble(y, algo, outs, grid)
+    y = contract_channels(v, u) @ algo.at_float.T
+    return assemble_tiles(y, algo, outs, grid)
 
 
 def conv2d(x, w, algorithm: BilinearAlgorithm, padding: int = 0, stride: int = 1) -> np.ndarray:
@@ -161,7 +164,7 @@ def _conv_exact(x, w, algo, padding, stride, dims) -> np.ndarray:
     _check(x, w, algo, padding, stride, dims)
     x = _require_integer(x, "x")
     w = _require_integer(w, "w")
-    tiles, outs, grid = _extract_tiles(x, algo, padding)
+    tiles, outs, grid = extract_tiles(x, algo, padding)
     bt = algo.bt_int
     at = algo.at_int
     den = algo.g_denominator
@@ -176,11 +179,11 @@ def _conv_exact(x, w, algo, padding, stride, dims) -> np.ndarray:
     v = tiles.astype(exact_dtype) @ bt.T.astype(exact_dtype)
     u = w_flat.astype(object) @ g_num.T
     u = u.astype(exact_dtype)
-    y = _contract(v, u) @ at.T.astype(exact_dtype)
+    y = contract_channels(v, u) @ at.T.astype(exact_dtype)
     if np.any(y % den != 0):
         raise ArithmeticError(f"{algo.name}: result not divisible by D={den}; algorithm broken")
     y = y // den
-    return _assemble(y, algo, outs, grid).astype(np.int64)
+    return assemble_tiles(y, algo, outs, grid).astype(np.int64)
 
 
 def conv2d_exact(

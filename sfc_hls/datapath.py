@@ -1,0 +1,527 @@
+"""The integer datapath of one conv layer: arithmetic primitives, parameters, widths.
+
+This module is the executable form of docs/datapath.md.  Stages, for one tile
+of one image (``m`` transform positions, ``L x L`` input tile, ``M x M``
+output tile)::
+
+    x      int8 input tile (zero padded)                         in_bits
+    v      = B^T x                      exact                    v_bits   (row L1 norms)
+    q      = sat(rshift(v * act_mult[j], act_shift[j]), act_bits)          act_bits
+    acc    = sum_ci q[ci] * W[j, co, ci]                         acc_bits (cin bound)
+    z      = rshift(acc * rescale_mult[j, co], rescale_shift)    z_bits   (checked)
+    y      = A^T z                      exact (adds, shifts)     y_bits   (row L1 norms)
+    out    = sat(rshift((y + bias[co]) * out_mult[co], out_shift[co]), out_bits), ReLU
+
+``rshift(v, s) = floor((v + 2^(s-1)) / 2^s)`` for ``s > 0`` (round half up,
+an add and an arithmetic shift in hardware) and ``v`` for ``s = 0``.
+``sat`` clamps to the signed range of the width (``[0, max]`` with ReLU).
+``pow2`` mode has ``act_mult = 1`` (a shift, no multiplier).
+
+Every width is derived from a bound (:class:`DatapathWidths`), never chosen;
+the golden models assert the bounds on the data they compute.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sfc_hls.bilinear import BilinearAlgorithm, signed_width
+from sfc_hls.catalog import get_algorithm
+from sfc_hls.config import EngineConfig
+
+__all__ = [
+    "DatapathWidths",
+    "LayerQuant",
+    "BoundError",
+    "rshift_round",
+    "rshift_round_bound",
+    "saturate",
+    "signed_range",
+    "minimum_rescale_shift",
+    "accumulation_bound",
+    "check_bound",
+    "random_layer_quant",
+]
+
+MAX_SHIFT = 62
+
+
+class BoundError(ArithmeticError):
+    """A value left the range its derived width can hold (would wrap in hardware)."""
+
+
+def signed_range(bits: int) -> tuple[int, int]:
+    return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+
+
+def rshift_round(v: np.ndarray, shift) -> np.ndarray:
+    """Round-half-up arithmetic right shift, elementwise; ``shift`` broadcasts, >= 0."""
+    v = np.asarray(v)
+    shift = np.asarray(shift)
+    if v.dtype == object or shift.dtype == object:
+        return _rshift_round_object(v, shift)
+    half = np.where(shift > 0, np.left_shift(np.int64(1), np.maximum(shift, 1) - 1), 0)
+    return np.right_shift(v + half, shift)
+
+
+def _rshift_round_object(v: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    v, shift = np.broadcast_arrays(np.asarray(v, dtype=object), np.asarray(shift, dtype=object))
+    out = np.empty(v.shape, dtype=object)
+    for idx in np.ndindex(v.shape):
+        s = int(shift[idx])
+        out[idx] = (int(v[idx]) + (1 << (s - 1))) >> s if s > 0 else int(v[idx])
+    return out
+
+
+def rshift_round_bound(bound: int, shift: int) -> int:
+    """Largest |rshift_round(v, shift)| for |v| <= bound."""
+    if shift == 0:
+        return bound
+    return (bound + (1 << (shift - 1))) >> shift
+
+
+def saturate(v: np.ndarray, bits: int, relu: bool = False) -> np.ndarray:
+    lo, hi = signed_range(bits)
+    return np.clip(v, 0 if relu else lo, hi)
+
+
+def accumulation_bound(cin: int, act_bits: int, weight_bits: int) -> int:
+    """|sum of cin products| <= cin * 2^(a-1) * 2^(w-1) (the -2^(a-1) * -2^(w-1) corner)."""
+    return cin * (1 << (act_bits - 1)) * (1 << (weight_bits - 1))
+
+
+def minimum_rescale_shift(cin: int, config: EngineConfig) -> int:
+    """Smallest rescale shift for which every rescaled accumulator fits ``z_bits``."""
+    acc = accumulation_bound(cin, config.act_bits, config.weight_bits)
+    bound = acc * ((1 << config.rescale_bits) - 1)
+    _, hi = signed_range(config.z_bits)
+    for s in range(MAX_SHIFT + 1):
+        if rshift_round_bound(bound, s) <= hi:
+            return s
+    raise ValueError(f"no rescale shift <= {MAX_SHIFT} fits z_bits={config.z_bits}")
+
+
+@dataclass(frozen=True)
+class DatapathWidths:
+    """Bounds (max magnitude) and signed widths of every stage, for one layer.
+
+    Derived from the algorithm's matrices, the engine config and the layer's
+    ``cin`` and ``rescale_shift``: ``*_bound`` are inclusive magnitude bounds,
+    ``*_bits`` the signed widths holding ``[-bound, bound]``.  A rounding
+    shift adds ``2^(s-1)`` before shifting; shift amounts are limited to the
+    width of the value shifted, so the rounded sum needs one more bit
+    (``*_round_bits``).
+    """
+
+    in_bits: int
+    v_lo: np.ndarray = field(repr=False)  # per position
+    v_hi: np.ndarray = field(repr=False)
+    v_bits: int
+    act_product_bound: int  # |v * act_mult|
+    act_product_bits: int
+    act_bits: int
+    acc_bound: int
+    acc_bits: int
+    rescaled_bound: int  # |acc * rescale_mult|
+    rescaled_bits: int
+    z_bound: int
+    z_bits: int
+    y_bound: np.ndarray = field(repr=False)  # per output position of the tile
+    y_bits: int
+    bias_bound: int
+    biased_bound: int
+    biased_bits: int
+    out_product_bound: int
+    out_product_bits: int
+    out_bits: int
+
+    @classmethod
+    def derive(
+        cls, algo: BilinearAlgorithm, config: EngineConfig, cin: int, rescale_shift: int
+    ) -> DatapathWidths:
+        v_lo, v_hi = algo.input_transform_range(config.in_bits)
+        v_bound = int(max(np.max(np.abs(v_lo)), np.max(np.abs(v_hi))))
+        act_mult_max = 1 if config.scale_mode == "pow2" else (1 << config.act_mult_bits) - 1
+        act_product_bound = v_bound * act_mult_max
+        acc_bound = accumulation_bound(cin, config.act_bits, config.weight_bits)
+        rescaled_bound = acc_bound * ((1 << config.rescale_bits) - 1)
+        z_bound = rshift_round_bound(rescaled_bound, rescale_shift)
+        if z_bound > signed_range(config.z_bits)[1]:
+            raise ValueError(
+                f"rescale_shift={rescale_shift} leaves rescaled values up to {z_bound}, beyond "
+                f"z_bits={config.z_bits}; the minimum for cin={cin} is "
+                f"{minimum_rescale_shift(cin, config)}"
+            )
+        y_bound = np.abs(algo.at_int).sum(axis=1) * z_bound
+        y_max = int(y_bound.max())
+        biased_bound = 2 * y_max  # |bias| <= y bound
+        out_product_bound = biased_bound * ((1 << config.out_mult_bits) - 1)
+
+        def width(bound: int) -> int:
+            return signed_width(-bound, bound)
+
+        return cls(
+            in_bits=config.in_bits,
+            v_lo=v_lo,
+            v_hi=v_hi,
+            v_bits=int(algo.input_transform_width(config.in_bits)),
+            act_product_bound=act_product_bound,
+            act_product_bits=width(act_product_bound),
+            act_bits=config.act_bits,
+            acc_bound=acc_bound,
+            acc_bits=width(acc_bound),
+            rescaled_bound=rescaled_bound,
+            rescaled_bits=width(rescaled_bound),
+            z_bound=z_bound,
+            z_bits=config.z_bits,
+            y_bound=y_bound,
+            y_bits=width(y_max),
+            bias_bound=y_max,
+            biased_bound=biased_bound,
+            biased_bits=width(biased_bound),
+            out_product_bound=out_product_bound,
+            out_product_bits=width(out_product_bound),
+            out_bits=config.out_bits,
+        )
+
+    @property
+    def act_round_bits(self) -> int:
+        return self.act_product_bits + 1
+
+    @property
+    def rescaled_round_bits(self) -> int:
+        return self.rescaled_bits + 1
+
+    @property
+    def out_round_bits(self) -> int:
+        return self.out_product_bits + 1
+
+    def as_dict(self) -> dict[str, int]:
+        """Stage widths in datapath order (for manifests and reports)."""
+        return {
+            "in_bits": self.in_bits,
+            "v_bits": self.v_bits,
+            "act_product_bits": self.act_product_bits,
+            "act_round_bits": self.act_round_bits,
+            "act_bits": self.act_bits,
+            "acc_bits": self.acc_bits,
+            "rescaled_bits": self.rescaled_bits,
+            "rescaled_round_bits": self.rescaled_round_bits,
+            "z_bits": self.z_bits,
+            "y_bits": self.y_bits,
+            "biased_bits": self.biased_bits,
+            "out_product_bits": self.out_product_bits,
+            "out_round_bits": self.out_round_bits,
+            "out_bits": self.out_bits,
+        }
+
+
+def check_bound(name: str, values: np.ndarray, lo, hi) -> None:
+    """Raise BoundError if any value is outside ``[lo, hi]`` (broadcasting)."""
+    values = np.asarray(values)
+    if values.size == 0:
+        return
+    bad = (values < lo) | (values > hi)
+    if np.any(bad):
+        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise BoundError(
+            f"{name}: value {values[idx]} at {idx} is outside its derived range "
+            f"[{np.broadcast_to(lo, values.shape)[idx]}, {np.broadcast_to(hi, values.shape)[idx]}]"
+        )
+
+
+_ARRAY_FIELDS = (
+    "act_mult",
+    "act_shift",
+    "weights",
+    "rescale_mult",
+    "bias",
+    "out_mult",
+    "out_shift",
+)
+
+
+@dataclass(frozen=True, eq=False)
+class LayerQuant:
+    """Integer parameters of one quantized conv layer on an engine (the layer descriptor data).
+
+    Attributes:
+        config: the engine (algorithm, widths, scale mode).
+        cin, cout, padding, relu: the layer.
+        act_mult, act_shift: per transform position ``(m,)``; ``act_mult == 1`` in pow2 mode.
+        weights: transformed quantized weights ``(m, cout, cin)``, symmetric
+            ``[-(2^(w-1) - 1), 2^(w-1) - 1]``.
+        rescale_mult: ``(m, cout)`` unsigned, ``< 2^rescale_bits``.
+        rescale_shift: per layer, ``>= minimum_rescale_shift(cin, config)``.
+        bias: ``(cout,)`` in the ``y`` scale.
+        out_mult, out_shift: ``(cout,)`` output requantization.
+        input_scale, output_scale: real value of one LSB of the int8 input / output
+            (metadata for dequantization; the integer datapath does not use them).
+    """
+
+    config: EngineConfig
+    cin: int
+    cout: int
+    act_mult: np.ndarray
+    act_shift: np.ndarray
+    weights: np.ndarray
+    rescale_mult: np.ndarray
+    rescale_shift: int
+    bias: np.ndarray
+    out_mult: np.ndarray
+    out_shift: np.ndarray
+    padding: int = 1
+    relu: bool = False
+    input_scale: float = 1.0
+    output_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in _ARRAY_FIELDS:
+            arr = np.asarray(getattr(self, name))
+            if arr.dtype.kind not in "iu":
+                raise TypeError(f"{name} must be an integer array, got dtype {arr.dtype}")
+            object.__setattr__(self, name, arr.astype(np.int64))
+        self.validate()
+
+    @property
+    def algo(self) -> BilinearAlgorithm:
+        return self.config.algo
+
+    @property
+    def widths(self) -> DatapathWidths:
+        return DatapathWidths.derive(self.algo, self.config, self.cin, self.rescale_shift)
+
+    def validate(self) -> None:
+        """Check shapes and ranges against the config; ValueError naming the field."""
+        cfg = self.config
+        m = self.algo.mults
+        for name, value in (("cin", self.cin), ("cout", self.cout), ("padding", self.padding)):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"{name} must be an int, got {value!r}")
+        if self.cin < 1 or self.cout < 1 or self.padding < 0:
+            raise ValueError(
+                f"cin, cout must be >= 1 and padding >= 0, got {self.cin}, {self.cout}, {self.padding}"
+            )
+        shapes = {
+            "act_mult": (m,),
+            "act_shift": (m,),
+            "weights": (m, self.cout, self.cin),
+            "rescale_mult": (m, self.cout),
+            "bias": (self.cout,),
+            "out_mult": (self.cout,),
+            "out_shift": (self.cout,),
+        }
+        for name, shape in shapes.items():
+            got = getattr(self, name).shape
+            if got != shape:
+                raise ValueError(
+                    f"{name} has shape {got}, expected {shape} "
+                    f"({self.algo.name}: m={m}, cout={self.cout}, cin={self.cin})"
+                )
+        wmax = (1 << (cfg.weight_bits - 1)) - 1
+        limits = {
+            "act_mult": (1, 1) if cfg.scale_mode == "pow2" else (0, (1 << cfg.act_mult_bits) - 1),
+            "weights": (-wmax, wmax),
+            "rescale_mult": (0, (1 << cfg.rescale_bits) - 1),
+            "out_mult": (0, (1 << cfg.out_mult_bits) - 1),
+        }
+        for name, (lo, hi) in limits.items():
+            arr = getattr(self, name)
+            if arr.size and (arr.min() < lo or arr.max() > hi):
+                raise ValueError(
+                    f"{name} must be in [{lo}, {hi}] ({cfg.scale_mode} mode, "
+                    f"{cfg.weight_bits}-bit weights); got [{arr.min()}, {arr.max()}]"
+                )
+        if not isinstance(self.rescale_shift, int) or isinstance(self.rescale_shift, bool):
+            raise TypeError(f"rescale_shift must be an int, got {self.rescale_shift!r}")
+        widths = self.widths  # raises when the shift leaves z beyond z_bits
+        shift_limits = {
+            "act_shift": (self.act_shift, widths.act_product_bits),
+            "rescale_shift": (np.array([self.rescale_shift]), widths.rescaled_bits),
+            "out_shift": (self.out_shift, widths.out_product_bits),
+        }
+        for name, (arr, hi) in shift_limits.items():
+            if arr.size and (arr.min() < 0 or arr.max() > hi):
+                raise ValueError(
+                    f"{name} must be in [0, {hi}] (the width of the value it shifts); "
+                    f"got [{arr.min()}, {arr.max()}]"
+                )
+        if self.bias.size and np.abs(self.bias).max() > widths.bias_bound:
+            raise ValueError(
+                f"bias magnitude must be <= {widths.bias_bound} (the y bound); "
+                f"got {np.abs(self.bias).max()}"
+            )
+        if not isinstance(self.relu, bool):
+            raise TypeError(f"relu must be a bool, got {self.relu!r}")
+
+    # ------------------------------------------------------------------ serialization
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "format": "sfc-hls.layer-quant/1",
+            "config": self.config.to_dict(),
+            "cin": self.cin,
+            "cout": self.cout,
+            "padding": self.padding,
+            "relu": self.relu,
+            "rescale_shift": self.rescale_shift,
+            "input_scale": self.input_scale,
+            "output_scale": self.output_scale,
+        }
+        for name in _ARRAY_FIELDS:
+            d[name] = getattr(self, name).tolist()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LayerQuant:
+        if d.get("format") != "sfc-hls.layer-quant/1":
+            raise ValueError(
+                f"not a layer-quant record (format={d.get('format')!r}, expected 'sfc-hls.layer-quant/1')"
+            )
+        try:
+            kwargs = {name: np.array(d[name], dtype=np.int64) for name in _ARRAY_FIELDS}
+            return cls(
+                config=EngineConfig.from_dict(d["config"]),
+                cin=d["cin"],
+                cout=d["cout"],
+                padding=d["padding"],
+                relu=d["relu"],
+                rescale_shift=d["rescale_shift"],
+                input_scale=float(d["input_scale"]),
+                output_scale=float(d["output_scale"]),
+                **kwargs,
+            )
+        except KeyError as exc:
+            raise ValueError(f"layer-quant record is missing the field {exc.args[0]!r}") from None
+
+    def save(self, path: str | Path) -> None:
+        """Write JSON atomically (temp file + rename)."""
+        from sfc_hls.atomic_files import write_text_atomic
+
+        write_text_atomic(Path(path), json.dumps(self.to_dict()))
+
+    @classmethod
+    def load(cls, path: str | Path) -> LayerQuant:
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"cannot read layer-quant file {path}: {exc}") from None
+        return cls.from_dict(data)
+
+    @classmethod
+    def lossless(
+        cls, algorithm: str, w: np.ndarray, *, padding: int = 1, in_bits: int = 8
+    ) -> tuple[LayerQuant, np.ndarray]:
+        """Parameters under which the datapath is exact: returns ``(params, w_int)``.
+
+        Integer weights ``w`` (cout, cin, R, R) are scaled by ``D`` (LCM of
+        ``G``'s denominators) so that ``G (D w)`` is integral; it is stored
+        unquantized, act/weight/z/output widths are made wide enough, and every
+        multiplier is 1 with shift 0.  The output then equals integer direct
+        convolution with ``w_int = D w``.
+        """
+        algo = get_algorithm(algorithm)
+        w = np.asarray(w, dtype=np.int64)
+        cout, cin = w.shape[:2]
+        w_int = w * algo.g_denominator
+        u = w.reshape(cout, cin, -1).astype(object) @ algo.g_scaled_int.T
+        weights = np.ascontiguousarray(u.astype(np.int64).transpose(2, 0, 1))  # (m, cout, cin)
+        w_max = max(int(np.abs(weights).max()), 1)
+        weight_bits = signed_width(-w_max, w_max)
+        act_bits = algo.input_transform_width(in_bits)
+        acc = accumulation_bound(cin, act_bits, weight_bits)
+        y = int(np.abs(algo.at_int).sum(axis=1).max()) * acc
+        config = EngineConfig(
+            algorithm=algorithm,
+            pco=1,
+            act_bits=act_bits,
+            weight_bits=weight_bits,
+            scale_mode="pow2",
+            cin_max=cin,
+            cout_max=cout,
+            rescale_bits=1,
+            z_bits=max(signed_width(-acc, acc), 8),
+            out_mult_bits=1,
+            in_bits=in_bits,
+            out_bits=signed_width(-y, y),
+        )
+        m = algo.mults
+        params = cls(
+            config=config,
+            cin=cin,
+            cout=cout,
+            act_mult=np.ones(m, dtype=np.int64),
+            act_shift=np.zeros(m, dtype=np.int64),
+            weights=weights,
+            rescale_mult=np.ones((m, cout), dtype=np.int64),
+            rescale_shift=0,
+            bias=np.zeros(cout, dtype=np.int64),
+            out_mult=np.ones(cout, dtype=np.int64),
+            out_shift=np.zeros(cout, dtype=np.int64),
+            padding=padding,
+        )
+        return params, w_int
+
+
+def random_layer_quant(
+    config: EngineConfig,
+    cin: int,
+    cout: int,
+    rng: np.random.Generator,
+    *,
+    padding: int = 1,
+    relu: bool = False,
+) -> LayerQuant:
+    """Valid random integer parameters for ``config`` (for tests and test vectors).
+
+    Multipliers are drawn over their full range; shifts are placed so that
+    typical values land near the top of the next stage's range, so that both
+    rounding and saturation are exercised.
+    """
+    algo = config.algo
+    m = algo.mults
+    if config.scale_mode == "pow2":
+        act_mult = np.ones(m, dtype=np.int64)
+    else:
+        act_mult = rng.integers(1 << (config.act_mult_bits - 1), 1 << config.act_mult_bits, m)
+    widths0 = DatapathWidths.derive(algo, config, cin, minimum_rescale_shift(cin, config))
+    v_peak = np.maximum(np.abs(widths0.v_lo), np.abs(widths0.v_hi))
+    # Typical |v| is well below the worst case: aim the shift at a quarter of it.
+    typical = np.maximum(v_peak * act_mult // 4, 1)
+    act_shift = np.array([int(t).bit_length() for t in typical]) - (config.act_bits - 1)
+    act_shift = np.clip(act_shift + rng.integers(-1, 2, m), 0, widths0.act_product_bits)
+    wmax = (1 << (config.weight_bits - 1)) - 1
+    weights = rng.integers(-wmax, wmax + 1, size=(m, cout, cin))
+    rescale_mult = rng.integers(0, 1 << config.rescale_bits, size=(m, cout))
+    rescale_shift = minimum_rescale_shift(cin, config) + int(rng.integers(0, 3))
+    wd = DatapathWidths.derive(algo, config, cin, rescale_shift)
+    # Typical magnitudes of a random layer: sums of cin and of |A^T| row terms.
+    acc_typ = np.sqrt(cin) * (1 << (config.act_bits - 2)) * (wmax / 2)
+    z_typ = acc_typ * (1 << (config.rescale_bits - 1)) / (1 << rescale_shift)
+    y_typ = z_typ * np.sqrt(np.abs(algo.at_int).sum(axis=1).mean())
+    bias = rng.integers(-int(y_typ) - 1, int(y_typ) + 2, size=cout)
+    bias = np.clip(bias, -wd.bias_bound, wd.bias_bound)
+    out_mult = rng.integers(1 << (config.out_mult_bits - 1), 1 << config.out_mult_bits, cout)
+    prod_typ = y_typ * (1 << config.out_mult_bits)
+    out_shift = int(max(prod_typ, 1)).bit_length() - (config.out_bits - 1)
+    out_shift = np.clip(out_shift + rng.integers(-1, 2, cout), 0, wd.out_product_bits)
+    return LayerQuant(
+        config=config,
+        cin=cin,
+        cout=cout,
+        act_mult=act_mult,
+        act_shift=act_shift,
+        weights=weights,
+        rescale_mult=rescale_mult,
+        rescale_shift=rescale_shift,
+        bias=bias,
+        out_mult=out_mult,
+        out_shift=out_shift,
+        padding=padding,
+        relu=relu,
+    )
