@@ -47,7 +47,9 @@ def atomic_directory(path: Path, *, overwrite: bool = False) -> Iterator[Path]:
     """
     path = Path(path)
     if path.exists() and not overwrite:
-        raise FileExistsError(f"output directory {path} exists (pass overwrite to replace it)")
+        raise FileExistsError(
+            f"output directory {path} exists (use --force / overwrite=True to replace it)"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     try:

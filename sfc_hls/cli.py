@@ -5,6 +5,7 @@ Subcommands:
 * ``sfc-hls algorithms [NAME ...] [--json]`` -- properties of algorithms
   (the default table when no name is given).
 * ``sfc-hls show NAME [--json]`` -- one algorithm's matrices.
+* ``sfc-hls vectors ...`` -- golden-model test vectors of one layer.
 """
 
 from __future__ import annotations
@@ -131,6 +132,43 @@ def _cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_vectors(args: argparse.Namespace) -> int:
+    from sfc_hls.datapath import LayerQuant
+    from sfc_hls.vectors import write_vectors
+
+    params = LayerQuant.load(args.params) if args.params else None
+    x = None
+    if args.input:
+        try:
+            x = np.load(args.input)
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"cannot read --input {args.input}: {exc}") from None
+    result = write_vectors(
+        args.output,
+        algorithm=args.algo,
+        cin=args.cin,
+        cout=args.cout,
+        height=args.h,
+        width=args.w,
+        seed=args.seed,
+        batch=args.batch,
+        scale_mode=args.scale_mode,
+        relu=args.relu,
+        padding=args.padding,
+        params=params,
+        x=x,
+        overwrite=args.force,
+    )
+    layer = result.manifest["layer"]
+    print(
+        f"wrote {len(result.manifest['files'])} hex files, vectors.npz, params.json and "
+        f"manifest.json to {result.path} ({result.manifest['algorithm']['name']}, "
+        f"cin={layer['cin']} cout={layer['cout']} {layer['height']}x{layer['width']}, "
+        f"{layer['tiles'][0]}x{layer['tiles'][1]} tiles)"
+    )
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sfc-hls",
@@ -154,6 +192,27 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("name", metavar="NAME")
     p.add_argument("--json", action="store_true", help="print JSON (matrices as strings)")
     p.set_defaults(func=_cmd_show)
+    p = sub.add_parser(
+        "vectors",
+        help="write golden-model test vectors of one layer",
+        description="Run one (random or given) quantized layer through the golden model and "
+        "write every stage as $readmemh .hex files, one .npz and a JSON manifest.",
+    )
+    p.add_argument("--algo", default="sfc6-7x7-3x3", help="algorithm name (default %(default)s)")
+    p.add_argument("--cin", type=int, default=4)
+    p.add_argument("--cout", type=int, default=4)
+    p.add_argument("--h", type=int, default=14, help="input height")
+    p.add_argument("--w", type=int, default=14, help="input width")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--scale-mode", choices=("pow2", "fixed"), default="pow2")
+    p.add_argument("--relu", action="store_true")
+    p.add_argument("--padding", type=int, default=None, help="default: R // 2")
+    p.add_argument("--params", help="use this LayerQuant JSON instead of a random layer")
+    p.add_argument("--input", help="use this .npy int8 input (N, Cin, H, W)")
+    p.add_argument("-o", "--output", required=True, help="output directory (created atomically)")
+    p.add_argument("--force", action="store_true", help="replace an existing output directory")
+    p.set_defaults(func=_cmd_vectors)
     return parser
 
 
@@ -162,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, FileExistsError) as exc:
         print(f"sfc-hls {args.command}: error: {exc}", file=sys.stderr)
         return 2
 
