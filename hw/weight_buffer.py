@@ -1,0 +1,113 @@
+"""Transformed-weight buffer of the conv engine.
+
+Holds the int8 transform-domain weights of the current output-channel group:
+one row per input channel, a row being ``weights[lane][j]`` for the engine's
+``P_co`` lanes and ``m`` transform positions.  Rows arrive on a stream (the
+host sends a group's ``cin`` rows before that group's activations) and are
+read back in step with the activation stream, so that every activation beat
+leaves paired with its input channel's weights, ready for
+:class:`~sfc_hls.hw.mac_array.MacArray`.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from sfc_hls.hw.pipeline import StallPipeline
+
+__all__ = ["WeightBuffer"]
+
+
+def _check(name: str, value, lo: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int >= {lo}, got {value!r}")
+    if value < lo:
+        raise ValueError(f"{name} must be an int >= {lo}, got {value}")
+    return value
+
+
+class WeightBuffer(wiring.Component):
+    """Weight rows for one output-channel group, paired with activation beats.
+
+    Parameters (keyword-only): ``positions`` (m), ``lanes`` (P_co),
+    ``cin_max`` (rows), ``act_bits``, ``weight_bits``.
+
+    Ports:
+        restart (In 1): pulse before loading a group; the next row written goes to row 0.
+        i_weight (In stream of ``ArrayLayout(ArrayLayout(signed(weight_bits), positions), lanes)``):
+            rows for input channels 0, 1, ... in order; always ready (one row per cycle).
+        loaded (Out): number of rows written since ``restart``.
+        i_beat (In stream of ``{act, ci, first, last}``): an activation beat of input channel ``ci``.
+        o_beat (Out stream of ``{act, weights, first, last}``): the same beat with row ``ci``,
+            the payload layout of ``MacArray.i_beat``.
+
+    Contract: latency 1 cycle (synchronous memory read), one beat per cycle,
+    backpressure stalls the read stage together with the beat
+    (:class:`~sfc_hls.hw.pipeline.StallPipeline`).  Rows must not be written
+    while beats that read them are in flight (the engine drains between
+    groups).  A read of a row not loaded since ``restart`` returns stale data;
+    the engine only reads ``ci < cin <= loaded``.
+    """
+
+    def __init__(
+        self, *, positions: int, lanes: int, cin_max: int, act_bits: int = 8, weight_bits: int = 8
+    ) -> None:
+        self.positions = _check("positions", positions, 1)
+        self.lanes = _check("lanes", lanes, 1)
+        self.cin_max = _check("cin_max", cin_max, 1)
+        self.act_bits = _check("act_bits", act_bits, 2)
+        self.weight_bits = _check("weight_bits", weight_bits, 2)
+        self.ci_bits = max(ceil_log2(cin_max), 1)
+        self.row_layout = data.ArrayLayout(data.ArrayLayout(signed(weight_bits), positions), lanes)
+        act = data.ArrayLayout(signed(act_bits), positions)
+        self.in_beat_layout = data.StructLayout(
+            {"act": act, "ci": unsigned(self.ci_bits), "first": 1, "last": 1}
+        )
+        self.out_beat_layout = data.StructLayout(
+            {"act": act, "weights": self.row_layout, "first": 1, "last": 1}
+        )
+        super().__init__(
+            {
+                "restart": In(1),
+                "i_weight": In(stream.Signature(self.row_layout)),
+                "loaded": Out(range(cin_max + 1)),
+                "i_beat": In(stream.Signature(self.in_beat_layout)),
+                "o_beat": Out(stream.Signature(self.out_beat_layout)),
+            }
+        )
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        m.submodules.mem = mem = Memory(shape=self.row_layout, depth=self.cin_max, init=[])
+        wr = mem.write_port()
+        rd = mem.read_port(transparent_for=())
+
+        # Write side: rows in order, always accepted.
+        m.d.comb += [
+            self.i_weight.ready.eq(1),
+            wr.addr.eq(self.loaded),
+            wr.data.eq(self.i_weight.payload),
+            wr.en.eq(self.i_weight.valid & (self.loaded < self.cin_max)),
+        ]
+        with m.If(self.restart):
+            m.d.sync += self.loaded.eq(0)
+        with m.Elif(self.i_weight.valid & (self.loaded < self.cin_max)):
+            m.d.sync += self.loaded.eq(self.loaded + 1)
+
+        # Read side: one stage; the memory's output register is the stage register.
+        pipe = StallPipeline(m, i=self.i_beat, o=self.o_beat, depth=1, name="wbuf")
+        m.d.comb += [rd.addr.eq(self.i_beat.payload.ci), rd.en.eq(pipe.advance)]
+        act = pipe.register(m, self.i_beat.payload.act, name="act")
+        first = pipe.register(m, self.i_beat.payload.first, name="first")
+        last = pipe.register(m, self.i_beat.payload.last, name="last")
+        m.d.comb += [
+            self.o_beat.payload.act.eq(act),
+            self.o_beat.payload.weights.eq(rd.data),
+            self.o_beat.payload.first.eq(first),
+            self.o_beat.payload.last.eq(last),
+        ]
+        return m
