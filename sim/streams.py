@@ -98,6 +98,7 @@ class StreamDriver:
         self._idle = Event()
         self._idle.set()
         self.handshake_cycles: list[int] = []
+        self._current: int | None = None
         self._valid.value = 0
         self._task = cocotb.start_soon(self._run())
 
@@ -114,24 +115,30 @@ class StreamDriver:
     def stop(self) -> None:
         self._task.cancel()
 
+    def flush(self) -> None:
+        """Drop every queued payload and any offered one (for a reset); ``valid`` goes low."""
+        self._queue.clear()
+        self._current = None
+        self._valid.value = 0
+        self._idle.set()
+
     async def _run(self) -> None:
-        current: int | None = None
         cycle = 0
         while True:
             await RisingEdge(self._clock)
             cycle += 1
-            if current is None:
+            if self._current is None:
                 if self._queue and not next(self._pauses):
-                    current = self._queue.popleft()
-                    self._payload.value = current
+                    self._current = self._queue.popleft()
+                    self._payload.value = self._current
                     self._valid.value = 1
                 else:
                     self._valid.value = 0
                     continue
             await ReadOnly()
-            if self._ready.value == Logic(1):
+            if self._current is not None and self._ready.value == Logic(1):
                 self.handshake_cycles.append(cycle)
-                current = None
+                self._current = None
                 if not self._queue:
                     self._idle.set()
 
@@ -155,6 +162,11 @@ class StreamMonitor:
         self._count_changed = Event()
         self._ready.value = 0
         self._task = cocotb.start_soon(self._run())
+
+    def clear(self) -> None:
+        """Forget everything received so far (for a reset)."""
+        self.received.clear()
+        self.handshake_cycles.clear()
 
     async def wait_for(self, count: int) -> None:
         """Wait until at least ``count`` payloads have been received."""

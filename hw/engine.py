@@ -1,0 +1,497 @@
+"""The streaming conv engine: transforms, quantizers and MAC array behind one descriptor.
+
+Data flow (one input beat = one ``L x L`` int8 tile of one input channel)::
+
+    i_act -> InputTransform (B^T) -> ActQuantizer -> WeightBuffer (row ci) -> MacArray
+          -> ChannelSerializer (one lane per beat, with the lane's parameters)
+          -> Rescale -> OutputTransform (A^T) -> OutputQuantizer -> o_out
+
+Layer protocol and register map: :mod:`sfc_hls.hw.register_map`.  Every
+parameter comes from one :class:`~sfc_hls.config.EngineConfig`; every width
+from the blocks' derived bounds.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+from amaranth.hdl import Cat, Module, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from sfc_hls.config import EngineConfig
+from sfc_hls.hw.mac_array import MacArray
+from sfc_hls.hw.quantizers import ActQuantizer, OutputQuantizer, Rescale
+from sfc_hls.hw.register_map import ADDR_BITS, DATA_BITS, FLAG_RELU, REGISTERS, START
+from sfc_hls.hw.transform import InputTransform, OutputTransform
+from sfc_hls.hw.weight_buffer import WeightBuffer
+
+__all__ = ["ConvEngine", "ChannelSerializer", "TILE_BITS"]
+
+#: Width of the tile counter: a layer has at most 2^16 - 1 output tiles per group.
+TILE_BITS = 16
+
+
+def _kwargs_supported(cls, **kwargs):
+    params = inspect.signature(cls.__init__).parameters
+    return {k: v for k, v in kwargs.items() if k in params}
+
+
+class ChannelSerializer(wiring.Component):
+    """Splits the MAC array's ``P_co`` lanes into one beat per output channel.
+
+    Takes a whole ``acc[lane][j]`` result at once (so the MAC array can start
+    the next tile), then emits lanes ``0 .. lanes_valid - 1`` on ``o_lane``, one
+    per cycle, each with that lane's rescale multipliers and output
+    parameters, and framing (``channel``, ``tile``, ``last``).
+
+    Ports: ``i_acc`` (stream, MacArray's result layout), ``o_lane`` (stream of
+    ``{acc, mult, meta}``, the ``Rescale`` input layout with ``meta`` =
+    ``{bias, out_mult, out_shift, channel, tile, last}``), and per-group inputs
+    ``chan`` (parameters of all lanes), ``lanes_valid``, ``channel_base``,
+    ``tiles``, ``last_group`` and ``restart`` (clears the tile count).
+    ``tiles_done`` counts tiles fully emitted since ``restart``.
+
+    Contract: a result is taken in the cycle it is offered when nothing is
+    held, or when the last lane of the held one leaves; one lane per cycle.
+    """
+
+    def __init__(self, *, lanes, acc_layout, lane_layout, meta_layout, chan_layout, channel_bits):
+        self.lanes = lanes
+        self.meta_layout = meta_layout
+        super().__init__(
+            {
+                "i_acc": In(stream.Signature(acc_layout)),
+                "o_lane": Out(stream.Signature(lane_layout)),
+                "chan": In(data.ArrayLayout(chan_layout, lanes)),
+                "lanes_valid": In(range(lanes + 1)),
+                "channel_base": In(unsigned(channel_bits)),
+                "tiles": In(unsigned(TILE_BITS)),
+                "last_group": In(1),
+                "restart": In(1),
+                "tiles_done": Out(unsigned(TILE_BITS + 1)),
+            }
+        )
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        held = Signal()
+        buf = Signal(self.i_acc.payload.shape())
+        lane = Signal(range(max(self.lanes, 2)))
+        last_lane = lane == self.lanes_valid - 1
+        leaving = held & self.o_lane.ready & last_lane
+        m.d.comb += self.i_acc.ready.eq(~held | leaving)
+        chan = self.chan[lane]
+        meta = data.View(self.meta_layout, self.o_lane.payload.meta)
+        m.d.comb += [
+            self.o_lane.valid.eq(held),
+            self.o_lane.payload.acc.eq(buf[lane]),
+            self.o_lane.payload.mult.eq(chan.rescale_mult),
+            meta.bias.eq(chan.bias),
+            meta.out_mult.eq(chan.out_mult),
+            meta.out_shift.eq(chan.out_shift),
+            meta.channel.eq(self.channel_base + lane),
+            meta.tile.eq(self.tiles_done),
+            meta.last.eq(self.last_group & last_lane & (self.tiles_done == self.tiles - 1)),
+        ]
+        with m.If(self.o_lane.valid & self.o_lane.ready):
+            with m.If(last_lane):
+                m.d.sync += [lane.eq(0), self.tiles_done.eq(self.tiles_done + 1)]
+            with m.Else():
+                m.d.sync += lane.eq(lane + 1)
+        with m.If(self.i_acc.valid & self.i_acc.ready):
+            m.d.sync += [buf.eq(self.i_acc.payload), held.eq(1)]
+        with m.Elif(leaving):
+            m.d.sync += held.eq(0)
+        with m.If(self.restart):
+            m.d.sync += self.tiles_done.eq(0)
+        return m
+
+
+class ConvEngine(wiring.Component):
+    """Stride-1 conv engine for one fast-convolution algorithm (``EngineConfig``).
+
+    Ports (see :mod:`sfc_hls.hw.register_map` for the protocol):
+
+    * ``i_cfg``: register writes ``{addr: 16, data: 32}``; accepted while idle.
+    * ``i_chan``: per output-channel group, ``P_co`` beats ``{rescale_mult[m], bias,
+      out_mult, out_shift}``.
+    * ``i_weight``: per group, ``CIN`` rows ``weights[lane][j]`` (int8).
+    * ``i_act``: per group, ``TILES * CIN`` input beats, an ``L x L`` int8 tile each.
+    * ``o_out``: per tile, one beat per valid lane ``{data[M*M], channel, tile, last}``.
+    * ``status``: ``{busy, desc_error, overflow, layers_done}``.
+
+    Throughput: one ``i_act`` beat per cycle while outputs are taken and
+    ``CIN >= P_co`` (the output path handles one lane per cycle).  Between
+    groups the engine waits until the previous group's outputs have left,
+    then loads the next group's parameters and weights (``P_co + CIN``
+    cycles).  Latency from the last input beat of a tile to its first output
+    beat: :attr:`latency` cycles.
+    """
+
+    def __init__(self, config: EngineConfig) -> None:
+        if not isinstance(config, EngineConfig):
+            raise TypeError(f"config must be an EngineConfig, got {type(config).__name__}")
+        self.config = config
+        algo = config.algo
+        self.algo = algo
+        m = algo.mults
+        self.positions = m
+        self.lanes = config.pco
+        self.ci_bits = max(ceil_log2(config.cin_max), 1)
+        self.channel_bits = max(ceil_log2(config.cout_max), 1)
+
+        in_meta = data.StructLayout({"ci": unsigned(self.ci_bits), "first": 1, "last": 1})
+        self.in_meta_layout = in_meta
+        self.input_transform = InputTransform(algo, in_bits=config.in_bits, meta_width=in_meta.size)
+        self.act_quantizer = ActQuantizer(config, meta_width=in_meta.size)
+        if self.act_quantizer.v_bits != self.input_transform.v_bits:
+            raise AssertionError("InputTransform and ActQuantizer disagree on v_bits")
+        self.weight_buffer = WeightBuffer(
+            positions=m,
+            lanes=config.pco,
+            cin_max=config.cin_max,
+            act_bits=config.act_bits,
+            weight_bits=config.weight_bits,
+        )
+        self.mac_array = MacArray(
+            positions=m,
+            lanes=config.pco,
+            act_bits=config.act_bits,
+            weight_bits=config.weight_bits,
+            cin_max=config.cin_max,
+        )
+        # Output side: quantizer first (it fixes the widths of the parameters).
+        tail = data.StructLayout(
+            {"channel": unsigned(self.channel_bits), "tile": unsigned(TILE_BITS), "last": 1}
+        )
+        self.tail_layout = tail
+        self.output_quantizer = OutputQuantizer(
+            config,
+            **_kwargs_supported(OutputQuantizer, cin_max=config.cin_max, meta_width=tail.size),
+        )
+        oq = self.output_quantizer
+        lane_meta = data.StructLayout(
+            {
+                "bias": oq.in_layout["bias"].shape,
+                "out_mult": oq.in_layout["out_mult"].shape,
+                "out_shift": oq.in_layout["out_shift"].shape,
+                "channel": unsigned(self.channel_bits),
+                "tile": unsigned(TILE_BITS),
+                "last": 1,
+            }
+        )
+        self.lane_meta_layout = lane_meta
+        self.rescale = Rescale(config, cin_max=config.cin_max, meta_width=lane_meta.size)
+        if self.rescale.acc_bits != self.mac_array.acc_width:
+            raise AssertionError("Rescale and MacArray disagree on the accumulator width")
+        self.output_transform = OutputTransform(
+            algo, z_bits=config.z_bits, meta_width=lane_meta.size
+        )
+        if self.output_transform.y_bits > oq.y_bits:
+            raise AssertionError("OutputTransform produces wider y than OutputQuantizer takes")
+        self.chan_layout = data.StructLayout(
+            {
+                "rescale_mult": data.ArrayLayout(unsigned(config.rescale_bits), m),
+                "bias": oq.in_layout["bias"].shape,
+                "out_mult": oq.in_layout["out_mult"].shape,
+                "out_shift": oq.in_layout["out_shift"].shape,
+            }
+        )
+        self.cfg_layout = data.StructLayout(
+            {"addr": unsigned(ADDR_BITS), "data": unsigned(DATA_BITS)}
+        )
+        self.act_layout = data.ArrayLayout(signed(config.in_bits), algo.input_tile**2)
+        self.out_layout = data.StructLayout(
+            {
+                "data": data.ArrayLayout(signed(config.out_bits), algo.output_tile**2),
+                "channel": unsigned(self.channel_bits),
+                "tile": unsigned(TILE_BITS),
+                "last": 1,
+            }
+        )
+        self.status_layout = data.StructLayout(
+            {"busy": 1, "desc_error": 1, "overflow": 1, "layers_done": unsigned(16)}
+        )
+        self.latency = (
+            self.input_transform.latency
+            + self.act_quantizer.latency
+            + 1  # weight buffer read
+            + 2  # MAC array: multiply, accumulate
+            + self.rescale.latency
+            + self.output_transform.latency
+            + self.output_quantizer.latency
+        )
+        super().__init__(
+            {
+                "i_cfg": In(stream.Signature(self.cfg_layout)),
+                "i_chan": In(stream.Signature(self.chan_layout)),
+                "i_weight": In(stream.Signature(self.weight_buffer.row_layout)),
+                "i_act": In(stream.Signature(self.act_layout)),
+                "o_out": Out(stream.Signature(self.out_layout)),
+                "status": Out(self.status_layout),
+            }
+        )
+
+    # ------------------------------------------------------------------ limits
+    @property
+    def limits(self) -> dict[str, int]:
+        """Largest legal descriptor values (checked at START)."""
+        return {
+            "cin": self.config.cin_max,
+            "cout": self.config.cout_max,
+            "tiles": (1 << TILE_BITS) - 1,
+            "rescale_shift": self.rescale.max_shift,
+            "act_shift": self.act_quantizer.max_shift,
+            "act_mult": (1 << self.config.act_mult_bits) - 1,
+        }
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        cfg = self.config
+        pco = cfg.pco
+        npos = self.positions
+        m.submodules.input_transform = it = self.input_transform
+        m.submodules.act_quantizer = aq = self.act_quantizer
+        m.submodules.weight_buffer = wb = self.weight_buffer
+        m.submodules.mac_array = mac = self.mac_array
+        m.submodules.rescale = rs = self.rescale
+        m.submodules.output_transform = ot = self.output_transform
+        m.submodules.output_quantizer = oq = self.output_quantizer
+        m.submodules.serializer = ser = ChannelSerializer(
+            lanes=pco,
+            acc_layout=mac.acc_layout,
+            lane_layout=rs.in_layout,
+            meta_layout=self.lane_meta_layout,
+            chan_layout=self.chan_layout,
+            channel_bits=self.channel_bits,
+        )
+        limits = self.limits
+
+        # -------------------------------------------------------------- registers
+        cin = Signal(range(cfg.cin_max + 1))
+        cout = Signal(range(cfg.cout_max + 1))
+        tiles = Signal(unsigned(TILE_BITS))
+        relu = Signal()
+        rescale_shift = Signal(rs.rescale_shift.shape())
+        act_shift = Signal(aq.act_shift.shape())
+        act_mult = Signal(data.ArrayLayout(unsigned(cfg.act_mult_bits), npos))
+        bad_write = Signal()
+        desc_error = Signal()
+        layers_done = Signal(16)
+        # latched at START
+        start = Signal()
+        ok = Signal()
+
+        wr = self.i_cfg.payload
+        idle = Signal()
+        m.d.comb += self.i_cfg.ready.eq(idle)
+        with m.If(self.i_cfg.valid & self.i_cfg.ready):
+            addr, value = wr.addr, wr.data
+            with m.Switch(addr):
+                with m.Case(REGISTERS["CIN"]):
+                    with m.If(value > limits["cin"]):
+                        m.d.sync += bad_write.eq(1)
+                    m.d.sync += cin.eq(value)
+                with m.Case(REGISTERS["COUT"]):
+                    with m.If(value > limits["cout"]):
+                        m.d.sync += bad_write.eq(1)
+                    m.d.sync += cout.eq(value)
+                with m.Case(REGISTERS["TILES"]):
+                    with m.If(value > limits["tiles"]):
+                        m.d.sync += bad_write.eq(1)
+                    m.d.sync += tiles.eq(value)
+                with m.Case(REGISTERS["FLAGS"]):
+                    m.d.sync += relu.eq((value & FLAG_RELU) != 0)
+                with m.Case(REGISTERS["RESCALE_SHIFT"]):
+                    with m.If(value > limits["rescale_shift"]):
+                        m.d.sync += bad_write.eq(1)
+                    m.d.sync += rescale_shift.eq(value)
+                with m.Case(REGISTERS["CONTROL"]):
+                    m.d.comb += start.eq(value == START)
+                with m.Default():
+                    with m.If(
+                        (addr >= REGISTERS["ACT_MULT"]) & (addr < REGISTERS["ACT_MULT"] + npos)
+                    ):
+                        for j in range(npos):
+                            with m.If(addr == REGISTERS["ACT_MULT"] + j):
+                                m.d.sync += act_mult[j].eq(value)
+                        with m.If(value > limits["act_mult"]):
+                            m.d.sync += bad_write.eq(1)
+                    with m.Elif(
+                        (addr >= REGISTERS["ACT_SHIFT"]) & (addr < REGISTERS["ACT_SHIFT"] + npos)
+                    ):
+                        for j in range(npos):
+                            with m.If(addr == REGISTERS["ACT_SHIFT"] + j):
+                                m.d.sync += act_shift[j].eq(value)
+                        with m.If(value > limits["act_shift"]):
+                            m.d.sync += bad_write.eq(1)
+                    with m.Else():
+                        m.d.sync += bad_write.eq(1)  # unmapped address
+        m.d.comb += ok.eq(~bad_write & (cin >= 1) & (cout >= 1) & (tiles >= 1))
+
+        # -------------------------------------------------------------- control
+        group_base = Signal(unsigned(self.channel_bits + 1))
+        lanes_valid = Signal(range(pco + 1))
+        remaining = Signal(range(cfg.cout_max + 1))
+        chan_regs = Signal(data.ArrayLayout(self.chan_layout, pco))
+        chan_count = Signal(range(pco + 1))
+        ci = Signal(range(cfg.cin_max + 1))
+        tile = Signal(unsigned(TILE_BITS))
+        # Beats between the serializer and o_out: at most one per pipeline stage.
+        inflight = Signal(range(rs.latency + ot.latency + oq.latency + 2))
+        last_group = Signal()
+
+        m.d.comb += [
+            ser.chan.eq(chan_regs),
+            ser.lanes_valid.eq(lanes_valid),
+            ser.channel_base.eq(group_base),
+            ser.tiles.eq(tiles),
+            ser.last_group.eq(last_group),
+            aq.act_shift.eq(act_shift),
+            rs.rescale_shift.eq(rescale_shift),
+            oq.relu.eq(relu),
+        ]
+        if hasattr(aq, "act_mult"):
+            m.d.comb += aq.act_mult.eq(act_mult)
+
+        def begin_group(next_remaining):
+            nv = Signal.like(lanes_valid, name="next_lanes_valid")
+            m.d.comb += nv.eq(next_remaining)
+            with m.If(next_remaining > pco):
+                m.d.comb += nv.eq(pco)
+            m.d.sync += [
+                lanes_valid.eq(nv),
+                last_group.eq(next_remaining <= pco),
+                chan_count.eq(0),
+            ]
+
+        with m.FSM(name="ctrl"):
+            with m.State("IDLE"):
+                m.d.comb += idle.eq(1)
+                with m.If(start):
+                    with m.If(ok):
+                        m.d.sync += [
+                            desc_error.eq(0),
+                            group_base.eq(0),
+                            remaining.eq(cout),
+                        ]
+                        m.d.comb += rs.clear.eq(1)
+                        begin_group(cout)
+                        m.next = "LOAD_CHAN"
+                    with m.Else():
+                        m.d.sync += [desc_error.eq(1), bad_write.eq(0)]
+            with m.State("LOAD_CHAN"):
+                m.d.comb += self.i_chan.ready.eq(1)
+                with m.If(self.i_chan.valid):
+                    for lane in range(pco):
+                        with m.If(chan_count == lane):
+                            m.d.sync += chan_regs[lane].eq(self.i_chan.payload)
+                    m.d.sync += chan_count.eq(chan_count + 1)
+                    with m.If(chan_count == pco - 1):
+                        m.d.comb += [wb.restart.eq(1), ser.restart.eq(1)]
+                        m.next = "LOAD_WEIGHTS"
+            with m.State("LOAD_WEIGHTS"):
+                take = wb.i_weight.ready & (wb.loaded < cin)
+                m.d.comb += [
+                    self.i_weight.ready.eq(take),
+                    wb.i_weight.valid.eq(self.i_weight.valid & take),
+                ]
+                with m.If(wb.loaded == cin):
+                    m.d.sync += [ci.eq(0), tile.eq(0)]
+                    m.next = "RUN"
+            with m.State("RUN"):
+                m.d.comb += [
+                    it.i_x.valid.eq(self.i_act.valid),
+                    self.i_act.ready.eq(it.i_x.ready),
+                ]
+                with m.If(self.i_act.valid & it.i_x.ready):
+                    with m.If(ci == cin - 1):
+                        m.d.sync += [ci.eq(0), tile.eq(tile + 1)]
+                        with m.If(tile == tiles - 1):
+                            m.next = "DRAIN"
+                    with m.Else():
+                        m.d.sync += ci.eq(ci + 1)
+            drained = (ser.tiles_done == tiles) & (inflight == 0) & ~ser.o_lane.valid
+            with m.State("DRAIN"), m.If(drained):
+                with m.If(last_group):
+                    m.d.sync += layers_done.eq(layers_done + 1)
+                    m.next = "IDLE"
+                with m.Else():
+                    m.d.sync += [
+                        group_base.eq(group_base + pco),
+                        remaining.eq(remaining - pco),
+                    ]
+                    begin_group(remaining - pco)
+                    m.next = "LOAD_CHAN"
+
+        # -------------------------------------------------------------- datapath
+        m.d.comb += [
+            wb.i_weight.payload.eq(self.i_weight.payload),
+            it.i_x.payload.data.eq(self.i_act.payload),
+            it.i_x.payload.meta.eq(Cat(ci[: self.ci_bits], ci == 0, ci == cin - 1)),
+        ]
+        # InputTransform -> ActQuantizer
+        m.d.comb += [
+            aq.i_v.valid.eq(it.o_y.valid),
+            it.o_y.ready.eq(aq.i_v.ready),
+            aq.i_v.payload.v.eq(it.o_y.payload.data),
+            aq.i_v.payload.meta.eq(it.o_y.payload.meta),
+        ]
+        # ActQuantizer -> WeightBuffer
+        q_meta = data.View(self.in_meta_layout, aq.o_q.payload.meta)
+        m.d.comb += [
+            wb.i_beat.valid.eq(aq.o_q.valid),
+            aq.o_q.ready.eq(wb.i_beat.ready),
+            wb.i_beat.payload.act.eq(aq.o_q.payload.q),
+            wb.i_beat.payload.ci.eq(q_meta.ci),
+            wb.i_beat.payload.first.eq(q_meta.first),
+            wb.i_beat.payload.last.eq(q_meta.last),
+        ]
+        wiring.connect(m, wb.o_beat, mac.i_beat)
+        wiring.connect(m, mac.o_acc, ser.i_acc)
+        wiring.connect(m, ser.o_lane, rs.i_acc)
+        # Rescale -> OutputTransform
+        m.d.comb += [
+            ot.i_x.valid.eq(rs.o_z.valid),
+            rs.o_z.ready.eq(ot.i_x.ready),
+            ot.i_x.payload.data.eq(rs.o_z.payload.z),
+            ot.i_x.payload.meta.eq(rs.o_z.payload.meta),
+        ]
+        # OutputTransform -> OutputQuantizer
+        y_meta = data.View(self.lane_meta_layout, ot.o_y.payload.meta)
+        m.d.comb += [
+            oq.i_y.valid.eq(ot.o_y.valid),
+            ot.o_y.ready.eq(oq.i_y.ready),
+            oq.i_y.payload.y.eq(ot.o_y.payload.data),
+            oq.i_y.payload.bias.eq(y_meta.bias),
+            oq.i_y.payload.out_mult.eq(y_meta.out_mult),
+            oq.i_y.payload.out_shift.eq(y_meta.out_shift),
+            oq.i_y.payload.meta.eq(Cat(y_meta.channel, y_meta.tile, y_meta.last)),
+        ]
+        # OutputQuantizer -> o_out
+        tail = data.View(self.tail_layout, oq.o_out.payload.meta)
+        m.d.comb += [
+            self.o_out.valid.eq(oq.o_out.valid),
+            oq.o_out.ready.eq(self.o_out.ready),
+            self.o_out.payload.data.eq(oq.o_out.payload.out),
+            self.o_out.payload.channel.eq(tail.channel),
+            self.o_out.payload.tile.eq(tail.tile),
+            self.o_out.payload.last.eq(tail.last),
+        ]
+        # Beats between the serializer and o_out (drain detection).
+        enter = ser.o_lane.valid & ser.o_lane.ready
+        leave = self.o_out.valid & self.o_out.ready
+        with m.If(enter & ~leave):
+            m.d.sync += inflight.eq(inflight + 1)
+        with m.Elif(leave & ~enter):
+            m.d.sync += inflight.eq(inflight - 1)
+
+        m.d.comb += [
+            self.status.busy.eq(~idle),
+            self.status.desc_error.eq(desc_error),
+            self.status.overflow.eq(rs.overflow),
+            self.status.layers_done.eq(layers_done),
+        ]
+        return m

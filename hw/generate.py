@@ -1,0 +1,178 @@
+"""Verilog generation of a conv engine, with a JSON manifest and a content cache.
+
+``sfc-hls generate --algo sfc6-7x7-3x3 --pco 4 -o DIR`` writes ``DIR/conv_engine.v``
+and ``DIR/conv_engine.json`` (ports, parameters, widths, latency, memory map,
+limits).  Generation is cached under ``~/.cache/sfc-hls`` (or
+``$SFC_HLS_CACHE``) by a hash of the configuration and of the generator's
+own source, so an unchanged engine is not re-elaborated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sfc_hls.atomic_files import atomic_directory, write_text_atomic
+from sfc_hls.config import EngineConfig
+
+__all__ = ["GeneratedEngine", "generate_engine", "engine_manifest", "TOPLEVEL"]
+
+TOPLEVEL = "conv_engine"
+_SOURCES = [
+    Path(__file__).resolve().parent,  # hw/
+    Path(__file__).resolve().parents[1] / "sfc_hls",  # algorithms, datapath
+]
+
+
+def _source_digest() -> str:
+    h = hashlib.sha256()
+    for root in _SOURCES:
+        for path in sorted(root.glob("*.py")):
+            h.update(path.name.encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def _cache_root() -> Path:
+    return Path(os.environ.get("SFC_HLS_CACHE", Path.home() / ".cache" / "sfc-hls")) / "engines"
+
+
+@dataclass(frozen=True)
+class GeneratedEngine:
+    """Paths of a generated engine and its manifest (as a dict)."""
+
+    verilog: Path
+    manifest_path: Path
+    manifest: dict
+    cached: bool
+    seconds: float
+
+
+def _layout_json(layout) -> object:
+    from amaranth.hdl import Shape
+    from amaranth.lib import data
+
+    if isinstance(layout, data.ArrayLayout):
+        return {"array": _layout_json(layout.elem_shape), "length": layout.length}
+    if isinstance(layout, data.StructLayout):
+        return {name: _layout_json(f.shape) for name, f in layout}
+    s = Shape.cast(layout)
+    return f"{'signed' if s.signed else 'unsigned'}({s.width})"
+
+
+def engine_manifest(engine) -> dict:
+    """Ports, parameters, widths, latency, limits and register map of a ConvEngine."""
+    from sfc_hls.datapath import DatapathWidths, minimum_rescale_shift
+    from sfc_hls.hw.register_map import RegisterMap
+
+    cfg = engine.config
+    algo = engine.algo
+    widths = DatapathWidths.derive(algo, cfg, cfg.cin_max, minimum_rescale_shift(cfg.cin_max, cfg))
+    ports = {}
+    for name, member in engine.signature.members.items():
+        if member.is_port:
+            ports[name] = {"direction": str(member.flow.value), "shape": _layout_json(member.shape)}
+        else:
+            payload = member.signature.members["payload"].shape
+            ports[name] = {
+                "direction": str(member.flow.value),
+                "stream": True,
+                "payload": _layout_json(payload),
+            }
+    return {
+        "format": "sfc-hls.engine/1",
+        "toplevel": TOPLEVEL,
+        "config": cfg.to_dict(),
+        "algorithm": {
+            "name": algo.name,
+            "title": algo.title,
+            "mults": algo.mults,
+            "input_tile": algo.input_tile,
+            "output_tile": algo.output_tile,
+            "kernel": algo.kernel,
+        },
+        "multipliers": {
+            "mac_array": engine.mac_array.multipliers,
+            "act_quantizer": algo.mults if cfg.scale_mode == "fixed" else 0,
+            "rescale": algo.mults,
+            "output_quantizer": algo.output_tile**2,
+        },
+        "adders": {
+            "input_transform": engine.input_transform.adders,
+            "output_transform": engine.output_transform.adders,
+        },
+        "widths": {
+            "v_bits": engine.input_transform.v_bits,
+            "act_bits": cfg.act_bits,
+            "acc_bits": engine.mac_array.acc_width,
+            "z_bits": cfg.z_bits,
+            "y_bits": engine.output_transform.y_bits,
+            "out_bits": cfg.out_bits,
+            "datapath_at_cin_max": widths.as_dict(),
+        },
+        "latency": {
+            "input_transform": engine.input_transform.latency,
+            "act_quantizer": engine.act_quantizer.latency,
+            "weight_buffer": 1,
+            "mac_array": 2,
+            "rescale": engine.rescale.latency,
+            "output_transform": engine.output_transform.latency,
+            "output_quantizer": engine.output_quantizer.latency,
+            "total": engine.latency,
+        },
+        "limits": engine.limits,
+        "registers": RegisterMap(algo.mults).describe(),
+        "ports": ports,
+        "clock": "clk (rising edge), synchronous active-high reset rst",
+    }
+
+
+def generate_engine(
+    config: EngineConfig, out_dir: str | Path | None = None, *, overwrite: bool = False
+) -> GeneratedEngine:
+    """Generate (or take from the cache) the Verilog of ``config``'s engine.
+
+    With ``out_dir`` the two files are also written there (atomically).
+    """
+    if not isinstance(config, EngineConfig):
+        raise TypeError(f"config must be an EngineConfig, got {type(config).__name__}")
+    key = hashlib.sha256(
+        (json.dumps(config.to_dict(), sort_keys=True) + _source_digest()).encode()
+    ).hexdigest()[:24]
+    cache_dir = _cache_root() / key
+    verilog_path = cache_dir / f"{TOPLEVEL}.v"
+    manifest_path = cache_dir / f"{TOPLEVEL}.json"
+    t0 = time.perf_counter()
+    cached = verilog_path.is_file() and manifest_path.is_file()
+    if not cached:
+        from amaranth.back import verilog
+
+        from sfc_hls.hw.engine import ConvEngine
+
+        engine = ConvEngine(config)
+        manifest = engine_manifest(engine)
+        text = verilog.convert(engine, name=TOPLEVEL, emit_src=False)
+        manifest["verilog_sha256"] = hashlib.sha256(text.encode()).hexdigest()
+        write_text_atomic(verilog_path, text)
+        write_text_atomic(manifest_path, json.dumps(manifest, indent=2))
+    manifest = json.loads(manifest_path.read_text())
+    result = GeneratedEngine(
+        verilog_path, manifest_path, manifest, cached, time.perf_counter() - t0
+    )
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        with atomic_directory(out_dir, overwrite=overwrite) as tmp:
+            (tmp / verilog_path.name).write_bytes(verilog_path.read_bytes())
+            (tmp / manifest_path.name).write_bytes(manifest_path.read_bytes())
+        result = GeneratedEngine(
+            out_dir / verilog_path.name,
+            out_dir / manifest_path.name,
+            manifest,
+            cached,
+            result.seconds,
+        )
+    return result
