@@ -1,0 +1,641 @@
+"""Per-layer int8 error of fast-convolution algorithms on a trained network.
+
+:func:`run_error_study` measures, for every 3x3 stride-1 conv layer of the
+committed digits ResNet (:func:`sfc_hls.host.checkpoint.load_digits_small_resnet`)
+and every algorithm, the error of the layer quantized by
+:func:`sfc_hls.quantize.quantize_conv_layer` and run through the bit-accurate
+golden model (:func:`sfc_hls.golden.conv2d_int8`), against the float layer:
+
+1. BatchNorm is folded into each conv; forward hooks capture the float input
+   of each layer on calibration images (training set) and evaluation images
+   (test set), both chosen by a seeded permutation.
+2. The layer input is quantized to int8, symmetric, with the scale
+   ``max|x| / 127`` of the calibration inputs.
+3. The layer is quantized for each (algorithm, activation scale mode,
+   fine-tuning on/off) with the same clipping methods and weight granularity,
+   calibrated and fine-tuned on the calibration images only.
+4. On the evaluation images two errors are measured, each as plain MSE (in the
+   units of the BN-folded conv output) and normalized MSE
+   ``mean((y_hat - y)^2) / var(y)`` (``var`` of the float output ``y`` over all
+   its elements):
+
+   * ``out``: the engine's int8 output (dequantized) against the float layer on
+     the float input -- everything included (input, transform-domain and
+     output quantization);
+   * ``y``: the datapath's accumulator ``y + bias`` before the output
+     requantization (dequantized) against the float layer on the int8 input --
+     the error the transform-domain quantization alone adds.
+
+Layers are quantized without ReLU (the measured output is conv + BN, which in
+a BasicBlock's second conv is added to the shortcut before any ReLU).
+
+:func:`write_error_study` writes ``error_study.json``, ``error_study.md`` and
+``error_study.png`` into a directory atomically; :func:`main` is the
+``sfc-hls error-study`` command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sfc_hls.atomic_files import atomic_directory, write_bytes_atomic, write_text_atomic
+from sfc_hls.catalog import get_algorithm
+from sfc_hls.config import SCALE_MODES, EngineConfig
+from sfc_hls.golden import conv2d_int8
+from sfc_hls.quantize import (
+    ACT_METHODS,
+    WEIGHT_GRANULARITIES,
+    WEIGHT_METHODS,
+    accumulator_scale,
+    dequantize_output,
+    float_conv2d,
+    fold_batchnorm,
+    quantize_conv_layer,
+    quantize_input,
+)
+from sfc_hls.reference import assemble_tiles
+
+__all__ = [
+    "STUDY_ALGORITHMS",
+    "add_arguments",
+    "format_table",
+    "main",
+    "run",
+    "run_error_study",
+    "write_error_study",
+]
+
+#: The algorithms compared by default (all 3x3 kernels).
+STUDY_ALGORITHMS = (
+    "direct-3x3",
+    "wino-2x2-3x3",
+    "wino-4x4-3x3",
+    "sfc4-4x4-3x3",
+    "sfc6-6x6-3x3",
+    "sfc6-7x7-3x3",
+)
+FORMAT = "sfc-hls.error-study/1"
+FILES = ("error_study.json", "error_study.md", "error_study.png")
+_WINOGRAD = "wino-4x4-3x3"
+_SFC6 = ("sfc6-6x6-3x3", "sfc6-7x7-3x3")
+
+
+# ---------------------------------------------------------------------- data capture
+def _check_positive_int(name: str, value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+def _stride1_convs(model: Any, kernel: int = 3) -> list[str]:
+    from torch import nn
+
+    return [
+        name
+        for name, mod in model.named_modules()
+        if isinstance(mod, nn.Conv2d)
+        and mod.kernel_size == (kernel, kernel)
+        and mod.stride == (1, 1)
+        and mod.groups == 1
+        and mod.dilation == (1, 1)
+        and mod.padding[0] == mod.padding[1]
+    ]
+
+
+def _batchnorm_of(modules: dict[str, Any], conv_name: str) -> Any:
+    """The BatchNorm after ``conv_name`` (``...convK`` -> ``...bnK``, torchvision naming)."""
+    prefix, _, leaf = conv_name.rpartition(".")
+    if not leaf.startswith("conv"):
+        raise ValueError(f"cannot find the BatchNorm of layer {conv_name!r} (not named convK)")
+    bn_name = (prefix + "." if prefix else "") + "bn" + leaf[len("conv") :]
+    if bn_name not in modules:
+        raise ValueError(f"layer {conv_name!r} has no BatchNorm {bn_name!r}")
+    return modules[bn_name]
+
+
+def _capture_inputs(model: Any, names: Sequence[str], images: Any) -> dict[str, np.ndarray]:
+    """Float64 input of each named module for ``images`` (forward hooks, no grad)."""
+    import torch
+
+    modules = dict(model.named_modules())
+    captured: dict[str, np.ndarray] = {}
+    hooks = []
+    for name in names:
+
+        def hook(_mod, inputs, _out, name=name):
+            captured[name] = inputs[0].detach().to(torch.float64).cpu().numpy().copy()
+
+        hooks.append(modules[name].register_forward_hook(hook))
+    try:
+        with torch.no_grad():
+            model(images)
+    finally:
+        for h in hooks:
+            h.remove()
+    return captured
+
+
+# ---------------------------------------------------------------------- metrics
+def _errors(estimate: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
+    """(MSE, MSE / var(reference))."""
+    mse = float(np.mean((estimate - reference) ** 2))
+    var = float(np.var(reference))
+    return mse, mse / var if var > 0 else math.inf
+
+
+def _accumulator_output(stages: Any, params: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """Dequantized ``y + bias`` (before output requantization) as (N, Cout, Ho, Wo)."""
+    algo = params.algo
+    n, _, ho, wo = shape
+    grid = [math.ceil(ho / algo.output_tile), math.ceil(wo / algo.output_tile)]
+    y = assemble_tiles(stages.y.astype(np.float64), algo, [ho, wo], grid)
+    y = y + params.bias[None, :, None, None]
+    return y * accumulator_scale(params)[None, :, None, None]
+
+
+def _geomean(values: Sequence[float]) -> float:
+    values = [v for v in values if v > 0 and math.isfinite(v)]
+    return float(np.exp(np.mean(np.log(values)))) if values else math.nan
+
+
+# ---------------------------------------------------------------------- the study
+def run_error_study(
+    *,
+    algorithms: Sequence[str] = STUDY_ALGORITHMS,
+    layers: Sequence[str] | None = None,
+    calib_images: int = 32,
+    eval_images: int = 64,
+    scale_modes: Sequence[str] = SCALE_MODES,
+    fine_tune: Sequence[bool] = (False, True),
+    act_method: str = "percentile",
+    weight_method: str = "mse",
+    weight_granularity: str = "channel",
+    seed: int = 0,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Quantize every selected layer with every algorithm and configuration; measure errors.
+
+    Args:
+        algorithms: 3x3 algorithm names (all quantized the same way).
+        layers: names of 3x3 stride-1 conv layers of the digits ResNet
+            (``None``: all of them).
+        calib_images, eval_images: images from the training / test split.
+        scale_modes: activation scale modes to compare (``pow2``, ``fixed``).
+        fine_tune: fine-tuning settings to compare.
+        act_method, weight_method, weight_granularity: passed to
+            :func:`~sfc_hls.quantize.quantize_conv_layer`.
+        seed: seed of the image selection.
+        progress: print one line per layer to stderr.
+
+    Returns:
+        A JSON-serializable dict (``format`` ``sfc-hls.error-study/1``) with
+        settings, per-layer data, one record per (layer, algorithm, scale mode,
+        fine-tune) and a summary (geometric means over layers, SFC-6 vs
+        Winograd F(4x4) ratios).
+    """
+    import torch
+
+    from sfc_hls.host.checkpoint import load_digits_small_resnet
+    from sfc_hls.host.digits import load_digits_split
+
+    algorithms = list(algorithms)
+    if not algorithms:
+        raise ValueError("algorithms must name at least one algorithm")
+    for name in algorithms:
+        if get_algorithm(name).kernel != 3 or get_algorithm(name).dims != 2:
+            raise ValueError(f"algorithms: {name!r} is not a 2D 3x3 algorithm")
+    scale_modes = list(scale_modes)
+    if not scale_modes or any(m not in SCALE_MODES for m in scale_modes):
+        raise ValueError(
+            f"scale_modes must be a non-empty subset of {SCALE_MODES}, got {scale_modes}"
+        )
+    fine_tune = list(fine_tune)
+    if not fine_tune or any(not isinstance(f, bool) for f in fine_tune):
+        raise ValueError(f"fine_tune must be a non-empty list of bools, got {fine_tune}")
+    if act_method not in ACT_METHODS:
+        raise ValueError(f"act_method must be one of {ACT_METHODS}, got {act_method!r}")
+    if weight_method not in WEIGHT_METHODS:
+        raise ValueError(f"weight_method must be one of {WEIGHT_METHODS}, got {weight_method!r}")
+    if weight_granularity not in WEIGHT_GRANULARITIES:
+        raise ValueError(
+            f"weight_granularity must be one of {WEIGHT_GRANULARITIES}, got {weight_granularity!r}"
+        )
+    calib_images = _check_positive_int("calib_images", calib_images)
+    eval_images = _check_positive_int("eval_images", eval_images)
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+
+    start = time.perf_counter()
+    model, meta = load_digits_small_resnet()
+    split = load_digits_split()
+    available = _stride1_convs(model)
+    if layers is None:
+        layers = available
+    layers = list(layers)
+    unknown = [name for name in layers if name not in available]
+    if unknown or not layers:
+        raise ValueError(f"layers must be among the 3x3 stride-1 convs {available}, got {layers}")
+    for name, count, total in (
+        ("calib_images", calib_images, len(split.x_train)),
+        ("eval_images", eval_images, len(split.x_test)),
+    ):
+        if count > total:
+            raise ValueError(f"{name}={count} exceeds the {total} images available")
+    rng = np.random.default_rng(seed)
+    calib_idx = np.sort(rng.permutation(len(split.x_train))[:calib_images])
+    eval_idx = np.sort(rng.permutation(len(split.x_test))[:eval_images])
+    calib_x = _capture_inputs(model, layers, split.x_train[torch.from_numpy(calib_idx)])
+    eval_x = _capture_inputs(model, layers, split.x_test[torch.from_numpy(eval_idx)])
+    modules = dict(model.named_modules())
+
+    layer_info = []
+    records = []
+    for layer in layers:
+        conv = modules[layer]
+        w, b = fold_batchnorm(conv, _batchnorm_of(modules, layer))
+        padding = int(conv.padding[0])
+        xc, xe = calib_x[layer], eval_x[layer]
+        sx = float(np.abs(xc).max()) / 127.0
+        xc_int, xe_int = quantize_input(xc, sx), quantize_input(xe, sx)
+        ref = float_conv2d(xe, w, b, padding)
+        ref_int_in = float_conv2d(xe_int * sx, w, b, padding)
+        calib_ref = float_conv2d(xc_int * sx, w, b, padding)
+        so = float(np.abs(calib_ref).max()) / 127.0
+        out_floor = np.clip(np.rint(ref_int_in / so), -128, 127) * so
+        info = {
+            "name": layer,
+            "cin": int(w.shape[1]),
+            "cout": int(w.shape[0]),
+            "height": int(xe.shape[2]),
+            "width": int(xe.shape[3]),
+            "input_scale": sx,
+            "output_scale": so,
+            "float_output_var": float(np.var(ref)),
+            # Errors every algorithm shares: int8 input (exact conv of it), and
+            # in addition int8 rounding of the exact output.
+            "nmse_input_quant": _errors(ref_int_in, ref)[1],
+            "nmse_input_output_quant": _errors(out_floor, ref)[1],
+        }
+        layer_info.append(info)
+        for algo in algorithms:
+            for mode in scale_modes:
+                config = EngineConfig(algorithm=algo, scale_mode=mode)
+                for ft in fine_tune:
+                    t0 = time.perf_counter()
+                    params = quantize_conv_layer(
+                        w,
+                        b,
+                        config=config,
+                        calib_inputs_int8=xc_int,
+                        input_scale=sx,
+                        output_scale=so,
+                        padding=padding,
+                        act_method=act_method,
+                        weight_method=weight_method,
+                        weight_granularity=weight_granularity,
+                        fine_tune=ft,
+                        calib_samples=None,
+                    )
+                    t1 = time.perf_counter()
+                    out, stages = conv2d_int8(xe_int, params, return_stages=True)
+                    mse_out, nmse_out = _errors(dequantize_output(out, params), ref)
+                    y = _accumulator_output(stages, params, out.shape)
+                    mse_y, nmse_y = _errors(y, ref_int_in)
+                    records.append(
+                        {
+                            "layer": layer,
+                            "algorithm": algo,
+                            "scale_mode": mode,
+                            "fine_tune": ft,
+                            "mse_out": mse_out,
+                            "nmse_out": nmse_out,
+                            "mse_y": mse_y,
+                            "nmse_y": nmse_y,
+                            "quantize_seconds": round(t1 - t0, 3),
+                        }
+                    )
+        if progress:
+            print(
+                f"error-study: {layer} done ({time.perf_counter() - start:.1f} s)", file=sys.stderr
+            )
+
+    result = {
+        "format": FORMAT,
+        "settings": {
+            "model": meta.get("model", "small_resnet"),
+            "dataset": meta.get("dataset", "digits"),
+            "algorithms": algorithms,
+            "layers": layers,
+            "calib_images": calib_images,
+            "eval_images": eval_images,
+            "scale_modes": scale_modes,
+            "fine_tune": fine_tune,
+            "act_method": act_method,
+            "weight_method": weight_method,
+            "weight_granularity": weight_granularity,
+            "seed": seed,
+            "engine": {
+                k: v
+                for k, v in EngineConfig().to_dict().items()
+                if k not in ("algorithm", "scale_mode", "pco", "cin_max", "cout_max")
+            },
+        },
+        "normalization": (
+            "nmse = mean((estimate - reference)^2) / var(reference) over all outputs of the "
+            "evaluation images; mse is the plain mean squared error in the units of the "
+            "BN-folded conv output. 'out': int8 engine output vs the float layer on the float "
+            "input. 'y': accumulator y + bias before output requantization vs the float layer "
+            "on the int8 input (transform-domain quantization error only)."
+        ),
+        "layers": layer_info,
+        "records": records,
+        "summary": _summary(records, algorithms, scale_modes, fine_tune),
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+    return result
+
+
+def _config_key(mode: str, ft: bool) -> str:
+    return f"{mode}{'+ft' if ft else ''}"
+
+
+def _summary(
+    records: list[dict], algorithms: list[str], modes: list[str], fts: list[bool]
+) -> dict[str, Any]:
+    geo: dict[str, dict[str, dict[str, float]]] = {}
+    for mode in modes:
+        for ft in fts:
+            key = _config_key(mode, ft)
+            geo[key] = {}
+            for algo in algorithms:
+                sel = [
+                    r
+                    for r in records
+                    if r["algorithm"] == algo and r["scale_mode"] == mode and r["fine_tune"] == ft
+                ]
+                geo[key][algo] = {
+                    "nmse_out": _geomean([r["nmse_out"] for r in sel]),
+                    "nmse_y": _geomean([r["nmse_y"] for r in sel]),
+                }
+    ratios: dict[str, Any] = {}
+    if _WINOGRAD in algorithms:
+        for sfc in _SFC6:
+            if sfc not in algorithms:
+                continue
+            for key, per_algo in geo.items():
+                for metric in ("nmse_out", "nmse_y"):
+                    ratio = per_algo[_WINOGRAD][metric] / per_algo[sfc][metric]
+                    ratios.setdefault(sfc, {}).setdefault(key, {})[metric] = ratio
+    return {
+        "geomean_over_layers": geo,
+        "winograd4_over_sfc6": ratios,
+        "paper_claim": "SFC-6 int8 layer MSE >= 10x lower than Winograd F(4x4,3x3) int8",
+        "paper_claim_met": {
+            sfc: {key: r["nmse_y"] >= 10.0 for key, r in per.items()} for sfc, per in ratios.items()
+        },
+    }
+
+
+# ---------------------------------------------------------------------- reports
+def _short(algo: str) -> str:
+    return get_algorithm(algo).title
+
+
+def _table(headers: list[str], rows: list[list[str]], markdown: bool) -> str:
+    if markdown:
+        lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
+        return "\n".join(lines)
+    widths = [max(len(x) for x in col) for col in zip(headers, *rows, strict=True)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(lines)
+
+
+def format_table(result: dict[str, Any], *, markdown: bool = False) -> str:
+    """Per-layer and summary tables of a study result (text or markdown)."""
+    s = result["settings"]
+    algos = s["algorithms"]
+    configs = [(m, f) for m in s["scale_modes"] for f in s["fine_tune"]]
+    heading = (lambda t: f"### {t}") if markdown else (lambda t: t)
+    parts = []
+    index = {
+        (r["layer"], r["algorithm"], r["scale_mode"], r["fine_tune"]): r for r in result["records"]
+    }
+    for metric, title in (
+        (
+            "nmse_y",
+            "normalized MSE of y (before output requantization) vs float layer on the int8 input",
+        ),
+        ("nmse_out", "normalized MSE of the int8 output vs float layer on the float input"),
+    ):
+        for mode, ft in configs:
+            rows = []
+            for info in result["layers"]:
+                row = [
+                    f"{info['name']} ({info['cin']}->{info['cout']}, {info['height']}x{info['width']})"
+                ]
+                row += [f"{index[(info['name'], a, mode, ft)][metric]:.2e}" for a in algos]
+                if metric == "nmse_out":
+                    row.append(f"{info['nmse_input_output_quant']:.2e}")
+                rows.append(row)
+            geo = result["summary"]["geomean_over_layers"][_config_key(mode, ft)]
+            rows.append(["geomean"] + [f"{geo[a][metric]:.2e}" for a in algos])
+            if metric == "nmse_out":
+                rows[-1].append(
+                    f"{_geomean([i['nmse_input_output_quant'] for i in result['layers']]):.2e}"
+                )
+            headers = ["layer"] + [_short(a) for a in algos]
+            if metric == "nmse_out":
+                headers.append("floor")
+            parts.append(heading(f"{title} -- {_config_key(mode, ft)}"))
+            parts.append(_table(headers, rows, markdown))
+            parts.append("")
+    ratios = result["summary"]["winograd4_over_sfc6"]
+    if ratios:
+        parts.append(heading("Winograd F(4x4,3x3) error / SFC-6 error (geomean over layers)"))
+        rows = []
+        for sfc, per in ratios.items():
+            for key, r in per.items():
+                rows.append([_short(sfc), key, f"{r['nmse_y']:.1f}x", f"{r['nmse_out']:.1f}x"])
+        parts.append(_table(["SFC-6", "config", "y", "int8 out"], rows, markdown))
+        parts.append("")
+    parts.append(
+        "floor = int8 input and int8 output rounding alone (exact arithmetic in between); "
+        + result["normalization"]
+    )
+    return "\n".join(parts)
+
+
+def _plot_png(result: dict[str, Any]) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    s = result["settings"]
+    algos = s["algorithms"]
+    configs = [_config_key(m, f) for m in s["scale_modes"] for f in s["fine_tune"]]
+    main = configs[-1]
+    index = {
+        (r["layer"], r["algorithm"], _config_key(r["scale_mode"], r["fine_tune"])): r
+        for r in result["records"]
+    }
+    layers = [info["name"] for info in result["layers"]]
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.2), constrained_layout=True)
+    width = 0.8 / len(algos)
+    x = np.arange(len(layers))
+    for i, algo in enumerate(algos):
+        vals = [index[(layer, algo, main)]["nmse_y"] for layer in layers]
+        axes[0].bar(x + (i - (len(algos) - 1) / 2) * width, vals, width, label=_short(algo))
+    axes[0].set_xticks(x, layers, rotation=20, ha="right", fontsize=8)
+    axes[0].set_yscale("log")
+    axes[0].set_ylabel("normalized MSE of y vs float")
+    axes[0].set_title(f"per layer ({main})")
+    x = np.arange(len(configs))
+    geo = result["summary"]["geomean_over_layers"]
+    for i, algo in enumerate(algos):
+        vals = [geo[c][algo]["nmse_y"] for c in configs]
+        axes[1].bar(x + (i - (len(algos) - 1) / 2) * width, vals, width, label=_short(algo))
+    axes[1].set_xticks(x, configs)
+    axes[1].set_yscale("log")
+    axes[1].set_title("geometric mean over layers")
+    axes[1].set_ylabel("normalized MSE of y vs float")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(algos), fontsize=8)
+    fig.suptitle(
+        f"int8 transform-domain quantization error, digits ResNet "
+        f"({s['calib_images']} calibration / {s['eval_images']} evaluation images)"
+    )
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _markdown(result: dict[str, Any]) -> str:
+    s = result["settings"]
+    lines = [
+        "# Int8 error study",
+        "",
+        f"Model: {s['model']} on {s['dataset']}; {len(s['layers'])} 3x3 stride-1 conv layers "
+        f"(BatchNorm folded, no ReLU); {s['calib_images']} calibration images (train), "
+        f"{s['eval_images']} evaluation images (test), seed {s['seed']}.",
+        f"Quantizer: activation clipping `{s['act_method']}` per transform position, weights "
+        f"`{s['weight_method']}` per {s['weight_granularity']}; int8 activations and weights; "
+        f"run time {result['seconds']} s.",
+        "",
+        format_table(result, markdown=True),
+        "",
+        "![error study](error_study.png)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_error_study(
+    result: dict[str, Any], out_dir: str | Path, *, overwrite: bool = False
+) -> Path:
+    """Write ``error_study.{json,md,png}`` into ``out_dir`` atomically (all or nothing)."""
+    out_dir = Path(out_dir)
+    png = _plot_png(result)
+    with atomic_directory(out_dir, overwrite=overwrite) as tmp:
+        write_text_atomic(tmp / "error_study.json", json.dumps(result, indent=2) + "\n")
+        write_text_atomic(tmp / "error_study.md", _markdown(result))
+        write_bytes_atomic(tmp / "error_study.png", png)
+    return out_dir
+
+
+# ---------------------------------------------------------------------- command line
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``sfc-hls error-study``."""
+    parser.add_argument("output", type=Path, help="output directory (created atomically)")
+    parser.add_argument("--force", action="store_true", help="replace an existing output directory")
+    parser.add_argument(
+        "--algorithms",
+        nargs="+",
+        default=list(STUDY_ALGORITHMS),
+        metavar="NAME",
+        help="3x3 algorithms to compare (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--layers",
+        nargs="+",
+        default=None,
+        metavar="LAYER",
+        help="conv layers (default: all 3x3 stride-1)",
+    )
+    parser.add_argument(
+        "--calib-images", type=int, default=32, help="calibration images (default: 32)"
+    )
+    parser.add_argument(
+        "--eval-images", type=int, default=64, help="evaluation images (default: 64)"
+    )
+    parser.add_argument(
+        "--scale-modes", nargs="+", choices=SCALE_MODES, default=list(SCALE_MODES),
+        help="activation scale modes (default: both)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--fine-tune",
+        choices=("off", "on", "both"),
+        default="both",
+        help="scale fine-tuning (default: both)",
+    )
+    parser.add_argument("--act-method", choices=ACT_METHODS, default="percentile")
+    parser.add_argument("--weight-method", choices=WEIGHT_METHODS, default="mse")
+    parser.add_argument("--granularity", choices=WEIGHT_GRANULARITIES, default="channel")
+    parser.add_argument("--seed", type=int, default=0, help="image selection seed (default: 0)")
+    parser.add_argument("--quiet", action="store_true", help="print no table")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the study with parsed ``args``; write the files and print the table."""
+    fine_tune = {"off": [False], "on": [True], "both": [False, True]}[args.fine_tune]
+    result = run_error_study(
+        algorithms=args.algorithms,
+        layers=args.layers,
+        calib_images=args.calib_images,
+        eval_images=args.eval_images,
+        scale_modes=args.scale_modes,
+        fine_tune=fine_tune,
+        act_method=args.act_method,
+        weight_method=args.weight_method,
+        weight_granularity=args.granularity,
+        seed=args.seed,
+        progress=not args.quiet,
+    )
+    path = write_error_study(result, args.output, overwrite=args.force)
+    if not args.quiet:
+        print(format_table(result))
+    print(f"wrote {', '.join(FILES)} to {path} ({result['seconds']} s)")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``sfc-hls error-study`` as a standalone entry point."""
+    parser = argparse.ArgumentParser(
+        prog="sfc-hls error-study",
+        description="Per-layer int8 error of fast-convolution algorithms on the digits ResNet.",
+    )
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except (ValueError, TypeError, FileExistsError) as exc:
+        print(f"sfc-hls error-study: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
