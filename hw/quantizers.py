@@ -1,0 +1,569 @@
+"""Requantization blocks of the conv engine: :class:`ActQuantizer`, :class:`Rescale`,
+:class:`OutputQuantizer`.
+
+They implement the three requantization steps of the integer datapath
+(:mod:`sfc_hls.datapath`, docs/datapath.md)::
+
+    q   = sat(rshift(v * act_mult[j], act_shift[j]), act_bits)          ActQuantizer
+    z   = rshift(acc * rescale_mult[j, co], rescale_shift)               Rescale
+    out = sat(rshift((y + bias) * out_mult, out_shift), out_bits), ReLU  OutputQuantizer
+
+with ``rshift`` the round-half-up arithmetic shift ``(p + 2^(s-1)) >> s``
+(:func:`sfc_hls.datapath.rshift_round`) and ``sat`` the clamp of
+:func:`sfc_hls.datapath.saturate`.
+
+Common contract (all three are :class:`~sfc_hls.hw.pipeline.StallPipeline`
+pipelines between one input and one output stream):
+
+* throughput: one beat per cycle while the output is ready;
+* latency: :attr:`latency` cycles from an input handshake to ``valid`` of its
+  result (2, 2 and 3);
+* backpressure: while the output holds a beat that is not taken, the whole
+  pipeline stalls and the input's ``ready`` is low (``ready`` of the input
+  depends combinationally on ``ready`` of the output; ``valid`` of the output
+  comes from a register);
+* reset: no beat in flight, ``valid`` low, :attr:`Rescale.overflow` low;
+* ``meta`` is an opaque payload field of ``meta_width`` bits carried from the
+  input beat to its result unchanged (the engine's control bits); with
+  ``meta_width = 0`` (the default) the payloads have no ``meta`` field;
+* per-layer constants are plain input ports and must be held constant while
+  beats of the layer are in the pipeline (from the first input handshake to the
+  last output handshake); per-beat parameters travel in the payload.
+
+Widths are derived from bounds, never chosen.  Every internal register is as
+wide as the exact result for *every* value the input ports can carry, which is
+at least the width :class:`~sfc_hls.datapath.DatapathWidths` derives for any
+legal layer, so nothing wraps inside a block; and a shift amount beyond the
+width of the shifted value gives the exact result 0 (``rshift_round`` of a
+value ``|p| < 2^(P-1)`` by ``s >= P`` is 0), so every value of a shift port is
+computed exactly as the spec does.  The shift ports are wide enough for the
+largest legal shift of the spec (the width of the value it shifts).
+
+Mapping: the product and its rounding constant ``2^(s-1)`` are one registered
+multiply-add (a DSP slice with its post-adder and P register); the arithmetic
+shift and the saturation follow in the next stage.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from sfc_hls.bilinear import signed_width
+from sfc_hls.config import EngineConfig
+from sfc_hls.datapath import DatapathWidths, minimum_rescale_shift, signed_range
+from sfc_hls.hw.pipeline import StallPipeline
+
+__all__ = ["ActQuantizer", "OutputQuantizer", "Rescale", "engine_widths"]
+
+
+# -- argument checks and width arithmetic ----------------------------------------------------
+
+
+def _check_config(config: object) -> EngineConfig:
+    if not isinstance(config, EngineConfig):
+        raise TypeError(f"config must be an EngineConfig, not {config!r}")
+    return config
+
+
+def _check_int(name: str, value: object, lo: int, hi: int | None = None) -> int:
+    allowed = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an integer {allowed}, not {value!r}")
+    if value < lo or (hi is not None and value > hi):
+        raise ValueError(f"{name} must be an integer {allowed}, not {value!r}")
+    return value
+
+
+def engine_widths(config: EngineConfig, cin: int | None = None) -> DatapathWidths:
+    """Datapath widths of the largest legal layer: ``cin`` (default ``config.cin_max``)
+    input channels at the minimum rescale shift.
+
+    The activation widths do not depend on the layer; ``acc_bits`` and
+    ``rescaled_bits`` grow with ``cin``, so these are the largest of any layer
+    with at most ``cin`` input channels.
+    """
+    _check_config(config)
+    cin = config.cin_max if cin is None else cin
+    return DatapathWidths.derive(config.algo, config, cin, minimum_rescale_shift(cin, config))
+
+
+def _product_width(value_bits: int, mult_bits: int) -> int:
+    """Signed width of ``signed(value_bits) * unsigned(mult_bits)`` over all operand values."""
+    lo, hi = signed_range(value_bits)
+    mult_max = (1 << mult_bits) - 1
+    return signed_width(lo * mult_max, hi * mult_max)
+
+
+class _RoundingShift:
+    """``rshift_round(p, s)`` in hardware for a signed ``product_bits`` value ``p``.
+
+    Stage A adds the rounding constant :meth:`half` (``2^(s-1)``, 0 for
+    ``s = 0``) to ``p`` in ``product_bits + 1`` bits; stage B shifts the sum
+    right arithmetically (:meth:`shift`).  Shift amounts above ``product_bits``
+    are clamped to it, where the result is already 0, so every value of a
+    ``shift_width``-bit shift port is exact.
+    """
+
+    def __init__(self, *, product_bits: int, shift_width: int) -> None:
+        self.product_bits = product_bits
+        self.round_bits = product_bits + 1
+        self.shift_width = shift_width
+
+    def effective(self, shift: Value) -> Value:
+        shift = Value.cast(shift)
+        if (1 << self.shift_width) - 1 <= self.product_bits:
+            return shift
+        return Mux(shift > self.product_bits, self.product_bits, shift)
+
+    def half(self, shift: Value) -> Value:
+        """``2^(s-1)`` for ``s > 0``, else 0, as ``unsigned(product_bits)`` (``s`` from
+        :meth:`effective`)."""
+        one_hot = (Const(1, 1) << shift)[: self.product_bits + 1]
+        return one_hot[1:]
+
+    def shift(self, total: Value, shift: Value) -> Value:
+        """Arithmetic right shift of the rounded sum; the result fits ``product_bits``."""
+        return (total >> shift)[: self.product_bits].as_signed()
+
+
+def _saturate(value: Value, bits: int, *, relu: Value | None = None) -> Value:
+    """Clamp ``value`` to ``signed(bits)`` (to ``[0, max]`` while ``relu`` is high)."""
+    lo, hi = signed_range(bits)
+    width = Value.cast(value).shape().width
+    if width <= bits and relu is None:
+        return value
+    high = Mux(value > hi, hi, value) if width > bits else value
+    if relu is None:
+        return Mux(value < lo, lo, high)
+    floor = Mux(relu, 0, lo)
+    return Mux(value < floor, floor, high)
+
+
+def _out_of_range(value: Value, bits: int) -> Value:
+    lo, hi = signed_range(bits)
+    if Value.cast(value).shape().width <= bits:
+        return Const(0, 1)
+    return (value < lo) | (value > hi)
+
+
+def _meta_field(meta_width: int) -> dict[str, object]:
+    """The ``meta`` payload field; none for ``meta_width == 0`` (no zero-width Verilog wires)."""
+    return {"meta": unsigned(meta_width)} if meta_width else {}
+
+
+def _carry_meta(m: Module, pipe: StallPipeline, i, o, meta_width: int, latency: int, *, name: str):
+    if meta_width:
+        m.d.comb += o.payload.meta.eq(pipe.delay(m, i.payload.meta, latency, name=name))
+
+
+# -- ActQuantizer ----------------------------------------------------------------------------
+
+
+class ActQuantizer(wiring.Component):
+    """Transform-domain activation requantization, all ``m`` positions of one tile per beat.
+
+    ``q[j] = saturate(rshift_round(v[j] * act_mult[j], act_shift[j]), act_bits)``;
+    in ``pow2`` mode ``act_mult == 1`` and no multiplier is generated.
+
+    Parameters
+    ----------
+    config : EngineConfig
+        The engine: algorithm (``m`` positions), ``in_bits``, ``act_bits``,
+        ``scale_mode``, ``act_mult_bits``.
+    meta_width : int
+        Width of the opaque ``meta`` field, >= 0. Default 0.
+
+    Attributes
+    ----------
+    positions : int
+        ``m``, the algorithm's transform positions.
+    v_bits : int
+        Width of the input ``v = B^T x`` (``DatapathWidths.v_bits``).
+    product_bits : int
+        Width of ``v * act_mult`` for every ``v_bits``-bit ``v`` and every
+        multiplier; in ``pow2`` mode ``v_bits`` (the product is ``v``; this can
+        be one bit less than the spec's ``act_product_bits``, which bounds
+        ``|v|`` symmetrically, and still holds every ``v`` of ``[v_lo, v_hi]``).
+    max_shift : int
+        Largest legal ``act_shift``, ``DatapathWidths.act_product_bits``.
+    shift_width : int
+        Width of each ``act_shift`` entry, ``max_shift.bit_length()``.
+    latency : int
+        2 (registered multiply-add with the rounding constant, then shift and saturate).
+    in_layout, out_layout : data.StructLayout
+        Payload layouts of ``i_v`` and ``o_q``.
+
+    Ports
+    -----
+    i_v : In(stream.Signature(in_layout))
+        ``{"v": ArrayLayout(signed(v_bits), m), "meta": unsigned(meta_width)}``.
+    o_q : Out(stream.Signature(out_layout))
+        ``{"q": ArrayLayout(signed(act_bits), m), "meta": unsigned(meta_width)}``.
+    act_mult : In(ArrayLayout(unsigned(act_mult_bits), m))
+        Per-layer multipliers; only in ``fixed`` mode (absent in ``pow2`` mode).
+    act_shift : In(ArrayLayout(unsigned(shift_width), m))
+        Per-layer shift amounts. Every value is computed exactly; the spec's
+        legal range is ``[0, max_shift]``.
+
+    Latency 2, one beat per cycle, backpressure and reset as in :mod:`sfc_hls.hw.quantizers`.
+    """
+
+    latency = 2
+
+    def __init__(self, config: EngineConfig, *, meta_width: int = 0) -> None:
+        self.config = _check_config(config)
+        self.meta_width = _check_int("meta_width", meta_width, 0)
+        widths = engine_widths(config)
+        self.positions = config.algo.mults
+        self.act_bits = config.act_bits
+        self.v_bits = widths.v_bits
+        self.has_multiplier = config.scale_mode == "fixed"
+        self.product_bits = (
+            _product_width(self.v_bits, config.act_mult_bits)
+            if self.has_multiplier
+            else self.v_bits
+        )
+        self.max_shift = widths.act_product_bits
+        self.shift_width = self.max_shift.bit_length()
+        self._rounding = _RoundingShift(
+            product_bits=self.product_bits, shift_width=self.shift_width
+        )
+        self.round_bits = self._rounding.round_bits
+
+        m = self.positions
+        self.in_layout = data.StructLayout(
+            {"v": data.ArrayLayout(signed(self.v_bits), m), **_meta_field(meta_width)}
+        )
+        self.out_layout = data.StructLayout(
+            {"q": data.ArrayLayout(signed(self.act_bits), m), **_meta_field(meta_width)}
+        )
+        members = {
+            "i_v": In(stream.Signature(self.in_layout)),
+            "o_q": Out(stream.Signature(self.out_layout)),
+            "act_shift": In(data.ArrayLayout(unsigned(self.shift_width), m)),
+        }
+        if self.has_multiplier:
+            members["act_mult"] = In(data.ArrayLayout(unsigned(config.act_mult_bits), m))
+        super().__init__(members)
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        pipe = StallPipeline(m, i=self.i_v, o=self.o_q, depth=self.latency, name="act")
+        rounding = self._rounding
+        n = self.positions
+        shifts = [rounding.effective(self.act_shift[j]) for j in range(n)]
+
+        # Stage 1: v * act_mult + 2^(s-1) (pow2: v + 2^(s-1)).
+        total_layout = data.ArrayLayout(signed(self.round_bits), n)
+        total_next = Signal(total_layout, name="act_total_next")
+        for j in range(n):
+            v = self.i_v.payload.v[j]
+            product = v * self.act_mult[j] if self.has_multiplier else v
+            m.d.comb += total_next[j].eq(product + rounding.half(shifts[j]))
+        total = pipe.register(m, total_next, name="act_total", shape=total_layout)
+
+        # Stage 2: arithmetic shift and saturation.
+        q_next = Signal(self.out_layout.members["q"], name="act_q_next")
+        for j in range(n):
+            shifted = rounding.shift(total[j], shifts[j])
+            m.d.comb += q_next[j].eq(_saturate(shifted, self.act_bits))
+        q = pipe.register(m, q_next, name="act_q", shape=self.out_layout.members["q"])
+        m.d.comb += self.o_q.payload.q.eq(q)
+        _carry_meta(m, pipe, self.i_v, self.o_q, self.meta_width, self.latency, name="act_meta")
+        return m
+
+
+# -- Rescale ---------------------------------------------------------------------------------
+
+
+class Rescale(wiring.Component):
+    """Rescaling of one output channel's accumulators into the ``z_bits`` range of ``A^T``.
+
+    ``z[j] = rshift_round(acc[j] * mult[j], rescale_shift)`` for the ``m``
+    accumulators of one (tile, output channel) and that channel's rescale
+    multipliers ``rescale_mult[:, co]``.
+
+    A layer is legal only when ``rescale_shift >= minimum_rescale_shift(cin,
+    config)``; then every ``z`` fits ``z_bits`` and the result is exact.  A
+    ``z`` outside ``z_bits`` (a bad layer descriptor) is clamped to the
+    ``z_bits`` range and sets the sticky :attr:`overflow` flag, so it is never
+    silently wrong.
+
+    Parameters
+    ----------
+    config : EngineConfig
+        The engine: algorithm (``m``), ``act_bits``, ``weight_bits``,
+        ``rescale_bits``, ``z_bits``.
+    cin_max : int or None
+        Largest input-channel count of a layer, in ``[1, config.cin_max]``;
+        sizes ``acc_bits`` like :meth:`sfc_hls.hw.mac_array.MacArray.accumulator_width`.
+        Default ``config.cin_max``.
+    meta_width : int
+        Width of the opaque ``meta`` field, >= 0. Default 0.
+
+    Attributes
+    ----------
+    acc_bits : int
+        ``DatapathWidths.acc_bits`` at ``cin_max``.
+    product_bits : int
+        Width of ``acc * mult`` for every port value (``acc_bits + rescale_bits``),
+        ``>= DatapathWidths.rescaled_bits`` of every legal layer.
+    max_shift : int
+        Largest legal ``rescale_shift``, ``DatapathWidths.rescaled_bits`` at ``cin_max``.
+    shift_width : int
+        Width of ``rescale_shift``, ``max_shift.bit_length()``.
+    latency : int
+        2 (registered multiply-add, then shift, range check and clamp).
+    in_layout, out_layout : data.StructLayout
+
+    Ports
+    -----
+    i_acc : In(stream.Signature(in_layout))
+        ``{"acc": ArrayLayout(signed(acc_bits), m), "mult": ArrayLayout(unsigned(rescale_bits), m),
+        "meta": unsigned(meta_width)}``.
+    o_z : Out(stream.Signature(out_layout))
+        ``{"z": ArrayLayout(signed(z_bits), m), "meta": unsigned(meta_width)}``.
+    rescale_shift : In(unsigned(shift_width))
+        Per-layer shift.
+    overflow : Out(1)
+        Sticky: set in the cycle after a result with some ``z`` outside
+        ``z_bits`` is offered on ``o_z`` (whether or not it is taken); stays
+        high until ``clear`` (or reset). Setting wins over a simultaneous ``clear``.
+    clear : In(1)
+        Clears ``overflow`` at the next clock edge.
+
+    Latency 2, one beat per cycle, backpressure and reset as in :mod:`sfc_hls.hw.quantizers`.
+    """
+
+    latency = 2
+
+    def __init__(
+        self, config: EngineConfig, *, cin_max: int | None = None, meta_width: int = 0
+    ) -> None:
+        self.config = _check_config(config)
+        self.cin_max = (
+            config.cin_max if cin_max is None else _check_int("cin_max", cin_max, 1, config.cin_max)
+        )
+        self.meta_width = _check_int("meta_width", meta_width, 0)
+        widths = engine_widths(config, self.cin_max)
+        self.positions = config.algo.mults
+        self.acc_bits = widths.acc_bits
+        self.rescale_bits = config.rescale_bits
+        self.z_bits = config.z_bits
+        self.product_bits = _product_width(self.acc_bits, self.rescale_bits)
+        self.max_shift = widths.rescaled_bits
+        self.shift_width = self.max_shift.bit_length()
+        self._rounding = _RoundingShift(
+            product_bits=self.product_bits, shift_width=self.shift_width
+        )
+        self.round_bits = self._rounding.round_bits
+
+        n = self.positions
+        self.in_layout = data.StructLayout(
+            {
+                "acc": data.ArrayLayout(signed(self.acc_bits), n),
+                "mult": data.ArrayLayout(unsigned(self.rescale_bits), n),
+                **_meta_field(meta_width),
+            }
+        )
+        self.out_layout = data.StructLayout(
+            {"z": data.ArrayLayout(signed(self.z_bits), n), **_meta_field(meta_width)}
+        )
+        super().__init__(
+            {
+                "i_acc": In(stream.Signature(self.in_layout)),
+                "o_z": Out(stream.Signature(self.out_layout)),
+                "rescale_shift": In(unsigned(self.shift_width)),
+                "overflow": Out(1),
+                "clear": In(1),
+            }
+        )
+
+    def minimum_shift(self, cin: int) -> int:
+        """Smallest legal ``rescale_shift`` of a layer with ``cin`` input channels."""
+        _check_int("cin", cin, 1, self.cin_max)
+        return minimum_rescale_shift(cin, self.config)
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        pipe = StallPipeline(m, i=self.i_acc, o=self.o_z, depth=self.latency, name="rescale")
+        rounding = self._rounding
+        n = self.positions
+        shift = rounding.effective(self.rescale_shift)
+        half = rounding.half(shift)
+
+        # Stage 1: acc * mult + 2^(s-1).
+        total_layout = data.ArrayLayout(signed(self.round_bits), n)
+        total_next = Signal(total_layout, name="rescale_total_next")
+        payload = self.i_acc.payload
+        for j in range(n):
+            m.d.comb += total_next[j].eq(payload.acc[j] * payload.mult[j] + half)
+        total = pipe.register(m, total_next, name="rescale_total", shape=total_layout)
+
+        # Stage 2: arithmetic shift, range check, clamp.
+        z_layout = self.out_layout.members["z"]
+        z_next = Signal(z_layout, name="rescale_z_next")
+        beyond = []
+        for j in range(n):
+            shifted = rounding.shift(total[j], shift)
+            beyond.append(_out_of_range(shifted, self.z_bits))
+            m.d.comb += z_next[j].eq(_saturate(shifted, self.z_bits))
+        z = pipe.register(m, z_next, name="rescale_z", shape=z_layout)
+        z_overflow = pipe.register(m, Cat(*beyond).any(), name="rescale_beyond")
+        m.d.comb += self.o_z.payload.z.eq(z)
+        _carry_meta(
+            m, pipe, self.i_acc, self.o_z, self.meta_width, self.latency, name="rescale_meta"
+        )
+
+        with m.If(self.clear):
+            m.d.sync += self.overflow.eq(0)
+        with m.If(self.o_z.valid & z_overflow):
+            m.d.sync += self.overflow.eq(1)
+        return m
+
+
+# -- OutputQuantizer -------------------------------------------------------------------------
+
+
+class OutputQuantizer(wiring.Component):
+    """Output requantization of one spatial output tile (``M*M`` values) of one channel.
+
+    ``out[k] = saturate(rshift_round((y[k] + bias) * out_mult, out_shift), out_bits, relu)``
+    with the channel's ``bias``, ``out_mult`` and ``out_shift`` carried in the beat.
+
+    Widths come from the layer-independent bound of ``z``: every ``z_bits``
+    value, ``|z| <= 2^(z_bits-1)``, so ``|y[k]| <= ||A^T row k||_1 * 2^(z_bits-1)``.
+    A legal layer has ``|z| <= 2^(z_bits-1) - 1`` (its rescale shift is at
+    least the minimum), so ``y_bits`` and the bias range hold every legal
+    layer's ``DatapathWidths.y_bits`` and ``bias_bound``, whatever its ``cin``
+    and shift; no ``cin_max`` is needed.
+
+    Parameters
+    ----------
+    config : EngineConfig
+        The engine: algorithm (``M``, ``A^T``), ``z_bits``, ``out_mult_bits``, ``out_bits``.
+    meta_width : int
+        Width of the opaque ``meta`` field, >= 0. Default 0.
+
+    Attributes
+    ----------
+    outputs : int
+        ``M*M``, the output tile size.
+    y_bound, y_bits : int
+        ``max_k ||A^T row k||_1 * 2^(z_bits-1)`` and its signed width.
+    bias_bits : int
+        Width of ``bias`` (``y_bits``; a legal bias has ``|bias| <= bias_bound <= y_bound``).
+    biased_bits : int
+        Width of ``y + bias`` for all port values (``y_bits + 1``).
+    product_bits : int
+        Width of ``(y + bias) * out_mult`` for all port values.
+    max_shift : int
+        Largest legal ``out_shift``: the signed width of ``2 * y_bound * (2^out_mult_bits - 1)``,
+        ``>= DatapathWidths.out_product_bits`` of every legal layer.
+    shift_width : int
+        Width of ``out_shift``, ``max_shift.bit_length()``.
+    latency : int
+        3 (pre-add bias; registered multiply-add; shift, saturate and ReLU).
+    in_layout, out_layout : data.StructLayout
+
+    Ports
+    -----
+    i_y : In(stream.Signature(in_layout))
+        ``{"y": ArrayLayout(signed(y_bits), M*M), "bias": signed(bias_bits),
+        "out_mult": unsigned(out_mult_bits), "out_shift": unsigned(shift_width),
+        "meta": unsigned(meta_width)}`` (``meta`` only if ``meta_width > 0``, as
+        for every payload here).
+    o_out : Out(stream.Signature(out_layout))
+        ``{"out": ArrayLayout(signed(out_bits), M*M), "meta": unsigned(meta_width)}``.
+    relu : In(1)
+        Per-layer: clamp outputs at 0.
+
+    Latency 3, one beat per cycle, backpressure and reset as in :mod:`sfc_hls.hw.quantizers`.
+    """
+
+    latency = 3
+
+    def __init__(self, config: EngineConfig, *, meta_width: int = 0) -> None:
+        self.config = _check_config(config)
+        self.meta_width = _check_int("meta_width", meta_width, 0)
+        algo = config.algo
+        self.outputs = algo.output_tile**2
+        self.out_bits = config.out_bits
+        self.out_mult_bits = config.out_mult_bits
+        z_bound = 1 << (config.z_bits - 1)
+        self.y_bound = int(abs(algo.at_int).sum(axis=1).max()) * z_bound
+        self.y_bits = signed_width(-self.y_bound, self.y_bound)
+        self.bias_bits = self.y_bits
+        y_lo, y_hi = signed_range(self.y_bits)
+        b_lo, b_hi = signed_range(self.bias_bits)
+        self.biased_bits = signed_width(y_lo + b_lo, y_hi + b_hi)
+        self.product_bits = _product_width(self.biased_bits, self.out_mult_bits)
+        out_mult_max = (1 << self.out_mult_bits) - 1
+        out_product_bound = 2 * self.y_bound * out_mult_max
+        self.max_shift = signed_width(-out_product_bound, out_product_bound)
+        self.shift_width = self.max_shift.bit_length()
+        self._rounding = _RoundingShift(
+            product_bits=self.product_bits, shift_width=self.shift_width
+        )
+        self.round_bits = self._rounding.round_bits
+
+        self.in_layout = data.StructLayout(
+            {
+                "y": data.ArrayLayout(signed(self.y_bits), self.outputs),
+                "bias": signed(self.bias_bits),
+                "out_mult": unsigned(self.out_mult_bits),
+                "out_shift": unsigned(self.shift_width),
+                **_meta_field(meta_width),
+            }
+        )
+        self.out_layout = data.StructLayout(
+            {
+                "out": data.ArrayLayout(signed(self.out_bits), self.outputs),
+                **_meta_field(meta_width),
+            }
+        )
+        super().__init__(
+            {
+                "i_y": In(stream.Signature(self.in_layout)),
+                "o_out": Out(stream.Signature(self.out_layout)),
+                "relu": In(1),
+            }
+        )
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        pipe = StallPipeline(m, i=self.i_y, o=self.o_out, depth=self.latency, name="outq")
+        rounding = self._rounding
+        n = self.outputs
+        payload = self.i_y.payload
+
+        # Stage 1: y + bias.
+        biased_layout = data.ArrayLayout(signed(self.biased_bits), n)
+        biased_next = Signal(biased_layout, name="outq_biased_next")
+        for k in range(n):
+            m.d.comb += biased_next[k].eq(payload.y[k] + payload.bias)
+        biased = pipe.register(m, biased_next, name="outq_biased", shape=biased_layout)
+        out_mult = pipe.register(m, payload.out_mult, name="outq_mult1")
+        shift1 = pipe.register(m, rounding.effective(payload.out_shift), name="outq_shift1")
+
+        # Stage 2: (y + bias) * out_mult + 2^(s-1).
+        total_layout = data.ArrayLayout(signed(self.round_bits), n)
+        total_next = Signal(total_layout, name="outq_total_next")
+        half = rounding.half(shift1)
+        for k in range(n):
+            m.d.comb += total_next[k].eq(biased[k] * out_mult + half)
+        total = pipe.register(m, total_next, name="outq_total", shape=total_layout)
+        shift2 = pipe.register(m, shift1, name="outq_shift2")
+
+        # Stage 3: arithmetic shift, saturation, ReLU.
+        out_layout = self.out_layout.members["out"]
+        out_next = Signal(out_layout, name="outq_out_next")
+        for k in range(n):
+            shifted = rounding.shift(total[k], shift2)
+            m.d.comb += out_next[k].eq(_saturate(shifted, self.out_bits, relu=self.relu))
+        out = pipe.register(m, out_next, name="outq_out", shape=out_layout)
+        m.d.comb += self.o_out.payload.out.eq(out)
+        _carry_meta(m, pipe, self.i_y, self.o_out, self.meta_width, self.latency, name="outq_meta")
+        return m
