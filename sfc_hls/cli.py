@@ -6,6 +6,8 @@ Subcommands:
   (the default table when no name is given).
 * ``sfc-hls show NAME [--json]`` -- one algorithm's matrices.
 * ``sfc-hls vectors ...`` -- golden-model test vectors of one layer.
+* ``sfc-hls generate --algo NAME --pco N -o DIR`` -- Verilog + manifest of an engine.
+* ``sfc-hls error-study OUT`` -- int8 error of every algorithm on a real network.
 """
 
 from __future__ import annotations
@@ -169,6 +171,33 @@ def _cmd_vectors(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from sfc_hls.config import EngineConfig
+    from sfc_hls.hw.generate import generate_engine
+
+    config = EngineConfig(
+        algorithm=args.algo,
+        pco=args.pco,
+        act_bits=args.act_bits,
+        scale_mode=args.scale_mode,
+        cin_max=args.cin_max,
+        cout_max=args.cout_max,
+    )
+    result = generate_engine(config, args.output, overwrite=args.force)
+    man = result.manifest
+    print(
+        f"{man['algorithm']['title']} engine, P_co={config.pco}: "
+        f"{man['multipliers']['mac_array']} MAC multipliers, "
+        f"{man['adders']['input_transform']} + {man['adders']['output_transform']} transform "
+        f"adders, latency {man['latency']['total']} cycles"
+    )
+    print(
+        f"wrote {result.verilog} and {result.manifest_path}"
+        + (" (cached)" if result.cached else "")
+    )
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sfc-hls",
@@ -213,6 +242,31 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="output directory (created atomically)")
     p.add_argument("--force", action="store_true", help="replace an existing output directory")
     p.set_defaults(func=_cmd_vectors)
+    p = sub.add_parser(
+        "generate",
+        help="generate the Verilog of a conv engine",
+        description="Generate one Verilog file for a conv engine plus a JSON manifest "
+        "(ports, parameters, widths, latency, register map).",
+    )
+    p.add_argument("--algo", default="sfc6-7x7-3x3", help="algorithm name (default %(default)s)")
+    p.add_argument("--pco", type=int, default=4, help="output channels in parallel (MAC lanes)")
+    p.add_argument("--scale-mode", choices=("pow2", "fixed"), default="pow2")
+    p.add_argument("--act-bits", type=int, default=8)
+    p.add_argument("--cin-max", type=int, default=256)
+    p.add_argument("--cout-max", type=int, default=256)
+    p.add_argument("-o", "--output", required=True, help="output directory (created atomically)")
+    p.add_argument("--force", action="store_true", help="replace an existing output directory")
+    p.set_defaults(func=_cmd_generate)
+    from sfc_hls import error_study
+
+    p = sub.add_parser(
+        "error-study",
+        help="per-layer int8 error of the algorithms on the digits ResNet",
+        description="Quantize the 3x3 layers of the trained digits ResNet with each algorithm "
+        "and report the per-layer output error against float (table, JSON, PNG).",
+    )
+    error_study.add_arguments(p)
+    p.set_defaults(func=error_study.run)
     return parser
 
 
