@@ -65,7 +65,11 @@ def main() -> None:
         rows.append(row)
         print(
             f"{algo.title:24s} construct {t_build * 1e3:8.1f} ms   CSE {t_cse * 1e3:8.1f} ms"
-            + (f"   float path {row['float_conv_s'] * 1e3:7.1f} ms" if "float_conv_s" in row else "")
+            + (
+                f"   float path {row['float_conv_s'] * 1e3:7.1f} ms"
+                if "float_conv_s" in row
+                else ""
+            )
         )
     print(f"torch conv2d float64 (same layer): {t_torch * 1e3:.1f} ms")
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -80,10 +84,15 @@ def main() -> None:
         "torch_conv2d_s": t_torch,
     }
     (RESULTS / "algorithms.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
-    md = ["| algorithm | construct (ms) | CSE (ms) | float path 56x56x64 (ms) |", "|---|---|---|---|"]
+    md = [
+        "| algorithm | construct (ms) | CSE (ms) | float path 56x56x64 (ms) |",
+        "|---|---|---|---|",
+    ]
     for r in rows:
         fp = f"{r['float_conv_s'] * 1e3:.1f}" if "float_conv_s" in r else "-"
-        md.append(f"| {r['title']} | {r['construct_s'] * 1e3:.1f} | {r['cse_s'] * 1e3:.1f} | {fp} |")
+        md.append(
+            f"| {r['title']} | {r['construct_s'] * 1e3:.1f} | {r['cse_s'] * 1e3:.1f} | {fp} |"
+        )
     md.append(f"\ntorch.nn.functional.conv2d on the same layer: {t_torch * 1e3:.1f} ms")
     (RESULTS / "algorithms.md").write_text("\n".join(md) + "\n")
     import matplotlib
