@@ -20,7 +20,7 @@ from amaranth.lib import data
 from sfc_hls.datapath import LayerQuant
 from sfc_hls.hw.engine import ConvEngine
 from sfc_hls.hw.register_map import layer_register_writes
-from sfc_hls.reference import extract_tiles, output_size
+from sfc_hls.reference import check_stride, extract_tiles, output_size
 
 __all__ = ["EngineStreams", "LayerBeats", "pack", "unpack", "flat_fields"]
 
@@ -160,12 +160,19 @@ class EngineStreams:
     def groups(self, cout: int) -> int:
         return math.ceil(cout / self.config.pco)
 
-    def layer_beats(self, params: LayerQuant, x: np.ndarray) -> LayerBeats:
-        """Beats for ``x`` (N, Cin, H, W) int8: the N images' tiles run as one layer."""
+    def layer_beats(self, params: LayerQuant, x: np.ndarray, *, stride: int = 1) -> LayerBeats:
+        """Beats for ``x`` (N, Cin, H, W) int8: the N images' tiles run as one layer.
+
+        ``stride > 1`` (1x1-output-tile algorithms only): the host sends one
+        input patch per output pixel, ``stride`` pixels apart; the engine
+        itself is unchanged.
+        """
         self.check_layer(params)
         eng = self.engine
         pco = self.config.pco
-        tiles_arr, _, grid = extract_tiles(np.asarray(x, dtype=np.int64), self.algo, params.padding)
+        tiles_arr, _, grid = extract_tiles(
+            np.asarray(x, dtype=np.int64), self.algo, params.padding, stride
+        )
         n = x.shape[0]
         tiles = n * grid[0] * grid[1]
         if tiles > eng.limits["tiles"]:
@@ -230,13 +237,21 @@ class EngineStreams:
         }
 
     def assemble(
-        self, payloads: list[int], params: LayerQuant, batch: int, height: int, width: int
+        self,
+        payloads: list[int],
+        params: LayerQuant,
+        batch: int,
+        height: int,
+        width: int,
+        *,
+        stride: int = 1,
     ) -> np.ndarray:
         """Output beats of one layer -> (N, Cout, Ho, Wo); checks the framing."""
+        check_stride(self.algo, stride)
         f = self.decode_outputs(payloads)
         m_out = self.algo.output_tile
-        ho = output_size(height, self.algo.kernel, params.padding)
-        wo = output_size(width, self.algo.kernel, params.padding)
+        ho = output_size(height, self.algo.kernel, params.padding, stride)
+        wo = output_size(width, self.algo.kernel, params.padding, stride)
         th, tw = math.ceil(ho / m_out), math.ceil(wo / m_out)
         tiles = batch * th * tw
         if len(payloads) != tiles * params.cout:

@@ -25,7 +25,7 @@ from sfc_hls.datapath import (
     saturate,
     signed_range,
 )
-from sfc_hls.reference import assemble_tiles, extract_tiles
+from sfc_hls.reference import assemble_tiles, check_stride, extract_tiles, output_size
 
 __all__ = ["LayerStages", "check_input", "conv2d_int8", "conv2d_int8_scalar"]
 
@@ -97,12 +97,15 @@ def _dtype_for(bound: int):
     return np.int64 if bound < _INT64_SAFE else object
 
 
-def conv2d_int8(x, params: LayerQuant, *, return_stages: bool = False):
+def conv2d_int8(x, params: LayerQuant, *, stride: int = 1, return_stages: bool = False):
     """Run one quantized conv layer through the integer datapath (vectorized).
 
     Args:
         x: int8-range integer array (N, Cin, H, W).
         params: the layer's integer parameters.
+        stride: output stride; ``> 1`` only for algorithms with a 1x1 output
+            tile (``direct-RxR``: one input patch per output pixel, patches
+            ``stride`` pixels apart), ValueError otherwise.
         return_stages: also return a :class:`LayerStages` with every intermediate.
 
     Returns:
@@ -111,9 +114,10 @@ def conv2d_int8(x, params: LayerQuant, *, return_stages: bool = False):
     """
     x = check_input(x, params)
     algo = params.algo
+    check_stride(algo, stride)
     cfg = params.config
     wd = params.widths
-    tiles, outs, grid = extract_tiles(x, algo, params.padding)
+    tiles, outs, grid = extract_tiles(x, algo, params.padding, stride)
     n = x.shape[0]
 
     v = _exact_matmul(tiles, algo.bt_int.T, int(np.abs(algo.bt_int).sum(axis=1).max()) << 8)
@@ -165,21 +169,22 @@ def _clamp(value: int, bits: int, relu: bool = False) -> int:
     return min(max(value, lo), hi)
 
 
-def conv2d_int8_scalar(x, params: LayerQuant) -> np.ndarray:
+def conv2d_int8_scalar(x, params: LayerQuant, *, stride: int = 1) -> np.ndarray:
     """The same layer with plain loops over Python integers (slow; small layers only).
 
     Independent of :func:`conv2d_int8`: reads inputs with explicit bounds checks
     instead of padding, applies the matrices entry by entry and rounds with
-    Python's unbounded integers.
+    Python's unbounded integers.  ``stride`` as for :func:`conv2d_int8`.
     """
     x = check_input(x, params)
     algo = params.algo
+    check_stride(algo, stride)
     cfg = params.config
     wd = params.widths
     m_out, r, l_in = algo.output_tile, algo.kernel, algo.input_tile
     pad = params.padding
     n_img, cin, h, w = x.shape
-    ho, wo = h + 2 * pad - r + 1, w + 2 * pad - r + 1
+    ho, wo = output_size(h, r, pad, stride), output_size(w, r, pad, stride)
     bt = [[(k, int(c)) for k, c in enumerate(row) if c] for row in algo.bt_int]
     at = [[(j, int(c)) for j, c in enumerate(row) if c] for row in algo.at_int]
     weights = params.weights.tolist()
@@ -202,7 +207,7 @@ def conv2d_int8_scalar(x, params: LayerQuant) -> np.ndarray:
                 q = []  # q[ci][j]
                 for c in range(cin):
                     flat = [
-                        pixel(n, c, ty + a - pad, tx + b - pad)
+                        pixel(n, c, ty * stride + a - pad, tx * stride + b - pad)
                         for a in range(l_in)
                         for b in range(l_in)
                     ]

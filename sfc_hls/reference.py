@@ -30,14 +30,37 @@ __all__ = [
     "assemble_tiles",
     "contract_channels",
     "direct_conv2d_int",
+    "check_stride",
     "extract_tiles",
     "output_size",
 ]
 
 
-def output_size(size: int, kernel: int, padding: int) -> int:
-    """Stride-1 output size for an input of ``size`` with ``padding`` on each side."""
-    return size + 2 * padding - kernel + 1
+def output_size(size: int, kernel: int, padding: int, stride: int = 1) -> int:
+    """Output size for an input of ``size`` with ``padding`` on each side.
+
+    ``floor((size + 2 padding - kernel) / stride) + 1`` (PyTorch's convention);
+    ``size + 2 padding - kernel + 1`` for stride 1.
+    """
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def check_stride(algo: BilinearAlgorithm, stride) -> int:
+    """Validate ``stride`` for ``algo``: any stride >= 1 needs a 1-output tile (M = 1).
+
+    A fast algorithm's tile computes ``M x M`` neighbouring (stride-1) outputs;
+    only an algorithm with one output per tile (``direct-RxR``) can place its
+    tiles at any stride (one input patch per output pixel).
+    """
+    if not isinstance(stride, int) or isinstance(stride, bool) or stride < 1:
+        raise ValueError(f"stride must be an int >= 1, got {stride!r}")
+    if stride != 1 and algo.output_tile != 1:
+        raise ValueError(
+            f"stride={stride} needs an algorithm with a 1x1 output tile (e.g. "
+            f"direct-{algo.kernel}x{algo.kernel}); {algo.name} has "
+            f"{algo.output_tile}x{algo.output_tile}"
+        )
+    return stride
 
 
 def _as_array(x, name: str) -> np.ndarray:
@@ -84,19 +107,29 @@ def _check(
             raise TypeError(f"{name} must have a float or integer dtype, got {arr.dtype}")
 
 
-def extract_tiles(x: np.ndarray, algo: BilinearAlgorithm, padding: int) -> tuple:
-    """(tiles (N, C, *tile_grid, L**d), output sizes): zero padding plus edge padding."""
+def extract_tiles(x: np.ndarray, algo: BilinearAlgorithm, padding: int, stride: int = 1) -> tuple:
+    """(tiles (N, C, *tile_grid, L**d), output sizes, tile grid): zero padding plus edge padding.
+
+    Tile ``t`` starts at input row ``t * M * stride - padding``.  ``stride > 1``
+    is allowed only for 1-output-tile algorithms (:func:`check_stride`): one
+    ``R x R`` patch per output pixel, taken every ``stride`` pixels.
+    """
     dims = algo.dims
+    stride = check_stride(algo, stride)
     m, r, l_tile = algo.output_tile, algo.kernel, algo.input_tile
-    outs = [output_size(s, r, padding) for s in x.shape[2:]]
+    outs = [output_size(s, r, padding, stride) for s in x.shape[2:]]
     grid = [math.ceil(o / m) for o in outs]
+    # Rows needed: the last tile starts at (g - 1) * m * stride and reads l_tile rows.
     pads = [(0, 0), (0, 0)] + [
-        (padding, g * m + r - 1 - s - padding) for g, s in zip(grid, x.shape[2:], strict=True)
+        (padding, max((g - 1) * m * stride + l_tile - s - padding, 0))
+        for g, s in zip(grid, x.shape[2:], strict=True)
     ]
     xp = np.pad(x, pads)
     axes = tuple(range(2, 2 + dims))
     win = np.lib.stride_tricks.sliding_window_view(xp, (l_tile,) * dims, axis=axes)
-    win = win[(slice(None), slice(None)) + (slice(None, None, m),) * dims]
+    win = win[
+        (slice(None), slice(None)) + tuple(slice(0, g * m * stride, m * stride) for g in grid)
+    ]
     tiles = win.reshape(*win.shape[: 2 + dims], l_tile**dims)
     return tiles, outs, grid
 
