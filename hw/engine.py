@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import inspect
 
-from amaranth.hdl import Cat, Module, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -42,47 +42,65 @@ class ChannelSerializer(wiring.Component):
     """Splits the MAC array's ``P_co`` lanes into one beat per output channel.
 
     Takes a whole ``acc[lane][j]`` result at once (so the MAC array can start
-    the next tile), then emits lanes ``0 .. lanes_valid - 1`` on ``o_lane``, one
-    per cycle, each with that lane's rescale multipliers and output
-    parameters, and framing (``channel``, ``tile``, ``last``).
+    the next tile), then emits the group's valid lanes on ``o_lane``, one per
+    cycle, each with that lane's rescale multipliers and output parameters
+    from parameter bank ``bank`` and framing (``channel``, ``tile``, ``last``).
 
-    Ports: ``i_acc`` (stream, MacArray's result layout), ``o_lane`` (stream of
+    It follows the layer on its own: results arrive tile by tile, ``tiles``
+    per output-channel group, groups in order.  After the last lane of a
+    group's last tile it pulses ``release`` (that group's parameter and weight
+    bank is free again), switches bank and moves to the next group; after the
+    last group ``done`` rises.  ``start`` (one cycle, before the layer's first
+    result) resets this state.
+
+    Ports: ``i_acc`` (stream, MacArray's result layout); ``o_lane`` (stream of
     ``{acc, mult, meta}``, the ``Rescale`` input layout with ``meta`` =
-    ``{bias, out_mult, out_shift, channel, tile, last}``), and per-group inputs
-    ``chan`` (parameters of all lanes), ``lanes_valid``, ``channel_base``,
-    ``tiles``, ``last_group`` and ``restart`` (clears the tile count).
-    ``tiles_done`` counts tiles fully emitted since ``restart``.
+    ``{bias, out_mult, out_shift, channel, tile, last}``); ``chan`` (two banks of
+    per-lane parameters); ``cout``, ``tiles`` (layer registers); ``start``;
+    ``release``, ``done``.
 
     Contract: a result is taken in the cycle it is offered when nothing is
-    held, or when the last lane of the held one leaves; one lane per cycle.
+    held, or when the last valid lane of the held one leaves; one lane per cycle.
     """
 
-    def __init__(self, *, lanes, acc_layout, lane_layout, meta_layout, chan_layout, channel_bits):
+    def __init__(
+        self, *, lanes, acc_layout, lane_layout, meta_layout, chan_layout, channel_bits, cout_max
+    ):
         self.lanes = lanes
         self.meta_layout = meta_layout
+        self.cout_max = cout_max
         super().__init__(
             {
                 "i_acc": In(stream.Signature(acc_layout)),
                 "o_lane": Out(stream.Signature(lane_layout)),
-                "chan": In(data.ArrayLayout(chan_layout, lanes)),
-                "lanes_valid": In(range(lanes + 1)),
-                "channel_base": In(unsigned(channel_bits)),
+                "chan": In(data.ArrayLayout(data.ArrayLayout(chan_layout, lanes), 2)),
+                "cout": In(range(cout_max + 1)),
                 "tiles": In(unsigned(TILE_BITS)),
-                "last_group": In(1),
-                "restart": In(1),
-                "tiles_done": Out(unsigned(TILE_BITS + 1)),
+                "start": In(1),
+                "release": Out(1),
+                "bank": Out(1),
+                "done": Out(1),
             }
         )
+        self.channel_bits = channel_bits
 
     def elaborate(self, platform) -> Module:
         m = Module()
         held = Signal()
         buf = Signal(self.i_acc.payload.shape())
         lane = Signal(range(max(self.lanes, 2)))
-        last_lane = lane == self.lanes_valid - 1
+        bank = self.bank
+        base = Signal(range(self.cout_max + self.lanes + 1))
+        tile = Signal(unsigned(TILE_BITS))
+        remaining = Signal(range(self.cout_max + 1))  # channels from this group on
+        lanes_valid = Signal(range(self.lanes + 1))
+        last_group = remaining <= self.lanes
+        m.d.comb += lanes_valid.eq(Mux(last_group, remaining, self.lanes))
+        last_lane = lane == lanes_valid - 1
+        last_tile = tile == self.tiles - 1
         leaving = held & self.o_lane.ready & last_lane
         m.d.comb += self.i_acc.ready.eq(~held | leaving)
-        chan = self.chan[lane]
+        chan = self.chan[bank][lane]
         meta = data.View(self.meta_layout, self.o_lane.payload.meta)
         m.d.comb += [
             self.o_lane.valid.eq(held),
@@ -91,21 +109,40 @@ class ChannelSerializer(wiring.Component):
             meta.bias.eq(chan.bias),
             meta.out_mult.eq(chan.out_mult),
             meta.out_shift.eq(chan.out_shift),
-            meta.channel.eq(self.channel_base + lane),
-            meta.tile.eq(self.tiles_done),
-            meta.last.eq(self.last_group & last_lane & (self.tiles_done == self.tiles - 1)),
+            meta.channel.eq(base + lane),
+            meta.tile.eq(tile),
+            meta.last.eq(last_group & last_lane & last_tile),
         ]
         with m.If(self.o_lane.valid & self.o_lane.ready):
             with m.If(last_lane):
-                m.d.sync += [lane.eq(0), self.tiles_done.eq(self.tiles_done + 1)]
+                m.d.sync += lane.eq(0)
+                with m.If(last_tile):
+                    m.d.comb += self.release.eq(1)
+                    m.d.sync += [
+                        tile.eq(0),
+                        bank.eq(~bank),
+                        base.eq(base + self.lanes),
+                        remaining.eq(remaining - self.lanes),
+                    ]
+                    with m.If(last_group):
+                        m.d.sync += self.done.eq(1)
+                with m.Else():
+                    m.d.sync += tile.eq(tile + 1)
             with m.Else():
                 m.d.sync += lane.eq(lane + 1)
         with m.If(self.i_acc.valid & self.i_acc.ready):
             m.d.sync += [buf.eq(self.i_acc.payload), held.eq(1)]
         with m.Elif(leaving):
             m.d.sync += held.eq(0)
-        with m.If(self.restart):
-            m.d.sync += self.tiles_done.eq(0)
+        with m.If(self.start):
+            m.d.sync += [
+                tile.eq(0),
+                bank.eq(0),
+                base.eq(0),
+                remaining.eq(self.cout),
+                self.done.eq(0),
+                lane.eq(0),
+            ]
         return m
 
 
@@ -142,7 +179,9 @@ class ConvEngine(wiring.Component):
         self.ci_bits = max(ceil_log2(config.cin_max), 1)
         self.channel_bits = max(ceil_log2(config.cout_max), 1)
 
-        in_meta = data.StructLayout({"ci": unsigned(self.ci_bits), "first": 1, "last": 1})
+        in_meta = data.StructLayout(
+            {"ci": unsigned(self.ci_bits), "first": 1, "last": 1, "bank": 1}
+        )
         self.in_meta_layout = in_meta
         self.input_transform = InputTransform(algo, in_bits=config.in_bits, meta_width=in_meta.size)
         self.act_quantizer = ActQuantizer(config, meta_width=in_meta.size)
@@ -266,6 +305,7 @@ class ConvEngine(wiring.Component):
             meta_layout=self.lane_meta_layout,
             chan_layout=self.chan_layout,
             channel_bits=self.channel_bits,
+            cout_max=cfg.cout_max,
         )
         limits = self.limits
 
@@ -332,23 +372,32 @@ class ConvEngine(wiring.Component):
         m.d.comb += ok.eq(~bad_write & (cin >= 1) & (cout >= 1) & (tiles >= 1))
 
         # -------------------------------------------------------------- control
-        group_base = Signal(unsigned(self.channel_bits + 1))
-        lanes_valid = Signal(range(pco + 1))
-        remaining = Signal(range(cfg.cout_max + 1))
-        chan_regs = Signal(data.ArrayLayout(self.chan_layout, pco))
+        # Three processes share two parameter/weight banks (ping-pong):
+        #   loader   fills bank `load_bank` with a group's channel parameters and
+        #            weight rows (both streams at once) while that bank is free;
+        #   compute  streams a group's TILES * CIN act beats once its bank is loaded;
+        #   serializer (ChannelSerializer) frees the bank after the group's last output.
+        # So the next group's weights load while the current group computes.
+        loaded = Signal(2)  # per bank: holds a complete group not yet released
+        chan_regs = Signal(data.ArrayLayout(data.ArrayLayout(self.chan_layout, pco), 2))
+        running = Signal()
+        load_bank = Signal()
+        load_remaining = Signal(range(cfg.cout_max + 1))  # channels still to load
+        load_active = Signal()
         chan_count = Signal(range(pco + 1))
+        comp_bank = Signal()
+        comp_remaining = Signal(range(cfg.cout_max + 1))
+        comp_active = Signal()
         ci = Signal(range(cfg.cin_max + 1))
         tile = Signal(unsigned(TILE_BITS))
         # Beats between the serializer and o_out: at most one per pipeline stage.
         inflight = Signal(range(rs.latency + ot.latency + oq.latency + 2))
-        last_group = Signal()
 
         m.d.comb += [
             ser.chan.eq(chan_regs),
-            ser.lanes_valid.eq(lanes_valid),
-            ser.channel_base.eq(group_base),
+            ser.cout.eq(cout),
             ser.tiles.eq(tiles),
-            ser.last_group.eq(last_group),
+            wb.load_bank.eq(load_bank),
             aq.act_shift.eq(act_shift),
             rs.rescale_shift.eq(rescale_shift),
             oq.relu.eq(relu),
@@ -356,81 +405,90 @@ class ConvEngine(wiring.Component):
         if hasattr(aq, "act_mult"):
             m.d.comb += aq.act_mult.eq(act_mult)
 
-        def begin_group(next_remaining):
-            nv = Signal.like(lanes_valid, name="next_lanes_valid")
-            m.d.comb += nv.eq(next_remaining)
-            with m.If(next_remaining > pco):
-                m.d.comb += nv.eq(pco)
-            m.d.sync += [
-                lanes_valid.eq(nv),
-                last_group.eq(next_remaining <= pco),
-                chan_count.eq(0),
-            ]
+        with m.If(idle & start):
+            with m.If(ok):
+                m.d.sync += [
+                    desc_error.eq(0),
+                    running.eq(1),
+                    loaded.eq(0),
+                    load_bank.eq(0),
+                    load_remaining.eq(cout),
+                    load_active.eq(1),
+                    chan_count.eq(0),
+                    comp_bank.eq(0),
+                    comp_remaining.eq(cout),
+                    comp_active.eq(1),
+                    ci.eq(0),
+                    tile.eq(0),
+                ]
+                m.d.comb += [rs.clear.eq(1), ser.start.eq(1), wb.restart.eq(1)]
+            with m.Else():
+                m.d.sync += [desc_error.eq(1), bad_write.eq(0)]
+        m.d.comb += idle.eq(~running)
 
-        with m.FSM(name="ctrl"):
-            with m.State("IDLE"):
-                m.d.comb += idle.eq(1)
-                with m.If(start):
-                    with m.If(ok):
-                        m.d.sync += [
-                            desc_error.eq(0),
-                            group_base.eq(0),
-                            remaining.eq(cout),
-                        ]
-                        m.d.comb += rs.clear.eq(1)
-                        begin_group(cout)
-                        m.next = "LOAD_CHAN"
-                    with m.Else():
-                        m.d.sync += [desc_error.eq(1), bad_write.eq(0)]
-            with m.State("LOAD_CHAN"):
-                m.d.comb += self.i_chan.ready.eq(1)
-                with m.If(self.i_chan.valid):
-                    for lane in range(pco):
-                        with m.If(chan_count == lane):
-                            m.d.sync += chan_regs[lane].eq(self.i_chan.payload)
-                    m.d.sync += chan_count.eq(chan_count + 1)
-                    with m.If(chan_count == pco - 1):
-                        m.d.comb += [wb.restart.eq(1), ser.restart.eq(1)]
-                        m.next = "LOAD_WEIGHTS"
-            with m.State("LOAD_WEIGHTS"):
-                take = wb.i_weight.ready & (wb.loaded < cin)
-                m.d.comb += [
-                    self.i_weight.ready.eq(take),
-                    wb.i_weight.valid.eq(self.i_weight.valid & take),
-                ]
-                with m.If(wb.loaded == cin):
-                    m.d.sync += [ci.eq(0), tile.eq(0)]
-                    m.next = "RUN"
-            with m.State("RUN"):
-                m.d.comb += [
-                    it.i_x.valid.eq(self.i_act.valid),
-                    self.i_act.ready.eq(it.i_x.ready),
-                ]
-                with m.If(self.i_act.valid & it.i_x.ready):
-                    with m.If(ci == cin - 1):
-                        m.d.sync += [ci.eq(0), tile.eq(tile + 1)]
-                        with m.If(tile == tiles - 1):
-                            m.next = "DRAIN"
-                    with m.Else():
-                        m.d.sync += ci.eq(ci + 1)
-            drained = (ser.tiles_done == tiles) & (inflight == 0) & ~ser.o_lane.valid
-            with m.State("DRAIN"), m.If(drained):
-                with m.If(last_group):
-                    m.d.sync += layers_done.eq(layers_done + 1)
-                    m.next = "IDLE"
-                with m.Else():
+        # Loader.
+        bank_free = ~loaded.bit_select(load_bank, 1)
+        can_load = running & load_active & bank_free
+        take_chan = can_load & (chan_count < pco)
+        take_row = can_load & (wb.loaded < cin)
+        m.d.comb += [
+            self.i_chan.ready.eq(take_chan),
+            self.i_weight.ready.eq(take_row),
+            wb.i_weight.valid.eq(self.i_weight.valid & take_row),
+        ]
+        with m.If(self.i_chan.valid & take_chan):
+            for b in range(2):
+                for lane in range(pco):
+                    with m.If((load_bank == b) & (chan_count == lane)):
+                        m.d.sync += chan_regs[b][lane].eq(self.i_chan.payload)
+            m.d.sync += chan_count.eq(chan_count + 1)
+        group_loaded = can_load & (chan_count == pco) & (wb.loaded == cin)
+        set_loaded = Signal(2)
+        with m.If(group_loaded):
+            m.d.comb += [set_loaded.eq(Mux(load_bank, 0b10, 0b01)), wb.restart.eq(1)]
+            m.d.sync += [
+                load_bank.eq(~load_bank),
+                chan_count.eq(0),
+                load_remaining.eq(load_remaining - pco),
+            ]
+            with m.If(load_remaining <= pco):
+                m.d.sync += load_active.eq(0)
+
+        # Compute.
+        comp_ready = running & comp_active & loaded.bit_select(comp_bank, 1)
+        m.d.comb += [
+            it.i_x.valid.eq(self.i_act.valid & comp_ready),
+            self.i_act.ready.eq(it.i_x.ready & comp_ready),
+        ]
+        with m.If(self.i_act.valid & self.i_act.ready):
+            with m.If(ci == cin - 1):
+                m.d.sync += ci.eq(0)
+                with m.If(tile == tiles - 1):
                     m.d.sync += [
-                        group_base.eq(group_base + pco),
-                        remaining.eq(remaining - pco),
+                        tile.eq(0),
+                        comp_bank.eq(~comp_bank),
+                        comp_remaining.eq(comp_remaining - pco),
                     ]
-                    begin_group(remaining - pco)
-                    m.next = "LOAD_CHAN"
+                    with m.If(comp_remaining <= pco):
+                        m.d.sync += comp_active.eq(0)
+                with m.Else():
+                    m.d.sync += tile.eq(tile + 1)
+            with m.Else():
+                m.d.sync += ci.eq(ci + 1)
+
+        # Bank release by the serializer; layer end once the outputs have left.
+        clear_loaded = Signal(2)
+        with m.If(ser.release):
+            m.d.comb += clear_loaded.eq(Mux(ser.bank, 0b10, 0b01))
+        m.d.sync += loaded.eq((loaded | set_loaded) & ~clear_loaded)
+        with m.If(running & ser.done & (inflight == 0) & ~ser.o_lane.valid & ~start):
+            m.d.sync += [running.eq(0), layers_done.eq(layers_done + 1)]
 
         # -------------------------------------------------------------- datapath
         m.d.comb += [
             wb.i_weight.payload.eq(self.i_weight.payload),
             it.i_x.payload.data.eq(self.i_act.payload),
-            it.i_x.payload.meta.eq(Cat(ci[: self.ci_bits], ci == 0, ci == cin - 1)),
+            it.i_x.payload.meta.eq(Cat(ci[: self.ci_bits], ci == 0, ci == cin - 1, comp_bank)),
         ]
         # InputTransform -> ActQuantizer
         m.d.comb += [
@@ -446,6 +504,7 @@ class ConvEngine(wiring.Component):
             aq.o_q.ready.eq(wb.i_beat.ready),
             wb.i_beat.payload.act.eq(aq.o_q.payload.q),
             wb.i_beat.payload.ci.eq(q_meta.ci),
+            wb.i_beat.payload.bank.eq(q_meta.bank),
             wb.i_beat.payload.first.eq(q_meta.first),
             wb.i_beat.payload.last.eq(q_meta.last),
         ]

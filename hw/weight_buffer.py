@@ -1,12 +1,12 @@
 """Transformed-weight buffer of the conv engine.
 
-Holds the int8 transform-domain weights of the current output-channel group:
-one row per input channel, a row being ``weights[lane][j]`` for the engine's
-``P_co`` lanes and ``m`` transform positions.  Rows arrive on a stream (the
-host sends a group's ``cin`` rows before that group's activations) and are
-read back in step with the activation stream, so that every activation beat
-leaves paired with its input channel's weights, ready for
-:class:`~sfc_hls.hw.mac_array.MacArray`.
+Holds the int8 transform-domain weights of two output-channel groups in two
+banks (ping-pong): one row per input channel, a row being ``weights[lane][j]``
+for the engine's ``P_co`` lanes and ``m`` transform positions.  Rows of the
+next group arrive on a stream into bank ``load_bank`` while the activations
+of the current group read the other bank, so weight loading overlaps compute.
+Every activation beat leaves paired with its input channel's weights, ready
+for :class:`~sfc_hls.hw.mac_array.MacArray`.
 """
 
 from __future__ import annotations
@@ -38,18 +38,20 @@ class WeightBuffer(wiring.Component):
 
     Ports:
         restart (In 1): pulse before loading a group; the next row written goes to row 0.
+        load_bank (In 1): the bank rows are written to.
         i_weight (In stream of ``ArrayLayout(ArrayLayout(signed(weight_bits), positions), lanes)``):
             rows for input channels 0, 1, ... in order; always ready (one row per cycle).
         loaded (Out): number of rows written since ``restart``.
-        i_beat (In stream of ``{act, ci, first, last}``): an activation beat of input channel ``ci``.
+        i_beat (In stream of ``{act, ci, bank, first, last}``): an activation beat of input
+            channel ``ci`` using the weights in ``bank``.
         o_beat (Out stream of ``{act, weights, first, last}``): the same beat with row ``ci``,
             the payload layout of ``MacArray.i_beat``.
 
     Contract: latency 1 cycle (synchronous memory read), one beat per cycle,
     backpressure stalls the read stage together with the beat
-    (:class:`~sfc_hls.hw.pipeline.StallPipeline`).  Rows must not be written
-    while beats that read them are in flight (the engine drains between
-    groups).  A read of a row not loaded since ``restart`` returns stale data;
+    (:class:`~sfc_hls.hw.pipeline.StallPipeline`).  A bank must not be written
+    while beats that read it are in flight (the engine frees a bank only after
+    its group's last result has left the MAC array).  A read of a row not loaded since ``restart`` returns stale data;
     the engine only reads ``ci < cin <= loaded``.
     """
 
@@ -65,7 +67,7 @@ class WeightBuffer(wiring.Component):
         self.row_layout = data.ArrayLayout(data.ArrayLayout(signed(weight_bits), positions), lanes)
         act = data.ArrayLayout(signed(act_bits), positions)
         self.in_beat_layout = data.StructLayout(
-            {"act": act, "ci": unsigned(self.ci_bits), "first": 1, "last": 1}
+            {"act": act, "ci": unsigned(self.ci_bits), "bank": 1, "first": 1, "last": 1}
         )
         self.out_beat_layout = data.StructLayout(
             {"act": act, "weights": self.row_layout, "first": 1, "last": 1}
@@ -73,6 +75,7 @@ class WeightBuffer(wiring.Component):
         super().__init__(
             {
                 "restart": In(1),
+                "load_bank": In(1),
                 "i_weight": In(stream.Signature(self.row_layout)),
                 "loaded": Out(range(cin_max + 1)),
                 "i_beat": In(stream.Signature(self.in_beat_layout)),
@@ -82,14 +85,15 @@ class WeightBuffer(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        m.submodules.mem = mem = Memory(shape=self.row_layout, depth=self.cin_max, init=[])
+        # Bank b holds rows b * cin_max .. b * cin_max + cin_max - 1.
+        m.submodules.mem = mem = Memory(shape=self.row_layout, depth=2 * self.cin_max, init=[])
         wr = mem.write_port()
         rd = mem.read_port(transparent_for=())
 
         # Write side: rows in order, always accepted.
         m.d.comb += [
             self.i_weight.ready.eq(1),
-            wr.addr.eq(self.loaded),
+            wr.addr.eq(self.load_bank * self.cin_max + self.loaded),
             wr.data.eq(self.i_weight.payload),
             wr.en.eq(self.i_weight.valid & (self.loaded < self.cin_max)),
         ]
@@ -100,7 +104,10 @@ class WeightBuffer(wiring.Component):
 
         # Read side: one stage; the memory's output register is the stage register.
         pipe = StallPipeline(m, i=self.i_beat, o=self.o_beat, depth=1, name="wbuf")
-        m.d.comb += [rd.addr.eq(self.i_beat.payload.ci), rd.en.eq(pipe.advance)]
+        m.d.comb += [
+            rd.addr.eq(self.i_beat.payload.bank * self.cin_max + self.i_beat.payload.ci),
+            rd.en.eq(pipe.advance),
+        ]
         act = pipe.register(m, self.i_beat.payload.act, name="act")
         first = pipe.register(m, self.i_beat.payload.first, name="first")
         last = pipe.register(m, self.i_beat.payload.last, name="last")

@@ -52,6 +52,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterator, Mapping, Sequence
@@ -461,13 +462,18 @@ def run_cocotb(
     build_seconds = time.perf_counter() - start
 
     if test_dir is None:
+        # A fresh directory per run: concurrent runs of one design never collide.
         run_name = f"{test_module}-{build_dir.name.rsplit('-', 1)[-1]}"
         if seed is not None:
             run_name += f"-{seed}"
-        test_dir = build_dir.parent / "runs" / run_name
-    test_dir = Path(test_dir).resolve()
-    shutil.rmtree(test_dir, ignore_errors=True)
-    test_dir.mkdir(parents=True)
+        runs = build_dir.parent / "runs"
+        runs.mkdir(parents=True, exist_ok=True)
+        test_dir = Path(tempfile.mkdtemp(prefix=run_name + "-", dir=runs))
+    else:
+        test_dir = Path(test_dir)
+        shutil.rmtree(test_dir, ignore_errors=True)
+        test_dir.mkdir(parents=True)
+    test_dir = test_dir.resolve()
 
     env = dict(extra_env or {})
     if config is not None or seed is not None:

@@ -13,12 +13,13 @@ from sfc_hls.hw.weight_buffer import WeightBuffer
 PERIOD = 1e-8
 
 
-def _run(dut, rows, beats, *, seed):
+def _run(dut, rows, beats, *, seed, bank=0):
     rnd = random.Random(seed)
     got = []
 
     async def loader(ctx):
         ctx.set(dut.restart, 1)
+        ctx.set(dut.load_bank, bank)
         await ctx.tick()
         ctx.set(dut.restart, 0)
         for row in rows:
@@ -75,9 +76,9 @@ def test_rows_pair_with_beats_under_stalls(seed):
     beats = []
     for _ in range(30):
         ci = int(rng.integers(0, 6))
-        beats.append({"act": rng.integers(-128, 128, 5).tolist(), "ci": ci,
+        beats.append({"act": rng.integers(-128, 128, 5).tolist(), "ci": ci, "bank": seed,
                       "first": int(ci == 0), "last": int(ci == 5)})  # fmt: skip
-    got = _run(dut, rows, beats, seed=seed)
+    got = _run(dut, rows, beats, seed=seed, bank=seed)
     assert len(got) == len(beats)
     for beat, (act, weights, first, last) in zip(beats, got, strict=True):
         assert act == beat["act"]
