@@ -160,11 +160,13 @@ class ConvEngine(wiring.Component):
     * ``status``: ``{busy, desc_error, overflow, layers_done}``.
 
     Throughput: one ``i_act`` beat per cycle while outputs are taken and
-    ``CIN >= P_co`` (the output path handles one lane per cycle).  Between
-    groups the engine waits until the previous group's outputs have left,
-    then loads the next group's parameters and weights (``P_co + CIN``
-    cycles).  Latency from the last input beat of a tile to its first output
-    beat: :attr:`latency` cycles.
+    ``CIN >= P_co`` (the output path handles one lane per cycle).  Parameters
+    and weights live in two banks: group ``g + 1`` loads (``max(P_co, CIN)``
+    cycles, both streams at once) while group ``g`` computes, once the bank of
+    group ``g - 1`` has been released by its last output; so a group costs
+    ``TILES * CIN`` cycles when that is longer than the load, and about
+    ``CIN + latency`` cycles when a layer has a single tile.  Latency from the
+    last input beat of a tile to its first output beat: :attr:`latency` cycles.
     """
 
     def __init__(self, config: EngineConfig) -> None:

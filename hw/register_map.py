@@ -23,6 +23,9 @@ bias, output multiplier and shift; lanes past COUT are ignored), ``CIN``
 beats on ``i_weight`` (row ``ci``: weights[lane][j]), then ``TILES * CIN``
 beats on ``i_act`` (tile-major, input channel innermost).  Outputs come on
 ``o_out``, per tile one beat per valid lane (channel ``g * P_co + lane``).
+The streams are independent: the engine takes group ``g + 1``'s ``i_chan``
+and ``i_weight`` beats while group ``g``'s activations run (two banks), so a
+host can keep all three streams queued.
 
 Writing CONTROL with a descriptor beyond the generated limits (CIN, COUT,
 TILES, shifts) does not start the layer: the status port's ``desc_error``
