@@ -255,6 +255,18 @@ class ConvEngine(wiring.Component):
         self.status_layout = data.StructLayout(
             {"busy": 1, "desc_error": 1, "overflow": 1, "layers_done": unsigned(16)}
         )
+        # The blocks are elaborated with the engine; an engine used only for its
+        # layouts (EngineStreams, manifests) should not warn about them.
+        for block in (
+            self.input_transform,
+            self.act_quantizer,
+            self.weight_buffer,
+            self.mac_array,
+            self.rescale,
+            self.output_transform,
+            self.output_quantizer,
+        ):
+            block._MustUse__silence = True
         self.latency = (
             self.input_transform.latency
             + self.act_quantizer.latency

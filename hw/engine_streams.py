@@ -138,6 +138,7 @@ class EngineStreams:
         if not isinstance(engine, ConvEngine):
             raise TypeError(f"engine must be a ConvEngine, got {type(engine).__name__}")
         self.engine = engine
+        engine._MustUse__silence = True  # used for its layouts, not elaborated here
         self.config = engine.config
         self.algo = engine.algo
 
