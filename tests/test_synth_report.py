@@ -1,0 +1,105 @@
+# amaranth: UnusedElaboratable=no
+
+"""`sfc-hls synth` report: real Yosys runs on a small engine's blocks, argument errors."""
+
+import argparse
+import json
+
+import pytest
+
+from sfc_hls.config import EngineConfig
+from sfc_hls.hw.synth_report import (
+    BLOCKS,
+    RESOURCES,
+    add_arguments,
+    format_report,
+    run,
+    synth_report,
+    yosys_version,
+)
+
+SMALL = EngineConfig(algorithm="wino-2x2-3x3", pco=2, cin_max=16, cout_max=4)
+
+
+def _args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+def test_blocks_from_real_yosys_runs():
+    # cache=False: every number below comes from a Yosys run in this test.
+    report = synth_report(
+        SMALL,
+        blocks=("mac_array", "input_transform", "output_transform"),
+        whole=False,
+        cache=False,
+        jobs=2,
+    )
+    assert "Yosys" in report["tool"]["yosys"] == yosys_version()
+    blocks = report["blocks"]
+    assert set(blocks) == {"mac_array", "input_transform", "output_transform"}
+    # The MAC array's multipliers map to DSPs, one per product (8x8 bits).
+    assert blocks["mac_array"]["DSP"] == report["multipliers"]["mac_array"] == 16 * 2
+    # Adder-only transforms: no DSP, some LUTs.
+    for name in ("input_transform", "output_transform"):
+        assert blocks[name]["DSP"] == 0 and blocks[name]["LUT"] > 0, blocks[name]
+    assert report["transforms"]["DSP"] == 0
+    assert "LUT_share_of_engine" not in report["transforms"]  # no whole-engine run
+    text = format_report(report)
+    assert "mac_array" in text and "adder-only transforms" in text
+
+
+@pytest.mark.slow
+def test_whole_engine_report_and_cli_json(tmp_path, capsys):
+    out = tmp_path / "synth.json"
+    assert run(_args("--algo", "wino-2x2-3x3", "--pco", "2", "--cin-max", "16",
+                     "--cout-max", "4", "--json", str(out), "--jobs", "2")) == 0  # fmt: skip
+    report = json.loads(out.read_text())
+    assert set(report["blocks"]) == set(BLOCKS)
+    total, other = report["total"], report["other"]
+    for k in RESOURCES:
+        assert total[k] == other[k] + sum(b[k] for b in report["blocks"].values())
+    assert total["DSP"] >= report["multipliers"]["mac_array"] > 0
+    share = report["transforms"]["LUT_share_of_engine"]
+    assert 0 < share < 1 and report["transforms"]["DSP"] == 0
+    assert "total (whole engine)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--algo", "nosuch-3x3", "--pco", "2"], "nosuch"),
+        (["--algo", "wino-2x2-3x3", "--pco", "0"], "pco must be in"),
+        (["--algo", "wino-2x2-3x3", "--pco", "3", "--cout-max", "4"], "pco must divide cout_max"),
+        (["--algo", "wino-2x2-3x3", "--pco", "2", "--jobs", "0"], "--jobs must be >= 1"),
+        (["--algo", "wino-2x2-3x3", "--pco", "2", "--no-blocks", "--blocks-only"], "nothing"),
+        (["--algo", "sfc6-7-3", "--pco", "2"], "2D"),
+    ],
+)
+def test_argument_errors(argv, message, capsys):
+    assert run(_args(*argv)) == 2
+    err = capsys.readouterr().err
+    assert "sfc-hls synth: error:" in err and message in err
+
+
+def test_parser_rejects_bad_choices(capsys):
+    with pytest.raises(SystemExit):
+        _args("--algo", "wino-2x2-3x3", "--pco", "2", "--family", "stratix")
+    with pytest.raises(SystemExit):
+        _args("--pco", "2")  # --algo is required
+    with pytest.raises(SystemExit):
+        _args("--algo", "wino-2x2-3x3", "--pco", "2", "--blocks", "fpu")
+
+
+def test_synth_report_errors():
+    with pytest.raises(TypeError, match="config must be an EngineConfig"):
+        synth_report({"algorithm": "wino-2x2-3x3"})
+    with pytest.raises(ValueError, match="family must be one of"):
+        synth_report(SMALL, family="ecp5")
+    with pytest.raises(ValueError, match="unknown blocks"):
+        synth_report(SMALL, blocks=("fpu",))
+    with pytest.raises(ValueError, match="nothing to synthesize"):
+        synth_report(SMALL, blocks=False, whole=False)
+    with pytest.raises(ValueError, match="jobs must be"):
+        synth_report(SMALL, jobs=0)
