@@ -60,8 +60,11 @@ test-slow: toolchain
 sim: toolchain
 	$(BIN)/python -m sfc_hls.sim.engine_regression $(SIM_ARGS)
 
+# Benchmarks (not tests): print and save figures under bench/results/.
 bench: toolchain
 	$(BIN)/python bench/bench_algorithms.py
+	$(BIN)/python bench/bench_golden.py
+	$(BIN)/python bench/bench_sim.py
 
 clean:
 	rm -rf build sim_build .pytest_cache .hypothesis
