@@ -152,6 +152,7 @@ def run_regression(
         wall_seconds=time.perf_counter() - t0,
         verilog=str(gen.verilog),
         report_file=str(report_file),
+        waves=[str(p) for p in sorted(Path(result.test_dir).glob("*.[fv][sc][td]"))],
     )
     report_file.write_text(json.dumps(report, indent=2))
     return report
@@ -226,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{report['build_seconds']:.1f} s, simulation {report['test_seconds']:.1f} s, "
         f"total {report['wall_seconds']:.1f} s\nVerilog: {report['verilog']}\n"
         f"report: {report['report_file']}"
+        + "".join(f"\nwaveform: {w}" for w in report["waves"])
     )
     return 0 if all_exact else 1
 
