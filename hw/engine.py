@@ -13,8 +13,6 @@ from the blocks' derived bounds.
 
 from __future__ import annotations
 
-import inspect
-
 from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -33,9 +31,10 @@ __all__ = ["ConvEngine", "ChannelSerializer", "TILE_BITS"]
 TILE_BITS = 16
 
 
-def _kwargs_supported(cls, **kwargs):
-    params = inspect.signature(cls.__init__).parameters
-    return {k: v for k, v in kwargs.items() if k in params}
+def _link(m: Module, src, dst, **fields) -> None:
+    """Connect stream ``src`` to stream ``dst`` whose payload fields are renamed/rebuilt."""
+    m.d.comb += [dst.valid.eq(src.valid), src.ready.eq(dst.ready)]
+    m.d.comb += [getattr(dst.payload, name).eq(value) for name, value in fields.items()]
 
 
 class ChannelSerializer(wiring.Component):
@@ -210,7 +209,7 @@ class ConvEngine(wiring.Component):
         self.tail_layout = tail
         self.output_quantizer = OutputQuantizer(
             config,
-            **_kwargs_supported(OutputQuantizer, cin_max=config.cin_max, meta_width=tail.size),
+            meta_width=tail.size,
         )
         oq = self.output_quantizer
         lane_meta = data.StructLayout(
@@ -504,55 +503,21 @@ class ConvEngine(wiring.Component):
             it.i_x.payload.data.eq(self.i_act.payload),
             it.i_x.payload.meta.eq(Cat(ci[: self.ci_bits], ci == 0, ci == cin - 1, comp_bank)),
         ]
-        # InputTransform -> ActQuantizer
-        m.d.comb += [
-            aq.i_v.valid.eq(it.o_y.valid),
-            it.o_y.ready.eq(aq.i_v.ready),
-            aq.i_v.payload.v.eq(it.o_y.payload.data),
-            aq.i_v.payload.meta.eq(it.o_y.payload.meta),
-        ]
-        # ActQuantizer -> WeightBuffer
         q_meta = data.View(self.in_meta_layout, aq.o_q.payload.meta)
-        m.d.comb += [
-            wb.i_beat.valid.eq(aq.o_q.valid),
-            aq.o_q.ready.eq(wb.i_beat.ready),
-            wb.i_beat.payload.act.eq(aq.o_q.payload.q),
-            wb.i_beat.payload.ci.eq(q_meta.ci),
-            wb.i_beat.payload.bank.eq(q_meta.bank),
-            wb.i_beat.payload.first.eq(q_meta.first),
-            wb.i_beat.payload.last.eq(q_meta.last),
-        ]
+        y_meta = data.View(self.lane_meta_layout, ot.o_y.payload.meta)
+        tail = data.View(self.tail_layout, oq.o_out.payload.meta)
+        _link(m, it.o_y, aq.i_v, v=it.o_y.payload.data, meta=it.o_y.payload.meta)
+        _link(m, aq.o_q, wb.i_beat, act=aq.o_q.payload.q, ci=q_meta.ci, bank=q_meta.bank,
+              first=q_meta.first, last=q_meta.last)  # fmt: skip
         wiring.connect(m, wb.o_beat, mac.i_beat)
         wiring.connect(m, mac.o_acc, ser.i_acc)
         wiring.connect(m, ser.o_lane, rs.i_acc)
-        # Rescale -> OutputTransform
-        m.d.comb += [
-            ot.i_x.valid.eq(rs.o_z.valid),
-            rs.o_z.ready.eq(ot.i_x.ready),
-            ot.i_x.payload.data.eq(rs.o_z.payload.z),
-            ot.i_x.payload.meta.eq(rs.o_z.payload.meta),
-        ]
-        # OutputTransform -> OutputQuantizer
-        y_meta = data.View(self.lane_meta_layout, ot.o_y.payload.meta)
-        m.d.comb += [
-            oq.i_y.valid.eq(ot.o_y.valid),
-            ot.o_y.ready.eq(oq.i_y.ready),
-            oq.i_y.payload.y.eq(ot.o_y.payload.data),
-            oq.i_y.payload.bias.eq(y_meta.bias),
-            oq.i_y.payload.out_mult.eq(y_meta.out_mult),
-            oq.i_y.payload.out_shift.eq(y_meta.out_shift),
-            oq.i_y.payload.meta.eq(Cat(y_meta.channel, y_meta.tile, y_meta.last)),
-        ]
-        # OutputQuantizer -> o_out
-        tail = data.View(self.tail_layout, oq.o_out.payload.meta)
-        m.d.comb += [
-            self.o_out.valid.eq(oq.o_out.valid),
-            oq.o_out.ready.eq(self.o_out.ready),
-            self.o_out.payload.data.eq(oq.o_out.payload.out),
-            self.o_out.payload.channel.eq(tail.channel),
-            self.o_out.payload.tile.eq(tail.tile),
-            self.o_out.payload.last.eq(tail.last),
-        ]
+        _link(m, rs.o_z, ot.i_x, data=rs.o_z.payload.z, meta=rs.o_z.payload.meta)
+        _link(m, ot.o_y, oq.i_y, y=ot.o_y.payload.data, bias=y_meta.bias,
+              out_mult=y_meta.out_mult, out_shift=y_meta.out_shift,
+              meta=Cat(y_meta.channel, y_meta.tile, y_meta.last))  # fmt: skip
+        _link(m, oq.o_out, self.o_out, data=oq.o_out.payload.out, channel=tail.channel,
+              tile=tail.tile, last=tail.last)  # fmt: skip
         # Beats between the serializer and o_out (drain detection).
         enter = ser.o_lane.valid & ser.o_lane.ready
         leave = self.o_out.valid & self.o_out.ready
