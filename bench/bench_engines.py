@@ -65,6 +65,10 @@ ENGINES = [
     ("sfc6-6x6-3x3", 6),  # 88 x 6 = 528
     ("sfc6-7x7-3x3", 4),  # 132 x 4 = 528
 ]
+#: Blocks synthesized alone in the bench (whole engine always): the adder-only
+#: transforms (their LUT share, 0 DSP) and the MAC array (its DSPs).  All
+#: blocks: ``sfc-hls synth --algo NAME --pco N``.
+BENCH_BLOCKS = ("input_transform", "output_transform", "mac_array")
 #: Direct engines for the layers a 3x3 fast engine cannot run (same budget).
 DIRECT_ENGINES = {3: ("direct-3x3", 64), 7: ("direct-7x7", 11)}  # 576, 539
 
@@ -248,10 +252,11 @@ def markdown(result: dict) -> str:
         "",
         "## Engines at an equal multiplier budget (512-576 MAC multipliers)",
         "",
-        "| engine | P_co | MAC mults | DSP (synth) | LUT | FF | BRAM | transforms LUT (share) "
+        "| engine | P_co | MAC mults | MAC array DSP | DSP (engine) | LUT | FF | BRAM "
+        "| transforms LUT (share) "
         "| transforms DSP | limit | eff. stride-1 3x3 | eff. network | network Mcycles | "
         "eff. network, ideal direct layers | stride-1 3x3, serial engine |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for e in result["engines"]:
         s = e["synthesis"]
@@ -259,14 +264,15 @@ def markdown(result: dict) -> str:
             t = s["total"]
             tr = s.get("transforms", {})
             share = tr.get("LUT_share_of_engine")
+            mac = s["blocks"].get("mac_array", {}).get("DSP", "-")
             res = (
-                f"{t['DSP']} | {t['LUT']} | {t['FF']} | {t['BRAM']} | "
+                f"{mac} | {t['DSP']} | {t['LUT']} | {t['FF']} | {t['BRAM']} | "
                 f"{tr.get('LUT', '-')} ({100 * share:.1f}%) | {tr.get('DSP', '-')}"
                 if share is not None
-                else f"{t['DSP']} | {t['LUT']} | {t['FF']} | {t['BRAM']} | - | -"
+                else f"{mac} | {t['DSP']} | {t['LUT']} | {t['FF']} | {t['BRAM']} | - | -"
             )
         else:
-            res = "not run | | | | | "
+            res = "not run | | | | | | "
         cur, ser = e["current"], e["serial"]
         out.append(
             f"| {e['title']} | {e['pco']} | {e['multipliers']} | {res} | "
@@ -422,6 +428,7 @@ def main(argv: list[str] | None = None) -> int:
             entry["synthesis"] = synth_report(
                 engine_config(algorithm, pco),
                 family=args.family,
+                blocks=BENCH_BLOCKS,
                 jobs=args.jobs,
                 log=lambda msg: print(msg, file=sys.stderr, flush=True),
             )

@@ -263,6 +263,10 @@ def ecp5_fmax(
 ) -> dict[str, Any]:
     """``synth_ecp5`` + ``nextpnr-ecp5`` on ``verilog``; returns ``{fmax_mhz, ...}``.
 
+    Placed and routed out of context (``--out-of-context``: no I/O buffers,
+    the engine's thousands of port bits would not fit the package's pins),
+    so the Fmax is the engine's own register-to-register timing.
+
     A design that does not place (e.g. more multipliers than MULT18X18D
     blocks) returns ``fmax_mhz: None`` and nextpnr's last message as ``error``.
     """
@@ -292,6 +296,7 @@ def ecp5_fmax(
         proc = subprocess.run(
             [nextpnr, f"--{device}", "--package", package, "--json", "design.json",
              "--report", "report.json", "--seed", str(seed), "--timing-allow-fail",
+             "--out-of-context",
              "--freq", "100"],
             cwd=tmp, capture_output=True, text=True, timeout=timeout,
         )  # fmt: skip

@@ -111,3 +111,18 @@ def test_argument_errors():
         EngineTiming(pco=0, cfg_writes=8, front_latency=3, back_latency=3)
     with pytest.raises(TypeError, match="pco must be an int"):
         EngineTiming(pco=True, cfg_writes=8, front_latency=3, back_latency=3)
+
+
+SFC_ENGINE = EngineConfig(algorithm="sfc6-7x7-3x3", pco=2, cin_max=64, cout_max=8)
+SFC_SHAPES = [
+    LayerShape(1, 64, 8, 7, 7, True),  # a 7x7 map: one tile per group, 4 groups
+    LayerShape(1, 32, 8, 14, 14, False),  # 4 tiles per group
+    LayerShape(1, 16, 5, 21, 21, False),  # 9 tiles, partial last group
+]
+
+
+@pytest.mark.slow
+def test_sfc6_7x7_engine_model_matches_verilator():
+    for c in compare(SFC_ENGINE, SFC_SHAPES, seed=5):
+        assert c.bit_exact, c
+        assert abs(c.error) <= 0.02, c.to_dict()
