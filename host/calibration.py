@@ -1,0 +1,287 @@
+"""Post-training quantization of a lowered network (docs/host.md, section 2).
+
+:func:`calibrate` turns a :class:`~sfc_hls.host.ir.Network` and ``K`` float
+calibration images (default 32) into a :class:`QuantizedNetwork`:
+
+1. **Tensor scales.** The network runs in float (:func:`~sfc_hls.host.inference.float_tensors`)
+   on the calibration images; every tensor (input, each layer's output) gets
+   one symmetric int8 scale ``S = max|x| / 127`` (or a percentile of ``|x|``).
+   Max pooling keeps its input's scale (it commutes with quantization).
+2. **Layers, in order, on the int8 data of the quantized network so far**
+   (sequential PTQ: each layer is calibrated on the inputs it will really
+   see): convs with :func:`sfc_hls.quantize.quantize_conv_layer` (frequency-wise
+   activation scales, per-(position, channel) weight scales, input/output
+   scales from step 1, optional fine-tuning), then run through the golden
+   model to produce the next layers' calibration inputs; host layers get
+   their fixed-point parameters (:mod:`sfc_hls.host.integer_ops`).
+
+Everything is deterministic (no random numbers).  Large layers are
+calibrated on the first images only, so that the transform-domain data of a
+layer stays below :data:`CALIB_VALUES` values (ResNet-18's 224x224 stem: 2
+images; everything in the digits network: all 32).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from sfc_hls.config import SCALE_MODES, EngineConfig
+from sfc_hls.datapath import LayerQuant
+from sfc_hls.host.device import GoldenDevice
+from sfc_hls.host.inference import check_images, float_tensors
+from sfc_hls.host.integer_ops import AddQuant, AvgPoolQuant, LinearQuant, maxpool_int8
+from sfc_hls.host.ir import INPUT, Add, Conv, GlobalAvgPool, Linear, MaxPool, Network
+from sfc_hls.quantize import (
+    ACT_METHODS,
+    DEFAULT_CALIB_SAMPLES,
+    WEIGHT_GRANULARITIES,
+    WEIGHT_METHODS,
+    quantize_conv_layer,
+    quantize_input,
+)
+
+__all__ = [
+    "CALIB_VALUES",
+    "QuantOptions",
+    "QuantizedNetwork",
+    "calibrate",
+    "engine_configs",
+]
+
+#: Largest number of transform-domain values (tiles x channels x positions) a
+#: conv layer is calibrated on; bigger layers use fewer images.
+CALIB_VALUES = 1 << 24
+_QMAX = 127
+
+
+@dataclass(frozen=True)
+class QuantOptions:
+    """Quantization choices (defaults: those that meet the accuracy target, docs/host.md)."""
+
+    scale_mode: str = "pow2"
+    act_method: str = "percentile"
+    weight_method: str = "mse"
+    weight_granularity: str = "channel"
+    percentile: float = 99.99
+    fine_tune: bool = False
+    tensor_percentile: float | None = None  # None: max|x| per tensor
+    calib_samples: int = DEFAULT_CALIB_SAMPLES
+
+    def __post_init__(self) -> None:
+        if self.scale_mode not in SCALE_MODES:
+            raise ValueError(f"scale_mode must be one of {SCALE_MODES}, got {self.scale_mode!r}")
+        for name, value, choices in (
+            ("act_method", self.act_method, ACT_METHODS),
+            ("weight_method", self.weight_method, WEIGHT_METHODS),
+            ("weight_granularity", self.weight_granularity, WEIGHT_GRANULARITIES),
+        ):
+            if value not in choices:
+                raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+        if not isinstance(self.calib_samples, int) or self.calib_samples < 1:
+            raise ValueError(f"calib_samples must be a positive int, got {self.calib_samples!r}")
+        if self.tensor_percentile is not None and not 0 < self.tensor_percentile <= 100:
+            raise ValueError(f"tensor_percentile must be in (0, 100], got {self.tensor_percentile}")
+
+
+def engine_configs(
+    network: Network,
+    *,
+    pco: int | Mapping[str, int] = 4,
+    scale_mode: str = "pow2",
+) -> list[EngineConfig]:
+    """One engine per algorithm of ``network``, just big enough for its layers.
+
+    ``cin_max`` is the largest input-channel count of the engine's layers,
+    ``cout_max`` the largest output-channel count rounded up to a multiple of
+    the engine's ``pco`` (an int for all engines or a mapping algorithm -> pco,
+    default 4 for algorithms not in it).
+    """
+    configs = []
+    for algorithm in network.algorithms:
+        convs = [c for c in network.convs if c.algorithm == algorithm]
+        lanes = pco.get(algorithm, 4) if isinstance(pco, Mapping) else pco
+        cout = max(c.cout for c in convs)
+        configs.append(
+            EngineConfig(
+                algorithm=algorithm,
+                pco=lanes,
+                scale_mode=scale_mode,
+                cin_max=max(c.cin for c in convs),
+                cout_max=math.ceil(cout / lanes) * lanes,
+            )
+        )
+    return configs
+
+
+@dataclass(eq=False)
+class QuantizedNetwork:
+    """A network with every layer's integer parameters and every tensor's scale."""
+
+    network: Network
+    engines: dict[str, EngineConfig]
+    scales: dict[str, float]
+    convs: dict[str, LayerQuant]
+    host: dict[str, Any]  # AddQuant | AvgPoolQuant | LinearQuant by layer name
+    options: QuantOptions
+    calib_images: int
+    calib_images_per_conv: dict[str, int]
+
+    def to_dict(self, *, parameters: bool = False) -> dict[str, Any]:
+        """Summary (scales, engines, options); with ``parameters`` every layer's integers."""
+        d: dict[str, Any] = {
+            "format": "sfc-hls.quantized-network/1",
+            "network": self.network.name,
+            "options": asdict(self.options),
+            "calib_images": self.calib_images,
+            "calib_images_per_conv": self.calib_images_per_conv,
+            "engines": {k: v.to_dict() for k, v in self.engines.items()},
+            "scales": self.scales,
+        }
+        if parameters:
+            d["convs"] = {k: v.to_dict() for k, v in self.convs.items()}
+            d["host"] = {k: v.to_dict() for k, v in self.host.items()}
+        return d
+
+
+def _tensor_scale(value: Any, percentile: float | None) -> float:
+    a = value.abs().flatten().double()
+    if a.numel() == 0:
+        return 1.0
+    peak = float(a.max()) if percentile is None else float(np.percentile(a.numpy(), percentile))
+    return peak / _QMAX if peak > 0 else 1.0
+
+
+def tensor_scales(
+    network: Network, images: Any, percentile: float | None = None
+) -> dict[str, float]:
+    """Symmetric int8 scale of every tensor from a float run on ``images``."""
+    scales: dict[str, float] = {}
+
+    def visit(name: str, value: Any) -> None:
+        scales[name] = _tensor_scale(value, percentile)
+
+    float_tensors(network, images, visit=visit)
+    for layer in network.layers:  # max pooling keeps its input's scale
+        if isinstance(layer, MaxPool):
+            scales[layer.output] = scales[layer.input]
+    return scales
+
+
+def calibrate(
+    network: Network,
+    images: Any,
+    *,
+    options: QuantOptions | None = None,
+    engines: list[EngineConfig] | None = None,
+    pco: int | Mapping[str, int] = 4,
+    progress: bool = False,
+) -> QuantizedNetwork:
+    """Quantize ``network`` with the first ``options.calib_samples`` of ``images``.
+
+    Args:
+        network: lowered network (:func:`sfc_hls.host.lowering.lower_model`).
+        images: float calibration images (N, C, H, W), normalized as for the
+            float model; N >= 1.
+        options: :class:`QuantOptions` (defaults if ``None``).
+        engines: engine configurations (default :func:`engine_configs` with
+            ``pco`` and ``options.scale_mode``).
+        progress: tqdm progress over layers (stderr).
+
+    Raises:
+        ValueError: empty calibration set, images not matching the network,
+            a layer the engines cannot run (names the layer).
+    """
+    options = options or QuantOptions()
+    images = check_images(images, network, "calibration images")
+    images = images[: options.calib_samples]
+    if engines is None:
+        engines = engine_configs(network, pco=pco, scale_mode=options.scale_mode)
+    by_algo = {e.algorithm: e for e in engines}
+    for conv in network.convs:
+        if conv.algorithm not in by_algo:
+            raise ValueError(f"layer {conv.name!r} needs an engine for {conv.algorithm!r}")
+    scales = tensor_scales(network, images, options.tensor_percentile)
+    golden = GoldenDevice(engines)
+    codes = {INPUT: quantize_input(images, scales[INPUT])}
+    convs: dict[str, LayerQuant] = {}
+    host: dict[str, Any] = {}
+    per_conv: dict[str, int] = {}
+    last = network.last_uses()
+    layers = network.layers
+    if progress:
+        from tqdm import tqdm
+
+        layers = tqdm(layers, desc="calibrating", unit="layer")
+    for k, layer in enumerate(layers):
+        if isinstance(layer, Conv):
+            x = codes[layer.input]
+            algo = by_algo[layer.algorithm].algo
+            per_image = max(1, layer.cin * algo.mults * _stride1_tiles(layer, algo.output_tile))
+            n_cal = max(1, min(len(x), CALIB_VALUES // per_image))
+            try:
+                params = quantize_conv_layer(
+                    layer.engine_weight(),
+                    layer.bias,
+                    config=by_algo[layer.algorithm],
+                    calib_inputs_int8=x[:n_cal],
+                    input_scale=scales[layer.input],
+                    output_scale=scales[layer.output],
+                    padding=layer.engine_padding,
+                    relu=layer.relu,
+                    act_method=options.act_method,
+                    weight_method=options.weight_method,
+                    weight_granularity=options.weight_granularity,
+                    percentile=options.percentile,
+                    fine_tune=options.fine_tune,
+                    calib_samples=None,
+                )
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"layer {layer.name!r}: cannot quantize: {exc}") from exc
+            convs[layer.name] = params
+            per_conv[layer.name] = n_cal
+            y = golden.run_conv(layer.name, params, x, stride=layer.stride).output
+        elif isinstance(layer, Add):
+            a, b = layer.inputs
+            op = AddQuant.from_scales(scales[a], scales[b], scales[layer.output], relu=layer.relu)
+            host[layer.name] = op
+            y = op(codes[a], codes[b])
+        elif isinstance(layer, MaxPool):
+            y = maxpool_int8(codes[layer.input], layer.kernel, layer.stride, layer.padding)
+        elif isinstance(layer, GlobalAvgPool):
+            _, h, w = layer.in_shape
+            op = AvgPoolQuant.from_scales(h * w, scales[layer.input], scales[layer.output])
+            host[layer.name] = op
+            y = op(codes[layer.input])
+        elif isinstance(layer, Linear):
+            op = LinearQuant.quantize(layer.weight, layer.bias, scales[layer.input])
+            host[layer.name] = op
+            y = op(codes[layer.input])
+        else:  # pragma: no cover
+            raise TypeError(f"unknown layer {layer!r}")
+        codes[layer.output] = y
+        for t in layer.inputs:
+            if last.get(t) == k:
+                del codes[t]
+    return QuantizedNetwork(
+        network=network,
+        engines=by_algo,
+        scales=scales,
+        convs=convs,
+        host=host,
+        options=options,
+        calib_images=len(images),
+        calib_images_per_conv=per_conv,
+    )
+
+
+def _stride1_tiles(layer: Conv, m: int) -> int:
+    """Tiles of the stride-1 map the quantizer's calibration extracts per image."""
+    _, h, w = layer.in_shape
+    r = layer.engine_kernel
+    p = layer.engine_padding
+    return math.ceil((h + 2 * p - r + 1) / m) * math.ceil((w + 2 * p - r + 1) / m)

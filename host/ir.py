@@ -1,0 +1,404 @@
+"""The host driver's intermediate representation: a network as a list of layer descriptors.
+
+:func:`sfc_hls.host.lowering.lower_model` produces a :class:`Network` from a
+torch model; calibration (:mod:`sfc_hls.host.calibration`) and the runner
+(:mod:`sfc_hls.host.inference`) consume it.  Layers are in execution order
+and connected by tensor names (a layer's ``output`` is the tensor it
+produces; every tensor has exactly one producer, the network input
+``"input"`` none).  Shapes are per image: ``(C, H, W)`` for feature maps,
+``(features,)`` after global pooling.
+
+Layer kinds:
+
+* :class:`Conv` -- a convolution with BatchNorm folded in (float64 weights and
+  bias) and ReLU fused when it follows directly; runs on the accelerator
+  engine named by ``algorithm`` (one engine per algorithm);
+* :class:`Add` -- residual addition (ReLU fused), on the host;
+* :class:`MaxPool`, :class:`GlobalAvgPool`, :class:`Linear` -- on the host.
+
+Every descriptor prints as one table row (:meth:`Network.table`) and
+serializes to JSON (:meth:`Network.to_dict`, format ``sfc-hls.network/1``);
+weights are included only on request.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from sfc_hls.catalog import get_algorithm
+
+__all__ = [
+    "FORMAT",
+    "INPUT",
+    "Add",
+    "Conv",
+    "GlobalAvgPool",
+    "Layer",
+    "Linear",
+    "MaxPool",
+    "Network",
+]
+
+FORMAT = "sfc-hls.network/1"
+#: Name of the network's input tensor.
+INPUT = "input"
+
+
+def _shape(value: Any) -> tuple[int, ...]:
+    return tuple(int(v) for v in value)
+
+
+@dataclass(eq=False)
+class Conv:
+    """Conv2d (+ folded BatchNorm, + fused ReLU) on the accelerator engine ``algorithm``.
+
+    ``weight`` (cout, cin, R, R) and ``bias`` (cout,) are float64 with the
+    BatchNorm folded in (``bn`` names the folded module, ``None`` if none).
+    ``stride > 1`` only with a 1x1-output-tile (``direct-RxR``) algorithm.
+    """
+
+    op: ClassVar[str] = "conv"
+    name: str
+    input: str
+    output: str
+    in_shape: tuple[int, int, int]
+    out_shape: tuple[int, int, int]
+    kernel: int
+    stride: int
+    padding: int
+    relu: bool
+    algorithm: str
+    bn: str | None = None
+    weight: np.ndarray = field(default=None, repr=False)
+    bias: np.ndarray = field(default=None, repr=False)
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return (self.input,)
+
+    @property
+    def cin(self) -> int:
+        return self.in_shape[0]
+
+    @property
+    def cout(self) -> int:
+        return self.out_shape[0]
+
+    @property
+    def engine_kernel(self) -> int:
+        """Kernel size of the engine's algorithm (>= ``kernel``: smaller kernels are embedded)."""
+        return get_algorithm(self.algorithm).kernel
+
+    @property
+    def engine_padding(self) -> int:
+        """Padding on the engine: a ``k x k`` kernel centred in the engine's ``R x R`` one
+        needs ``(R - k) / 2`` more padding for the same outputs."""
+        return self.padding + (self.engine_kernel - self.kernel) // 2
+
+    def engine_weight(self) -> np.ndarray:
+        """``weight`` zero-embedded at the centre of the engine's ``R x R`` kernel."""
+        extra = (self.engine_kernel - self.kernel) // 2
+        if extra == 0:
+            return self.weight
+        w = np.zeros((self.cout, self.cin, self.engine_kernel, self.engine_kernel))
+        w[:, :, extra : extra + self.kernel, extra : extra + self.kernel] = self.weight
+        return w
+
+    @property
+    def tiles(self) -> int:
+        """Engine tiles per image (edge tiles included)."""
+        m = get_algorithm(self.algorithm).output_tile
+        return math.ceil(self.out_shape[1] / m) * math.ceil(self.out_shape[2] / m)
+
+    @property
+    def macs(self) -> int:
+        """Multiply-accumulates of direct convolution, per image."""
+        return self.out_shape[1] * self.out_shape[2] * self.cout * self.cin * self.kernel**2
+
+    @property
+    def mults(self) -> int:
+        """Multiplications the engine performs, per image (whole edge tiles, embedded zeros)."""
+        return self.tiles * get_algorithm(self.algorithm).mults * self.cin * self.cout
+
+    def describe(self) -> str:
+        act = " +relu" if self.relu else ""
+        embed = (
+            f" (as {self.engine_kernel}x{self.engine_kernel})"
+            if self.engine_kernel != self.kernel
+            else ""
+        )
+        return f"{self.kernel}x{self.kernel}/{self.stride} pad {self.padding}{embed}{act}"
+
+
+@dataclass(eq=False)
+class Add:
+    """Residual addition of two tensors of equal shape (+ fused ReLU), on the host."""
+
+    op: ClassVar[str] = "add"
+    name: str
+    inputs: tuple[str, str]
+    output: str
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    relu: bool
+
+    def describe(self) -> str:
+        return " + ".join(self.inputs) + (" +relu" if self.relu else "")
+
+
+@dataclass(eq=False)
+class MaxPool:
+    """Max pooling (square window; padded positions never win, as torch's ``-inf`` padding), on the host."""
+
+    op: ClassVar[str] = "maxpool"
+    name: str
+    input: str
+    output: str
+    in_shape: tuple[int, int, int]
+    out_shape: tuple[int, int, int]
+    kernel: int
+    stride: int
+    padding: int
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return (self.input,)
+
+    def describe(self) -> str:
+        return f"{self.kernel}x{self.kernel}/{self.stride} pad {self.padding}"
+
+
+@dataclass(eq=False)
+class GlobalAvgPool:
+    """Average over all pixels of each channel, flattened: (C, H, W) -> (C,), on the host."""
+
+    op: ClassVar[str] = "avgpool"
+    name: str
+    input: str
+    output: str
+    in_shape: tuple[int, int, int]
+    out_shape: tuple[int]
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return (self.input,)
+
+    def describe(self) -> str:
+        return f"mean over {self.in_shape[1]}x{self.in_shape[2]}"
+
+
+@dataclass(eq=False)
+class Linear:
+    """Fully connected layer (the classifier), on the host; float64 ``weight`` (out, in)."""
+
+    op: ClassVar[str] = "linear"
+    name: str
+    input: str
+    output: str
+    in_shape: tuple[int]
+    out_shape: tuple[int]
+    weight: np.ndarray = field(default=None, repr=False)
+    bias: np.ndarray = field(default=None, repr=False)
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return (self.input,)
+
+    @property
+    def macs(self) -> int:
+        return self.in_shape[0] * self.out_shape[0]
+
+    def describe(self) -> str:
+        return f"{self.in_shape[0]} -> {self.out_shape[0]}"
+
+
+Layer = Conv | Add | MaxPool | GlobalAvgPool | Linear
+_KINDS: dict[str, type] = {k.op: k for k in (Conv, Add, MaxPool, GlobalAvgPool, Linear)}
+_ARRAYS = ("weight", "bias")
+
+
+def _layer_dict(layer: Layer, weights: bool) -> dict[str, Any]:
+    d: dict[str, Any] = {"op": layer.op}
+    for name in layer.__dataclass_fields__:
+        value = getattr(layer, name)
+        if name in _ARRAYS:
+            if weights and value is not None:
+                d[name] = np.asarray(value).tolist()
+            continue
+        d[name] = list(value) if isinstance(value, tuple) else value
+    if isinstance(layer, Conv | Linear):
+        d["macs"] = layer.macs
+    if isinstance(layer, Conv):
+        d["mults"] = layer.mults
+    return d
+
+
+def _layer_from_dict(d: dict[str, Any]) -> Layer:
+    d = dict(d)
+    kind = _KINDS.get(d.pop("op", None))
+    if kind is None:
+        raise ValueError(f"unknown layer op in {d.get('name', '?')!r}; known: {sorted(_KINDS)}")
+    d.pop("macs", None)
+    d.pop("mults", None)
+    known = set(kind.__dataclass_fields__)
+    unknown = set(d) - known
+    if unknown:
+        raise ValueError(f"layer {d.get('name', '?')!r}: unknown fields {sorted(unknown)}")
+    for key in ("in_shape", "out_shape", "inputs"):
+        if key in d:
+            d[key] = tuple(d[key]) if key == "inputs" else _shape(d[key])
+    for key in _ARRAYS:
+        if key in d:
+            d[key] = np.asarray(d[key], dtype=np.float64)
+    try:
+        return kind(**d)
+    except TypeError as exc:
+        raise ValueError(f"layer {d.get('name', '?')!r}: {exc}") from None
+
+
+@dataclass(eq=False)
+class Network:
+    """A lowered network: input shape, layers in execution order, output tensor name."""
+
+    name: str
+    input_shape: tuple[int, int, int]
+    layers: list[Layer]
+    output: str
+
+    def __post_init__(self) -> None:
+        self.input_shape = _shape(self.input_shape)
+        produced = {INPUT}
+        for layer in self.layers:
+            for t in layer.inputs:
+                if t not in produced:
+                    raise ValueError(
+                        f"layer {layer.name!r} reads tensor {t!r} before any layer produces it"
+                    )
+            if layer.output in produced:
+                raise ValueError(f"tensor {layer.output!r} is produced twice")
+            produced.add(layer.output)
+        if self.output not in produced:
+            raise ValueError(f"network output {self.output!r} is not produced by any layer")
+
+    def __getitem__(self, name: str) -> Layer:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(f"no layer named {name!r}")
+
+    @property
+    def convs(self) -> list[Conv]:
+        return [layer for layer in self.layers if isinstance(layer, Conv)]
+
+    @property
+    def algorithms(self) -> list[str]:
+        """Engine algorithms used, in order of first use (one engine each)."""
+        seen: dict[str, None] = {}
+        for conv in self.convs:
+            seen.setdefault(conv.algorithm, None)
+        return list(seen)
+
+    def producer(self, tensor: str) -> Layer | None:
+        for layer in self.layers:
+            if layer.output == tensor:
+                return layer
+        return None
+
+    def shape_of(self, tensor: str) -> tuple[int, ...]:
+        if tensor == INPUT:
+            return self.input_shape
+        layer = self.producer(tensor)
+        if layer is None:
+            raise KeyError(f"no tensor named {tensor!r}")
+        return layer.out_shape
+
+    def last_uses(self) -> dict[str, int]:
+        """Index of the last layer reading each tensor (for freeing memory)."""
+        last: dict[str, int] = {}
+        for k, layer in enumerate(self.layers):
+            for t in layer.inputs:
+                last[t] = k
+        return last
+
+    # ------------------------------------------------------------------ printing
+    def table(self) -> str:
+        rows = [("#", "layer", "op", "engine / host", "in", "out", "details", "MACs", "mults")]
+        for k, layer in enumerate(self.layers):
+            engine = layer.algorithm if isinstance(layer, Conv) else "host"
+            macs = f"{layer.macs:,}" if isinstance(layer, Conv | Linear) else "-"
+            mults = f"{layer.mults:,}" if isinstance(layer, Conv) else "-"
+            rows.append(
+                (
+                    str(k),
+                    layer.name,
+                    layer.op,
+                    engine,
+                    "x".join(map(str, layer.in_shape)),
+                    "x".join(map(str, layer.out_shape)),
+                    layer.describe(),
+                    macs,
+                    mults,
+                )
+            )
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        convs = self.convs
+        total_macs = sum(c.macs for c in convs)
+        total_mults = sum(c.mults for c in convs)
+        lines.append(
+            f"{len(self.layers)} layers, {len(convs)} convs on engines "
+            f"{', '.join(self.algorithms)}; conv MACs {total_macs:,}, engine multiplications "
+            f"{total_mults:,} ({total_macs / max(total_mults, 1):.2f}x fewer) per image"
+        )
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.table()
+
+    # ------------------------------------------------------------------ JSON
+    def to_dict(self, *, weights: bool = False) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "name": self.name,
+            "input_shape": list(self.input_shape),
+            "output": self.output,
+            "layers": [_layer_dict(layer, weights) for layer in self.layers],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Network:
+        if d.get("format") != FORMAT:
+            raise ValueError(
+                f"not a network record (format={d.get('format')!r}, expected {FORMAT!r})"
+            )
+        try:
+            return cls(
+                name=d["name"],
+                input_shape=d["input_shape"],
+                layers=[_layer_from_dict(layer) for layer in d["layers"]],
+                output=d["output"],
+            )
+        except KeyError as exc:
+            raise ValueError(f"network record is missing the field {exc.args[0]!r}") from None
+
+    def save(self, path: str | Path, *, weights: bool = False) -> None:
+        """Write JSON atomically."""
+        from sfc_hls.atomic_files import write_text_atomic
+
+        write_text_atomic(Path(path), json.dumps(self.to_dict(weights=weights), indent=1))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Network:
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"cannot read network file {str(path)!r}: {exc}") from None
+        return cls.from_dict(data)

@@ -1,0 +1,401 @@
+"""``sfc-hls run``: quantize a ResNet and run it on the accelerator (golden model or RTL).
+
+Pipeline: load the model and weights -> lower (:mod:`sfc_hls.host.lowering`)
+-> calibrate on K images (:mod:`sfc_hls.host.calibration`) -> run the int8
+network on a device (:mod:`sfc_hls.host.device`, :mod:`sfc_hls.host.inference`)
+-> print a per-layer table and the predictions, optionally write a JSON
+report (atomically).
+
+Data:
+
+* ``small_resnet`` without ``--images``: the committed digits weights, the
+  digits training split for calibration and the held-out test split.
+* ``--images DIR``: ``DIR/<class>/<image>`` files (class folders named by
+  class index, e.g. ``0`` .. ``9``, give labels; other names are sorted);
+  calibration uses ``--calib-images DIR`` if given, else the same images.
+* ``resnet18``/``resnet34``: no pretrained weights ship offline; pass
+  ``--weights`` (a torchvision state_dict file) or, explicitly,
+  ``--random-weights``; without ``--images`` use ``--random-images N``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sfc_hls.config import SCALE_MODES
+
+__all__ = ["MODELS", "add_arguments", "main", "run", "format_layer_table"]
+
+MODELS = ("small_resnet", "resnet18", "resnet34")
+FORMAT = "sfc-hls.run/1"
+#: ImageNet normalization of torchvision's ResNets (RGB, [0, 1] input).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+#: Images the RTL backend runs unless ``--limit`` says otherwise (simulation is slow).
+RTL_DEFAULT_LIMIT = 2
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``sfc-hls run``."""
+    from sfc_hls.host.lowering import DEFAULT_ALGORITHM
+
+    parser.add_argument("--model", choices=MODELS, default="small_resnet")
+    parser.add_argument(
+        "--weights",
+        type=Path,
+        help="checkpoint (state_dict) file; default for small_resnet: the committed digits weights",
+    )
+    parser.add_argument(
+        "--random-weights",
+        action="store_true",
+        help="resnet18/34 without --weights: seeded random initialization (not a trained model)",
+    )
+    parser.add_argument("--images", type=Path, help="image folder DIR/<class>/<image>")
+    parser.add_argument(
+        "--calib-images", type=Path, help="calibration image folder (default: --images)"
+    )
+    parser.add_argument(
+        "--random-images",
+        type=int,
+        metavar="N",
+        help="without --images: N seeded random inputs (resnet18/34 smoke runs)",
+    )
+    parser.add_argument("--image-size", type=int, help="input side (default: 28 / 224)")
+    parser.add_argument("--backend", choices=("golden", "rtl"), default="golden")
+    parser.add_argument(
+        "--algo",
+        default=DEFAULT_ALGORITHM,
+        help="fast algorithm of the stride-1 convs (default %(default)s)",
+    )
+    parser.add_argument("--scale-mode", choices=SCALE_MODES, default="pow2")
+    parser.add_argument("--pco", type=int, default=4, help="MAC lanes of the fast engine")
+    parser.add_argument("--direct-pco", type=int, default=16, help="MAC lanes of direct engines")
+    parser.add_argument("--calib", type=int, default=32, help="calibration images (default 32)")
+    parser.add_argument("--fine-tune", action="store_true", help="fine-tune the scales")
+    parser.add_argument(
+        "--limit", type=int, help=f"run the first N images (rtl default {RTL_DEFAULT_LIMIT})"
+    )
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument(
+        "--check-golden",
+        action="store_true",
+        help="rtl: also run the golden model and check every int8 tensor is identical",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of random weights/images")
+    parser.add_argument("--json", type=Path, dest="json_out", help="write a JSON report here")
+    parser.add_argument("--quiet", action="store_true", help="no tables, no progress bars")
+
+
+# ---------------------------------------------------------------------- data and model
+class _Data:
+    def __init__(self, images, labels, names, calib, source, classes=None):
+        self.images = images
+        self.labels = labels
+        self.names = names
+        self.calib = calib
+        self.source = source
+        self.classes = classes
+
+
+def _load_model(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    import torch
+
+    from sfc_hls.host import models
+    from sfc_hls.host.checkpoint import load_checkpoint, load_digits_small_resnet, read_state_dict
+
+    if args.model == "small_resnet" and args.weights is None:
+        model, meta = load_digits_small_resnet()
+        return model, {"weights": "committed digits weights", "meta": meta}
+    if args.model == "small_resnet":
+        state = read_state_dict(args.weights)
+        model = models.small_resnet(
+            num_classes=int(state["fc.weight"].shape[0]) if "fc.weight" in state else 10,
+            in_channels=int(state["conv1.weight"].shape[1]) if "conv1.weight" in state else 1,
+        )
+        load_checkpoint(model, args.weights)
+        return model.eval(), {"weights": str(args.weights)}
+    build = getattr(models, args.model)
+    if args.weights is None:
+        if not args.random_weights:
+            raise ValueError(
+                f"no pretrained {args.model} weights are available offline: pass --weights "
+                f"PATH (a torchvision {args.model} state_dict file) or --random-weights for a "
+                "seeded random initialization (accuracy is then meaningless)"
+            )
+        torch.manual_seed(args.seed)
+        return build().eval(), {"weights": f"random (seed {args.seed})"}
+    state = read_state_dict(args.weights)
+    kwargs = {}
+    if "fc.weight" in state:
+        kwargs["num_classes"] = int(state["fc.weight"].shape[0])
+    if "conv1.weight" in state:
+        kwargs["in_channels"] = int(state["conv1.weight"].shape[1])
+    model = build(**kwargs)
+    load_checkpoint(model, args.weights)
+    return model.eval(), {"weights": str(args.weights)}
+
+
+def _folder(path: Path, size: int, channels: int, mean, std):
+    from sfc_hls.host.digits import load_image_folder
+
+    return load_image_folder(path, size=size, channels=channels, mean=mean, std=std)
+
+
+def _folder_labels(data, num_classes: int) -> np.ndarray:
+    """Class folders named 0..num_classes-1 give their number as label, else the sorted index."""
+    if all(c.isdigit() and int(c) < num_classes for c in data.classes):
+        return np.array([int(data.classes[i]) for i in data.labels.tolist()])
+    return data.labels.numpy()
+
+
+def _load_data(args: argparse.Namespace, model: Any, info: dict[str, Any]) -> _Data:
+    import torch
+
+    from sfc_hls.host.digits import load_digits_split
+
+    in_ch = model.conv1.in_channels
+    num_classes = model.fc.out_features
+    size = args.image_size or (28 if args.model == "small_resnet" else 224)
+    if args.model == "small_resnet":
+        meta = info.get("meta") or {}
+        mean = meta.get("norm_mean", 0.3052247166633606)
+        std = meta.get("norm_std", 0.32459279894828796)
+    else:
+        mean, std = (IMAGENET_MEAN, IMAGENET_STD) if in_ch == 3 else (0.5, 0.25)
+    if args.images is not None:
+        data = _folder(args.images, size, in_ch, mean, std)
+        labels = _folder_labels(data, num_classes)
+        names = [str(p) for p in data.paths]
+        calib = data.images
+        if args.calib_images is not None:
+            calib = _folder(args.calib_images, size, in_ch, mean, std).images
+        return _Data(data.images, labels, names, calib, str(args.images), data.classes)
+    if args.random_images is not None:
+        if args.random_images < 1:
+            raise ValueError(f"--random-images must be >= 1, got {args.random_images}")
+        gen = torch.Generator().manual_seed(args.seed)
+        images = torch.randn(args.random_images, in_ch, size, size, generator=gen)
+        names = [f"random{k}" for k in range(args.random_images)]
+        return _Data(images, None, names, images, f"random (seed {args.seed})")
+    if args.model != "small_resnet" or args.weights is not None:
+        raise ValueError(
+            f"{args.model}: pass --images DIR (class sub-folders of image files) or "
+            "--random-images N; the digits data only fits the committed small_resnet"
+        )
+    split = load_digits_split(size=size)
+    names = [f"digits-test[{i}]" for i in split.test_indices.tolist()]
+    return _Data(split.x_test, split.y_test.numpy(), names, split.x_train, "digits test split")
+
+
+# ---------------------------------------------------------------------- output
+def format_layer_table(records: list[Any], images: int) -> str:
+    """Per-layer table: name, op, engine, MACs and multiplications per image, cycles, time."""
+    rows = [("layer", "op", "engine", "MACs/img", "mults/img", "cycles", "time ms")]
+    for r in records:
+        rows.append(
+            (
+                r.name,
+                r.op,
+                r.engine,
+                f"{r.macs:,}" if r.macs else "-",
+                f"{r.mults:,}" if r.mults else "-",
+                f"{r.cycles:,}" if r.cycles is not None else "-",
+                f"{r.seconds * 1e3:.1f}",
+            )
+        )
+    macs = sum(r.macs for r in records if r.op == "conv")
+    mults = sum(r.mults for r in records)
+    cycles = [r.cycles for r in records if r.cycles is not None]
+    rows.append(
+        (
+            "total",
+            "",
+            "",
+            f"{macs:,}",
+            f"{mults:,}",
+            f"{sum(cycles):,}" if cycles else "-",
+            f"{sum(r.seconds for r in records) * 1e3:.1f}",
+        )
+    )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(
+            c.rjust(w) if i >= 3 else c.ljust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in rows
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines.insert(len(lines) - 1, lines[1])
+    lines.append(
+        f"({images} image(s); conv MACs / engine multiplications = {macs / max(mults, 1):.2f}; "
+        "cycles: engine clock cycles in RTL simulation)"
+    )
+    return "\n".join(lines)
+
+
+def _predictions_text(data: _Data, int8_pred, float_pred, show: int = 10) -> str:
+    lines = []
+    for k in range(min(show, len(int8_pred))):
+        label = "" if data.labels is None else f"label {int(data.labels[k])}  "
+        lines.append(
+            f"  {data.names[k]}: {label}int8 {int(int8_pred[k])}  float {int(float_pred[k])}"
+        )
+    if len(int8_pred) > show:
+        lines.append(f"  ... ({len(int8_pred) - show} more)")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------- the command
+def run(args: argparse.Namespace) -> int:
+    """Run ``sfc-hls run`` with parsed ``args``; returns the exit code."""
+    try:
+        return _run(args)
+    except FileNotFoundError as exc:
+        raise ValueError(str(exc)) from None
+    except RuntimeError as exc:  # simulator build or run failures
+        print(f"sfc-hls run: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    import torch
+
+    from sfc_hls.atomic_files import write_text_atomic
+    from sfc_hls.host.calibration import QuantOptions, calibrate, engine_configs
+    from sfc_hls.host.device import make_device
+    from sfc_hls.host.inference import run_float, run_int8
+    from sfc_hls.host.lowering import lower_model
+
+    for name in ("calib", "batch_size", "pco", "direct_pco"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit must be >= 1, got {args.limit}")
+    say = (lambda *a: None) if args.quiet else print
+    t0 = time.perf_counter()
+    model, info = _load_model(args)
+    data = _load_data(args, model, info)
+    limit = args.limit or (RTL_DEFAULT_LIMIT if args.backend == "rtl" else None)
+    images = data.images[:limit] if limit else data.images
+    labels = None if data.labels is None else data.labels[: len(images)]
+    names = data.names[: len(images)]
+    net = lower_model(model, tuple(images.shape[1:]), algorithm=args.algo, name=args.model)
+    say(f"model {args.model} ({info['weights']}), input {'x'.join(map(str, images.shape[1:]))}")
+    if "random" in info["weights"]:
+        say("note: random weights -- predictions and accuracy are meaningless")
+    say(net.table() if not args.quiet else "")
+    options = QuantOptions(
+        scale_mode=args.scale_mode, fine_tune=args.fine_tune, calib_samples=args.calib
+    )
+    pco = {a: args.direct_pco if a.startswith("direct-") else args.pco for a in net.algorithms}
+    engines = engine_configs(net, pco=pco, scale_mode=args.scale_mode)
+    t_cal = time.perf_counter()
+    qnet = calibrate(net, data.calib, options=options, engines=engines, progress=not args.quiet)
+    t_cal = time.perf_counter() - t_cal
+    say(
+        f"calibrated on {qnet.calib_images} image(s) in {t_cal:.1f} s; engines: "
+        + ", ".join(
+            f"{e.algorithm} (P_co={e.pco}, cin_max={e.cin_max}, cout_max={e.cout_max})"
+            for e in engines
+        )  # fmt: skip
+    )
+    float_logits = run_float(net, images)
+    float_pred = float_logits.argmax(axis=1)
+    with make_device(args.backend, engines) as device:
+        result = run_int8(
+            qnet, device, images, batch_size=args.batch_size,
+            keep_tensors=args.check_golden, progress=not args.quiet,
+        )  # fmt: skip
+        build_seconds = getattr(device, "build_seconds", 0.0)
+    identical = None
+    if args.check_golden:
+        golden = run_int8(
+            qnet, make_device("golden", engines), images,
+            batch_size=args.batch_size, keep_tensors=True,
+        )  # fmt: skip
+        identical = all(np.array_equal(golden.tensors[k], v) for k, v in result.tensors.items())
+    say("")
+    say(format_layer_table(result.records, len(images)))
+    say("")
+    say(f"predictions ({args.backend} int8 vs float32):")
+    say(_predictions_text(_Data(images, labels, names, None, None), result.predictions, float_pred))
+    summary: dict[str, Any] = {"images": len(images)}
+    if labels is not None:
+        summary["float32_top1"] = float((float_pred == labels).mean())
+        summary["int8_top1"] = float((result.predictions == labels).mean())
+        say(
+            f"top-1 on {len(images)} image(s) ({data.source}): float32 "
+            f"{100 * summary['float32_top1']:.2f} %, int8 ({args.algo}, {args.backend}) "
+            f"{100 * summary['int8_top1']:.2f} %"
+        )
+    summary["agreement_with_float"] = float((result.predictions == float_pred).mean())
+    if identical is not None:
+        summary["golden_identical"] = identical
+        say(f"rtl int8 tensors identical to golden: {'yes' if identical else 'NO'}")
+    total = time.perf_counter() - t0
+    say(
+        f"time: calibration {t_cal:.1f} s, {args.backend} run {result.seconds:.1f} s"
+        + (f" (+ engine build {build_seconds:.1f} s)" if build_seconds else "")
+        + f", total {total:.1f} s"
+    )
+    if args.json_out is not None:
+        report = {
+            "format": FORMAT,
+            "model": args.model,
+            "weights": info["weights"],
+            "data": data.source,
+            "backend": args.backend,
+            "algorithm": args.algo,
+            "network": net.to_dict(),
+            "quantization": qnet.to_dict(),
+            "layers": [r.to_dict() for r in result.records],
+            "predictions": [
+                {
+                    "image": names[k],
+                    "label": None if labels is None else int(labels[k]),
+                    "int8": int(result.predictions[k]),
+                    "float32": int(float_pred[k]),
+                }
+                for k in range(len(images))
+            ],
+            "summary": summary,
+            "seconds": {
+                "calibration": t_cal,
+                "run": result.seconds,
+                "engine_build": build_seconds,
+                "total": total,
+            },
+            "torch_threads": torch.get_num_threads(),
+        }
+        write_text_atomic(args.json_out, json.dumps(report, indent=1))
+        say(f"wrote {args.json_out}")
+    if identical is False:
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``sfc-hls run`` as a standalone entry point (``python -m sfc_hls.host.run``)."""
+    parser = argparse.ArgumentParser(
+        prog="sfc-hls run",
+        description="Quantize a ResNet to int8 and run it on the accelerator (golden or RTL).",
+    )
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except (ValueError, TypeError, FileExistsError) as exc:
+        print(f"sfc-hls run: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
