@@ -396,6 +396,11 @@ def plot(result: dict, path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-synth", action="store_true", help="cycle model only")
+    parser.add_argument(
+        "--synth-cached-only",
+        action="store_true",
+        help="report only engines whose synthesis is cached (no new Yosys runs)",
+    )
     parser.add_argument("--family", default="xcup", choices=("xcup", "xc7"))
     parser.add_argument("--jobs", type=int, default=2, help="parallel Yosys runs")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -425,13 +430,17 @@ def main(argv: list[str] | None = None) -> int:
             from sfc_hls.hw.synth_report import synth_report
 
             print(f"synthesizing {algo.title} P_co={pco} ...", file=sys.stderr, flush=True)
-            entry["synthesis"] = synth_report(
-                engine_config(algorithm, pco),
-                family=args.family,
-                blocks=BENCH_BLOCKS,
-                jobs=args.jobs,
-                log=lambda msg: print(msg, file=sys.stderr, flush=True),
-            )
+            try:
+                entry["synthesis"] = synth_report(
+                    engine_config(algorithm, pco),
+                    family=args.family,
+                    blocks=BENCH_BLOCKS,
+                    cache_only=args.synth_cached_only,
+                    jobs=args.jobs,
+                    log=lambda msg: print(msg, file=sys.stderr, flush=True),
+                )
+            except LookupError as exc:
+                print(f"  skipped: {exc}", file=sys.stderr, flush=True)
         engines.append(entry)
         cur = entry["current"]
         print(

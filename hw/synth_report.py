@@ -96,8 +96,13 @@ def block_verilog(config: EngineConfig, blocks: tuple[str, ...] = BLOCKS) -> dic
     return out
 
 
-def synth_cached(text: str, top: str, family: str, *, cache: bool = True) -> dict[str, Any]:
-    """Summary of :func:`synthesize` on Verilog ``text`` (cached by content, family, Yosys)."""
+def synth_cached(
+    text: str, top: str, family: str, *, cache: bool = True, cache_only: bool = False
+) -> dict[str, Any]:
+    """Summary of :func:`synthesize` on Verilog ``text`` (cached by content, family, Yosys).
+
+    ``cache_only`` raises :class:`LookupError` instead of running Yosys on a miss.
+    """
     key = hashlib.sha256(
         "\0".join([text, top, family, yosys_version(), "synth-report/1"]).encode()
     ).hexdigest()[:32]
@@ -106,6 +111,8 @@ def synth_cached(text: str, top: str, family: str, *, cache: bool = True) -> dic
         out = json.loads(path.read_text())
         out["cached"] = True
         return out
+    if cache_only:
+        raise LookupError(f"no cached synthesis of {top} ({family})")
     with tempfile.TemporaryDirectory(prefix="sfc-hls-block-") as tmp:
         src = Path(tmp) / f"{top}.v"
         src.write_text(text)
@@ -124,6 +131,7 @@ def synth_report(
     blocks: bool | tuple[str, ...] = True,
     whole: bool = True,
     cache: bool = True,
+    cache_only: bool = False,
     jobs: int = 1,
     log=None,
 ) -> dict[str, Any]:
@@ -133,6 +141,7 @@ def synth_report(
     ``family``, ``blocks`` (name -> resource counts), ``total``, ``other``,
     ``transforms`` (LUT share of the adder-only transforms and their DSPs),
     ``multipliers`` (MAC multipliers by construction), ``seconds``.
+    ``cache_only`` raises :class:`LookupError` unless every run is cached.
     """
     from sfc_hls.hw.generate import TOPLEVEL, generate_engine
 
@@ -161,7 +170,7 @@ def synth_report(
 
     def one(unit: tuple[str, str]) -> tuple[str, dict]:
         top, text = unit
-        res = synth_cached(text, top, family, cache=cache)
+        res = synth_cached(text, top, family, cache=cache, cache_only=cache_only)
         how = "cached" if res["cached"] else f"{res['seconds']:.0f} s"
         say(f"  {top}: {res['LUT']} LUT, {res['DSP']} DSP ({how})")
         return top, res
