@@ -63,7 +63,10 @@ def choose_algorithm(kernel: int, stride: int, fast_algorithm: str = DEFAULT_ALG
     * otherwise ``direct-RxR`` (1x1 output tile: any stride, one input patch
       per output pixel).
     """
-    algo = get_algorithm(fast_algorithm)
+    try:
+        algo = get_algorithm(fast_algorithm)
+    except ValueError as exc:
+        raise ValueError(f"algorithm {fast_algorithm!r}: {exc}") from None
     if algo.dims != 2:
         raise ValueError(f"fast_algorithm must be a 2D algorithm, got {fast_algorithm!r}")
     if stride == 1 and kernel == algo.kernel:

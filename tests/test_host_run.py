@@ -1,0 +1,116 @@
+"""host.run: the ``sfc-hls run`` command (golden backend) and its bad-input errors."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from sfc_hls.host.checkpoint import DIGITS_WEIGHTS, read_state_dict, save_checkpoint
+from sfc_hls.host.run import main
+
+
+def test_digits_run_prints_table_and_writes_json(tmp_path, capsys):
+    out = tmp_path / "report" / "run.json"
+    code = main(["--limit", "6", "--calib", "8", "--quiet", "--json", str(out)])
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert report["format"] == "sfc-hls.run/1" and report["backend"] == "golden"
+    assert len(report["predictions"]) == 6
+    assert report["summary"]["images"] == 6 and 0.8 <= report["summary"]["int8_top1"] <= 1
+    assert report["quantization"]["calib_images"] == 8
+    layers = {r["name"]: r for r in report["layers"]}
+    assert layers["layer1.0.conv1"]["engine"] == "sfc6-7x7-3x3"
+    assert layers["layer2.0.downsample.0"]["engine"] == "direct-3x3"
+    assert [p.name for p in out.parent.iterdir()] == ["run.json"]  # no temporary left over
+    code = main(["--limit", "3", "--calib", "4", "--algo", "wino-4x4-3x3"])
+    text = capsys.readouterr().out
+    assert code == 0
+    assert "layer1.0.conv1" in text and "wino-4x4-3x3" in text and "MACs/img" in text
+    assert "top-1 on 3 image(s)" in text and "predictions (golden int8 vs float32)" in text
+
+
+def _digit_folder(root, count_per_class=2):
+    """Real digits (scikit-learn scans), written as 8-bit PNG files in class folders."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    for label in (3, 7):
+        (root / str(label)).mkdir(parents=True)
+        idx = np.flatnonzero(digits.target == label)[-count_per_class:]
+        for k in idx:
+            pixels = (digits.images[k] / 16 * 255).astype(np.uint8)
+            Image.fromarray(pixels).resize((28, 28), Image.BILINEAR).save(
+                root / str(label) / f"{k}.png"
+            )
+    return root
+
+
+def test_image_folder_and_checkpoint_path(tmp_path):
+    images = _digit_folder(tmp_path / "images")
+    ckpt = save_checkpoint(read_state_dict(DIGITS_WEIGHTS), tmp_path / "ckpt.pt")
+    out = tmp_path / "run.json"
+    code = main(
+        ["--weights", str(ckpt), "--images", str(images), "--calib", "4", "--quiet",
+         "--json", str(out)]
+    )  # fmt: skip
+    assert code == 0
+    report = json.loads(out.read_text())
+    preds = report["predictions"]
+    assert [p["label"] for p in preds] == [3, 3, 7, 7]  # folder names are the class indices
+    assert preds[0]["image"].endswith(".png")
+    assert report["summary"]["int8_top1"] >= 0.75
+
+
+def test_corrupt_image_is_named(tmp_path, capsys):
+    images = _digit_folder(tmp_path / "images", count_per_class=1)
+    bad = images / "7" / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    assert main(["--images", str(images), "--quiet"]) == 2
+    assert "broken.png" in capsys.readouterr().err
+
+
+def test_resnet18_needs_weights_or_explicit_random(tmp_path, capsys):
+    assert main(["--model", "resnet18"]) == 2
+    err = capsys.readouterr().err
+    assert "no pretrained resnet18 weights are available offline" in err
+    assert "--random-weights" in err
+    assert main(["--model", "resnet18", "--random-weights"]) == 2
+    assert "--random-images N" in capsys.readouterr().err
+
+
+def test_mismatched_checkpoint_names_file_and_keys(tmp_path, capsys):
+    state = read_state_dict(DIGITS_WEIGHTS)
+    del state["layer1.0.conv1.weight"]
+    state["extra.weight"] = torch.zeros(1)
+    path = tmp_path / "bad.pt"
+    save_checkpoint(state, path)
+    assert main(["--weights", str(path), "--images", str(tmp_path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "bad.pt" in err and "layer1.0.conv1.weight" in err and "extra.weight" in err
+    assert main(["--weights", str(tmp_path / "missing.pt"), "--quiet"]) == 2
+    assert "missing.pt" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--limit", "0"], "--limit must be >= 1"),
+        (["--calib", "0"], "--calib must be >= 1"),
+        (["--algo", "sfc5-2x2-3x3"], "algorithm"),
+    ],
+)
+def test_bad_options(argv, message, capsys):
+    assert main([*argv, "--quiet"]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_wrong_channel_count_in_checkpoint_input(tmp_path, capsys):
+    """An RGB resnet18 checkpoint with a grayscale random input set is fine (converted);
+    a random small model with 3 input channels rejects the 1-channel digits split."""
+    from sfc_hls.host.models import small_resnet
+
+    path = save_checkpoint(small_resnet(in_channels=3), tmp_path / "rgb.pt")
+    assert main(["--weights", str(path), "--quiet"]) == 2
+    assert "--images DIR" in capsys.readouterr().err
