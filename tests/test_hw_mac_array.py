@@ -11,14 +11,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 from amaranth.back import verilog
-from amaranth.sim import Simulator
 from hypothesis import given
 from hypothesis import strategies as st
 
 from sfc_hls.hw.mac_array import MacArray
+from sfc_hls.sim.amaranth_streams import (
+    measure_transfers,
+    random_gaps,
+    run_testbenches,
+    stream_through,
+)
 
 SIM_BUILD = Path(__file__).resolve().parents[1] / "sim_build"
-CLOCK_PERIOD = 1e-8
 
 
 # -- argument validation and derived widths -----------------------------------
@@ -109,40 +113,6 @@ def _as_array(payload, lanes: int, positions: int) -> np.ndarray:
     return np.array([[payload[lane][k] for k in range(positions)] for lane in range(lanes)])
 
 
-def _simulate(dut: MacArray, beats: list[dict], results: int, *, in_gap, out_gap, max_cycles):
-    """Stream ``beats`` in, collect ``results`` outputs; gaps are cycles of idle/backpressure."""
-    received: list[np.ndarray] = []
-    accepted = [0]
-
-    async def producer(ctx):
-        for beat in beats:
-            for _ in range(in_gap()):
-                await ctx.tick()
-            ctx.set(dut.i_beat.payload, beat)
-            ctx.set(dut.i_beat.valid, 1)
-            await ctx.tick().until(dut.i_beat.ready)
-            accepted[0] += 1
-            ctx.set(dut.i_beat.valid, 0)
-
-    async def consumer(ctx):
-        for _ in range(results):
-            for _ in range(out_gap()):
-                await ctx.tick()
-            ctx.set(dut.o_acc.ready, 1)
-            (payload,) = await ctx.tick().sample(dut.o_acc.payload).until(dut.o_acc.valid)
-            ctx.set(dut.o_acc.ready, 0)
-            received.append(_as_array(payload, dut.lanes, dut.positions))
-
-    sim = Simulator(dut)
-    sim.add_clock(CLOCK_PERIOD)
-    sim.add_testbench(producer)
-    sim.add_testbench(consumer)
-    sim.run_until(max_cycles * CLOCK_PERIOD)
-    assert accepted[0] == len(beats), "producer did not finish"
-    assert len(received) == results, "consumer did not finish"
-    return received
-
-
 SMALL = {"positions": 4, "lanes": 2, "cin_max": 5}
 
 
@@ -165,14 +135,17 @@ def test_random_sums_with_gaps_and_backpressure(seed):
     beats = [beat for acts, weights in operands for beat in _beats(acts, weights)]
     expected = [np.einsum("ck,clk->lk", acts, weights) for acts, weights in operands]
 
-    received = _simulate(
+    payloads = stream_through(
         dut,
+        dut.i_beat,
+        dut.o_acc,
         beats,
-        len(expected),
-        in_gap=lambda: rng.choice([0, 0, 0, 1, 3]),
-        out_gap=lambda: rng.choice([0, 0, 1, 2, 6]),
+        results=len(expected),
+        in_gap=random_gaps(rng, [0, 0, 0, 1, 3]),
+        out_gap=random_gaps(rng, [0, 0, 1, 2, 6]),
         max_cycles=20 * len(beats) + 100,
     )
+    received = [_as_array(payload, dut.lanes, dut.positions) for payload in payloads]
     for got, want in zip(received, expected, strict=True):
         np.testing.assert_array_equal(got, want)
     bound = MacArray.accumulation_bound(cin_max=cin_max)
@@ -183,37 +156,10 @@ def test_random_sums_with_gaps_and_backpressure(seed):
 def test_latency_and_back_to_back_throughput():
     dut = MacArray(positions=2, lanes=1, cin_max=2)
     beats = [{"act": [i, -i], "weights": [[3, 5]], "first": 1, "last": 1} for i in range(1, 9)]
-    handshake_ticks: list[int] = []
-    valid_ticks: list[int] = []
-
-    async def producer(ctx):
-        ctx.set(dut.o_acc.ready, 1)
-        for beat in beats:
-            ctx.set(dut.i_beat.payload, beat)
-            ctx.set(dut.i_beat.valid, 1)
-            await ctx.tick().until(dut.i_beat.ready)
-        ctx.set(dut.i_beat.valid, 0)
-
-    async def observer(ctx):
-        tick = 0
-        samples = ctx.tick().sample(dut.i_beat.valid, dut.i_beat.ready, dut.o_acc.valid)
-        async for _, _, in_valid, in_ready, out_valid in samples:
-            tick += 1
-            if in_valid and in_ready:
-                handshake_ticks.append(tick)
-            if out_valid:
-                valid_ticks.append(tick)
-            if len(valid_ticks) == len(beats):
-                return
-
-    sim = Simulator(dut)
-    sim.add_clock(CLOCK_PERIOD)
-    sim.add_testbench(producer)
-    sim.add_testbench(observer)
-    sim.run_until(100 * CLOCK_PERIOD)
+    transfers = measure_transfers(dut, dut.i_beat, dut.o_acc, beats)
     # One beat per clock edge, one result per cycle, each 2 cycles after its beat.
-    assert handshake_ticks == list(range(1, len(beats) + 1))
-    assert valid_ticks == [tick + 2 for tick in handshake_ticks]
+    assert transfers.in_ticks == list(range(1, len(beats) + 1))
+    assert transfers.out_ticks == [tick + 2 for tick in transfers.in_ticks]
 
 
 def test_backpressure_stalls_only_behind_a_finished_result():
@@ -237,10 +183,7 @@ def test_backpressure_stalls_only_behind_a_finished_result():
             else:
                 return  # stalled for 10 cycles
 
-    sim = Simulator(dut)
-    sim.add_clock(CLOCK_PERIOD)
-    sim.add_testbench(producer)
-    sim.run_until(100 * CLOCK_PERIOD)
+    run_testbenches(dut, producer, cycles=100)
     # The 5-beat accumulation streams in at one beat per cycle although o_acc is
     # not ready; once its result waits on o_acc, one more beat (the next
     # one-channel accumulation) is held as products and the input stalls.

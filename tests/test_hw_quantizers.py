@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from amaranth.back import verilog
-from amaranth.sim import Simulator
 
 from sfc_hls.config import EngineConfig
 from sfc_hls.datapath import (
@@ -28,9 +27,15 @@ from sfc_hls.datapath import (
 )
 from sfc_hls.hw.mac_array import MacArray
 from sfc_hls.hw.quantizers import ActQuantizer, OutputQuantizer, Rescale, engine_widths
+from sfc_hls.sim.amaranth_streams import (
+    collect,
+    idle,
+    measure_transfers,
+    run_testbenches,
+    send,
+)
 
 SIM_BUILD = Path(__file__).resolve().parents[1] / "sim_build"
-CLOCK_PERIOD = 1e-8
 MODES = ("pow2", "fixed")
 
 
@@ -207,12 +212,8 @@ def simulate(dut, i_port, o_port, phases, *, rng, in_gaps=(0,), out_gaps=(0,)):
             for port, value in phase.ports:
                 ctx.set(port, value)
             for beat in phase.beats:
-                for _ in range(rng.choice(in_gaps)):
-                    await ctx.tick()
-                ctx.set(i_port.payload, beat)
-                ctx.set(i_port.valid, 1)
-                await ctx.tick().until(i_port.ready)
-                ctx.set(i_port.valid, 0)
+                await idle(ctx, rng.choice(in_gaps))
+                await send(ctx, i_port, beat)
                 sent += 1
             while len(received) < sent:
                 await ctx.tick()
@@ -221,26 +222,10 @@ def simulate(dut, i_port, o_port, phases, *, rng, in_gaps=(0,), out_gaps=(0,)):
         done[0] = True
 
     async def consumer(ctx):
-        held = None
-        while len(received) < total:
-            ready = rng.choice(out_gaps) == 0
-            ctx.set(o_port.ready, ready)
-            _, _, valid, payload = await ctx.tick().sample(o_port.valid, o_port.payload)
-            if held is not None:
-                assert valid and payload == held, "an offered result changed before its transfer"
-            held = None
-            if valid and ready:
-                received.append(payload)
-            elif valid:
-                held = payload
-        ctx.set(o_port.ready, 0)
+        await collect(ctx, o_port, total, received, ready=lambda: rng.choice(out_gaps) == 0)
 
-    sim = Simulator(dut)
-    sim.add_clock(CLOCK_PERIOD)
-    sim.add_testbench(producer)
-    sim.add_testbench(consumer)
     budget = (total + 10 * len(phases)) * (2 + max(in_gaps) + 2 * max(out_gaps)) + 100
-    sim.run_until(budget * CLOCK_PERIOD)
+    run_testbenches(dut, producer, consumer, cycles=budget)
     assert done[0] and len(received) == total, f"{len(received)} of {total} results"
     return received
 
@@ -554,49 +539,22 @@ def test_latency_throughput_and_stall(index):
     output stall holds the whole pipeline (input not ready) and delays the rest by 3."""
     dut, i_port, o_port, zero = _blocks()[index]
     count, stall = 8, (5, 6, 7)  # o.ready low at these clock edges
-    rows: list[tuple[int, int, int, int, int]] = []  # tick, i.valid, i.ready, o.valid, o.ready
-    in_ticks: list[int] = []
-    out_ticks: list[tuple[int, int]] = []  # tick, meta
-
-    async def producer(ctx):
-        for meta in range(count):
-            ctx.set(i_port.payload, zero | {"meta": meta})
-            ctx.set(i_port.valid, 1)
-            await ctx.tick().until(i_port.ready)
-        ctx.set(i_port.valid, 0)
-
-    async def observer(ctx):
-        tick = 0
-        ctx.set(o_port.ready, 1)
-        samples = ctx.tick().sample(
-            i_port.valid, i_port.ready, o_port.valid, o_port.ready, o_port.payload
-        )
-        async for _, _, in_valid, in_ready, out_valid, out_ready, payload in samples:
-            tick += 1
-            rows.append((tick, in_valid, in_ready, out_valid, out_ready))
-            if in_valid and in_ready:
-                in_ticks.append(tick)
-            if out_valid and out_ready:
-                out_ticks.append((tick, int(payload.meta)))
-            ctx.set(o_port.ready, tick + 1 not in stall)
-            if len(out_ticks) == count:
-                return
-
-    sim = Simulator(dut)
-    sim.add_clock(CLOCK_PERIOD)
-    sim.add_testbench(producer)
-    sim.add_testbench(observer)
-    sim.run_until(100 * CLOCK_PERIOD)
+    payloads = [zero | {"meta": meta} for meta in range(count)]
+    transfers = measure_transfers(
+        dut, i_port, o_port, payloads, ready=lambda tick: tick not in stall
+    )
+    in_ticks = transfers.in_ticks
     latency = dut.latency
-    assert [meta for _, meta in out_ticks] == list(range(count))
+    assert [int(payload.meta) for payload in transfers.out_payloads] == list(range(count))
     # One beat per cycle except during the stall; i.ready = ~o.valid | o.ready.
     assert in_ticks == [1, 2, 3, 4, 8, 9, 10, 11]
     assert all(
-        in_ready == (not out_valid or out_ready) for _, _, in_ready, out_valid, out_ready in rows
+        in_ready == (not out_valid or out_ready)
+        for _, _, in_ready, out_valid, out_ready in transfers.samples
     )
     # A result leaves `latency` cycles after its beat, plus the stall if it was held by it.
     held = [t <= stall[0] - 1 and t + latency >= stall[0] for t in in_ticks]
-    assert [t for t, _ in out_ticks] == [
+    assert transfers.out_ticks == [
         t + latency + len(stall) * h for t, h in zip(in_ticks, held, strict=True)
     ]
 

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from amaranth.back import verilog
-from amaranth.sim import Simulator
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -29,9 +28,14 @@ from sfc_hls.hw.transform import (
     OutputTransform,
     csd_digits,
 )
+from sfc_hls.sim.amaranth_streams import (
+    measure_transfers,
+    random_gaps,
+    run_testbenches,
+    stream_through,
+)
 
 SIM_BUILD = Path(__file__).resolve().parents[1] / "sim_build"
-CLOCK_PERIOD = 1e-8
 FULL = "sfc6-7x7-3x3"
 
 
@@ -210,42 +214,11 @@ def test_node_signs_are_flipped_to_avoid_negations():
 # -- Amaranth simulation ---------------------------------------------------------------
 
 
-def _simulate(dut: AdderNetworkUnit, vectors, metas, *, in_gap, out_gap, max_cycles):
-    """Stream ``vectors`` in and collect as many outputs; gaps are idle/backpressure cycles."""
-    received: list[tuple[list[int], int]] = []
-    accepted = [0]
-
-    async def producer(ctx):
-        for vector, meta in zip(vectors, metas, strict=True):
-            for _ in range(in_gap()):
-                await ctx.tick()
-            payload = {"data": [int(v) for v in vector]}
-            if dut.meta_width:
-                payload["meta"] = meta
-            ctx.set(dut.i_x.payload, payload)
-            ctx.set(dut.i_x.valid, 1)
-            await ctx.tick().until(dut.i_x.ready)
-            accepted[0] += 1
-            ctx.set(dut.i_x.valid, 0)
-
-    async def consumer(ctx):
-        for _ in range(len(vectors)):
-            for _ in range(out_gap()):
-                await ctx.tick()
-            ctx.set(dut.o_y.ready, 1)
-            (payload,) = await ctx.tick().sample(dut.o_y.payload).until(dut.o_y.valid)
-            ctx.set(dut.o_y.ready, 0)
-            data = [payload.data[r] for r in range(dut.n_rows)]
-            received.append((data, payload.meta if dut.meta_width else 0))
-
-    sim = Simulator(dut)
-    sim.add_clock(CLOCK_PERIOD)
-    sim.add_testbench(producer)
-    sim.add_testbench(consumer)
-    sim.run_until(max_cycles * CLOCK_PERIOD)
-    assert accepted[0] == len(vectors), "producer did not finish"
-    assert len(received) == len(vectors), "consumer did not finish"
-    return received
+def _payload(dut: AdderNetworkUnit, vector, meta: int) -> dict:
+    payload = {"data": [int(v) for v in vector]}
+    if dut.meta_width:
+        payload["meta"] = meta
+    return payload
 
 
 def _check_random_and_extremes(dut: AdderNetworkUnit, seed: int, count: int = 24) -> None:
@@ -266,18 +239,19 @@ def _check_random_and_extremes(dut: AdderNetworkUnit, seed: int, count: int = 24
     rng.shuffle(order)
     vectors = vectors[order]
     metas = [(7 * i + 1) % (1 << dut.meta_width) for i in range(len(vectors))]
-    received = _simulate(
+    received = stream_through(
         dut,
-        vectors,
-        metas,
-        in_gap=lambda: rng.choice([0, 0, 0, 1, 3]),
-        out_gap=lambda: rng.choice([0, 0, 1, 2, 5]),
+        dut.i_x,
+        dut.o_y,
+        [_payload(dut, vector, meta) for vector, meta in zip(vectors, metas, strict=True)],
+        in_gap=random_gaps(rng, [0, 0, 0, 1, 3]),
+        out_gap=random_gaps(rng, [0, 0, 1, 2, 5]),
         max_cycles=12 * len(vectors) + 100,
     )
     expected = vectors.astype(object) @ matrix.T.astype(object)
-    got = np.array([data for data, _ in received], dtype=object)
+    got = np.array([[p.data[r] for r in range(dut.n_rows)] for p in received], dtype=object)
     np.testing.assert_array_equal(got, expected)
-    assert [meta for _, meta in received] == metas
+    assert [p.meta if dut.meta_width else 0 for p in received] == metas
     # The extreme vectors reached every row's exact bound (so nothing wrapped).
     assert list(np.max(got, axis=0)) == list(dut.out_range[1])
     assert list(np.min(got, axis=0)) == list(dut.out_range[0])
@@ -312,36 +286,10 @@ def test_amaranth_latency_and_one_vector_per_cycle():
     dut = OutputTransform("sfc4-4x4-3x3", z_bits=24, meta_width=4)
     assert dut.latency == 4
     vectors = np.random.default_rng(5).integers(-(1 << 23), 1 << 23, (10, dut.n_inputs))
-    handshakes: list[int] = []
-    valid_ticks: list[int] = []
-
-    async def producer(ctx):
-        ctx.set(dut.o_y.ready, 1)
-        for index, vector in enumerate(vectors):
-            ctx.set(dut.i_x.payload, {"data": [int(v) for v in vector], "meta": index})
-            ctx.set(dut.i_x.valid, 1)
-            await ctx.tick().until(dut.i_x.ready)
-        ctx.set(dut.i_x.valid, 0)
-
-    async def observer(ctx):
-        tick = 0
-        samples = ctx.tick().sample(dut.i_x.valid, dut.i_x.ready, dut.o_y.valid)
-        async for _, _, in_valid, in_ready, out_valid in samples:
-            tick += 1
-            if in_valid and in_ready:
-                handshakes.append(tick)
-            if out_valid:
-                valid_ticks.append(tick)
-            if len(valid_ticks) == len(vectors):
-                return
-
-    sim = Simulator(dut)
-    sim.add_clock(CLOCK_PERIOD)
-    sim.add_testbench(producer)
-    sim.add_testbench(observer)
-    sim.run_until(100 * CLOCK_PERIOD)
-    assert handshakes == list(range(1, len(vectors) + 1))
-    assert valid_ticks == [tick + dut.latency for tick in handshakes]
+    payloads = [{"data": [int(v) for v in vector], "meta": i} for i, vector in enumerate(vectors)]
+    transfers = measure_transfers(dut, dut.i_x, dut.o_y, payloads)
+    assert transfers.in_ticks == list(range(1, len(vectors) + 1))
+    assert transfers.out_ticks == [tick + dut.latency for tick in transfers.in_ticks]
 
 
 def test_amaranth_backpressure_holds_the_whole_pipeline():
@@ -365,10 +313,7 @@ def test_amaranth_backpressure_holds_the_whole_pipeline():
             if valid:
                 outputs.append([payload.data[r] for r in range(dut.n_rows)])
 
-    sim = Simulator(dut)
-    sim.add_clock(CLOCK_PERIOD)
-    sim.add_testbench(bench)
-    sim.run_until(50 * CLOCK_PERIOD)
+    run_testbenches(dut, bench, cycles=50)
     assert accepted == [1, 2]
     matrix = _matrix(dut)
     assert outputs == [list(matrix @ np.full(16, t)) for t in (1, 2)]

@@ -6,11 +6,18 @@ import random
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 
 from sfc_hls.hw.weight_buffer import WeightBuffer
+from sfc_hls.sim.amaranth_streams import collect, run_testbenches, send
 
-PERIOD = 1e-8
+
+def _decode(dut, payload):
+    """``(act, weights, first, last)`` of an ``o_beat`` payload."""
+    act = [payload.act[k] for k in range(dut.positions)]
+    weights = np.array(
+        [[payload.weights[ln][k] for k in range(dut.positions)] for ln in range(dut.lanes)]
+    )
+    return act, weights, payload.first, payload.last
 
 
 def _run(dut, rows, beats, *, seed, bank=0):
@@ -23,47 +30,20 @@ def _run(dut, rows, beats, *, seed, bank=0):
         await ctx.tick()
         ctx.set(dut.restart, 0)
         for row in rows:
-            ctx.set(dut.i_weight.payload, row.tolist())
-            ctx.set(dut.i_weight.valid, 1)
-            await ctx.tick().until(dut.i_weight.ready)
-            ctx.set(dut.i_weight.valid, 0)
+            await send(ctx, dut.i_weight, row.tolist())
             if rnd.random() < 0.3:
                 await ctx.tick()
         assert ctx.get(dut.loaded) == len(rows)
         for beat in beats:
             while rnd.random() < 0.3:
                 await ctx.tick()
-            ctx.set(dut.i_beat.payload, beat)
-            ctx.set(dut.i_beat.valid, 1)
-            await ctx.tick().until(dut.i_beat.ready)
-            ctx.set(dut.i_beat.valid, 0)
+            await send(ctx, dut.i_beat, beat)
 
     async def sink(ctx):
-        while len(got) < len(beats):
-            ready = rnd.random() < 0.6
-            ctx.set(dut.o_beat.ready, ready)
-            _, _, valid, payload = await ctx.tick().sample(dut.o_beat.valid, dut.o_beat.payload)
-            if ready and valid:
-                got.append(
-                    (
-                        [payload.act[k] for k in range(dut.positions)],
-                        np.array(
-                            [
-                                [payload.weights[ln][k] for k in range(dut.positions)]
-                                for ln in range(dut.lanes)
-                            ]
-                        ),  # fmt: skip
-                        payload.first,
-                        payload.last,
-                    )
-                )
+        await collect(ctx, dut.o_beat, len(beats), got, ready=lambda: rnd.random() < 0.6)
 
-    sim = Simulator(dut)
-    sim.add_clock(PERIOD)
-    sim.add_testbench(loader)
-    sim.add_testbench(sink)
-    sim.run_until(PERIOD * (20 * (len(rows) + len(beats)) + 100))
-    return got
+    run_testbenches(dut, loader, sink, cycles=20 * (len(rows) + len(beats)) + 100)
+    return [_decode(dut, payload) for payload in got]
 
 
 @pytest.mark.parametrize("seed", [0, 1])
