@@ -12,6 +12,11 @@ high it stays high, with a stable payload, until the transfer.
 Both sample handshakes in the ``ReadOnly`` phase of each cycle, so a ``ready``
 that depends combinationally on another input driven in the same cycle is seen
 correctly.
+
+The testbenches share the rest of their plumbing here too:
+:func:`start_clock_and_reset` (clock on ``clk``, streams idle, ``rst`` pulse),
+:func:`within_cycles` (a timeout counted in clock cycles) and
+:class:`Scoreboard` (in-order exact comparison of results).
 """
 
 from __future__ import annotations
@@ -19,14 +24,32 @@ from __future__ import annotations
 import itertools
 import random
 from collections import deque
-from collections.abc import Iterable, Iterator
-from typing import Any
+from collections.abc import Awaitable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
 
 import cocotb
-from cocotb.triggers import Event, ReadOnly, RisingEdge
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, Event, ReadOnly, RisingEdge, with_timeout
 from cocotb.types import Logic
 
-__all__ = ["PayloadCodec", "StreamDriver", "StreamMonitor", "never_pause", "random_pauses"]
+__all__ = [
+    "CLOCK_PERIOD_NS",
+    "apply_reset",
+    "PayloadCodec",
+    "Scoreboard",
+    "StreamDriver",
+    "StreamMonitor",
+    "never_pause",
+    "random_pauses",
+    "start_clock_and_reset",
+    "within_cycles",
+]
+
+#: Clock period of every testbench, in ns.
+CLOCK_PERIOD_NS = 10
+
+_T = TypeVar("_T")
 
 
 def never_pause() -> Iterator[bool]:
@@ -35,11 +58,88 @@ def never_pause() -> Iterator[bool]:
 
 
 def random_pauses(rng: random.Random, probability: float) -> Iterator[bool]:
-    """Pause generator that idles each cycle with the given probability."""
+    """Pause generator that idles each cycle with the given probability.
+
+    With probability 0 it is :func:`never_pause` and draws nothing from ``rng``.
+    """
     if not 0 <= probability < 1:
         raise ValueError(f"probability must be in [0, 1), not {probability!r}")
-    while True:
-        yield rng.random() < probability
+    if probability == 0:
+        return never_pause()
+    return (rng.random() < probability for _ in itertools.repeat(None))
+
+
+async def apply_reset(dut: Any, cycles: int = 3) -> None:
+    """Hold ``rst`` high for ``cycles`` rising edges of ``clk``, release it and
+    return after the next edge (the first one out of reset)."""
+    dut.rst.value = 1
+    await ClockCycles(dut.clk, cycles)
+    dut.rst.value = 0
+    await RisingEdge(dut.clk)
+
+
+async def start_clock_and_reset(
+    dut: Any, *, inputs: Iterable[str] = (), outputs: Iterable[str] = (), cycles: int = 3
+) -> None:
+    """Start ``clk`` (:data:`CLOCK_PERIOD_NS`), hold ``valid`` of the ``inputs`` stream
+    ports and ``ready`` of the ``outputs`` low, and :func:`apply_reset` for ``cycles``."""
+    Clock(dut.clk, CLOCK_PERIOD_NS, unit="ns").start()
+    for port in inputs:
+        getattr(dut, f"{port}__valid").value = 0
+    for port in outputs:
+        getattr(dut, f"{port}__ready").value = 0
+    await apply_reset(dut, cycles)
+
+
+async def within_cycles(awaitable: Awaitable[_T], cycles: int) -> _T:
+    """Await ``awaitable``; ``SimTimeoutError`` after ``cycles`` clock periods."""
+    return await with_timeout(awaitable, cycles * CLOCK_PERIOD_NS, timeout_unit="ns")
+
+
+class Scoreboard:
+    """Compares received results with expected ones, in order, exactly.
+
+    A result is an array of lanes (any shape, Python or NumPy integers) and,
+    where the expected one has one, a ``meta`` value. :meth:`check` names the first
+    differing lane as ``<name> <index>: <field>[lane] = got, expected want``
+    and then forgets what it checked, so it can be called once per batch;
+    ``checked`` counts the results checked so far.
+    """
+
+    def __init__(self, name: str = "result", field: str = "value") -> None:
+        self.name = name
+        self.field = field
+        self.expected: list[tuple[np.ndarray, int | None]] = []
+        self.checked = 0
+
+    def expect(self, lanes: Any, meta: int | None = None) -> None:
+        self.expected.append((np.asarray(lanes), meta))
+
+    def check(self, received: Sequence[Any], metas: Sequence[int] | None = None) -> None:
+        """``received``: the results' lanes in arrival order; ``metas``: their meta
+        values, compared with the expected ones that have a meta value."""
+        assert len(received) == len(self.expected), (
+            f"{self.name}s: received {len(received)}, expected {len(self.expected)}"
+        )
+        metas = [None] * len(received) if metas is None else metas
+        for index, (got, got_meta, (want, meta)) in enumerate(
+            zip(received, metas, self.expected, strict=True)
+        ):
+            got, want = np.asarray(got, dtype=object), want.astype(object)
+            if got.shape != want.shape:
+                raise AssertionError(
+                    f"{self.name} {index}: {self.field} shape {got.shape}, expected {want.shape}"
+                )
+            if not np.array_equal(got, want):
+                lane = tuple(int(i) for i in np.argwhere(got != want)[0])
+                text = "".join(f"[{i}]" for i in lane)
+                raise AssertionError(
+                    f"{self.name} {index}: {self.field}{text} = {got[lane]}, expected {want[lane]}"
+                )
+            if meta is not None:
+                assert got_meta == meta, f"{self.name} {index}: meta {got_meta}, expected {meta}"
+        self.checked += len(received)
+        self.expected.clear()
 
 
 class PayloadCodec:

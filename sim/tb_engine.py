@@ -15,16 +15,13 @@ side of the protocol is :class:`sfc_hls.hw.engine_streams.EngineStreams`.
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
+from cocotb.triggers import ClockCycles, RisingEdge
 
 from sfc_hls.config import EngineConfig
 from sfc_hls.datapath import LayerQuant
@@ -32,10 +29,17 @@ from sfc_hls.golden import conv2d_int8
 from sfc_hls.hw.engine import ConvEngine
 from sfc_hls.hw.engine_streams import EngineStreams, pack
 from sfc_hls.hw.register_map import REGISTERS, START
-from sfc_hls.sim.streams import StreamDriver, StreamMonitor, random_pauses
-from sfc_hls.sim.verilator import tb_config
+from sfc_hls.sim.streams import CLOCK_PERIOD_NS as CLOCK_PERIOD_NS  # re-exported for tb_host
+from sfc_hls.sim.streams import (
+    StreamDriver,
+    StreamMonitor,
+    apply_reset,
+    random_pauses,
+    start_clock_and_reset,
+    within_cycles,
+)
+from sfc_hls.sim.verilator import tb_config, tb_report
 
-CLOCK_PERIOD_NS = 10
 INPUT_STREAMS = ("i_cfg", "i_chan", "i_weight", "i_act")
 
 
@@ -89,36 +93,24 @@ class EngineTestbench:
         self.monitor: StreamMonitor | None = None
         self.cycle = 0
 
-    def _pauses(self, probability: float):
-        return random_pauses(self.rng, probability) if probability > 0 else None
-
     async def _count_cycles(self) -> None:
         while True:
             await RisingEdge(self.dut.clk)
             self.cycle += 1
 
     async def start(self, *, input_pause: float = 0.0, output_pause: float = 0.0) -> None:
-        Clock(self.dut.clk, CLOCK_PERIOD_NS, unit="ns").start()
         cocotb.start_soon(self._count_cycles())
-        for name in INPUT_STREAMS:
-            getattr(self.dut, f"{name}__valid").value = 0
-        self.dut.o_out__ready.value = 0
-        await self.reset()
+        await start_clock_and_reset(self.dut, inputs=INPUT_STREAMS, outputs=["o_out"])
         for name in INPUT_STREAMS:
             # Configuration writes never pause: pauses go on the data streams.
             pause = 0.0 if name == "i_cfg" else input_pause
-            self.drivers[name] = StreamDriver(
-                self.dut, name, self.dut.clk, pauses=self._pauses(pause)
-            )
-        self.monitor = StreamMonitor(
-            self.dut, "o_out", self.dut.clk, pauses=self._pauses(output_pause)
-        )
+            pauses = random_pauses(self.rng, pause)
+            self.drivers[name] = StreamDriver(self.dut, name, self.dut.clk, pauses=pauses)
+        pauses = random_pauses(self.rng, output_pause)
+        self.monitor = StreamMonitor(self.dut, "o_out", self.dut.clk, pauses=pauses)
 
     async def reset(self, cycles: int = 3) -> None:
-        self.dut.rst.value = 1
-        await ClockCycles(self.dut.clk, cycles)
-        self.dut.rst.value = 0
-        await RisingEdge(self.dut.clk)
+        await apply_reset(self.dut, cycles)
 
     async def wait_idle(self, limit: int = 1000) -> dict[str, int]:
         """Wait (bounded) until the engine reports not busy; returns the status."""
@@ -151,11 +143,7 @@ class EngineTestbench:
         start_cycle = self.cycle
         self.monitor.clear()
         beats = self.send_layer(params, x)
-        await with_timeout(
-            self.monitor.wait_for(beats.expected_outputs),
-            timeout * CLOCK_PERIOD_NS,
-            timeout_unit="ns",
-        )
+        await within_cycles(self.monitor.wait_for(beats.expected_outputs), timeout)
         cycles = self.cycle - start_cycle
         await ClockCycles(self.dut.clk, 2)
         got = self.streams.assemble(
@@ -195,16 +183,6 @@ def _load_layers(config: dict[str, Any]) -> list[tuple[str, LayerQuant, np.ndarr
     return layers
 
 
-def _report(config: dict[str, Any], key: str, value: Any) -> None:
-    path = config.get("report_file")
-    if not path:
-        return
-    path = Path(path)
-    report = json.loads(path.read_text()) if path.is_file() else {}
-    report[key] = value
-    path.write_text(json.dumps(report, indent=2))
-
-
 def _timeout(params: LayerQuant, x: np.ndarray, engine: ConvEngine) -> int:
     beats = x.shape[0] * params.cin * (x.shape[2] * x.shape[3] + 64)
     groups = -(-params.cout // engine.config.pco)
@@ -229,8 +207,7 @@ async def layers_bit_exact(dut: Any) -> None:
         )  # fmt: skip
         results.append(res.__dict__)
     status = await tb.wait_idle()
-    _report(config, "layers", results)
-    _report(config, "status", status)
+    tb_report(config, layers=results, status=status)
     assert not tb.scoreboard.mismatches, "; ".join(tb.scoreboard.mismatches)
     assert status["desc_error"] == 0 and status["overflow"] == 0, status
     assert status["layers_done"] == len(results), status
@@ -248,7 +225,7 @@ async def throughput_without_stalls(dut: Any) -> None:
     params = LayerQuant.load(entry["params"])
     x = np.load(entry["input"])
     res = await tb.run_layer("throughput", params, x, _timeout(params, x, tb.engine))
-    _report(config, "throughput", res.__dict__)
+    tb_report(config, throughput=res.__dict__)
     assert res.bit_exact, tb.scoreboard.mismatches
     worst = max(res.group_cycles_per_beat)
     assert worst <= 1.05, f"cycles per act beat {worst:.3f} > 1.05"
@@ -263,10 +240,8 @@ async def reset_mid_layer_then_clean_layer(dut: Any) -> None:
     layers = _load_layers(config)
     name, params, x = layers[0]
     beats = tb.send_layer(params, x)
-    await with_timeout(
-        tb.monitor.wait_for(max(1, beats.expected_outputs // 2)),
-        _timeout(params, x, tb.engine) * CLOCK_PERIOD_NS,
-        timeout_unit="ns",
+    await within_cycles(
+        tb.monitor.wait_for(max(1, beats.expected_outputs // 2)), _timeout(params, x, tb.engine)
     )
     await RisingEdge(dut.clk)  # leave the ReadOnly phase before driving signals
     for driver in tb.drivers.values():
@@ -276,7 +251,7 @@ async def reset_mid_layer_then_clean_layer(dut: Any) -> None:
     assert tb.status()["busy"] == 0
     name, params, x = layers[-1]
     res = await tb.run_layer(name + "_after_reset", params, x, _timeout(params, x, tb.engine))
-    _report(config, "reset", res.__dict__)
+    tb_report(config, reset=res.__dict__)
     assert res.bit_exact, tb.scoreboard.mismatches
 
 
@@ -302,7 +277,7 @@ async def bad_descriptor_is_flagged(dut: Any) -> None:
     await tb.drivers["i_cfg"].wait_idle()
     await ClockCycles(dut.clk, 5)
     status = tb.status()
-    _report(config, "bad_descriptor_status", status)
+    tb_report(config, bad_descriptor_status=status)
     assert status["desc_error"] == 1 and status["busy"] == 0, status
     # A good layer afterwards runs and clears the error.
     name, params, x = _load_layers(config)[-1]

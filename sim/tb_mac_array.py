@@ -14,22 +14,25 @@ the RTL share one definition of the ports.
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
+from cocotb.triggers import ClockCycles
 
 from sfc_hls.hw.mac_array import MacArray
-from sfc_hls.sim.streams import PayloadCodec, StreamDriver, StreamMonitor, random_pauses
-from sfc_hls.sim.verilator import tb_config
-
-CLOCK_PERIOD_NS = 10
+from sfc_hls.sim.streams import (
+    PayloadCodec,
+    Scoreboard,
+    StreamDriver,
+    StreamMonitor,
+    random_pauses,
+    start_clock_and_reset,
+    within_cycles,
+)
+from sfc_hls.sim.verilator import tb_config, tb_report
 
 
 @dataclass(frozen=True)
@@ -50,27 +53,6 @@ class MacArrayModel:
         return np.einsum("ck,clk->lk", acts, weights)
 
 
-class Scoreboard:
-    """Compares received results with expected ones, in order, exactly."""
-
-    def __init__(self) -> None:
-        self.expected: list[np.ndarray] = []
-
-    def expect(self, result: np.ndarray) -> None:
-        self.expected.append(result)
-
-    def check(self, received: list[np.ndarray]) -> None:
-        assert len(received) == len(self.expected), (
-            f"received {len(received)} results, expected {len(self.expected)}"
-        )
-        for index, (got, want) in enumerate(zip(received, self.expected, strict=True)):
-            if not np.array_equal(got, want):
-                lane, k = np.argwhere(got != want)[0]
-                raise AssertionError(
-                    f"result {index}: acc[{lane}][{k}] = {got[lane, k]}, expected {want[lane, k]}"
-                )
-
-
 class MacArrayTestbench:
     """Clock, reset, driver on ``i_beat``, monitor on ``o_acc``, model and scoreboard."""
 
@@ -88,7 +70,7 @@ class MacArrayTestbench:
         self.beat_codec = PayloadCodec(self.array.beat_layout)
         self.acc_codec = PayloadCodec(self.array.acc_layout)
         self.rng = rng
-        self.scoreboard = Scoreboard()
+        self.scoreboard = Scoreboard("result", "acc")
         self._input_pause = input_pause
         self._output_pause = output_pause
         self.driver: StreamDriver | None = None
@@ -96,25 +78,11 @@ class MacArrayTestbench:
         self.beats_sent = 0
 
     async def start(self) -> None:
-        Clock(self.dut.clk, CLOCK_PERIOD_NS, unit="ns").start()
-        self.dut.rst.value = 1
-        self.dut.i_beat__valid.value = 0
-        self.dut.o_acc__ready.value = 0
-        await ClockCycles(self.dut.clk, 3)
-        self.dut.rst.value = 0
-        await RisingEdge(self.dut.clk)
-        self.driver = StreamDriver(
-            self.dut,
-            "i_beat",
-            self.dut.clk,
-            pauses=random_pauses(self.rng, self._input_pause) if self._input_pause else None,
-        )
-        self.monitor = StreamMonitor(
-            self.dut,
-            "o_acc",
-            self.dut.clk,
-            pauses=random_pauses(self.rng, self._output_pause) if self._output_pause else None,
-        )
+        await start_clock_and_reset(self.dut, inputs=["i_beat"], outputs=["o_acc"])
+        pauses = random_pauses(self.rng, self._input_pause)
+        self.driver = StreamDriver(self.dut, "i_beat", self.dut.clk, pauses=pauses)
+        pauses = random_pauses(self.rng, self._output_pause)
+        self.monitor = StreamMonitor(self.dut, "o_acc", self.dut.clk, pauses=pauses)
 
     def encode(self, accumulation: Accumulation) -> list[int]:
         """Raw beats of one accumulation (input channel ``ci`` per beat)."""
@@ -138,10 +106,7 @@ class MacArrayTestbench:
 
     async def finish(self, timeout_cycles: int) -> list[np.ndarray]:
         """Wait for all results, check them, return them decoded."""
-        count = len(self.scoreboard.expected)
-        await with_timeout(
-            self.monitor.wait_for(count), timeout_cycles * CLOCK_PERIOD_NS, timeout_unit="ns"
-        )
+        await within_cycles(self.monitor.wait_for(len(self.scoreboard.expected)), timeout_cycles)
         await ClockCycles(self.dut.clk, 4)
         received = [np.array(self.acc_codec.decode(bits)) for bits in self.monitor.received]
         self.scoreboard.check(received)
@@ -176,16 +141,6 @@ def _config() -> dict[str, Any]:
     if "mac_array" not in config:
         raise RuntimeError("tb_mac_array needs a 'mac_array' entry in the test configuration")
     return config
-
-
-def _report(config: dict[str, Any], **values: Any) -> None:
-    path = config.get("report_file")
-    if not path:
-        return
-    path = Path(path)
-    report = json.loads(path.read_text()) if path.is_file() else {}
-    report.update(values)
-    path.write_text(json.dumps(report, indent=2))
 
 
 @cocotb.test()
@@ -253,7 +208,7 @@ async def one_beat_per_cycle(dut: Any) -> None:
         cycles_per_beat,
         result_spacing,
     )
-    _report(
+    tb_report(
         config,
         beats=len(in_cycles),
         accumulations=count,

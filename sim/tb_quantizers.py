@@ -22,11 +22,8 @@ and output backpressure, and with ``meta`` carried through.
 
 from __future__ import annotations
 
-import json
 import random
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import cocotb
@@ -34,8 +31,7 @@ import numpy as np
 from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In
-from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
+from cocotb.triggers import ClockCycles, RisingEdge
 
 from sfc_hls.config import SCALE_MODES, EngineConfig
 from sfc_hls.datapath import (
@@ -49,10 +45,16 @@ from sfc_hls.datapath import (
 )
 from sfc_hls.golden import LayerStages, conv2d_int8
 from sfc_hls.hw.quantizers import ActQuantizer, OutputQuantizer, Rescale
-from sfc_hls.sim.streams import PayloadCodec, StreamDriver, StreamMonitor, random_pauses
-from sfc_hls.sim.verilator import tb_config
-
-CLOCK_PERIOD_NS = 10
+from sfc_hls.sim.streams import (
+    PayloadCodec,
+    Scoreboard,
+    StreamDriver,
+    StreamMonitor,
+    random_pauses,
+    start_clock_and_reset,
+    within_cycles,
+)
+from sfc_hls.sim.verilator import tb_config, tb_report
 
 
 class QuantizerHarness(wiring.Component):
@@ -169,37 +171,6 @@ class GoldenLayer:
 # -- testbench pieces ---------------------------------------------------------------------------
 
 
-class Scoreboard:
-    """Compares decoded results with the expected lanes and meta values, in order, exactly."""
-
-    def __init__(self, name: str, field: str) -> None:
-        self.name = name
-        self.field = field
-        self.expected: list[tuple[np.ndarray, int]] = []
-        self.checked = 0
-
-    def expect(self, lanes: np.ndarray, meta: int) -> None:
-        self.expected.append((lanes, meta))
-
-    def check(self, received: list[dict[str, Any]], meta_width: int) -> None:
-        assert len(received) == len(self.expected), (
-            f"{self.name}: received {len(received)} results, expected {len(self.expected)}"
-        )
-        for index, (got, (want, meta)) in enumerate(zip(received, self.expected, strict=True)):
-            lanes = np.array(got[self.field], dtype=np.int64)
-            if not np.array_equal(lanes, want):
-                k = int(np.argwhere(lanes != want)[0][0])
-                raise AssertionError(
-                    f"{self.name} beat {index}: {self.field}[{k}] = {lanes[k]}, expected {want[k]}"
-                )
-            if meta_width:
-                assert got["meta"] == meta, (
-                    f"{self.name} beat {index}: meta {got['meta']} != {meta}"
-                )
-        self.checked += len(received)
-        self.expected.clear()
-
-
 class BlockChannel:
     """Driver on a block's input stream, monitor on its output, codecs and scoreboard."""
 
@@ -221,9 +192,12 @@ class BlockChannel:
         self.meta_width = block.meta_width
         self.in_codec = PayloadCodec(block.in_layout)
         self.out_codec = PayloadCodec(block.out_layout)
-        self.scoreboard = Scoreboard(name, field)
-        self.driver = StreamDriver(dut, in_port, dut.clk, pauses=_pauses(rng, input_pause))
-        self.monitor = StreamMonitor(dut, out_port, dut.clk, pauses=_pauses(rng, output_pause))
+        self.field = field
+        self.scoreboard = Scoreboard(f"{name} beat", field)
+        self.driver = StreamDriver(dut, in_port, dut.clk, pauses=random_pauses(rng, input_pause))
+        self.monitor = StreamMonitor(
+            dut, out_port, dut.clk, pauses=random_pauses(rng, output_pause)
+        )
         self.sent = 0
 
     def send(self, beats: list[Beat]) -> None:
@@ -234,24 +208,20 @@ class BlockChannel:
             if self.meta_width:
                 payload["meta"] = meta
             raw.append(self.in_codec.encode(payload))
-            self.scoreboard.expect(np.asarray(beat.expected, dtype=np.int64), meta)
+            self.scoreboard.expect(beat.expected, meta if self.meta_width else None)
             self.sent += 1
         self.driver.send(raw)
 
     async def wait_all(self, timeout_cycles: int) -> None:
-        await with_timeout(
-            self.monitor.wait_for(self.sent), timeout_cycles * CLOCK_PERIOD_NS, timeout_unit="ns"
-        )
+        await within_cycles(self.monitor.wait_for(self.sent), timeout_cycles)
 
     def check(self) -> list[dict[str, Any]]:
         start = self.scoreboard.checked
         decoded = [self.out_codec.decode(bits) for bits in self.monitor.received[start:]]
-        self.scoreboard.check(decoded, self.meta_width)
+        self.scoreboard.check(
+            [got[self.field] for got in decoded], [got.get("meta") for got in decoded]
+        )
         return decoded
-
-
-def _pauses(rng: random.Random, probability: float) -> Iterator[bool] | None:
-    return random_pauses(rng, probability) if probability else None
 
 
 class QuantizerTestbench:
@@ -280,17 +250,15 @@ class QuantizerTestbench:
 
     async def start(self) -> None:
         dut = self.dut
-        Clock(dut.clk, CLOCK_PERIOD_NS, unit="ns").start()
-        dut.rst.value = 1
-        for prefix, in_port, out_port, _ in self.CHANNELS.values():
-            getattr(dut, f"{prefix}_{in_port}__valid").value = 0
-            getattr(dut, f"{prefix}_{out_port}__ready").value = 0
         dut.rs_clear.value = 0
         dut.oq_relu.value = 0
         dut.rs_rescale_shift.value = 0
-        await ClockCycles(dut.clk, 3)
-        dut.rst.value = 0
-        await RisingEdge(dut.clk)
+        channels = self.CHANNELS.values()
+        await start_clock_and_reset(
+            dut,
+            inputs=[f"{prefix}_{in_port}" for prefix, in_port, _, _ in channels],
+            outputs=[f"{prefix}_{out_port}" for prefix, _, out_port, _ in channels],
+        )
         self.channels = {
             name: BlockChannel(
                 dut,
@@ -352,16 +320,6 @@ def _config() -> dict[str, Any]:
     return config
 
 
-def _report(config: dict[str, Any], **values: Any) -> None:
-    path = config.get("report_file")
-    if not path:
-        return
-    path = Path(path)
-    report = json.loads(path.read_text()) if path.is_file() else {}
-    report.update(values)
-    path.write_text(json.dumps(report, indent=2))
-
-
 # -- tests --------------------------------------------------------------------------------------
 
 
@@ -411,7 +369,7 @@ async def golden_layers_with_stalls(dut: Any) -> None:
             )
     assert saturated["q"] and saturated["out"], f"no saturation exercised: {saturated}"
     dut._log.info("seed %d: beats %s, saturated lanes %s", tb.seed, counts, saturated)
-    _report(config, golden_beats=counts, saturated_lanes=saturated, relu_layers=relu_layers)
+    tb_report(config, golden_beats=counts, saturated_lanes=saturated, relu_layers=relu_layers)
 
 
 @cocotb.test()
@@ -456,7 +414,7 @@ async def overflow_flag_on_too_small_shift(dut: Any) -> None:
     dut.rs_rescale_shift.value = minimum
     await tb.run_beats({"rescale": beats(minimum)})
     assert tb.overflow() == 0
-    _report(config, overflow_minimum_shift=minimum, overflow_cin=cin)
+    tb_report(config, overflow_minimum_shift=minimum, overflow_cin=cin)
 
 
 @cocotb.test()
@@ -488,7 +446,7 @@ async def one_beat_per_cycle(dut: Any) -> None:
             "output_cycles_per_beat": (out_cycles[-1] - out_cycles[0] + 1) / len(out_cycles),
         }
     dut._log.info("%d beats per block: %s", count, measured)
-    _report(config, throughput=measured, throughput_beats=count)
+    tb_report(config, throughput=measured, throughput_beats=count)
     for name, values in measured.items():
         latency = tb.harness.blocks[tb.CHANNELS[name][0]].latency
         assert values["cycles_per_beat"] == 1.0, f"{name}: {values}"

@@ -21,24 +21,26 @@ payload layouts and widths come from one definition.
 
 from __future__ import annotations
 
-import json
 import random
-from pathlib import Path
 from typing import Any
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
+from cocotb.triggers import ClockCycles
 
 from sfc_hls.config import EngineConfig
 from sfc_hls.datapath import random_layer_quant
 from sfc_hls.golden import conv2d_int8
 from sfc_hls.hw.transform import AdderNetworkUnit, InputTransform, OutputTransform
-from sfc_hls.sim.streams import StreamDriver, StreamMonitor, random_pauses
-from sfc_hls.sim.verilator import tb_config
-
-CLOCK_PERIOD_NS = 10
+from sfc_hls.sim.streams import (
+    Scoreboard,
+    StreamDriver,
+    StreamMonitor,
+    random_pauses,
+    start_clock_and_reset,
+    within_cycles,
+)
+from sfc_hls.sim.verilator import tb_config, tb_report
 
 
 def build_unit(params: dict[str, Any]) -> AdderNetworkUnit:
@@ -123,28 +125,6 @@ class GoldenVectors:
         return inputs, inputs @ self.matrix.T.astype(object)
 
 
-class Scoreboard:
-    """Compares received vectors (and their meta) with expected ones, in order, exactly."""
-
-    def __init__(self) -> None:
-        self.expected: list[tuple[np.ndarray, int]] = []
-
-    def expect(self, data: np.ndarray, meta: int) -> None:
-        self.expected.append((data, meta))
-
-    def check(self, received: list[tuple[np.ndarray, int]]) -> None:
-        assert len(received) == len(self.expected), (
-            f"received {len(received)} vectors, expected {len(self.expected)}"
-        )
-        for index, ((got, got_meta), (want, want_meta)) in enumerate(
-            zip(received, self.expected, strict=True)
-        ):
-            if not np.array_equal(got.astype(object), np.asarray(want).astype(object)):
-                k = int(np.argwhere(got != want)[0][0])
-                raise AssertionError(f"vector {index}: y[{k}] = {got[k]}, expected {want[k]}")
-            assert got_meta == want_meta, f"vector {index}: meta {got_meta}, expected {want_meta}"
-
-
 class TransformTestbench:
     """Clock, reset, driver on ``i_x``, monitor on ``o_y``, codecs and scoreboard."""
 
@@ -156,7 +136,7 @@ class TransformTestbench:
         self.rng = random.Random(int(config.get("seed", 0)))
         self.in_codec = VectorCodec(self.unit.i_layout, self.unit.in_width, self.unit.n_inputs)
         self.out_codec = VectorCodec(self.unit.o_layout, self.unit.out_width, self.unit.n_rows)
-        self.scoreboard = Scoreboard()
+        self.scoreboard = Scoreboard("vector", "y")
         self.input_pause = float(config.get("input_pause", 0.3)) if pauses else 0.0
         self.output_pause = float(config.get("output_pause", 0.4)) if pauses else 0.0
         self.driver: StreamDriver | None = None
@@ -164,15 +144,9 @@ class TransformTestbench:
         self.sent = 0
 
     async def start(self) -> None:
-        Clock(self.dut.clk, CLOCK_PERIOD_NS, unit="ns").start()
-        self.dut.rst.value = 1
-        self.dut.i_x__valid.value = 0
-        self.dut.o_y__ready.value = 0
-        await ClockCycles(self.dut.clk, 3)
-        self.dut.rst.value = 0
-        await RisingEdge(self.dut.clk)
-        in_pauses = random_pauses(self.rng, self.input_pause) if self.input_pause else None
-        out_pauses = random_pauses(self.rng, self.output_pause) if self.output_pause else None
+        await start_clock_and_reset(self.dut, inputs=["i_x"], outputs=["o_y"])
+        in_pauses = random_pauses(self.rng, self.input_pause)
+        out_pauses = random_pauses(self.rng, self.output_pause)
         self.driver = StreamDriver(self.dut, "i_x", self.dut.clk, pauses=in_pauses)
         self.monitor = StreamMonitor(self.dut, "o_y", self.dut.clk, pauses=out_pauses)
 
@@ -189,24 +163,11 @@ class TransformTestbench:
 
     async def finish(self, timeout_cycles: int) -> list[tuple[np.ndarray, int]]:
         """Wait for every result, check them all, return them decoded."""
-        count = len(self.scoreboard.expected)
-        await with_timeout(
-            self.monitor.wait_for(count), timeout_cycles * CLOCK_PERIOD_NS, timeout_unit="ns"
-        )
+        await within_cycles(self.monitor.wait_for(len(self.scoreboard.expected)), timeout_cycles)
         await ClockCycles(self.dut.clk, 4)
         received = [self.out_codec.decode(bits) for bits in self.monitor.received]
-        self.scoreboard.check(received)
+        self.scoreboard.check([data for data, _ in received], [meta for _, meta in received])
         return received
-
-
-def _report(config: dict[str, Any], **values: Any) -> None:
-    path = config.get("report_file")
-    if not path:
-        return
-    path = Path(path)
-    report = json.loads(path.read_text()) if path.is_file() else {}
-    report.update(values)
-    path.write_text(json.dumps(report, indent=2))
 
 
 def _config() -> dict[str, Any]:
@@ -238,7 +199,7 @@ async def golden_stages_with_stalls(dut: Any) -> None:
         len(extreme_in),
         seed,
     )
-    _report(config, golden_vectors=len(golden.inputs), extreme_vectors=len(extreme_in))
+    tb_report(config, golden_vectors=len(golden.inputs), extreme_vectors=len(extreme_in))
 
 
 @cocotb.test()
@@ -267,7 +228,7 @@ async def one_beat_per_cycle(dut: Any) -> None:
         out_per_beat,
         latency,
     )
-    _report(
+    tb_report(
         config,
         vectors=count,
         cycles_per_beat=cycles_per_beat,

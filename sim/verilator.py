@@ -73,6 +73,7 @@ __all__ = [
     "lint_verilog",
     "run_cocotb",
     "tb_config",
+    "tb_report",
     "verilator_bin_dir",
 ]
 
@@ -552,6 +553,22 @@ def tb_config() -> dict:
     if not path:
         return {}
     return json.loads(Path(path).read_text())
+
+
+def tb_report(config: Mapping[str, object], **values: object) -> None:
+    """Inside a cocotb test module: merge ``values`` into the JSON report file.
+
+    The file is ``config["report_file"]`` (``config`` as from :func:`tb_config`);
+    entries written by earlier tests of the run are kept. Does nothing when the
+    configuration names no report file.
+    """
+    path = config.get("report_file")
+    if not path:
+        return
+    path = Path(path)
+    report = json.loads(path.read_text()) if path.is_file() else {}
+    report.update(values)
+    path.write_text(json.dumps(report, indent=2))
 
 
 def lint_verilog(
