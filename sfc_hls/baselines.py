@@ -167,44 +167,44 @@ def _points_suffix(pts, count: int) -> tuple[str, str]:
     return f"@{text}", f" @ {text}"
 
 
-def winograd_1d(out_tile: int, kernel: int, points: Sequence | None = None) -> BilinearAlgorithm:
-    """Winograd / Cook-Toom F(m, r) from interpolation points (default: :func:`default_points`)."""
+def _tile_text(size: int, dims: int) -> str:
+    """``"3"`` in 1D, ``"3x3"`` in 2D."""
+    return "x".join([str(size)] * dims)
+
+
+def _nested(matrix: np.ndarray, dims: int) -> np.ndarray:
+    """The 1D matrix nested with itself ``dims`` times (Kronecker products)."""
+    return matrix if dims == 1 else np.kron(matrix, matrix)
+
+
+def _winograd(out_tile: int, kernel: int, points: Sequence | None, dims: int) -> BilinearAlgorithm:
     _check_winograd_args(out_tile, kernel)
     bt, g, at, pts = _winograd_matrices(out_tile, kernel, points)
     name_sfx, title_sfx = _points_suffix(pts, out_tile + kernel - 1)
+    m, r = _tile_text(out_tile, dims), _tile_text(kernel, dims)
     return BilinearAlgorithm(
-        name=f"wino-{out_tile}-{kernel}{name_sfx}",
-        title=f"Winograd F({out_tile},{kernel}){title_sfx}",
+        name=f"wino-{m}-{r}{name_sfx}",
+        title=f"Winograd F({m},{r}){title_sfx}",
         family="winograd",
-        dims=1,
+        dims=dims,
         output_tile=out_tile,
         kernel=kernel,
-        bt=bt,
-        g=g,
-        at=at,
-        product_groups=("point",) * bt.shape[0],
+        bt=_nested(bt, dims),
+        g=_nested(g, dims),
+        at=_nested(at, dims),
+        product_groups=(" x ".join(["point"] * dims),) * bt.shape[0] ** dims,
         info={"points": _points_text(pts)},
     )
+
+
+def winograd_1d(out_tile: int, kernel: int, points: Sequence | None = None) -> BilinearAlgorithm:
+    """Winograd / Cook-Toom F(m, r) from interpolation points (default: :func:`default_points`)."""
+    return _winograd(out_tile, kernel, points, dims=1)
 
 
 def winograd_2d(out_tile: int, kernel: int, points: Sequence | None = None) -> BilinearAlgorithm:
     """Winograd F(mxm, rxr): the 1D algorithm nested with itself (Kronecker products)."""
-    _check_winograd_args(out_tile, kernel)
-    bt, g, at, pts = _winograd_matrices(out_tile, kernel, points)
-    name_sfx, title_sfx = _points_suffix(pts, out_tile + kernel - 1)
-    return BilinearAlgorithm(
-        name=f"wino-{out_tile}x{out_tile}-{kernel}x{kernel}{name_sfx}",
-        title=f"Winograd F({out_tile}x{out_tile},{kernel}x{kernel}){title_sfx}",
-        family="winograd",
-        dims=2,
-        output_tile=out_tile,
-        kernel=kernel,
-        bt=np.kron(bt, bt),
-        g=np.kron(g, g),
-        at=np.kron(at, at),
-        product_groups=("point x point",) * bt.shape[0] ** 2,
-        info={"points": _points_text(pts)},
-    )
+    return _winograd(out_tile, kernel, points, dims=2)
 
 
 def _direct_matrices(out_tile: int, kernel: int):
@@ -234,42 +234,29 @@ def _check_direct_args(out_tile: int, kernel: int) -> None:
         )
 
 
-def direct_1d(kernel: int, out_tile: int = 1) -> BilinearAlgorithm:
-    """Direct 1D correlation: one product per (output, tap); ``B^T = I`` for ``out_tile=1``."""
+def _direct(kernel: int, out_tile: int, dims: int) -> BilinearAlgorithm:
     _check_direct_args(out_tile, kernel)
     bt, g, at = _direct_matrices(out_tile, kernel)
-    name = f"direct-{kernel}" if out_tile == 1 else f"direct-{out_tile}-{kernel}"
-    title = f"direct {kernel}" if out_tile == 1 else f"direct ({out_tile},{kernel})"
+    m, r = _tile_text(out_tile, dims), _tile_text(kernel, dims)
     return BilinearAlgorithm(
-        name=name,
-        title=title,
+        name=f"direct-{r}" if out_tile == 1 else f"direct-{m}-{r}",
+        title=f"direct {r}" if out_tile == 1 else f"direct ({m},{r})",
         family="direct",
-        dims=1,
+        dims=dims,
         output_tile=out_tile,
         kernel=kernel,
-        bt=bt,
-        g=g,
-        at=at,
-        product_groups=("tap",) * bt.shape[0],
+        bt=_nested(bt, dims),
+        g=_nested(g, dims),
+        at=_nested(at, dims),
+        product_groups=("tap",) * bt.shape[0] ** dims,
     )
+
+
+def direct_1d(kernel: int, out_tile: int = 1) -> BilinearAlgorithm:
+    """Direct 1D correlation: one product per (output, tap); ``B^T = I`` for ``out_tile=1``."""
+    return _direct(kernel, out_tile, dims=1)
 
 
 def direct_2d(kernel: int, out_tile: int = 1) -> BilinearAlgorithm:
     """Direct 2D correlation over an ``out_tile x out_tile`` tile; ``B^T = I`` for ``out_tile=1``."""
-    _check_direct_args(out_tile, kernel)
-    bt, g, at = _direct_matrices(out_tile, kernel)
-    k = f"{kernel}x{kernel}"
-    name = f"direct-{k}" if out_tile == 1 else f"direct-{out_tile}x{out_tile}-{k}"
-    title = f"direct {k}" if out_tile == 1 else f"direct ({out_tile}x{out_tile},{k})"
-    return BilinearAlgorithm(
-        name=name,
-        title=title,
-        family="direct",
-        dims=2,
-        output_tile=out_tile,
-        kernel=kernel,
-        bt=np.kron(bt, bt),
-        g=np.kron(g, g),
-        at=np.kron(at, at),
-        product_groups=("tap",) * bt.shape[0] ** 2,
-    )
+    return _direct(kernel, out_tile, dims=2)

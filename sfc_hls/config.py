@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, Self
 
 from sfc_hls.bilinear import BilinearAlgorithm
 from sfc_hls.catalog import get_algorithm
@@ -29,8 +29,23 @@ def _check_int(name: str, value: Any, lo: int, hi: int | None = None) -> None:
         raise ValueError(f"{name} must be {allowed}, got {value}")
 
 
+class _DictFields:
+    """``to_dict``/``from_dict`` of a dataclass whose fields are all JSON values."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        """The instance with these fields; ValueError names any unknown field."""
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"{cls.__name__}: unknown fields {sorted(unknown)}")
+        return cls(**data)
+
+
 @dataclass(frozen=True)
-class EngineConfig:
+class EngineConfig(_DictFields):
     """Parameters of one generated conv engine (and of its golden model).
 
     Attributes:
@@ -88,23 +103,12 @@ class EngineConfig:
     def algo(self) -> BilinearAlgorithm:
         return get_algorithm(self.algorithm)
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> EngineConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"EngineConfig: unknown fields {sorted(unknown)}")
-        return cls(**data)
-
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
 
 
 @dataclass(frozen=True)
-class LayerSpec:
+class LayerSpec(_DictFields):
     """One stride-1 convolution layer: shapes, padding and activation.
 
     Attributes:
@@ -154,14 +158,3 @@ class LayerSpec:
             raise ValueError(f"cin={self.cin} exceeds the engine's cin_max={engine.cin_max}")
         if self.cout > engine.cout_max:
             raise ValueError(f"cout={self.cout} exceeds the engine's cout_max={engine.cout_max}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> LayerSpec:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"LayerSpec: unknown fields {sorted(unknown)}")
-        return cls(**data)

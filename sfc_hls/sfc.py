@@ -304,22 +304,43 @@ def sfc_title(n: int, out_tile: int, kernel: int, dims: int) -> str:
     return f"SFC-{n}({out_tile}x{out_tile},{kernel}x{kernel})"
 
 
-def sfc_1d(n: int, out_tile: int, kernel: int) -> BilinearAlgorithm:
-    """SFC-N(M, R): 1D symbolic-DFT correlation with correction terms, verified exactly."""
-    _check_args(n, out_tile, kernel)
-    c_part, k_part, p0 = _sfc_1d_parts(n, kernel, out_tile)
-    full = _fold_constants(_concat([c_part, k_part]))
+def _sfc_algorithm(
+    n: int,
+    out_tile: int,
+    kernel: int,
+    *,
+    dims: int,
+    parts: dict[str, _Bilinear],
+    info: dict,
+) -> BilinearAlgorithm:
+    """The SFC algorithm whose products are those of ``parts`` in order, constants
+    folded; each key names its part's product group."""
+    full = _fold_constants(_concat(list(parts.values())))
     return BilinearAlgorithm(
-        name=sfc_name(n, out_tile, kernel, 1),
-        title=sfc_title(n, out_tile, kernel, 1),
+        name=sfc_name(n, out_tile, kernel, dims),
+        title=sfc_title(n, out_tile, kernel, dims),
         family="sfc",
-        dims=1,
+        dims=dims,
         output_tile=out_tile,
         kernel=kernel,
         bt=full.bt,
         g=full.g,
         at=full.at,
-        product_groups=("dft",) * c_part.m + ("correction",) * k_part.m,
+        product_groups=tuple(group for group, part in parts.items() for _ in range(part.m)),
+        info=info,
+    )
+
+
+def sfc_1d(n: int, out_tile: int, kernel: int) -> BilinearAlgorithm:
+    """SFC-N(M, R): 1D symbolic-DFT correlation with correction terms, verified exactly."""
+    _check_args(n, out_tile, kernel)
+    c_part, k_part, p0 = _sfc_1d_parts(n, kernel, out_tile)
+    return _sfc_algorithm(
+        n,
+        out_tile,
+        kernel,
+        dims=1,
+        parts={"dft": c_part, "correction": k_part},
         info={"dft_size": n, "dft_offset": -p0, "circular": c_part.m, "corrections": k_part.m},
     )
 
@@ -349,24 +370,17 @@ def sfc_2d(n: int, out_tile: int, kernel: int) -> BilinearAlgorithm:
     )
     cc = _Bilinear(bt.reshape(circ2.m, -1), circ2.g, at)
     kc, ck, kk = _kron(k_part, c_part), _kron(c_part, k_part), _kron(k_part, k_part)
-    full = _fold_constants(_concat([cc, kc, ck, kk]))
-    groups = (
-        ("dft2d",) * cc.m
-        + ("correction x dft",) * kc.m
-        + ("dft x correction",) * ck.m
-        + ("correction x correction",) * kk.m
-    )
-    return BilinearAlgorithm(
-        name=sfc_name(n, out_tile, kernel, 2),
-        title=sfc_title(n, out_tile, kernel, 2),
-        family="sfc",
+    return _sfc_algorithm(
+        n,
+        out_tile,
+        kernel,
         dims=2,
-        output_tile=out_tile,
-        kernel=kernel,
-        bt=full.bt,
-        g=full.g,
-        at=full.at,
-        product_groups=groups,
+        parts={
+            "dft2d": cc,
+            "correction x dft": kc,
+            "dft x correction": ck,
+            "correction x correction": kk,
+        },
         info={
             "dft_size": n,
             "dft_offset": -p0,
