@@ -99,11 +99,22 @@ class ChannelSerializer(wiring.Component):
         last_tile = tile == self.tiles - 1
         leaving = held & self.o_lane.ready & last_lane
         m.d.comb += self.i_acc.ready.eq(~held | leaving)
-        chan = self.chan[bank][lane]
+        # Lane selection as an explicit multiplexer: indexing the arrays with a
+        # signal (`buf[lane]`) would build one shifter over all lanes' bits,
+        # which Amaranth's netlist checks handle very slowly at this width.
+        chan = Signal(self.chan.shape().elem_shape.elem_shape)
+        acc = Signal(self.o_lane.payload.acc.shape())
+        with m.Switch(lane):
+            for k in range(self.lanes):
+                with m.Case(k):
+                    m.d.comb += [
+                        acc.eq(buf[k]),
+                        chan.eq(Mux(bank, self.chan[1][k], self.chan[0][k])),
+                    ]
         meta = data.View(self.meta_layout, self.o_lane.payload.meta)
         m.d.comb += [
             self.o_lane.valid.eq(held),
-            self.o_lane.payload.acc.eq(buf[lane]),
+            self.o_lane.payload.acc.eq(acc),
             self.o_lane.payload.mult.eq(chan.rescale_mult),
             meta.bias.eq(chan.bias),
             meta.out_mult.eq(chan.out_mult),
