@@ -177,21 +177,27 @@ def _nested(matrix: np.ndarray, dims: int) -> np.ndarray:
     return matrix if dims == 1 else np.kron(matrix, matrix)
 
 
+def _nested_algorithm(
+    matrices: tuple[np.ndarray, np.ndarray, np.ndarray], *, dims: int, **fields
+) -> BilinearAlgorithm:
+    """The algorithm of the 1D ``(B^T, G, A^T)`` nested ``dims`` times."""
+    bt, g, at = (_nested(matrix, dims) for matrix in matrices)
+    return BilinearAlgorithm(dims=dims, bt=bt, g=g, at=at, **fields)
+
+
 def _winograd(out_tile: int, kernel: int, points: Sequence | None, dims: int) -> BilinearAlgorithm:
     _check_winograd_args(out_tile, kernel)
     bt, g, at, pts = _winograd_matrices(out_tile, kernel, points)
     name_sfx, title_sfx = _points_suffix(pts, out_tile + kernel - 1)
     m, r = _tile_text(out_tile, dims), _tile_text(kernel, dims)
-    return BilinearAlgorithm(
+    return _nested_algorithm(
+        (bt, g, at),
+        dims=dims,
         name=f"wino-{m}-{r}{name_sfx}",
         title=f"Winograd F({m},{r}){title_sfx}",
         family="winograd",
-        dims=dims,
         output_tile=out_tile,
         kernel=kernel,
-        bt=_nested(bt, dims),
-        g=_nested(g, dims),
-        at=_nested(at, dims),
         product_groups=(" x ".join(["point"] * dims),) * bt.shape[0] ** dims,
         info={"points": _points_text(pts)},
     )
@@ -238,16 +244,14 @@ def _direct(kernel: int, out_tile: int, dims: int) -> BilinearAlgorithm:
     _check_direct_args(out_tile, kernel)
     bt, g, at = _direct_matrices(out_tile, kernel)
     m, r = _tile_text(out_tile, dims), _tile_text(kernel, dims)
-    return BilinearAlgorithm(
+    return _nested_algorithm(
+        (bt, g, at),
+        dims=dims,
         name=f"direct-{r}" if out_tile == 1 else f"direct-{m}-{r}",
         title=f"direct {r}" if out_tile == 1 else f"direct ({m},{r})",
         family="direct",
-        dims=dims,
         output_tile=out_tile,
         kernel=kernel,
-        bt=_nested(bt, dims),
-        g=_nested(g, dims),
-        at=_nested(at, dims),
         product_groups=("tap",) * bt.shape[0] ** dims,
     )
 

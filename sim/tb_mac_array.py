@@ -136,17 +136,10 @@ class MacArrayTestbench:
         ]
 
 
-def _config() -> dict[str, Any]:
-    config = tb_config()
-    if "mac_array" not in config:
-        raise RuntimeError("tb_mac_array needs a 'mac_array' entry in the test configuration")
-    return config
-
-
 @cocotb.test()
 async def random_data_with_stalls(dut: Any) -> None:
     """Random accumulations of 1..cin_max channels plus extremes, with stalls on both sides."""
-    config = _config()
+    config = tb_config("mac_array")
     seed = int(config.get("seed", 0))
     rng = random.Random(seed)
     gen = np.random.default_rng(seed)
@@ -184,7 +177,7 @@ async def random_data_with_stalls(dut: Any) -> None:
 @cocotb.test()
 async def one_beat_per_cycle(dut: Any) -> None:
     """Without stalls, back-to-back cin_max-channel accumulations take one cycle per beat."""
-    config = _config()
+    config = tb_config("mac_array")
     seed = int(config.get("seed", 0))
     gen = np.random.default_rng(seed + 1)
     tb = MacArrayTestbench(dut, config["mac_array"], rng=random.Random(seed))

@@ -313,13 +313,6 @@ class QuantizerTestbench:
         await RisingEdge(self.dut.clk)
 
 
-def _config() -> dict[str, Any]:
-    config = tb_config()
-    if "engine" not in config:
-        raise RuntimeError("tb_quantizers needs an 'engine' entry in the test configuration")
-    return config
-
-
 # -- tests --------------------------------------------------------------------------------------
 
 
@@ -327,7 +320,7 @@ def _config() -> dict[str, Any]:
 async def golden_layers_with_stalls(dut: Any) -> None:
     """Random layers of both scale modes through the golden model: q, z and out tiles
     bit-exact, with random input pauses and output backpressure."""
-    config = _config()
+    config = tb_config("engine")
     tb = QuantizerTestbench(
         dut,
         config,
@@ -375,7 +368,7 @@ async def golden_layers_with_stalls(dut: Any) -> None:
 @cocotb.test()
 async def overflow_flag_on_too_small_shift(dut: Any) -> None:
     """rescale_shift one below the minimum: the flag rises, z is clamped; clear resets it."""
-    config = _config()
+    config = tb_config("engine")
     tb = QuantizerTestbench(dut, config, input_pause=0.2, output_pause=0.2)
     await tb.start()
     engine = tb.engine
@@ -420,7 +413,7 @@ async def overflow_flag_on_too_small_shift(dut: Any) -> None:
 @cocotb.test()
 async def one_beat_per_cycle(dut: Any) -> None:
     """No stalls: every block takes and gives one beat per cycle; measured latencies."""
-    config = _config()
+    config = tb_config("engine")
     tb = QuantizerTestbench(dut, config, input_pause=0.0, output_pause=0.0)
     await tb.start()
     layer = dict(config["layers"][0])

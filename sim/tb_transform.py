@@ -170,17 +170,10 @@ class TransformTestbench:
         return received
 
 
-def _config() -> dict[str, Any]:
-    config = tb_config()
-    if "unit" not in config or "layer" not in config:
-        raise RuntimeError("tb_transform needs 'unit' and 'layer' entries in the configuration")
-    return config
-
-
 @cocotb.test()
 async def golden_stages_with_stalls(dut: Any) -> None:
     """Golden-model vectors and every row's extremes, with random input gaps and backpressure."""
-    config = _config()
+    config = tb_config("unit", "layer")
     seed = int(config.get("seed", 0))
     tb = TransformTestbench(dut, config, pauses=True)
     await tb.start()
@@ -205,7 +198,7 @@ async def golden_stages_with_stalls(dut: Any) -> None:
 @cocotb.test()
 async def one_beat_per_cycle(dut: Any) -> None:
     """Without stalls a vector is accepted every cycle and results follow after ``latency``."""
-    config = _config()
+    config = tb_config("unit", "layer")
     tb = TransformTestbench(dut, config, pauses=False)
     await tb.start()
     gen = np.random.default_rng(int(config.get("seed", 0)) + 1)

@@ -544,15 +544,18 @@ def run_cocotb(
     )
 
 
-def tb_config() -> dict:
+def tb_config(*required: str) -> dict:
     """Inside a cocotb test module: the ``config`` given to :func:`run_cocotb`.
 
-    Returns ``{}`` when :data:`TB_CONFIG_ENV` is not set.
+    Returns ``{}`` when :data:`TB_CONFIG_ENV` is not set. Raises
+    ``RuntimeError`` naming the entries of ``required`` that it lacks.
     """
     path = os.environ.get(TB_CONFIG_ENV)
-    if not path:
-        return {}
-    return json.loads(Path(path).read_text())
+    config = json.loads(Path(path).read_text()) if path else {}
+    missing = [key for key in required if key not in config]
+    if missing:
+        raise RuntimeError(f"the test configuration has no entry {', '.join(map(repr, missing))}")
+    return config
 
 
 def tb_report(config: Mapping[str, object], **values: object) -> None:
