@@ -62,7 +62,7 @@ def main() -> None:
         f"| Verilator build from scratch (s) | {row['verilator_build_s']:.1f} |",
         f"| simulation (s) | {row['simulation_s']:.1f} |",
         f"| simulated cycles | {cycles} |",
-        f"| cycles per second (cocotb + Verilator, Python drivers) | {row['cycles_per_second']:.0f} |",
+        f"| simulated cycles per wall second (incl. per-test set-up: cocotb start, engine model, golden model) | {row['cycles_per_second']:.0f} |",
         f"| regression wall time (s) | {wall:.1f} |",
     ]
     (RESULTS / "sim.md").write_text("\n".join(md) + "\n")
