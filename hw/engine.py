@@ -31,10 +31,27 @@ __all__ = ["ConvEngine", "ChannelSerializer", "TILE_BITS"]
 TILE_BITS = 16
 
 
+def _assign(dst, src) -> list:
+    """``dst.eq(src)``, element by element for arrays so that signed elements are extended.
+
+    A whole-array ``.eq`` copies raw bits, which would misplace elements whose
+    widths differ (e.g. a 24-bit ``y`` into a 25-bit quantizer input).
+    """
+    dst_shape = dst.shape() if isinstance(dst, data.View) else None
+    src_shape = src.shape() if isinstance(src, data.View) else None
+    if isinstance(dst_shape, data.ArrayLayout) and isinstance(src_shape, data.ArrayLayout):
+        if dst_shape.length != src_shape.length:
+            raise ValueError(f"array lengths differ: {dst_shape.length} != {src_shape.length}")
+        if dst_shape.elem_shape != src_shape.elem_shape:
+            return [stmt for k in range(dst_shape.length) for stmt in _assign(dst[k], src[k])]
+    return [dst.eq(src)]
+
+
 def _link(m: Module, src, dst, **fields) -> None:
     """Connect stream ``src`` to stream ``dst`` whose payload fields are renamed/rebuilt."""
     m.d.comb += [dst.valid.eq(src.valid), src.ready.eq(dst.ready)]
-    m.d.comb += [getattr(dst.payload, name).eq(value) for name, value in fields.items()]
+    for name, value in fields.items():
+        m.d.comb += _assign(getattr(dst.payload, name), value)
 
 
 class ChannelSerializer(wiring.Component):

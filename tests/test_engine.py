@@ -24,6 +24,9 @@ ENGINES = [
     EngineConfig(algorithm="sfc4-4x4-3x3", pco=2, cin_max=64, cout_max=8, scale_mode="fixed"),
     EngineConfig(algorithm="wino-2x2-3x3", pco=4, cin_max=64, cout_max=8, scale_mode="pow2"),
     EngineConfig(algorithm="direct-3x3", pco=4, cin_max=64, cout_max=8, scale_mode="fixed"),
+    # 1x1 kernel: A^T is 1x1, so y is one bit narrower than the quantizer's
+    # input (a power-of-two bound); catches raw-bit array copies between widths.
+    EngineConfig(algorithm="direct-1x1", pco=4, cin_max=64, cout_max=8, scale_mode="pow2"),
 ]
 
 
