@@ -58,8 +58,7 @@ def choose_algorithm(kernel: int, stride: int, fast_algorithm: str = DEFAULT_ALG
     * 1x1 (ResNet's downsample): ``direct-3x3``, the kernel embedded at the
       centre with one more pixel of padding -- the same outputs on the engine
       the stride-2 3x3 convs use anyway (its cycles depend on tiles and
-      channels, not on the kernel), so no extra engine; the generated
-      ``direct-1x1`` engine is also not bit-exact today (docs/host.md);
+      channels, not on the kernel), so no extra engine (docs/host.md);
     * otherwise ``direct-RxR`` (1x1 output tile: any stride, one input patch
       per output pixel).
     """
