@@ -8,6 +8,7 @@ Subcommands:
 * ``sfc-hls vectors ...`` -- golden-model test vectors of one layer.
 * ``sfc-hls generate --algo NAME --pco N -o DIR`` -- Verilog + manifest of an engine.
 * ``sfc-hls error-study OUT`` -- int8 error of every algorithm on a real network.
+* ``sfc-hls run ...`` -- a quantized ResNet on the engines (golden model or RTL).
 """
 
 from __future__ import annotations
@@ -267,6 +268,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     error_study.add_arguments(p)
     p.set_defaults(func=error_study.run)
+    from sfc_hls.host import run as host_run
+
+    p = sub.add_parser(
+        "run",
+        help="quantize a ResNet and run it on the accelerator (golden model or RTL)",
+        description="Lower a PyTorch ResNet, quantize it to int8 with calibration images and run "
+        "it layer by layer on the conv engines (golden model or Verilator) and the host.",
+    )
+    host_run.add_arguments(p)
+    p.set_defaults(func=host_run.run)
     return parser
 
 
