@@ -65,6 +65,8 @@ bench: toolchain
 	$(BIN)/python bench/bench_algorithms.py
 	$(BIN)/python bench/bench_golden.py
 	$(BIN)/python bench/bench_sim.py
+	$(BIN)/python bench/bench_host.py
+	$(BIN)/python bench/bench_engines.py
 
 clean:
 	rm -rf build sim_build .pytest_cache .hypothesis

@@ -9,6 +9,7 @@ Subcommands:
 * ``sfc-hls generate --algo NAME --pco N -o DIR`` -- Verilog + manifest of an engine.
 * ``sfc-hls error-study OUT`` -- int8 error of every algorithm on a real network.
 * ``sfc-hls run ...`` -- a quantized ResNet on the engines (golden model or RTL).
+* ``sfc-hls synth --algo NAME --pco N`` -- Yosys resources of an engine, per block.
 """
 
 from __future__ import annotations
@@ -268,6 +269,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     error_study.add_arguments(p)
     p.set_defaults(func=error_study.run)
+    from sfc_hls.hw import synth_report
+
+    p = sub.add_parser(
+        "synth",
+        help="Yosys resource report of a generated engine, per block",
+        description="Synthesize a generated engine and its blocks with Yosys and report LUT, FF, "
+        "DSP, CARRY and BRAM counts (table and JSON).",
+    )
+    synth_report.add_arguments(p)
+    p.set_defaults(func=synth_report.run)
     from sfc_hls.host import run as host_run
 
     p = sub.add_parser(
