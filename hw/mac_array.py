@@ -15,15 +15,9 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from sfc_hls.arguments import check_int
+
 __all__ = ["MacArray"]
-
-
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an integer >= {minimum}, not {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, not {value!r}")
-    return value
 
 
 class MacArray(wiring.Component):
@@ -96,11 +90,11 @@ class MacArray(wiring.Component):
         weight_bits: int = 8,
         cin_max: int,
     ) -> None:
-        self.positions = _check_int("positions", positions, 1)
-        self.lanes = _check_int("lanes", lanes, 1)
-        self.act_bits = _check_int("act_bits", act_bits, 2)
-        self.weight_bits = _check_int("weight_bits", weight_bits, 2)
-        self.cin_max = _check_int("cin_max", cin_max, 1)
+        self.positions = check_int("positions", positions, 1)
+        self.lanes = check_int("lanes", lanes, 1)
+        self.act_bits = check_int("act_bits", act_bits, 2)
+        self.weight_bits = check_int("weight_bits", weight_bits, 2)
+        self.cin_max = check_int("cin_max", cin_max, 1)
 
         self.acc_width = self.accumulator_width(
             act_bits=act_bits, weight_bits=weight_bits, cin_max=cin_max
@@ -136,9 +130,9 @@ class MacArray(wiring.Component):
         ``(-2**(act_bits-1)) * (-2**(weight_bits-1))``; every other product is
         smaller in magnitude, so sums lie in ``[-bound, bound]``.
         """
-        _check_int("act_bits", act_bits, 2)
-        _check_int("weight_bits", weight_bits, 2)
-        _check_int("cin_max", cin_max, 1)
+        check_int("act_bits", act_bits, 2)
+        check_int("weight_bits", weight_bits, 2)
+        check_int("cin_max", cin_max, 1)
         return cin_max * 2 ** (act_bits - 1) * 2 ** (weight_bits - 1)
 
     @staticmethod

@@ -50,6 +50,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigne
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from sfc_hls.arguments import check_int
 from sfc_hls.bilinear import signed_width
 from sfc_hls.config import EngineConfig
 from sfc_hls.datapath import DatapathWidths, minimum_rescale_shift, signed_range
@@ -65,15 +66,6 @@ def _check_config(config: object) -> EngineConfig:
     if not isinstance(config, EngineConfig):
         raise TypeError(f"config must be an EngineConfig, not {config!r}")
     return config
-
-
-def _check_int(name: str, value: object, lo: int, hi: int | None = None) -> int:
-    allowed = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an integer {allowed}, not {value!r}")
-    if value < lo or (hi is not None and value > hi):
-        raise ValueError(f"{name} must be an integer {allowed}, not {value!r}")
-    return value
 
 
 def engine_widths(config: EngineConfig, cin: int | None = None) -> DatapathWidths:
@@ -214,7 +206,7 @@ class ActQuantizer(wiring.Component):
 
     def __init__(self, config: EngineConfig, *, meta_width: int = 0) -> None:
         self.config = _check_config(config)
-        self.meta_width = _check_int("meta_width", meta_width, 0)
+        self.meta_width = check_int("meta_width", meta_width, 0)
         widths = engine_widths(config)
         self.positions = config.algo.mults
         self.act_bits = config.act_bits
@@ -344,9 +336,9 @@ class Rescale(wiring.Component):
     ) -> None:
         self.config = _check_config(config)
         self.cin_max = (
-            config.cin_max if cin_max is None else _check_int("cin_max", cin_max, 1, config.cin_max)
+            config.cin_max if cin_max is None else check_int("cin_max", cin_max, 1, config.cin_max)
         )
-        self.meta_width = _check_int("meta_width", meta_width, 0)
+        self.meta_width = check_int("meta_width", meta_width, 0)
         widths = engine_widths(config, self.cin_max)
         self.positions = config.algo.mults
         self.acc_bits = widths.acc_bits
@@ -383,7 +375,7 @@ class Rescale(wiring.Component):
 
     def minimum_shift(self, cin: int) -> int:
         """Smallest legal ``rescale_shift`` of a layer with ``cin`` input channels."""
-        _check_int("cin", cin, 1, self.cin_max)
+        check_int("cin", cin, 1, self.cin_max)
         return minimum_rescale_shift(cin, self.config)
 
     def elaborate(self, platform) -> Module:
@@ -487,7 +479,7 @@ class OutputQuantizer(wiring.Component):
 
     def __init__(self, config: EngineConfig, *, meta_width: int = 0) -> None:
         self.config = _check_config(config)
-        self.meta_width = _check_int("meta_width", meta_width, 0)
+        self.meta_width = check_int("meta_width", meta_width, 0)
         algo = config.algo
         self.outputs = algo.output_tile**2
         self.out_bits = config.out_bits

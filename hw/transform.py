@@ -42,6 +42,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from sfc_hls.adder_network import AdderNetwork
+from sfc_hls.arguments import check_int
 from sfc_hls.bilinear import BilinearAlgorithm, signed_width
 from sfc_hls.catalog import get_algorithm
 from sfc_hls.hw.pipeline import StallPipeline
@@ -64,14 +65,6 @@ DEFAULT_ADDS_PER_STAGE = 2
 
 #: Step limit of the search for node signs that avoid negations (see _Netlist).
 _SIGN_SEARCH_STEPS = 20_000
-
-
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an integer >= {minimum}, not {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, not {value!r}")
-    return value
 
 
 def csd_digits(c: int) -> list[tuple[int, int]]:
@@ -465,9 +458,9 @@ class AdderNetworkUnit(wiring.Component):
                     f"(on variable {var}); only integer matrices are supported"
                 )
         self.network = network
-        self.in_width = _check_int("in_width", in_width, 1)
-        self.meta_width = _check_int("meta_width", meta_width, 0)
-        self.adds_per_stage = _check_int("adds_per_stage", adds_per_stage, 1)
+        self.in_width = check_int("in_width", in_width, 1)
+        self.meta_width = check_int("meta_width", meta_width, 0)
+        self.adds_per_stage = check_int("adds_per_stage", adds_per_stage, 1)
 
         self._netlist = _Netlist(network, in_width, adds_per_stage)
         self.n_inputs = network.inputs
@@ -602,7 +595,7 @@ class InputTransform(AdderNetworkUnit):
         adds_per_stage: int = DEFAULT_ADDS_PER_STAGE,
     ) -> None:
         self.algo = _resolve_algorithm(algorithm)
-        self.in_bits = _check_int("in_bits", in_bits, 2)
+        self.in_bits = check_int("in_bits", in_bits, 2)
         super().__init__(
             self.algo.input_adder_network,
             in_width=in_bits,
@@ -643,7 +636,7 @@ class OutputTransform(AdderNetworkUnit):
         adds_per_stage: int = DEFAULT_ADDS_PER_STAGE,
     ) -> None:
         self.algo = _resolve_algorithm(algorithm)
-        self.z_bits = _check_int("z_bits", z_bits, 2)
+        self.z_bits = check_int("z_bits", z_bits, 2)
         super().__init__(
             self.algo.output_adder_network,
             in_width=z_bits,

@@ -17,17 +17,10 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
+from sfc_hls.arguments import check_int
 from sfc_hls.hw.pipeline import StallPipeline
 
 __all__ = ["WeightBuffer"]
-
-
-def _check(name: str, value, lo: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int >= {lo}, got {value!r}")
-    if value < lo:
-        raise ValueError(f"{name} must be an int >= {lo}, got {value}")
-    return value
 
 
 class WeightBuffer(wiring.Component):
@@ -58,11 +51,11 @@ class WeightBuffer(wiring.Component):
     def __init__(
         self, *, positions: int, lanes: int, cin_max: int, act_bits: int = 8, weight_bits: int = 8
     ) -> None:
-        self.positions = _check("positions", positions, 1)
-        self.lanes = _check("lanes", lanes, 1)
-        self.cin_max = _check("cin_max", cin_max, 1)
-        self.act_bits = _check("act_bits", act_bits, 2)
-        self.weight_bits = _check("weight_bits", weight_bits, 2)
+        self.positions = check_int("positions", positions, 1)
+        self.lanes = check_int("lanes", lanes, 1)
+        self.cin_max = check_int("cin_max", cin_max, 1)
+        self.act_bits = check_int("act_bits", act_bits, 2)
+        self.weight_bits = check_int("weight_bits", weight_bits, 2)
         self.ci_bits = max(ceil_log2(cin_max), 1)
         self.row_layout = data.ArrayLayout(data.ArrayLayout(signed(weight_bits), positions), lanes)
         act = data.ArrayLayout(signed(act_bits), positions)

@@ -11,6 +11,7 @@ import json
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Self
 
+from sfc_hls.arguments import check_int
 from sfc_hls.bilinear import BilinearAlgorithm
 from sfc_hls.catalog import get_algorithm
 
@@ -19,14 +20,6 @@ __all__ = ["SCALE_MODES", "EngineConfig", "LayerSpec"]
 #: Transform-domain activation requantization: ``pow2`` = rounding shift,
 #: ``fixed`` = unsigned fixed-point multiplier then rounding shift.
 SCALE_MODES = ("pow2", "fixed")
-
-
-def _check_int(name: str, value: Any, lo: int, hi: int | None = None) -> None:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < lo or (hi is not None and value > hi):
-        allowed = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
-        raise ValueError(f"{name} must be {allowed}, got {value}")
 
 
 class _DictFields:
@@ -83,17 +76,17 @@ class EngineConfig(_DictFields):
         algo = get_algorithm(self.algorithm)  # raises ValueError for unknown names
         if algo.dims != 2:
             raise ValueError(f"algorithm must be 2D for a conv engine, got {self.algorithm}")
-        _check_int("pco", self.pco, 1, 256)
-        _check_int("act_bits", self.act_bits, 2, 32)
-        _check_int("weight_bits", self.weight_bits, 2, 32)
-        _check_int("cin_max", self.cin_max, 1, 1 << 16)
-        _check_int("cout_max", self.cout_max, 1, 1 << 16)
-        _check_int("act_mult_bits", self.act_mult_bits, 1, 32)
-        _check_int("rescale_bits", self.rescale_bits, 1, 32)
-        _check_int("z_bits", self.z_bits, 8, 128)
-        _check_int("out_mult_bits", self.out_mult_bits, 1, 32)
-        _check_int("in_bits", self.in_bits, 2, 16)
-        _check_int("out_bits", self.out_bits, 2, 128)
+        check_int("pco", self.pco, 1, 256)
+        check_int("act_bits", self.act_bits, 2, 32)
+        check_int("weight_bits", self.weight_bits, 2, 32)
+        check_int("cin_max", self.cin_max, 1, 1 << 16)
+        check_int("cout_max", self.cout_max, 1, 1 << 16)
+        check_int("act_mult_bits", self.act_mult_bits, 1, 32)
+        check_int("rescale_bits", self.rescale_bits, 1, 32)
+        check_int("z_bits", self.z_bits, 8, 128)
+        check_int("out_mult_bits", self.out_mult_bits, 1, 32)
+        check_int("in_bits", self.in_bits, 2, 16)
+        check_int("out_bits", self.out_bits, 2, 128)
         if self.scale_mode not in SCALE_MODES:
             raise ValueError(f"scale_mode must be one of {SCALE_MODES}, got {self.scale_mode!r}")
         if self.cout_max % self.pco:
@@ -129,8 +122,8 @@ class LayerSpec(_DictFields):
 
     def __post_init__(self) -> None:
         for name in ("cin", "cout", "height", "width", "kernel"):
-            _check_int(name, getattr(self, name), 1)
-        _check_int("padding", self.padding, 0)
+            check_int(name, getattr(self, name), 1)
+        check_int("padding", self.padding, 0)
         if not isinstance(self.relu, bool):
             raise TypeError(f"relu must be a bool, got {self.relu!r}")
         for name, size in (("height", self.height), ("width", self.width)):

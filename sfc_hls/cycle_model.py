@@ -41,19 +41,13 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from sfc_hls.arguments import check_int
+
 __all__ = ["EngineTiming", "LayerCycles", "layer_cycles", "HOST_OFFSET"]
 
 #: Cycles from the host's send (``EngineTestbench.run_layer``) to the first
 #: configuration beat being offered: the stream drivers start on the next edge.
 HOST_OFFSET = 1
-
-
-def _check_int(name: str, value: Any, lo: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < lo:
-        raise ValueError(f"{name} must be >= {lo}, got {value}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -67,11 +61,11 @@ class EngineTiming:
     weight_banks: int = 2
 
     def __post_init__(self) -> None:
-        _check_int("pco", self.pco, 1)
-        _check_int("cfg_writes", self.cfg_writes, 1)
-        _check_int("front_latency", self.front_latency, 1)
-        _check_int("back_latency", self.back_latency, 0)
-        _check_int("weight_banks", self.weight_banks, 1)
+        check_int("pco", self.pco, 1)
+        check_int("cfg_writes", self.cfg_writes, 1)
+        check_int("front_latency", self.front_latency, 1)
+        check_int("back_latency", self.back_latency, 0)
+        check_int("weight_banks", self.weight_banks, 1)
         if self.weight_banks > 2:
             raise ValueError(f"weight_banks must be 1 or 2, got {self.weight_banks}")
 
@@ -158,9 +152,9 @@ def layer_cycles(timing: EngineTiming, *, cin: int, cout: int, tiles: int) -> La
     """Cycles of one layer (``cin``, ``cout``, ``tiles`` as written to the registers)."""
     if not isinstance(timing, EngineTiming):
         raise TypeError(f"timing must be an EngineTiming, got {type(timing).__name__}")
-    _check_int("cin", cin, 1)
-    _check_int("cout", cout, 1)
-    _check_int("tiles", tiles, 1)
+    check_int("cin", cin, 1)
+    check_int("cout", cout, 1)
+    check_int("tiles", tiles, 1)
     pco = timing.pco
     front, back = timing.front_latency, timing.back_latency
     groups = math.ceil(cout / pco)

@@ -99,7 +99,7 @@ def test_layer_cycles_to_dict():
 
 def test_argument_errors():
     t = EngineTiming(pco=2, cfg_writes=8, front_latency=3, back_latency=3)
-    with pytest.raises(ValueError, match="cin must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="cin must be an int >= 1, got 0"):
         layer_cycles(t, cin=0, cout=1, tiles=1)
     with pytest.raises(TypeError, match="tiles must be an int"):
         layer_cycles(t, cin=1, cout=1, tiles=1.5)
@@ -107,7 +107,7 @@ def test_argument_errors():
         layer_cycles({"pco": 2}, cin=1, cout=1, tiles=1)
     with pytest.raises(ValueError, match="weight_banks must be 1 or 2, got 3"):
         EngineTiming(pco=2, cfg_writes=8, front_latency=3, back_latency=3, weight_banks=3)
-    with pytest.raises(ValueError, match="pco must be >= 1"):
+    with pytest.raises(ValueError, match="pco must be an int >= 1"):
         EngineTiming(pco=0, cfg_writes=8, front_latency=3, back_latency=3)
     with pytest.raises(TypeError, match="pco must be an int"):
         EngineTiming(pco=True, cfg_writes=8, front_latency=3, back_latency=3)

@@ -171,7 +171,7 @@ def test_bad_parameters():
 def test_bad_config_and_spec():
     with pytest.raises(ValueError, match="unknown algorithm name"):
         EngineConfig(algorithm="fft-3x3")
-    with pytest.raises(ValueError, match="act_bits must be in \\[2, 32\\], got 1"):
+    with pytest.raises(ValueError, match="act_bits must be an int in \\[2, 32\\], got 1"):
         EngineConfig(act_bits=1)
     with pytest.raises(ValueError, match="pco must divide cout_max"):
         EngineConfig(pco=3, cout_max=64)

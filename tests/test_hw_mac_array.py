@@ -31,14 +31,14 @@ SIM_BUILD = Path(__file__).resolve().parents[1] / "sim_build"
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"positions": 0}, ValueError, r"positions must be an integer >= 1, not 0"),
-        ({"positions": 4.0}, TypeError, r"positions must be an integer >= 1, not 4.0"),
-        ({"positions": True}, TypeError, r"positions must be an integer >= 1, not True"),
-        ({"lanes": -1}, ValueError, r"lanes must be an integer >= 1, not -1"),
-        ({"lanes": "2"}, TypeError, r"lanes must be an integer >= 1, not '2'"),
-        ({"act_bits": 1}, ValueError, r"act_bits must be an integer >= 2, not 1"),
-        ({"weight_bits": None}, TypeError, r"weight_bits must be an integer >= 2, not None"),
-        ({"cin_max": 0}, ValueError, r"cin_max must be an integer >= 1, not 0"),
+        ({"positions": 0}, ValueError, r"positions must be an int >= 1, got 0"),
+        ({"positions": 4.0}, TypeError, r"positions must be an int >= 1, got float 4.0"),
+        ({"positions": True}, TypeError, r"positions must be an int >= 1, got bool True"),
+        ({"lanes": -1}, ValueError, r"lanes must be an int >= 1, got -1"),
+        ({"lanes": "2"}, TypeError, r"lanes must be an int >= 1, got str '2'"),
+        ({"act_bits": 1}, ValueError, r"act_bits must be an int >= 2, got 1"),
+        ({"weight_bits": None}, TypeError, r"weight_bits must be an int >= 2, got NoneType None"),
+        ({"cin_max": 0}, ValueError, r"cin_max must be an int >= 1, got 0"),
     ],
 )
 def test_rejects_bad_arguments(kwargs, error, match):

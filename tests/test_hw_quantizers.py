@@ -74,42 +74,42 @@ def spec_requant(value, mult, shift, bits: int | None = None, relu: bool = False
         (
             lambda: ActQuantizer(EngineConfig(), meta_width=-1),
             ValueError,
-            r"meta_width must be an integer >= 0, not -1",
+            r"meta_width must be an int >= 0, got -1",
         ),
         (
             lambda: ActQuantizer(EngineConfig(), meta_width=2.0),
             TypeError,
-            r"meta_width must be an integer >= 0, not 2.0",
+            r"meta_width must be an int >= 0, got float 2.0",
         ),
         (
             lambda: OutputQuantizer(EngineConfig(), meta_width=True),
             TypeError,
-            r"meta_width must be an integer >= 0, not True",
+            r"meta_width must be an int >= 0, got bool True",
         ),
         (
             lambda: Rescale(EngineConfig(), cin_max=0),
             ValueError,
-            r"cin_max must be an integer in \[1, 256\], not 0",
+            r"cin_max must be an int in \[1, 256\], got 0",
         ),
         (
             lambda: Rescale(EngineConfig(), cin_max=257),
             ValueError,
-            r"cin_max must be an integer in \[1, 256\], not 257",
+            r"cin_max must be an int in \[1, 256\], got 257",
         ),
         (
             lambda: Rescale(EngineConfig(), cin_max="8"),
             TypeError,
-            r"cin_max must be an integer in \[1, 256\], not '8'",
+            r"cin_max must be an int in \[1, 256\], got str '8'",
         ),
         (
             lambda: Rescale(EngineConfig(), meta_width=-3),
             ValueError,
-            r"meta_width must be an integer >= 0, not -3",
+            r"meta_width must be an int >= 0, got -3",
         ),
         (
             lambda: Rescale(EngineConfig(), cin_max=8).minimum_shift(9),
             ValueError,
-            r"cin must be an integer in \[1, 8\], not 9",
+            r"cin must be an int in \[1, 8\], got 9",
         ),
     ],
 )

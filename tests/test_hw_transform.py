@@ -83,7 +83,7 @@ def _matrix(unit: AdderNetworkUnit) -> np.ndarray:
         (
             lambda: AdderNetworkUnit(get_algorithm("direct-3x3").input_adder_network, in_width=0),
             ValueError,
-            r"in_width must be an integer >= 1, not 0",
+            r"in_width must be an int >= 1, got 0",
         ),
     ],
 )
