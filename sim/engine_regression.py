@@ -226,8 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         f"generation {report['generation_seconds']:.1f} s, Verilator build "
         f"{report['build_seconds']:.1f} s, simulation {report['test_seconds']:.1f} s, "
         f"total {report['wall_seconds']:.1f} s\nVerilog: {report['verilog']}\n"
-        f"report: {report['report_file']}"
-        + "".join(f"\nwaveform: {w}" for w in report["waves"])
+        f"report: {report['report_file']}" + "".join(f"\nwaveform: {w}" for w in report["waves"])
     )
     return 0 if all_exact else 1
 
