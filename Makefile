@@ -49,6 +49,7 @@ format: $(STAMP)
 # The whole suite except the slow marks (CI).
 test: toolchain
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/pytest -m "not slow"
 
 test-slow: toolchain
