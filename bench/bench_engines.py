@@ -66,9 +66,14 @@ ENGINES = [
     ("sfc6-7x7-3x3", 4),  # 132 x 4 = 528
 ]
 #: Blocks synthesized alone in the bench (whole engine always): the adder-only
-#: transforms (their LUT share, 0 DSP) and the MAC array (its DSPs).  All
-#: blocks: ``sfc-hls synth --algo NAME --pco N``.
-BENCH_BLOCKS = ("input_transform", "output_transform", "mac_array")
+#: transforms (their LUT share, 0 DSP).  All blocks: ``sfc-hls synth --algo
+#: NAME --pco N``.
+BENCH_BLOCKS = ("input_transform", "output_transform")
+#: The engine whose every block is synthesized too, for the by-block table
+#: (the ``other`` row: control, descriptor registers, channel serializer) and
+#: the MAC array's DSP count (a MAC array alone takes Yosys about as long as a
+#: whole engine, so the other engines' are not synthesized separately).
+BREAKDOWN_ENGINE = "sfc6-7x7-3x3"
 #: Direct engines for the layers a 3x3 fast engine cannot run (same budget).
 DIRECT_ENGINES = {3: ("direct-3x3", 64), 7: ("direct-7x7", 11)}  # 576, 539
 
@@ -320,9 +325,39 @@ def markdown(result: dict) -> str:
         "(below); *ideal direct layers* instead charges them MACs / multipliers cycles on "
         "the fast engine's multipliers (an upper bound for any direct engine). "
         "DSP counts include the rescale (one multiplier per transform position) and output "
-        "quantizer multipliers; the MAC array is `MAC mults` DSPs. *pending*: that Yosys "
-        "run had not finished when these results were written (`--synth-cached-only`); "
-        "`make bench` runs it (cached by Verilog content).",
+        "quantizer multipliers; *MAC array DSP* is the MAC array synthesized alone (for "
+        "the engine broken down by block below: one DSP per MAC multiplier). *transforms "
+        "LUT* are the input and output transform units synthesized alone, their share of "
+        "the whole engine's LUTs in parentheses."
+        + (
+            " *pending*: that Yosys run had not finished when these results were written "
+            "(`--synth-cached-only`); `make bench` runs it (cached by Verilog content)."
+            if any(not (e["synthesis"] and "total" in e["synthesis"]) for e in result["engines"])
+            else ""
+        ),
+        "",
+        "## Throughput per resource (stride-1 3x3 layers, current engine)",
+        "",
+        "| engine | standard MACs per cycle | per DSP (whole engine) | per kLUT | LUT per MAC "
+        "multiplier |",
+        "|---|---|---|---|---|",
+    ]
+    for e in result["engines"]:
+        s = e["synthesis"]
+        macs = e["current"]["stride1_3x3"]["effective"] * e["multipliers"]
+        if s and "total" in s:
+            t = s["total"]
+            res = (
+                f"{macs / t['DSP']:.2f} | {1000 * macs / t['LUT']:.1f} | "
+                f"{t['LUT'] / e['multipliers']:.0f}"
+            )
+        else:
+            res = "pending | pending | pending"
+        out.append(f"| {e['title']} | {macs:.0f} | {res} |")
+    out += [
+        "",
+        "Standard MACs per cycle = effective MACs per multiplier per cycle x MAC multipliers; "
+        "per DSP divides by every DSP of the engine (MAC array, rescale, output quantizer).",
         "",
         "## Where the gap to the limit goes (stride-1 3x3 layers, current engine)",
         "",
@@ -378,7 +413,56 @@ def markdown(result: dict) -> str:
         f"(>= 3.0 required, limit {acc['limit']:.2f}): {'PASS' if acc['pass'] else 'FAIL'}; "
         f"serial engine (one weight bank): {acc['serial_engine_effective']:.3f}."
     )
+    out += _breakdown_markdown(result)
     return "\n".join(out) + "\n"
+
+
+def _outputs_per_tile(engine: dict) -> int:
+    return get_algorithm(engine["algorithm"]).output_tile ** 2
+
+
+def _breakdown_markdown(result: dict) -> list[str]:
+    """By-block table of the engine whose every block was synthesized (or nothing)."""
+    from sfc_hls.hw.synth_report import RESOURCES
+
+    e = next((e for e in result["engines"] if e["algorithm"] == BREAKDOWN_ENGINE), None)
+    s = e and e["synthesis"]
+    if not s or "other" not in s:
+        return []
+    rows = [(name, s["blocks"][name]) for name in s["blocks"]]
+    rows += [("other (total - blocks)", s["other"]), ("**total (whole engine)**", s["total"])]
+    out = [
+        "",
+        f"## {e['title']} engine by block (P_co={e['pco']}, cin_max={e['config']['cin_max']})",
+        "",
+        "| block | " + " | ".join(RESOURCES) + " | LUT share |",
+        "|---|" + "---|" * (len(RESOURCES) + 1),
+    ]
+    for name, r in rows:
+        share = 100 * r["LUT"] / s["total"]["LUT"]
+        out.append(f"| {name} | " + " | ".join(str(r[k]) for k in RESOURCES) + f" | {share:.1f}% |")
+    out += [
+        "",
+        "Each block is synthesized alone from the generated Verilog (`sfc-hls synth`), so it "
+        "is not optimized across its ports; *other* is the whole engine minus the blocks: "
+        "control, descriptor registers, the channel serializer and the cross-boundary "
+        "difference. BRAM is the two weight banks (positions x P_co x cin_max int8 each).",
+    ]
+    quant = [b for b in ("act_quantizer", "rescale", "output_quantizer") if b in s["blocks"]]
+    q_luts = sum(s["blocks"][b]["LUT"] for b in quant)
+    out += [
+        "",
+        f"The per-position quantization ({', '.join(quant)}: per value a rounding add, a "
+        "barrel shifter for the layer's runtime shift and a clamp (after a DSP multiply in the rescale "
+        "and output quantizer); "
+        f"{e['multipliers'] // e['pco']} transform positions, {_outputs_per_tile(e)} "
+        f"outputs per tile for the output quantizer) takes {q_luts} LUT = "
+        f"{100 * q_luts / s['total']['LUT']:.1f}% "
+        "of the engine, the adder-only transforms "
+        f"{100 * s['transforms']['LUT_share_of_engine']:.1f}%: LUTs grow with the number "
+        "of transform-domain positions (per-frequency scales), DSPs with the multipliers.",
+    ]
+    return out
 
 
 def plot(result: dict, path: Path) -> None:
@@ -459,12 +543,12 @@ def main(argv: list[str] | None = None) -> int:
             }
         entry["synthesis"] = None
         if not args.no_synth:
-            from sfc_hls.hw.synth_report import synth_report
+            from sfc_hls.hw.synth_report import BLOCKS, synth_report
 
             print(f"synthesizing {algo.title} P_co={pco} ...", file=sys.stderr, flush=True)
             kwargs = {
                 "family": args.family,
-                "blocks": BENCH_BLOCKS,
+                "blocks": BLOCKS if algorithm == BREAKDOWN_ENGINE else BENCH_BLOCKS,
                 "cache_only": args.synth_cached_only,
                 "jobs": args.jobs,
                 "log": lambda msg: print(msg, file=sys.stderr, flush=True),
