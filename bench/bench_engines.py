@@ -243,7 +243,7 @@ def _git_commit() -> str:
             ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "hw", "sfc_hls", "bench"],
+            ["git", "status", "--porcelain", "--", "hw", "sfc_hls", "bench", ":!bench/results"],
             cwd=REPO, capture_output=True, text=True,
         ).stdout.strip()  # fmt: skip
         return sha + ("+dirty" if dirty else "")
