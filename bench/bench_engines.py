@@ -178,9 +178,11 @@ def summarize(algorithm: str, pco: int, runs: list[dict], layers: list[ConvLayer
     cycles = sum(r["cycles"] for r, _ in fast)
     mults = algo.mults * pco
     act_beats = sum(r["breakdown"]["act_beats"] for r, _ in fast)
-    useful_outputs = sum(ly.out_size**2 * ly.cout for _, ly in fast)
-    computed = sum(r["computed_outputs"] * ly.cout for r, ly in fast)
-    lane_slots = sum(r["groups"] * pco * r["computed_outputs"] for r, _ in fast)
+    # Output counts weighted by cin (each output costs cin x R^2 standard MACs),
+    # so that limit x edge x lanes x busy is exactly the effective rate.
+    useful_outputs = sum(ly.out_size**2 * ly.cout * ly.cin for _, ly in fast)
+    computed = sum(r["computed_outputs"] * ly.cout * ly.cin for r, ly in fast)
+    lane_slots = sum(r["groups"] * pco * r["computed_outputs"] * ly.cin for r, ly in fast)
     overhead = {}
     for key in ("config", "first_load", "between_groups", "serializer", "drain"):
         overhead[key] = sum(r["breakdown"][key] for r, _ in fast)
@@ -188,6 +190,8 @@ def summarize(algorithm: str, pco: int, runs: list[dict], layers: list[ConvLayer
     edge = useful_outputs / computed  # outputs of edge tiles beyond the map
     lanes = computed / lane_slots  # lanes of partial last groups
     busy = act_beats / cycles  # act beats / cycles
+    if not math.isclose(limit * edge * lanes * busy, macs / (mults * cycles), rel_tol=1e-9):
+        raise AssertionError(f"{algorithm}: the gap factors do not multiply to the rate")
     all_macs = sum(ly.macs for ly in layers)
     all_mult_cycles = sum(r["multipliers"] * r["cycles"] for r in runs)
     # Bound: the other layers at 1 MAC per multiplier per cycle on this engine's multipliers.
