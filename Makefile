@@ -68,6 +68,7 @@ bench: toolchain
 	$(BIN)/python bench/bench_sim.py
 	$(BIN)/python bench/bench_host.py
 	$(BIN)/python bench/bench_engines.py
+	$(BIN)/python bench/bench_timing.py
 
 clean:
 	rm -rf build sim_build .pytest_cache .hypothesis

@@ -48,6 +48,7 @@ __all__ = [
     "synth_report",
     "format_report",
     "ecp5_fmax",
+    "ecp5_fmax_cached",
     "add_arguments",
     "run",
 ]
@@ -327,6 +328,26 @@ def ecp5_fmax(
         k: v for k, v in rep.get("utilization", {}).items() if re.match(r"(TRELLIS|MULT|DP16)", k)
     }
     return out
+
+
+def ecp5_fmax_cached(text: str, top: str, *, seed: int = 1, cache: bool = True) -> dict[str, Any]:
+    """:func:`ecp5_fmax` on Verilog ``text``, cached by content, seed and tool versions."""
+    nextpnr = _nextpnr_ecp5()
+    ver = subprocess.run([nextpnr, "--version"], capture_output=True, text=True)
+    key = hashlib.sha256(
+        "\0".join(
+            [text, top, str(seed), yosys_version(), ver.stdout + ver.stderr, "ecp5-fmax/1"]
+        ).encode()
+    ).hexdigest()[:32]
+    path = _cache_dir() / f"{top}-ecp5-{key}.json"
+    if cache and path.is_file():
+        return {**json.loads(path.read_text()), "cached": True}
+    with tempfile.TemporaryDirectory(prefix="sfc-hls-ecp5-src-") as tmp:
+        src = Path(tmp) / f"{top}.v"
+        src.write_text(text)
+        out = ecp5_fmax(src, top, seed=seed)
+    write_text_atomic(path, json.dumps(out, indent=2))
+    return {**out, "cached": False}
 
 
 # ------------------------------------------------------------------ CLI

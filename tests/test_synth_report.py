@@ -13,6 +13,7 @@ from sfc_hls.hw.synth_report import (
     RESOURCES,
     add_arguments,
     ecp5_fmax,
+    ecp5_fmax_cached,
     format_report,
     run,
     synth_report,
@@ -131,3 +132,15 @@ def test_ecp5_fmax_places_and_routes(tmp_path):
 def test_ecp5_fmax_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         ecp5_fmax(tmp_path / "missing.v", "top")
+
+
+def test_ecp5_fmax_cached_by_content(tmp_path, monkeypatch):
+    monkeypatch.setenv("SFC_HLS_CACHE", str(tmp_path))
+    first = ecp5_fmax_cached(PIPELINED_ADDER, "pipelined_adder")
+    again = ecp5_fmax_cached(PIPELINED_ADDER, "pipelined_adder")
+    assert (first["cached"], again["cached"]) == (False, True)
+    assert again["fmax_mhz"] == first["fmax_mhz"] is not None
+    # Different Verilog: a new run, not the cached result.
+    other = ecp5_fmax_cached(PIPELINED_ADDER.replace("ra + rb", "ra - rb"), "pipelined_adder")
+    assert other["cached"] is False
+    assert len(list((tmp_path / "synth").glob("pipelined_adder-ecp5-*.json"))) == 2

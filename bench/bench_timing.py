@@ -1,0 +1,156 @@
+"""Benchmark: timing (Fmax) of generated engines after place and route on ECP5.
+
+Runs ``synth_ecp5`` + ``nextpnr-ecp5`` (out of context, LFE5U-85F,
+CABGA381, seed 1; :func:`sfc_hls.hw.synth_report.ecp5_fmax`) on
+
+* the adder-only input and output transform units of the six engines of
+  ``bench/bench_engines.py`` (same algorithms and configurations), and
+* whole engines small enough for the device's 156 MULT18X18D multipliers
+  (:data:`WHOLE_ENGINES`): the equal-budget engines of the throughput
+  benchmark need 536-758 DSPs and do not fit any ECP5, so their Fmax is
+  bounded here by their blocks; a small engine shows the control and
+  handshake paths.
+
+Fmax is nextpnr's timing analysis of the register-to-register paths (ports
+are not timed out of context).  Results are cached by Verilog content,
+seed and tool versions (``$SFC_HLS_CACHE/synth``).  Writes
+bench/results/timing.{json,md,png}.
+
+    python bench/bench_timing.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_engines import ENGINES, RESULTS, _git_commit, _versions, engine_config  # noqa: E402
+
+from sfc_hls.catalog import get_algorithm  # noqa: E402
+from sfc_hls.config import EngineConfig  # noqa: E402
+
+SEED = 1  # nextpnr placement seed
+#: Whole engines that place on an LFE5U-85F (156 MULT18X18D): (algorithm, P_co, cin_max).
+WHOLE_ENGINES = [("wino-2x2-3x3", 2, 64), ("direct-3x3", 4, 64)]
+
+
+def _row(label: str, kind: str, res: dict) -> dict:
+    util = res.get("utilization", {})
+    return {
+        "engine": label,
+        "unit": kind,
+        "fmax_mhz": res.get("fmax_mhz"),
+        "error": res.get("error"),
+        "luts": util.get("TRELLIS_COMB", {}).get("used"),
+        "ffs": util.get("TRELLIS_FF", {}).get("used"),
+        "mults": util.get("MULT18X18D", {}).get("used"),
+        "seconds": res.get("seconds"),
+        "cached": res.get("cached"),
+        "device": res.get("device"),
+        "nextpnr": res.get("nextpnr"),
+    }
+
+
+def markdown(result: dict) -> str:
+    meta = result["meta"]
+    out = [
+        "# ECP5 timing of generated engines",
+        "",
+        f"Commit `{meta['git_commit']}`; {meta['versions']['yosys']}; "
+        f"{meta['nextpnr']}; {meta['device']}, out of context, seed {meta['seed']}. "
+        "Regenerate: `make bench` (`python bench/bench_timing.py`).",
+        "",
+        "| engine | unit | Fmax (MHz) | LUT4 (TRELLIS_COMB) | FF | MULT18X18D |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in result["rows"]:
+        fmax = f"{r['fmax_mhz']:.1f}" if r["fmax_mhz"] is not None else f"no Fmax: {r['error']}"
+        out.append(
+            f"| {r['engine']} | {r['unit']} | {fmax} | {r['luts']} | {r['ffs']} | {r['mults']} |"
+        )
+    out += [
+        "",
+        "Transform units: the engines of `bench/results/engines.md` (they do not depend on "
+        "P_co: one tile of one channel per cycle). Whole engines: small configurations that "
+        "fit the device's multipliers (the equal-budget engines need 536-758 DSPs). Fmax is "
+        "nextpnr's timing analysis after routing, speed grade 6 (nextpnr's default, the "
+        "slowest).",
+        "",
+    ]
+    return "\n".join(out)
+
+
+def plot(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in result["rows"] if r["fmax_mhz"] is not None]
+    fig, ax = plt.subplots(figsize=(10, 4))
+    labels = [f"{r['engine']}\n{r['unit']}" for r in rows]
+    ax.bar(range(len(rows)), [r["fmax_mhz"] for r in rows], color="tab:blue")
+    ax.set_xticks(range(len(rows)), labels, fontsize=6, rotation=60, ha="right")
+    ax.set_ylabel("Fmax (MHz), nextpnr-ecp5")
+    ax.set_title(f"ECP5 {result['meta']['device']}, out of context")
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from sfc_hls.atomic_files import write_text_atomic
+    from sfc_hls.hw.generate import TOPLEVEL, generate_engine
+    from sfc_hls.hw.synth_report import TRANSFORM_BLOCKS, block_verilog, ecp5_fmax_cached
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--no-whole", action="store_true", help="transform units only")
+    args = parser.parse_args(argv)
+    t0 = time.perf_counter()
+    rows = []
+    for algorithm, pco in ENGINES:
+        title = get_algorithm(algorithm).title
+        texts = block_verilog(engine_config(algorithm, pco), TRANSFORM_BLOCKS)
+        for block in TRANSFORM_BLOCKS:
+            res = ecp5_fmax_cached(texts[block], block, seed=SEED)
+            rows.append(_row(title, block, res))
+            print(f"{title:24s} {block:18s} {res.get('fmax_mhz')} MHz", flush=True)
+    if not args.no_whole:
+        for algorithm, pco, cin_max in WHOLE_ENGINES:
+            config = EngineConfig(algorithm=algorithm, pco=pco, cin_max=cin_max, cout_max=cin_max)
+            text = generate_engine(config).verilog.read_text()
+            res = ecp5_fmax_cached(text, TOPLEVEL, seed=SEED)
+            label = f"{config.algo.title}, P_co={pco}, cin_max={cin_max}"
+            rows.append(_row(label, "whole engine", res))
+            print(f"{label:40s} whole engine {res.get('fmax_mhz')} MHz", flush=True)
+    first = rows[0]
+    result = {
+        "meta": {
+            "benchmark": "bench/bench_timing.py",
+            "git_commit": _git_commit(),
+            "versions": _versions(),
+            "nextpnr": first["nextpnr"],
+            "device": first["device"],
+            "seed": SEED,
+            "seconds": round(time.perf_counter() - t0, 1),
+        },
+        "rows": rows,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(args.out / "timing.json", json.dumps(result, indent=2) + "\n")
+    write_text_atomic(args.out / "timing.md", markdown(result))
+    plot(result, args.out / "timing.png")
+    print(f"wrote {args.out}/timing.{{json,md,png}}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
