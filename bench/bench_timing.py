@@ -25,6 +25,7 @@ import argparse
 import json
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -53,7 +54,18 @@ def _row(label: str, kind: str, res: dict) -> dict:
         "cached": res.get("cached"),
         "device": res.get("device"),
         "nextpnr": res.get("nextpnr"),
+        "critical_path": res.get("critical_path"),
     }
+
+
+def _path_text(path: dict | None) -> str:
+    if not path:
+        return "-"
+    return (
+        f"`{path['from']}` -> `{path['to']}`: {path['delay_ns']:.1f} ns, "
+        f"{path['logic_levels']} logic levels ({path['logic_ns']:.1f} ns logic, "
+        f"{path['routing_ns']:.1f} ns routing)"
+    )
 
 
 def markdown(result: dict) -> str:
@@ -65,13 +77,14 @@ def markdown(result: dict) -> str:
         f"{meta['nextpnr']}; {meta['device']}, out of context, seed {meta['seed']}. "
         "Regenerate: `make bench` (`python bench/bench_timing.py`).",
         "",
-        "| engine | unit | Fmax (MHz) | LUT4 (TRELLIS_COMB) | FF | MULT18X18D |",
-        "|---|---|---|---|---|---|",
+        "| engine | unit | Fmax (MHz) | LUT4 (TRELLIS_COMB) | FF | MULT18X18D | critical path |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in result["rows"]:
         fmax = f"{r['fmax_mhz']:.1f}" if r["fmax_mhz"] is not None else f"no Fmax: {r['error']}"
         out.append(
-            f"| {r['engine']} | {r['unit']} | {fmax} | {r['luts']} | {r['ffs']} | {r['mults']} |"
+            f"| {r['engine']} | {r['unit']} | {fmax} | {r['luts']} | {r['ffs']} | {r['mults']} | "
+            f"{_path_text(r['critical_path'])} |"
         )
     out += [
         "",
@@ -113,24 +126,32 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--no-whole", action="store_true", help="transform units only")
+    parser.add_argument("--jobs", type=int, default=2, help="parallel nextpnr runs")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
-    rows = []
+    if args.jobs < 1:
+        parser.error(f"--jobs must be >= 1, got {args.jobs}")
+    units = []  # (engine label, unit, Verilog, top)
     for algorithm, pco in ENGINES:
         title = get_algorithm(algorithm).title
         texts = block_verilog(engine_config(algorithm, pco), TRANSFORM_BLOCKS)
-        for block in TRANSFORM_BLOCKS:
-            res = ecp5_fmax_cached(texts[block], block, seed=SEED)
-            rows.append(_row(title, block, res))
-            print(f"{title:24s} {block:18s} {res.get('fmax_mhz')} MHz", flush=True)
+        units += [(title, block, texts[block], block) for block in TRANSFORM_BLOCKS]
     if not args.no_whole:
         for algorithm, pco, cin_max in WHOLE_ENGINES:
             config = EngineConfig(algorithm=algorithm, pco=pco, cin_max=cin_max, cout_max=cin_max)
             text = generate_engine(config).verilog.read_text()
-            res = ecp5_fmax_cached(text, TOPLEVEL, seed=SEED)
             label = f"{config.algo.title}, P_co={pco}, cin_max={cin_max}"
-            rows.append(_row(label, "whole engine", res))
-            print(f"{label:40s} whole engine {res.get('fmax_mhz')} MHz", flush=True)
+            units.append((label, "whole engine", text, TOPLEVEL))
+
+    def one(unit: tuple[str, str, str, str]) -> dict:
+        label, kind, text, top = unit
+        res = ecp5_fmax_cached(text, top, seed=SEED)
+        how = "cached" if res["cached"] else f"{res['seconds']:.0f} s"
+        print(f"{label:40s} {kind:18s} {res.get('fmax_mhz')} MHz ({how})", flush=True)
+        return _row(label, kind, res)
+
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        rows = list(pool.map(one, units))
     first = rows[0]
     result = {
         "meta": {

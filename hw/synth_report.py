@@ -324,10 +324,33 @@ def ecp5_fmax(
     achieved = [a for a in achieved if a is not None]
     out["fmax_mhz"] = min(achieved) if achieved else None
     out["clocks"] = fmax
+    out["critical_path"] = _critical_path(rep.get("critical_paths", []))
     out["utilization"] = {
         k: v for k, v in rep.get("utilization", {}).items() if re.match(r"(TRELLIS|MULT|DP16)", k)
     }
     return out
+
+
+def _critical_path(paths: list[dict]) -> dict[str, Any] | None:
+    """Summary of the longest path in nextpnr's report: endpoints, delays, logic levels, nets."""
+    paths = [p for p in paths if p.get("path")]
+    if not paths:
+        return None
+    path = max(paths, key=lambda p: sum(seg.get("delay", 0) for seg in p["path"]))["path"]
+
+    def total(kind: str) -> float:
+        return round(sum(seg.get("delay", 0) for seg in path if seg.get("type") == kind), 3)
+
+    nets = [seg["net"] for seg in path if seg.get("type") == "routing" and seg.get("net")]
+    return {
+        "from": path[0]["from"]["cell"],
+        "to": path[-1]["to"]["cell"],
+        "delay_ns": round(sum(seg.get("delay", 0) for seg in path), 3),
+        "logic_ns": total("logic"),
+        "routing_ns": total("routing"),
+        "logic_levels": sum(1 for seg in path if seg.get("type") == "logic"),
+        "nets": nets,
+    }
 
 
 def ecp5_fmax_cached(text: str, top: str, *, seed: int = 1, cache: bool = True) -> dict[str, Any]:
@@ -336,7 +359,7 @@ def ecp5_fmax_cached(text: str, top: str, *, seed: int = 1, cache: bool = True) 
     ver = subprocess.run([nextpnr, "--version"], capture_output=True, text=True)
     key = hashlib.sha256(
         "\0".join(
-            [text, top, str(seed), yosys_version(), ver.stdout + ver.stderr, "ecp5-fmax/1"]
+            [text, top, str(seed), yosys_version(), ver.stdout + ver.stderr, "ecp5-fmax/2"]
         ).encode()
     ).hexdigest()[:32]
     path = _cache_dir() / f"{top}-ecp5-{key}.json"

@@ -127,6 +127,11 @@ def test_ecp5_fmax_places_and_routes(tmp_path):
     assert 100 < out["fmax_mhz"] < 1000
     assert out["device"] == "LFE5U-85K CABGA381"
     assert out["utilization"]["TRELLIS_FF"]["used"] >= 17
+    path = out["critical_path"]
+    # The path starts at an input register of the adder and runs through the carry chain.
+    assert path["from"].startswith(("ra", "rb")) and path["logic_levels"] >= 2
+    assert abs(path["delay_ns"] - path["logic_ns"] - path["routing_ns"]) < 2.0  # + clk-to-q, setup
+    assert path["delay_ns"] <= 1000 / out["fmax_mhz"] + 1e-3
 
 
 def test_ecp5_fmax_missing_file(tmp_path):
