@@ -52,6 +52,16 @@ def test_blocks_from_real_yosys_runs():
     assert "mac_array" in text and "adder-only transforms" in text
 
 
+def test_xc7_family_maps_the_mac_array_to_dsp48e1():
+    # 7-series: the same blocks through `synth_xilinx -family xc7` (DSP48E1, RAMB18E1).
+    report = synth_report(
+        SMALL, family="xc7", blocks=("mac_array", "input_transform"), whole=False, cache=False
+    )
+    assert report["family"] == "xc7"
+    assert report["blocks"]["mac_array"]["DSP"] == 16 * 2
+    assert report["blocks"]["input_transform"]["DSP"] == 0
+
+
 @pytest.mark.slow
 def test_whole_engine_report_and_cli_json(tmp_path, capsys):
     out = tmp_path / "synth.json"
