@@ -262,6 +262,10 @@ def _nextpnr_ecp5() -> str:
     return exe
 
 
+#: nextpnr-ecp5 device options and the Lattice parts they model.
+_ECP5_PARTS = {"25k": "LFE5U-25F", "45k": "LFE5U-45F", "85k": "LFE5U-85F"}
+
+
 def ecp5_fmax(
     verilog: str | Path,
     top: str,
@@ -283,10 +287,12 @@ def ecp5_fmax(
     verilog = Path(verilog)
     if not verilog.is_file():
         raise FileNotFoundError(f"Verilog file {verilog} does not exist")
+    if device not in _ECP5_PARTS:
+        raise ValueError(f"device must be one of {tuple(_ECP5_PARTS)}, got {device!r}")
     nextpnr = _nextpnr_ecp5()
     ver = subprocess.run([nextpnr, "--version"], capture_output=True, text=True)
     out: dict[str, Any] = {
-        "device": f"LFE5U-{device.upper()} {package}",
+        "device": f"{_ECP5_PARTS[device]} {package}",
         "seed": seed,
         "nextpnr": (ver.stdout + ver.stderr).strip().splitlines()[-1:] or ["?"],
         "yosys": yosys_version(),
@@ -359,7 +365,7 @@ def ecp5_fmax_cached(text: str, top: str, *, seed: int = 1, cache: bool = True) 
     ver = subprocess.run([nextpnr, "--version"], capture_output=True, text=True)
     key = hashlib.sha256(
         "\0".join(
-            [text, top, str(seed), yosys_version(), ver.stdout + ver.stderr, "ecp5-fmax/2"]
+            [text, top, str(seed), yosys_version(), ver.stdout + ver.stderr, "ecp5-fmax/3"]
         ).encode()
     ).hexdigest()[:32]
     path = _cache_dir() / f"{top}-ecp5-{key}.json"

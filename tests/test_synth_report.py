@@ -135,7 +135,7 @@ def test_ecp5_fmax_places_and_routes(tmp_path):
     # A registered 16-bit carry chain runs well above 100 MHz on any ECP5
     # speed grade and far below the fabric limit.
     assert 100 < out["fmax_mhz"] < 1000
-    assert out["device"] == "LFE5U-85K CABGA381"
+    assert out["device"] == "LFE5U-85F CABGA381"
     assert out["utilization"]["TRELLIS_FF"]["used"] >= 17
     path = out["critical_path"]
     # The path starts at an input register of the adder and runs through the carry chain.
@@ -144,9 +144,15 @@ def test_ecp5_fmax_places_and_routes(tmp_path):
     assert path["delay_ns"] <= 1000 / out["fmax_mhz"] + 1e-3
 
 
-def test_ecp5_fmax_missing_file(tmp_path):
+def test_ecp5_fmax_bad_arguments(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         ecp5_fmax(tmp_path / "missing.v", "top")
+    src = tmp_path / "adder.v"
+    src.write_text(PIPELINED_ADDER)
+    with pytest.raises(
+        ValueError, match=r"device must be one of \('25k', '45k', '85k'\), got '12k'"
+    ):
+        ecp5_fmax(src, "pipelined_adder", device="12k")
 
 
 def test_ecp5_fmax_cached_by_content(tmp_path, monkeypatch):
