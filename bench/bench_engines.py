@@ -241,7 +241,7 @@ def _cached_blocks(config: EngineConfig, kwargs: dict) -> dict | None:
     return report
 
 
-def _git_commit() -> str:
+def git_commit() -> str:
     try:
         sha = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
@@ -255,7 +255,7 @@ def _git_commit() -> str:
         return "unknown"
 
 
-def _versions() -> dict:
+def tool_versions() -> dict:
     import amaranth
 
     from sfc_hls.hw.synth_report import yosys_version
@@ -576,8 +576,8 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "meta": {
             "benchmark": "bench/bench_engines.py",
-            "git_commit": _git_commit(),
-            "versions": _versions(),
+            "git_commit": git_commit(),
+            "versions": tool_versions(),
             "family": args.family,
             "seed": SEED,
             "batch": 1,

@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_engines import ENGINES, RESULTS, _git_commit, _versions, engine_config  # noqa: E402
+from bench_engines import ENGINES, RESULTS, engine_config, git_commit, tool_versions  # noqa: E402
 
 from sfc_hls.catalog import get_algorithm  # noqa: E402
 from sfc_hls.config import EngineConfig  # noqa: E402
@@ -156,8 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "meta": {
             "benchmark": "bench/bench_timing.py",
-            "git_commit": _git_commit(),
-            "versions": _versions(),
+            "git_commit": git_commit(),
+            "versions": tool_versions(),
             "nextpnr": first["nextpnr"],
             "device": first["device"],
             "seed": SEED,
