@@ -54,8 +54,18 @@ def _shape(value: Any) -> tuple[int, ...]:
     return tuple(int(v) for v in value)
 
 
+class _OneInput:
+    """Ops with one input tensor, named by their ``input`` field."""
+
+    input: str
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return (self.input,)
+
+
 @dataclass(eq=False)
-class Conv:
+class Conv(_OneInput):
     """Conv2d (+ folded BatchNorm, + fused ReLU) on the accelerator engine ``algorithm``.
 
     ``weight`` (cout, cin, R, R) and ``bias`` (cout,) are float64 with the
@@ -77,10 +87,6 @@ class Conv:
     bn: str | None = None
     weight: np.ndarray = field(default=None, repr=False)
     bias: np.ndarray = field(default=None, repr=False)
-
-    @property
-    def inputs(self) -> tuple[str, ...]:
-        return (self.input,)
 
     @property
     def cin(self) -> int:
@@ -153,7 +159,7 @@ class Add:
 
 
 @dataclass(eq=False)
-class MaxPool:
+class MaxPool(_OneInput):
     """Max pooling (square window; padded positions never win, as torch's ``-inf`` padding), on the host."""
 
     op: ClassVar[str] = "maxpool"
@@ -166,16 +172,12 @@ class MaxPool:
     stride: int
     padding: int
 
-    @property
-    def inputs(self) -> tuple[str, ...]:
-        return (self.input,)
-
     def describe(self) -> str:
         return f"{self.kernel}x{self.kernel}/{self.stride} pad {self.padding}"
 
 
 @dataclass(eq=False)
-class GlobalAvgPool:
+class GlobalAvgPool(_OneInput):
     """Average over all pixels of each channel, flattened: (C, H, W) -> (C,), on the host."""
 
     op: ClassVar[str] = "avgpool"
@@ -185,16 +187,12 @@ class GlobalAvgPool:
     in_shape: tuple[int, int, int]
     out_shape: tuple[int]
 
-    @property
-    def inputs(self) -> tuple[str, ...]:
-        return (self.input,)
-
     def describe(self) -> str:
         return f"mean over {self.in_shape[1]}x{self.in_shape[2]}"
 
 
 @dataclass(eq=False)
-class Linear:
+class Linear(_OneInput):
     """Fully connected layer (the classifier), on the host; float64 ``weight`` (out, in)."""
 
     op: ClassVar[str] = "linear"
@@ -205,10 +203,6 @@ class Linear:
     out_shape: tuple[int]
     weight: np.ndarray = field(default=None, repr=False)
     bias: np.ndarray = field(default=None, repr=False)
-
-    @property
-    def inputs(self) -> tuple[str, ...]:
-        return (self.input,)
 
     @property
     def macs(self) -> int:

@@ -385,17 +385,9 @@ def _run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``sfc-hls run`` as a standalone entry point (``python -m sfc_hls.host.run``)."""
-    parser = argparse.ArgumentParser(
-        prog="sfc-hls run",
-        description="Quantize a ResNet to int8 and run it on the accelerator (golden or RTL).",
-    )
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except (ValueError, TypeError, FileExistsError) as exc:
-        print(f"sfc-hls run: error: {exc}", file=sys.stderr)
-        return 2
+    from sfc_hls.cli import main as cli_main
+
+    return cli_main(["run", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

