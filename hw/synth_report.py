@@ -264,6 +264,13 @@ def _nextpnr_ecp5() -> str:
     )
 
 
+@functools.lru_cache(maxsize=1)
+def _nextpnr_version_output() -> str:
+    """What ``nextpnr-ecp5 --version`` prints (stdout + stderr)."""
+    ver = subprocess.run([_nextpnr_ecp5(), "--version"], capture_output=True, text=True)
+    return ver.stdout + ver.stderr
+
+
 #: nextpnr-ecp5 device options and the Lattice parts they model.
 _ECP5_PARTS = {"25k": "LFE5U-25F", "45k": "LFE5U-45F", "85k": "LFE5U-85F"}
 
@@ -292,14 +299,12 @@ def ecp5_fmax(
     if device not in _ECP5_PARTS:
         raise ValueError(f"device must be one of {tuple(_ECP5_PARTS)}, got {device!r}")
     nextpnr = _nextpnr_ecp5()
-    ver = subprocess.run([nextpnr, "--version"], capture_output=True, text=True)
     out: dict[str, Any] = {
         "device": f"{_ECP5_PARTS[device]} {package}",
         "seed": seed,
-        "nextpnr": (ver.stdout + ver.stderr).strip().splitlines()[-1:] or ["?"],
+        "nextpnr": (_nextpnr_version_output().strip().splitlines() or ["?"])[-1],
         "yosys": yosys_version(),
     }
-    out["nextpnr"] = out["nextpnr"][0]
     with tempfile.TemporaryDirectory(prefix="sfc-hls-ecp5-") as tmp:
         tmp = Path(tmp)
         shutil.copy(verilog, tmp / "design.v")
@@ -363,11 +368,9 @@ def _critical_path(paths: list[dict]) -> dict[str, Any] | None:
 
 def ecp5_fmax_cached(text: str, top: str, *, seed: int = 1, cache: bool = True) -> dict[str, Any]:
     """:func:`ecp5_fmax` on Verilog ``text``, cached by content, seed and tool versions."""
-    nextpnr = _nextpnr_ecp5()
-    ver = subprocess.run([nextpnr, "--version"], capture_output=True, text=True)
     key = hashlib.sha256(
         "\0".join(
-            [text, top, str(seed), yosys_version(), ver.stdout + ver.stderr, "ecp5-fmax/3"]
+            [text, top, str(seed), yosys_version(), _nextpnr_version_output(), "ecp5-fmax/3"]
         ).encode()
     ).hexdigest()[:32]
     path = _cache_dir() / f"{top}-ecp5-{key}.json"
