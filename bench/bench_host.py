@@ -29,13 +29,14 @@ import torch
 
 from sfc_hls.atomic_files import write_text_atomic
 from sfc_hls.config import EngineConfig
-from sfc_hls.host.calibration import QuantOptions, calibrate
+from sfc_hls.host.calibration import calibrate, engine_configs
 from sfc_hls.host.checkpoint import load_digits_small_resnet
 from sfc_hls.host.device import GoldenDevice, RtlDevice
 from sfc_hls.host.digits import load_digits_split
 from sfc_hls.host.inference import run_float, run_int8
 from sfc_hls.host.lowering import lower_model
 from sfc_hls.host.models import resnet18
+from sfc_hls.quantize import QuantOptions
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ACCURACY_ALGORITHMS = ("direct-3x3", "wino-4x4-3x3", "sfc6-7x7-3x3")
@@ -54,7 +55,8 @@ def digits_accuracy(scale_modes: tuple[str, ...] = ("pow2", "fixed")) -> dict:
             fp32 = float((float_logits.argmax(1) == y).mean())
         for mode in scale_modes:
             t0 = time.perf_counter()
-            qnet = calibrate(net, split.x_train, options=QuantOptions(scale_mode=mode))
+            engines = engine_configs(net, scale_mode=mode)
+            qnet = calibrate(net, split.x_train, engines=engines)
             t_cal = time.perf_counter() - t0
             t0 = time.perf_counter()
             res = run_int8(qnet, GoldenDevice(list(qnet.engines.values())), split.x_test)

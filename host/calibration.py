@@ -23,31 +23,24 @@ images; everything in the digits network: all 32).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from sfc_hls.config import SCALE_MODES, EngineConfig
+from sfc_hls.config import EngineConfig
 from sfc_hls.datapath import LayerQuant
 from sfc_hls.host.device import GoldenDevice
 from sfc_hls.host.inference import check_images, float_tensors
 from sfc_hls.host.integer_ops import AddQuant, AvgPoolQuant, LinearQuant, maxpool_int8
 from sfc_hls.host.ir import INPUT, Add, Conv, GlobalAvgPool, Linear, MaxPool, Network
-from sfc_hls.quantize import (
-    ACT_METHODS,
-    DEFAULT_CALIB_SAMPLES,
-    WEIGHT_GRANULARITIES,
-    WEIGHT_METHODS,
-    quantize_conv_layer,
-    quantize_input,
-)
+from sfc_hls.quantize import QuantOptions, quantize_conv_layer, quantize_input
 
 __all__ = [
     "CALIB_VALUES",
-    "QuantOptions",
     "QuantizedNetwork",
     "calibrate",
     "engine_configs",
@@ -57,35 +50,6 @@ __all__ = [
 #: conv layer is calibrated on; bigger layers use fewer images.
 CALIB_VALUES = 1 << 24
 _QMAX = 127
-
-
-@dataclass(frozen=True)
-class QuantOptions:
-    """Quantization choices (defaults: those that meet the accuracy target, docs/host.md)."""
-
-    scale_mode: str = "pow2"
-    act_method: str = "percentile"
-    weight_method: str = "mse"
-    weight_granularity: str = "channel"
-    percentile: float = 99.99
-    fine_tune: bool = False
-    tensor_percentile: float | None = None  # None: max|x| per tensor
-    calib_samples: int = DEFAULT_CALIB_SAMPLES
-
-    def __post_init__(self) -> None:
-        if self.scale_mode not in SCALE_MODES:
-            raise ValueError(f"scale_mode must be one of {SCALE_MODES}, got {self.scale_mode!r}")
-        for name, value, choices in (
-            ("act_method", self.act_method, ACT_METHODS),
-            ("weight_method", self.weight_method, WEIGHT_METHODS),
-            ("weight_granularity", self.weight_granularity, WEIGHT_GRANULARITIES),
-        ):
-            if value not in choices:
-                raise ValueError(f"{name} must be one of {choices}, got {value!r}")
-        if not isinstance(self.calib_samples, int) or self.calib_samples < 1:
-            raise ValueError(f"calib_samples must be a positive int, got {self.calib_samples!r}")
-        if self.tensor_percentile is not None and not 0 < self.tensor_percentile <= 100:
-            raise ValueError(f"tensor_percentile must be in (0, 100], got {self.tensor_percentile}")
 
 
 def engine_configs(
@@ -136,7 +100,7 @@ class QuantizedNetwork:
         d: dict[str, Any] = {
             "format": "sfc-hls.quantized-network/1",
             "network": self.network.name,
-            "options": asdict(self.options),
+            "options": self.options.to_dict(),
             "calib_images": self.calib_images,
             "calib_images_per_conv": self.calib_images_per_conv,
             "engines": {k: v.to_dict() for k, v in self.engines.items()},
@@ -178,7 +142,6 @@ def calibrate(
     *,
     options: QuantOptions | None = None,
     engines: list[EngineConfig] | None = None,
-    pco: int | Mapping[str, int] = 4,
     progress: bool = False,
 ) -> QuantizedNetwork:
     """Quantize ``network`` with the first ``options.calib_samples`` of ``images``.
@@ -187,9 +150,9 @@ def calibrate(
         network: lowered network (:func:`sfc_hls.host.lowering.lower_model`).
         images: float calibration images (N, C, H, W), normalized as for the
             float model; N >= 1.
-        options: :class:`QuantOptions` (defaults if ``None``).
-        engines: engine configurations (default :func:`engine_configs` with
-            ``pco`` and ``options.scale_mode``).
+        options: :class:`~sfc_hls.quantize.QuantOptions` (defaults if ``None``).
+        engines: engine configurations (default :func:`engine_configs`); their
+            ``scale_mode`` decides the activation scales.
         progress: tqdm progress over layers (stderr).
 
     Raises:
@@ -200,73 +163,33 @@ def calibrate(
     images = check_images(images, network, "calibration images")
     images = images[: options.calib_samples]
     if engines is None:
-        engines = engine_configs(network, pco=pco, scale_mode=options.scale_mode)
+        engines = engine_configs(network)
     by_algo = {e.algorithm: e for e in engines}
     for conv in network.convs:
         if conv.algorithm not in by_algo:
             raise ValueError(f"layer {conv.name!r} needs an engine for {conv.algorithm!r}")
     scales = tensor_scales(network, images, options.tensor_percentile)
     golden = GoldenDevice(engines)
-    codes = {INPUT: quantize_input(images, scales[INPUT])}
     convs: dict[str, LayerQuant] = {}
     host: dict[str, Any] = {}
     per_conv: dict[str, int] = {}
-    last = network.last_uses()
+
+    def compute(layer: Any, inputs: list[np.ndarray]) -> np.ndarray:
+        if isinstance(layer, Conv):
+            params, n_cal = _calibrate_conv(layer, inputs[0], by_algo, scales, options)
+            convs[layer.name], per_conv[layer.name] = params, n_cal
+            return golden.run_conv(layer.name, params, inputs[0], stride=layer.stride).output
+        if isinstance(layer, MaxPool):
+            return maxpool_int8(inputs[0], layer.kernel, layer.stride, layer.padding)
+        host[layer.name] = op = _host_quant(layer, scales)
+        return op(*inputs)
+
     layers = network.layers
     if progress:
         from tqdm import tqdm
 
         layers = tqdm(layers, desc="calibrating", unit="layer")
-    for k, layer in enumerate(layers):
-        if isinstance(layer, Conv):
-            x = codes[layer.input]
-            algo = by_algo[layer.algorithm].algo
-            per_image = max(1, layer.cin * algo.mults * _stride1_tiles(layer, algo.output_tile))
-            n_cal = max(1, min(len(x), CALIB_VALUES // per_image))
-            try:
-                params = quantize_conv_layer(
-                    layer.engine_weight(),
-                    layer.bias,
-                    config=by_algo[layer.algorithm],
-                    calib_inputs_int8=x[:n_cal],
-                    input_scale=scales[layer.input],
-                    output_scale=scales[layer.output],
-                    padding=layer.engine_padding,
-                    relu=layer.relu,
-                    act_method=options.act_method,
-                    weight_method=options.weight_method,
-                    weight_granularity=options.weight_granularity,
-                    percentile=options.percentile,
-                    fine_tune=options.fine_tune,
-                    calib_samples=None,
-                )
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"layer {layer.name!r}: cannot quantize: {exc}") from exc
-            convs[layer.name] = params
-            per_conv[layer.name] = n_cal
-            y = golden.run_conv(layer.name, params, x, stride=layer.stride).output
-        elif isinstance(layer, Add):
-            a, b = layer.inputs
-            op = AddQuant.from_scales(scales[a], scales[b], scales[layer.output], relu=layer.relu)
-            host[layer.name] = op
-            y = op(codes[a], codes[b])
-        elif isinstance(layer, MaxPool):
-            y = maxpool_int8(codes[layer.input], layer.kernel, layer.stride, layer.padding)
-        elif isinstance(layer, GlobalAvgPool):
-            _, h, w = layer.in_shape
-            op = AvgPoolQuant.from_scales(h * w, scales[layer.input], scales[layer.output])
-            host[layer.name] = op
-            y = op(codes[layer.input])
-        elif isinstance(layer, Linear):
-            op = LinearQuant.quantize(layer.weight, layer.bias, scales[layer.input])
-            host[layer.name] = op
-            y = op(codes[layer.input])
-        else:  # pragma: no cover
-            raise TypeError(f"unknown layer {layer!r}")
-        codes[layer.output] = y
-        for t in layer.inputs:
-            if last.get(t) == k:
-                del codes[t]
+    network.evaluate(quantize_input(images, scales[INPUT]), compute, layers=layers)
     return QuantizedNetwork(
         network=network,
         engines=by_algo,
@@ -277,6 +200,49 @@ def calibrate(
         calib_images=len(images),
         calib_images_per_conv=per_conv,
     )
+
+
+def _calibrate_conv(
+    layer: Conv,
+    x: np.ndarray,
+    engines: Mapping[str, EngineConfig],
+    scales: Mapping[str, float],
+    options: QuantOptions,
+) -> tuple[LayerQuant, int]:
+    """A conv's parameters from (the first images of) its int8 input; returns them and the count."""
+    config = engines[layer.algorithm]
+    per_image = max(
+        1, layer.cin * config.algo.mults * _stride1_tiles(layer, config.algo.output_tile)
+    )
+    n_cal = max(1, min(len(x), CALIB_VALUES // per_image))
+    try:
+        params = quantize_conv_layer(
+            layer.engine_weight(),
+            layer.bias,
+            config=config,
+            calib_inputs_int8=x[:n_cal],
+            input_scale=scales[layer.input],
+            output_scale=scales[layer.output],
+            padding=layer.engine_padding,
+            relu=layer.relu,
+            options=dataclasses.replace(options, calib_samples=None),
+        )
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"layer {layer.name!r}: cannot quantize: {exc}") from exc
+    return params, n_cal
+
+
+def _host_quant(layer: Any, scales: Mapping[str, float]) -> Any:
+    """The fixed-point parameters of a host layer (add, average pool, linear)."""
+    if isinstance(layer, Add):
+        a, b = layer.inputs
+        return AddQuant.from_scales(scales[a], scales[b], scales[layer.output], relu=layer.relu)
+    if isinstance(layer, GlobalAvgPool):
+        _, h, w = layer.in_shape
+        return AvgPoolQuant.from_scales(h * w, scales[layer.input], scales[layer.output])
+    if isinstance(layer, Linear):
+        return LinearQuant.quantize(layer.weight, layer.bias, scales[layer.input])
+    raise TypeError(f"unknown layer {layer!r}")  # pragma: no cover - the IR has no other kinds
 
 
 def _stride1_tiles(layer: Conv, m: int) -> int:

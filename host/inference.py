@@ -69,46 +69,33 @@ def float_tensors(
 ) -> Any:
     """Run the IR in float32 torch; ``visit(tensor, value)`` sees every tensor; returns the output."""
     import torch
-    import torch.nn.functional as F
 
     x = torch.from_numpy(check_images(images, network))
-    values: dict[str, Any] = {INPUT: x}
-    last = network.last_uses()
-    if visit is not None:
-        visit(INPUT, x)
     with torch.no_grad():
-        for k, layer in enumerate(network.layers):
-            if isinstance(layer, Conv):
-                y = F.conv2d(
-                    values[layer.input],
-                    torch.from_numpy(layer.weight).float(),
-                    torch.from_numpy(layer.bias).float(),
-                    stride=layer.stride,
-                    padding=layer.padding,
-                )
-                y = F.relu(y) if layer.relu else y
-            elif isinstance(layer, Add):
-                y = values[layer.inputs[0]] + values[layer.inputs[1]]
-                y = F.relu(y) if layer.relu else y
-            elif isinstance(layer, MaxPool):
-                y = F.max_pool2d(values[layer.input], layer.kernel, layer.stride, layer.padding)
-            elif isinstance(layer, GlobalAvgPool):
-                y = values[layer.input].mean(dim=(2, 3))
-            elif isinstance(layer, Linear):
-                y = F.linear(
-                    values[layer.input],
-                    torch.from_numpy(layer.weight).float(),
-                    torch.from_numpy(layer.bias).float(),
-                )
-            else:  # pragma: no cover - the IR has no other kinds
-                raise TypeError(f"unknown layer {layer!r}")
-            values[layer.output] = y
-            if visit is not None:
-                visit(layer.output, y)
-            for t in layer.inputs:
-                if last.get(t) == k and t != network.output:
-                    del values[t]
-    return values[network.output]
+        return network.evaluate(x, _float_layer, visit=visit)
+
+
+def _float_layer(layer: Any, inputs: list[Any]) -> Any:
+    """One layer of the IR in float32 torch."""
+    import torch
+    import torch.nn.functional as F
+
+    x = inputs[0]
+    if isinstance(layer, Conv):
+        weight, bias = torch.from_numpy(layer.weight).float(), torch.from_numpy(layer.bias).float()
+        y = F.conv2d(x, weight, bias, stride=layer.stride, padding=layer.padding)
+        return F.relu(y) if layer.relu else y
+    if isinstance(layer, Add):
+        y = x + inputs[1]
+        return F.relu(y) if layer.relu else y
+    if isinstance(layer, MaxPool):
+        return F.max_pool2d(x, layer.kernel, layer.stride, layer.padding)
+    if isinstance(layer, GlobalAvgPool):
+        return x.mean(dim=(2, 3))
+    if isinstance(layer, Linear):
+        weight, bias = torch.from_numpy(layer.weight).float(), torch.from_numpy(layer.bias).float()
+        return F.linear(x, weight, bias)
+    raise TypeError(f"unknown layer {layer!r}")  # pragma: no cover - the IR has no other kinds
 
 
 def run_float(network: Network, images: Any, *, batch_size: int = 256) -> np.ndarray:
@@ -194,37 +181,33 @@ def run_int8(
     t_start = time.perf_counter()
     logits = []
     kept: dict[str, list[np.ndarray]] = {}
-    last = network.last_uses()
+    record = {layer.name: rec for layer, rec in zip(network.layers, records, strict=True)}
+
+    def compute(layer: Any, inputs: list[np.ndarray]) -> np.ndarray:
+        t0 = time.perf_counter()
+        rec = record[layer.name]
+        if isinstance(layer, Conv):
+            res = device.run_conv(
+                layer.name, qnet.convs[layer.name], inputs[0], stride=layer.stride
+            )
+            rec.seconds += res.seconds
+            if res.cycles is not None:
+                rec.cycles = (rec.cycles or 0) + res.cycles
+            y = res.output
+        else:
+            y = _host_layer(qnet, layer, inputs)
+            rec.seconds += time.perf_counter() - t0
+        if bar is not None:
+            bar.update(1)
+        return y
+
+    def keep(tensor: str, value: np.ndarray) -> None:
+        kept.setdefault(tensor, []).append(value)
+
     try:
         for s in batches:
-            codes = {INPUT: quantize_input(images[s], qnet.scales[INPUT])}
-            if keep_tensors:
-                kept.setdefault(INPUT, []).append(codes[INPUT])
-            for k, (layer, rec) in enumerate(zip(network.layers, records, strict=True)):
-                t0 = time.perf_counter()
-                if isinstance(layer, Conv):
-                    res = device.run_conv(
-                        layer.name,
-                        qnet.convs[layer.name],
-                        codes[layer.input],
-                        stride=layer.stride,
-                    )
-                    y = res.output
-                    rec.seconds += res.seconds
-                    if res.cycles is not None:
-                        rec.cycles = (rec.cycles or 0) + res.cycles
-                else:
-                    y = _host_layer(qnet, layer, codes)
-                    rec.seconds += time.perf_counter() - t0
-                codes[layer.output] = y
-                if keep_tensors:
-                    kept.setdefault(layer.output, []).append(y)
-                for t in layer.inputs:
-                    if last.get(t) == k and t != network.output:
-                        del codes[t]
-                if bar is not None:
-                    bar.update(1)
-            logits.append(codes[network.output])
+            x = quantize_input(images[s], qnet.scales[INPUT])
+            logits.append(network.evaluate(x, compute, visit=keep if keep_tensors else None))
     finally:
         if bar is not None:
             bar.close()
@@ -239,13 +222,11 @@ def run_int8(
     )
 
 
-def _host_layer(qnet: QuantizedNetwork, layer: Any, codes: dict[str, np.ndarray]) -> np.ndarray:
+def _host_layer(qnet: QuantizedNetwork, layer: Any, inputs: list[np.ndarray]) -> np.ndarray:
     if isinstance(layer, Add):
-        return qnet.host[layer.name](codes[layer.inputs[0]], codes[layer.inputs[1]])
+        return qnet.host[layer.name](inputs[0], inputs[1])
     if isinstance(layer, MaxPool):
-        return maxpool_int8(codes[layer.input], layer.kernel, layer.stride, layer.padding)
-    if isinstance(layer, GlobalAvgPool):
-        return qnet.host[layer.name](codes[layer.input])
-    if isinstance(layer, Linear):
-        return qnet.host[layer.name](codes[layer.input])
+        return maxpool_int8(inputs[0], layer.kernel, layer.stride, layer.padding)
+    if isinstance(layer, GlobalAvgPool | Linear):
+        return qnet.host[layer.name](inputs[0])
     raise TypeError(f"layer {layer.name!r}: no host operation for {type(layer).__name__}")

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -319,6 +320,39 @@ class Network:
             for t in layer.inputs:
                 last[t] = k
         return last
+
+    def evaluate(
+        self,
+        x: Any,
+        compute: Callable[[Layer, list[Any]], Any],
+        *,
+        visit: Callable[[str, Any], None] | None = None,
+        layers: Iterable[Layer] | None = None,
+    ) -> Any:
+        """Walk the layers in order: ``y = compute(layer, [values of layer.inputs])``.
+
+        The one network walker of the host (float reference, calibration,
+        integer runs): ``x`` is the value of :data:`INPUT`, each tensor is
+        freed after its last reader, ``visit(tensor, value)`` sees every
+        tensor as it is produced (the input first).  ``layers`` may wrap
+        :attr:`layers` (e.g. in a progress bar); it must yield the same
+        layers in the same order.  Returns the value of :attr:`output`.
+        """
+        values: dict[str, Any] = {INPUT: x}
+        last = self.last_uses()
+        if visit is not None:
+            visit(INPUT, x)
+        for k, layer in enumerate(self.layers if layers is None else layers):
+            if layer is not self.layers[k]:
+                raise ValueError(f"layers must follow the network's order; got {layer.name!r}")
+            y = compute(layer, [values[t] for t in layer.inputs])
+            values[layer.output] = y
+            if visit is not None:
+                visit(layer.output, y)
+            for t in layer.inputs:
+                if last.get(t) == k and t != self.output:
+                    del values[t]
+        return values[self.output]
 
     # ------------------------------------------------------------------ printing
     def table(self) -> str:

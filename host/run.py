@@ -269,10 +269,11 @@ def _run(args: argparse.Namespace) -> int:
     import torch
 
     from sfc_hls.atomic_files import write_text_atomic
-    from sfc_hls.host.calibration import QuantOptions, calibrate, engine_configs
+    from sfc_hls.host.calibration import calibrate, engine_configs
     from sfc_hls.host.device import make_device
     from sfc_hls.host.inference import run_float, run_int8
     from sfc_hls.host.lowering import lower_model
+    from sfc_hls.quantize import QuantOptions
 
     for name in ("calib", "batch_size", "pco", "direct_pco"):
         if getattr(args, name) < 1:
@@ -292,9 +293,7 @@ def _run(args: argparse.Namespace) -> int:
     if "random" in info["weights"]:
         say("note: random weights -- predictions and accuracy are meaningless")
     say(net.table() if not args.quiet else "")
-    options = QuantOptions(
-        scale_mode=args.scale_mode, fine_tune=args.fine_tune, calib_samples=args.calib
-    )
+    options = QuantOptions(fine_tune=args.fine_tune, calib_samples=args.calib)
     pco = {a: args.direct_pco if a.startswith("direct-") else args.pco for a in net.algorithms}
     engines = engine_configs(net, pco=pco, scale_mode=args.scale_mode)
     t_cal = time.perf_counter()

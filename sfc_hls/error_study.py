@@ -37,6 +37,7 @@ a BasicBlock's second conv is added to the shortcut before any ReLU).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import json
 import math
@@ -56,6 +57,7 @@ from sfc_hls.quantize import (
     ACT_METHODS,
     WEIGHT_GRANULARITIES,
     WEIGHT_METHODS,
+    QuantOptions,
     accumulator_scale,
     dequantize_output,
     float_conv2d,
@@ -177,9 +179,7 @@ def run_error_study(
     eval_images: int = 64,
     scale_modes: Sequence[str] = SCALE_MODES,
     fine_tune: Sequence[bool] = (False, True),
-    act_method: str = "percentile",
-    weight_method: str = "mse",
-    weight_granularity: str = "channel",
+    options: QuantOptions | None = None,
     seed: int = 0,
     progress: bool = False,
 ) -> dict[str, Any]:
@@ -192,8 +192,9 @@ def run_error_study(
         calib_images, eval_images: images from the training / test split.
         scale_modes: activation scale modes to compare (``pow2``, ``fixed``).
         fine_tune: fine-tuning settings to compare.
-        act_method, weight_method, weight_granularity: passed to
-            :func:`~sfc_hls.quantize.quantize_conv_layer`.
+        options: clipping methods and weight granularity passed to
+            :func:`~sfc_hls.quantize.quantize_conv_layer` (``fine_tune`` is swept as above;
+            all calibration images are used).
         seed: seed of the image selection.
         progress: print one line per layer to stderr.
 
@@ -222,14 +223,9 @@ def run_error_study(
     fine_tune = list(fine_tune)
     if not fine_tune or any(not isinstance(f, bool) for f in fine_tune):
         raise ValueError(f"fine_tune must be a non-empty list of bools, got {fine_tune}")
-    if act_method not in ACT_METHODS:
-        raise ValueError(f"act_method must be one of {ACT_METHODS}, got {act_method!r}")
-    if weight_method not in WEIGHT_METHODS:
-        raise ValueError(f"weight_method must be one of {WEIGHT_METHODS}, got {weight_method!r}")
-    if weight_granularity not in WEIGHT_GRANULARITIES:
-        raise ValueError(
-            f"weight_granularity must be one of {WEIGHT_GRANULARITIES}, got {weight_granularity!r}"
-        )
+    options = QuantOptions() if options is None else options
+    if not isinstance(options, QuantOptions):
+        raise TypeError(f"options must be a QuantOptions, got {type(options).__name__}")
     calib_images = _check_positive_int("calib_images", calib_images)
     eval_images = _check_positive_int("eval_images", eval_images)
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
@@ -300,11 +296,7 @@ def run_error_study(
                         input_scale=sx,
                         output_scale=so,
                         padding=padding,
-                        act_method=act_method,
-                        weight_method=weight_method,
-                        weight_granularity=weight_granularity,
-                        fine_tune=ft,
-                        calib_samples=None,
+                        options=dataclasses.replace(options, fine_tune=ft, calib_samples=None),
                     )
                     t1 = time.perf_counter()
                     out, stages = conv2d_int8(xe_int, params, return_stages=True)
@@ -340,9 +332,9 @@ def run_error_study(
             "eval_images": eval_images,
             "scale_modes": scale_modes,
             "fine_tune": fine_tune,
-            "act_method": act_method,
-            "weight_method": weight_method,
-            "weight_granularity": weight_granularity,
+            "act_method": options.act_method,
+            "weight_method": options.weight_method,
+            "weight_granularity": options.weight_granularity,
             "seed": seed,
             "engine": {
                 k: v
@@ -609,9 +601,11 @@ def run(args: argparse.Namespace) -> int:
         eval_images=args.eval_images,
         scale_modes=args.scale_modes,
         fine_tune=fine_tune,
-        act_method=args.act_method,
-        weight_method=args.weight_method,
-        weight_granularity=args.granularity,
+        options=QuantOptions(
+            act_method=args.act_method,
+            weight_method=args.weight_method,
+            weight_granularity=args.granularity,
+        ),
         seed=args.seed,
         progress=not args.quiet,
     )

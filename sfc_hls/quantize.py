@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from numbers import Real
 from typing import Any
 
@@ -55,6 +55,7 @@ __all__ = [
     "WEIGHT_METHODS",
     "WEIGHT_GRANULARITIES",
     "DEFAULT_CALIB_SAMPLES",
+    "QuantOptions",
     "accumulator_scale",
     "dequantize_output",
     "fold_batchnorm",
@@ -68,6 +69,69 @@ WEIGHT_METHODS = ("minmax", "mse")
 WEIGHT_GRANULARITIES = ("channel", "position")
 #: Calibration images used by default (the first ones given).
 DEFAULT_CALIB_SAMPLES = 32
+
+
+@dataclass(frozen=True)
+class QuantOptions:
+    """How a conv layer is quantized (one set of defaults for the host, the error study and tests).
+
+    The defaults are the choices that meet the accuracy target on the digits
+    ResNet (docs/host.md, docs/quantization.md).  The activation scale mode
+    (``pow2`` or ``fixed``) is not an option here: it is part of the engine
+    (:attr:`sfc_hls.config.EngineConfig.scale_mode`).
+
+    Attributes:
+        act_method: activation clipping per transform position: ``"minmax"``,
+            ``"percentile"`` (of ``|B^T x|``) or ``"mse"`` (minimizes the
+            quantization MSE of ``B^T x``).
+        weight_method: ``"minmax"`` or ``"mse"`` clipping of ``G w``.
+        weight_granularity: ``"channel"`` (per position and output channel) or
+            ``"position"`` (per position).
+        percentile: for ``act_method="percentile"``, in (0, 100].
+        fine_tune: after calibration, adjust the activation scale of every
+            position (and with ``fine_tune_weights`` every weight scale) by a
+            deterministic coarse-to-fine coordinate search minimizing the
+            squared error of the layer output (before output requantization,
+            valid outputs only) against the float layer on the calibration samples.
+        fine_tune_weights: include the weight scales in the fine-tuning.
+        calib_samples: use the first this many calibration inputs (``None``: all).
+        tensor_percentile: per-tensor int8 scale of a network's tensors from this
+            percentile of ``|x|`` (``None``: ``max|x|``); used by the host's calibration.
+    """
+
+    act_method: str = "percentile"
+    weight_method: str = "mse"
+    weight_granularity: str = "channel"
+    percentile: float = 99.99
+    fine_tune: bool = False
+    fine_tune_weights: bool = True
+    calib_samples: int | None = DEFAULT_CALIB_SAMPLES
+    tensor_percentile: float | None = None
+
+    def __post_init__(self) -> None:
+        _check_choice("act_method", self.act_method, ACT_METHODS)
+        _check_choice("weight_method", self.weight_method, WEIGHT_METHODS)
+        _check_choice("weight_granularity", self.weight_granularity, WEIGHT_GRANULARITIES)
+        for name in ("fine_tune", "fine_tune_weights"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
+        for name in ("percentile", "tensor_percentile"):
+            value = getattr(self, name)
+            if value is None and name == "tensor_percentile":
+                continue
+            if isinstance(value, bool) or not isinstance(value, Real):
+                raise TypeError(f"{name} must be a real number, got {value!r}")
+            if not 0 < float(value) <= 100:
+                raise ValueError(f"{name} must be in (0, 100], got {value!r}")
+        samples = self.calib_samples
+        if samples is not None and (
+            not isinstance(samples, int) or isinstance(samples, bool) or samples < 1
+        ):
+            raise ValueError(f"calib_samples must be a positive int or None, got {samples!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
 
 # Clipping searches: candidate thresholds max * 2^(-i/8), i = 0..40 (down to
 # 1/32 of the range) for activations; max * 2^(-i/16), i = 0..32 (down to 1/4)
@@ -485,13 +549,7 @@ def quantize_conv_layer(
     output_scale: float | None = None,
     padding: int = 1,
     relu: bool = False,
-    act_method: str = "minmax",
-    weight_method: str = "minmax",
-    weight_granularity: str = "channel",
-    percentile: float = 99.99,
-    fine_tune: bool = False,
-    fine_tune_weights: bool = True,
-    calib_samples: int | None = DEFAULT_CALIB_SAMPLES,
+    options: QuantOptions | None = None,
 ) -> LayerQuant:
     """Post-training quantization of one stride-1 conv layer for ``config``'s engine.
 
@@ -507,20 +565,8 @@ def quantize_conv_layer(
             magnitude of the float layer output on the calibration samples maps to
             the largest output code (after ReLU when ``relu``).
         padding, relu: the layer.
-        act_method: activation clipping per transform position: ``"minmax"``,
-            ``"percentile"`` (of ``|B^T x|``) or ``"mse"`` (minimizes the
-            quantization MSE of ``B^T x``).
-        weight_method: ``"minmax"`` or ``"mse"`` clipping of ``G w``.
-        weight_granularity: ``"channel"`` (per position and output channel) or
-            ``"position"`` (per position).
-        percentile: for ``act_method="percentile"``, in (0, 100].
-        fine_tune: after calibration, adjust the activation scale of every
-            position (and with ``fine_tune_weights`` every weight scale) by a
-            deterministic coarse-to-fine coordinate search minimizing the
-            squared error of the layer output (before output requantization,
-            valid outputs only) against the float layer on the calibration samples.
-        fine_tune_weights: include the weight scales in the fine-tuning.
-        calib_samples: use the first this many calibration inputs (``None``: all).
+        options: the clipping methods, fine-tuning and number of calibration
+            samples (:class:`QuantOptions`; its defaults when ``None``).
 
     Returns:
         The layer's :class:`~sfc_hls.datapath.LayerQuant` (``input_scale`` and
@@ -558,49 +604,16 @@ def quantize_conv_layer(
         raise ValueError(f"padding must be an int >= 0, got {padding!r}")
     if not isinstance(relu, bool):
         raise TypeError(f"relu must be a bool, got {relu!r}")
-    for name, flag in (("fine_tune", fine_tune), ("fine_tune_weights", fine_tune_weights)):
-        if not isinstance(flag, bool):
-            raise TypeError(f"{name} must be a bool, got {flag!r}")
-    _check_choice("act_method", act_method, ACT_METHODS)
-    _check_choice("weight_method", weight_method, WEIGHT_METHODS)
-    _check_choice("weight_granularity", weight_granularity, WEIGHT_GRANULARITIES)
-    if isinstance(percentile, bool) or not isinstance(percentile, Real):
-        raise TypeError(f"percentile must be a real number, got {percentile!r}")
-    if not 0 < float(percentile) <= 100:
-        raise ValueError(f"percentile must be in (0, 100], got {percentile!r}")
-    if calib_samples is not None and (
-        not isinstance(calib_samples, int) or isinstance(calib_samples, bool) or calib_samples < 1
-    ):
-        raise ValueError(f"calib_samples must be a positive int or None, got {calib_samples!r}")
+    options = QuantOptions() if options is None else options
+    if not isinstance(options, QuantOptions):
+        raise TypeError(f"options must be a QuantOptions, got {type(options).__name__}")
     sx = _check_scale("input_scale", input_scale)
     so = None if output_scale is None else _check_scale("output_scale", output_scale)
     x = _check_calibration(calib_inputs_int8, config, cin, padding)
-    if calib_samples is not None:
-        x = x[:calib_samples]
-    opts = _Options(
-        padding=padding,
-        relu=relu,
-        act_method=act_method,
-        weight_method=weight_method,
-        weight_granularity=weight_granularity,
-        percentile=float(percentile),
-        fine_tune=fine_tune,
-        fine_tune_weights=fine_tune_weights,
-    )
+    if options.calib_samples is not None:
+        x = x[: options.calib_samples]
     with _single_threaded_blas():
-        return _quantize(w, b, x, config, sx, so, opts)
-
-
-@dataclass(frozen=True)
-class _Options:
-    padding: int
-    relu: bool
-    act_method: str
-    weight_method: str
-    weight_granularity: str
-    percentile: float
-    fine_tune: bool
-    fine_tune_weights: bool
+        return _quantize(w, b, x, config, sx, so, padding, relu, options)
 
 
 def _quantize(
@@ -610,11 +623,13 @@ def _quantize(
     config: EngineConfig,
     sx: float,
     so: float | None,
-    opts: _Options,
+    padding: int,
+    relu: bool,
+    opts: QuantOptions,
 ) -> LayerQuant:
     algo = config.algo
     cout, cin = w.shape[:2]
-    cal = _calibration(x, w, config, opts.padding)
+    cal = _calibration(x, w, config, padding)
     rescale_shift = minimum_rescale_shift(cin, config)
     widths = DatapathWidths.derive(algo, config, cin, rescale_shift)
     max_act_shift = widths.act_product_bits
@@ -639,8 +654,8 @@ def _quantize(
     y_scale = sx * t * 2.0**rescale_shift  # real value of one y LSB, per channel
 
     if so is None:
-        ref = float_conv2d(x * sx, w, b, opts.padding)
-        peak = float(np.maximum(ref, 0).max() if opts.relu else np.abs(ref).max())
+        ref = float_conv2d(x * sx, w, b, padding)
+        peak = float(np.maximum(ref, 0).max() if relu else np.abs(ref).max())
         out_max = (1 << (config.out_bits - 1)) - 1
         so = peak / out_max if peak > 0 else sx
     out_mult, out_shift = _output_requant(y_scale / so, config, widths.out_product_bits, so)
@@ -657,8 +672,8 @@ def _quantize(
         bias=bias_int.astype(np.int64),
         out_mult=out_mult,
         out_shift=out_shift,
-        padding=opts.padding,
-        relu=opts.relu,
+        padding=padding,
+        relu=relu,
         input_scale=sx,
         output_scale=so,
     )

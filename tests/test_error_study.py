@@ -115,10 +115,10 @@ def test_cli_end_to_end(tmp_path, capsys):
         ({"fine_tune": ["yes"]}, "fine_tune"),
         ({"calib_images": 0}, "calib_images"),
         ({"eval_images": 10_000}, "eval_images"),
-        ({"act_method": "max"}, "act_method"),
+        ({"options": {"act_method": "max"}}, "options"),
         ({"seed": -1}, "seed"),
     ],
 )
 def test_bad_arguments(kwargs, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises((ValueError, TypeError), match=match):
         run_error_study(**{**REDUCED, **kwargs})

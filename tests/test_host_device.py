@@ -8,7 +8,7 @@ import pytest
 from sfc_hls.config import EngineConfig
 from sfc_hls.datapath import random_layer_quant
 from sfc_hls.golden import conv2d_int8
-from sfc_hls.host.calibration import QuantOptions, calibrate, engine_configs
+from sfc_hls.host.calibration import calibrate, engine_configs
 from sfc_hls.host.checkpoint import load_digits_small_resnet
 from sfc_hls.host.device import GoldenDevice, make_device
 from sfc_hls.host.digits import load_digits_split
@@ -121,7 +121,7 @@ def test_calibration_and_images_bad_input(digits):
     with pytest.raises(ValueError, match="NaN"):
         check_images(np.full((1, 1, 28, 28), np.nan), net)
     with pytest.raises(ValueError, match="scale_mode must be one of"):
-        QuantOptions(scale_mode="log")
+        engine_configs(net, scale_mode="log")
     with pytest.raises(ValueError, match="layer 'conv1' needs an engine for 'sfc6-7x7-3x3'"):
         calibrate(net, split.x_train[:2], engines=[DIRECT])
 

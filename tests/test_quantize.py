@@ -11,6 +11,7 @@ from sfc_hls.config import EngineConfig
 from sfc_hls.datapath import LayerQuant, minimum_rescale_shift
 from sfc_hls.golden import conv2d_int8
 from sfc_hls.quantize import (
+    QuantOptions,
     accumulator_scale,
     dequantize_output,
     float_conv2d,
@@ -102,7 +103,12 @@ def test_quantized_layer_matches_float(algorithm, scale_mode, fine_tune):
     w, b, xc, xe, sx = _synthetic_layer(seed)
     config = EngineConfig(algorithm=algorithm, scale_mode=scale_mode)
     params = quantize_conv_layer(
-        w, b, config=config, calib_inputs_int8=xc, input_scale=sx, fine_tune=fine_tune
+        w,
+        b,
+        config=config,
+        calib_inputs_int8=xc,
+        input_scale=sx,
+        options=QuantOptions(fine_tune=fine_tune),
     )
     assert params.input_scale == sx
     assert params.rescale_shift == minimum_rescale_shift(params.cin, config)
@@ -116,7 +122,12 @@ def test_fine_tune_does_not_increase_calibration_error(digits_layer, scale_mode)
     errors = []
     for ft in (False, True):
         params = quantize_conv_layer(
-            w, b, config=config, calib_inputs_int8=xc, input_scale=sx, fine_tune=ft
+            w,
+            b,
+            config=config,
+            calib_inputs_int8=xc,
+            input_scale=sx,
+            options=QuantOptions(fine_tune=ft),
         )
         errors.append(_accumulator_error(params, w, b, xc, sx))
     # The search accepts only moves that lower its error model on these very
@@ -136,9 +147,9 @@ def test_calibration_methods(digits_layer, act_method, weight_method, granularit
         config=config,
         calib_inputs_int8=xc,
         input_scale=sx,
-        act_method=act_method,
-        weight_method=weight_method,
-        weight_granularity=granularity,
+        options=QuantOptions(
+            act_method=act_method, weight_method=weight_method, weight_granularity=granularity
+        ),
     )
     assert _layer_error(params, w, b, xe, sx) < NMSE_TOL
 
@@ -149,7 +160,12 @@ def test_sfc6_beats_winograd4_on_digits_layer(digits_layer):
     for algorithm in (SFC6, WINO4):
         config = EngineConfig(algorithm=algorithm, scale_mode="pow2")
         params = quantize_conv_layer(
-            w, b, config=config, calib_inputs_int8=xc, input_scale=sx, act_method="percentile"
+            w,
+            b,
+            config=config,
+            calib_inputs_int8=xc,
+            input_scale=sx,
+            options=QuantOptions(act_method="percentile"),
         )
         errors[algorithm] = _accumulator_error(params, w, b, xe, sx)
     # Measured: 18x on this layer (16 calibration images); require a clear 3x.
@@ -209,7 +225,7 @@ def test_pow2_parameters_have_unit_multipliers():
             config=EngineConfig(algorithm=SFC6, scale_mode="pow2"),
             calib_inputs_int8=xc,
             input_scale=sx,
-            fine_tune=ft,
+            options=QuantOptions(fine_tune=ft),
         )
         assert np.all(params.act_mult == 1)
         assert np.all(params.act_shift >= 0)
@@ -227,9 +243,10 @@ def test_fixed_parameters_use_the_multiplier_width():
 def test_quantization_is_deterministic():
     w, b, xc, _, sx = _synthetic_layer(8)
     config = EngineConfig(algorithm=SFC6, scale_mode="fixed")
-    kwargs = dict(config=config, calib_inputs_int8=xc, input_scale=sx, fine_tune=True)
-    a = quantize_conv_layer(w, b, **kwargs, act_method="mse", weight_method="mse")
-    c = quantize_conv_layer(w, b, **kwargs, act_method="mse", weight_method="mse")
+    options = QuantOptions(fine_tune=True, act_method="mse", weight_method="mse")
+    kwargs = dict(config=config, calib_inputs_int8=xc, input_scale=sx, options=options)
+    a = quantize_conv_layer(w, b, **kwargs)
+    c = quantize_conv_layer(w, b, **kwargs)
     assert a.to_dict() == c.to_dict()
 
 
@@ -237,7 +254,12 @@ def test_calib_samples_limits_the_calibration_set():
     w, b, xc, _, sx = _synthetic_layer(9)
     config = EngineConfig(algorithm=SFC6)
     a = quantize_conv_layer(
-        w, b, config=config, calib_inputs_int8=xc, input_scale=sx, calib_samples=2
+        w,
+        b,
+        config=config,
+        calib_inputs_int8=xc,
+        input_scale=sx,
+        options=QuantOptions(calib_samples=2),
     )
     c = quantize_conv_layer(w, b, config=config, calib_inputs_int8=xc[:2], input_scale=sx)
     assert a.to_dict() == c.to_dict()
@@ -251,7 +273,7 @@ def test_serialization_round_trip(tmp_path):
         config=EngineConfig(algorithm=SFC6, scale_mode="fixed"),
         calib_inputs_int8=xc,
         input_scale=sx,
-        fine_tune=True,
+        options=QuantOptions(fine_tune=True),
     )
     again = LayerQuant.from_dict(params.to_dict())
     assert again.to_dict() == params.to_dict()
@@ -336,15 +358,9 @@ def _good_kwargs():
             ValueError,
             "cin_max",
         ),
-        (lambda k: k.update(act_method="max"), ValueError, "act_method"),
-        (lambda k: k.update(weight_method="percentile"), ValueError, "weight_method"),
-        (lambda k: k.update(weight_granularity="tensor"), ValueError, "weight_granularity"),
-        (lambda k: k.update(percentile=0), ValueError, "percentile"),
-        (lambda k: k.update(percentile=101), ValueError, "percentile"),
         (lambda k: k.update(padding=-1), ValueError, "padding"),
         (lambda k: k.update(relu=1), TypeError, "relu"),
-        (lambda k: k.update(fine_tune="yes"), TypeError, "fine_tune"),
-        (lambda k: k.update(calib_samples=0), ValueError, "calib_samples"),
+        (lambda k: k.update(options={"fine_tune": True}), TypeError, "options"),
     ],
     ids=lambda v: v if isinstance(v, str) else "",
 )
@@ -353,6 +369,25 @@ def test_bad_inputs(change, error, match):
     change(kwargs)
     with pytest.raises(error, match=match):
         quantize_conv_layer(kwargs.pop("weight"), kwargs.pop("bias"), **kwargs)
+
+
+@pytest.mark.parametrize(
+    "fields, error, match",
+    [
+        ({"act_method": "max"}, ValueError, "act_method"),
+        ({"weight_method": "percentile"}, ValueError, "weight_method"),
+        ({"weight_granularity": "tensor"}, ValueError, "weight_granularity"),
+        ({"percentile": 0}, ValueError, "percentile"),
+        ({"percentile": 101}, ValueError, "percentile"),
+        ({"tensor_percentile": 0}, ValueError, "tensor_percentile"),
+        ({"fine_tune": "yes"}, TypeError, "fine_tune"),
+        ({"calib_samples": 0}, ValueError, "calib_samples"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_bad_quant_options(fields, error, match):
+    with pytest.raises(error, match=match):
+        QuantOptions(**fields)
 
 
 def test_small_spatial_input_is_rejected():
