@@ -61,21 +61,6 @@ __all__ = [
 
 BACKENDS = ("golden", "rtl")
 
-#: The engine fields that must equal the layer parameters' (datapath widths and modes).
-_DATAPATH_FIELDS = (
-    "algorithm",
-    "act_bits",
-    "weight_bits",
-    "scale_mode",
-    "act_mult_bits",
-    "rescale_bits",
-    "z_bits",
-    "out_mult_bits",
-    "in_bits",
-    "out_bits",
-)
-
-
 @dataclass(frozen=True)
 class ConvResult:
     """Output of one layer run: int8 codes (int64 array), wall time, engine cycles (RTL only)."""
@@ -127,17 +112,7 @@ class ConvDevice(abc.ABC):
                 f"layer {name!r} needs an engine for {params.config.algorithm!r}; this "
                 f"device has {sorted(self.engines)}"
             )
-        for field in _DATAPATH_FIELDS:
-            if getattr(config, field) != getattr(params.config, field):
-                raise ValueError(
-                    f"layer {name!r}: {field}={getattr(params.config, field)!r} differs from "
-                    f"the {config.algorithm} engine's {getattr(config, field)!r}"
-                )
-        if params.cin > config.cin_max or params.cout > config.cout_max:
-            raise ValueError(
-                f"layer {name!r}: cin={params.cin}, cout={params.cout} exceeds the "
-                f"{config.algorithm} engine's cin_max={config.cin_max}, cout_max={config.cout_max}"
-            )
+        config.check_layer(params, name=name)
         return config
 
     def load_weights(self, name: str, params: LayerQuant) -> None:

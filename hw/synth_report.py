@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from sfc_hls.atomic_files import write_text_atomic
-from sfc_hls.config import SCALE_MODES, EngineConfig
+from sfc_hls.config import EngineConfig, add_engine_arguments
 from sfc_hls.hw.synthesis import (
     SynthesisError,
     SynthesisResult,
@@ -387,15 +387,8 @@ def ecp5_fmax_cached(text: str, top: str, *, seed: int = 1, cache: bool = True) 
 # ------------------------------------------------------------------ CLI
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``sfc-hls synth``."""
-    defaults = EngineConfig()
-    parser.add_argument("--algo", required=True, help="algorithm name, e.g. sfc6-7x7-3x3")
-    parser.add_argument("--pco", type=int, required=True, help="output channels in parallel")
+    add_engine_arguments(parser, required=True)
     parser.add_argument("--family", choices=XILINX_FAMILIES, default="xcup")
-    parser.add_argument("--scale-mode", choices=SCALE_MODES, default=defaults.scale_mode)
-    parser.add_argument("--cin-max", type=int, default=defaults.cin_max)
-    parser.add_argument(
-        "--cout-max", type=int, default=None, help="default: 256 rounded up to a multiple of --pco"
-    )
     parser.add_argument("--json", metavar="OUT", help="also write the report as JSON to OUT")
     parser.add_argument("--no-blocks", action="store_true", help="whole engine only")
     parser.add_argument(
@@ -418,18 +411,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("--blocks-only and --no-blocks leave nothing to synthesize")
         if args.jobs < 1:
             raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
-        cout_max = args.cout_max
-        if cout_max is None:
-            if args.pco < 1:
-                raise ValueError(f"pco must be in [1, 256], got {args.pco}")
-            cout_max = -(-EngineConfig().cout_max // args.pco) * args.pco
-        config = EngineConfig(
-            algorithm=args.algo,
-            pco=args.pco,
-            scale_mode=args.scale_mode,
-            cin_max=args.cin_max,
-            cout_max=cout_max,
-        )
+        config = EngineConfig.from_args(args)
     except (TypeError, ValueError) as exc:
         print(f"sfc-hls synth: error: {exc}", file=sys.stderr)
         return 2

@@ -7,6 +7,7 @@ layer run on an engine.  Both validate their fields and serialize to JSON.
 
 from __future__ import annotations
 
+import argparse
 import json
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Self
@@ -15,11 +16,26 @@ from sfc_hls.arguments import check_int
 from sfc_hls.bilinear import BilinearAlgorithm
 from sfc_hls.catalog import get_algorithm
 
-__all__ = ["SCALE_MODES", "EngineConfig", "LayerSpec"]
+__all__ = ["DATAPATH_FIELDS", "SCALE_MODES", "EngineConfig", "LayerSpec", "add_engine_arguments"]
 
 #: Transform-domain activation requantization: ``pow2`` = rounding shift,
 #: ``fixed`` = unsigned fixed-point multiplier then rounding shift.
 SCALE_MODES = ("pow2", "fixed")
+
+#: Engine fields a layer's parameters must share with the engine that runs them
+#: (the datapath widths and modes its integers were computed for).
+DATAPATH_FIELDS = (
+    "algorithm",
+    "act_bits",
+    "weight_bits",
+    "scale_mode",
+    "act_mult_bits",
+    "rescale_bits",
+    "z_bits",
+    "out_mult_bits",
+    "in_bits",
+    "out_bits",
+)
 
 
 class _DictFields:
@@ -99,6 +115,84 @@ class EngineConfig(_DictFields):
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
 
+    def check_layer(self, layer: Any, *, name: str | None = None) -> None:
+        """ValueError when ``layer`` does not run on this engine, naming the layer and the limit.
+
+        ``layer`` is a :class:`LayerSpec` (shape: kernel, channels) or a
+        :class:`~sfc_hls.datapath.LayerQuant` (its ``config`` must share the
+        engine's :data:`DATAPATH_FIELDS`; channels).  The one check of "does
+        this layer fit the engine" for the host, the stream encoder and the
+        quantizer.
+        """
+        where = f"layer {name!r}: " if name else ""
+        layer_config = getattr(layer, "config", None)
+        if isinstance(layer_config, EngineConfig):
+            for field in DATAPATH_FIELDS:
+                ours, theirs = getattr(self, field), getattr(layer_config, field)
+                if ours != theirs:
+                    raise ValueError(
+                        f"{where}{field}={theirs!r} differs from the engine's {ours!r}"
+                    )
+        kernel = getattr(layer, "kernel", None)
+        if kernel is not None and kernel != self.algo.kernel:
+            raise ValueError(
+                f"{where}kernel {kernel} does not match the engine's algorithm "
+                f"{self.algorithm} (R={self.algo.kernel})"
+            )
+        for field, limit in (("cin", self.cin_max), ("cout", self.cout_max)):
+            value = getattr(layer, field)
+            if value > limit:
+                raise ValueError(f"{where}{field}={value} exceeds the engine's {field}_max={limit}")
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> EngineConfig:
+        """The configuration given by the options of :func:`add_engine_arguments`."""
+        values = {
+            field.name: getattr(args, field.name)
+            for field in fields(cls)
+            if getattr(args, field.name, None) is not None
+        }
+        if values.get("cout_max") is None and "pco" in values:
+            # cout_max defaults to the default rounded up to a multiple of pco.
+            pco = values["pco"]
+            if isinstance(pco, int) and pco >= 1:
+                values["cout_max"] = -(-cls.cout_max // pco) * pco
+        return cls(**values)
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser, *, required: bool = False) -> None:
+    """Command-line options of an engine configuration (``EngineConfig.from_args`` reads them).
+
+    ``--algo``, ``--pco``, ``--scale-mode``, ``--act-bits``, ``--cin-max``,
+    ``--cout-max``; with ``required`` the algorithm and ``--pco`` must be given.
+    """
+    defaults = EngineConfig()
+    group = parser.add_argument_group("engine")
+    group.add_argument(
+        "--algo",
+        dest="algorithm",
+        required=required,
+        default=None if required else defaults.algorithm,
+        help="fast algorithm of the engine" + ("" if required else " (default %(default)s)"),
+    )
+    group.add_argument(
+        "--pco",
+        type=int,
+        required=required,
+        default=None if required else defaults.pco,
+        help="output channels in parallel (MAC lanes)"
+        + ("" if required else " (default %(default)s)"),
+    )
+    group.add_argument("--scale-mode", choices=SCALE_MODES, default=defaults.scale_mode)
+    group.add_argument("--act-bits", type=int, default=defaults.act_bits)
+    group.add_argument("--cin-max", type=int, default=defaults.cin_max)
+    group.add_argument(
+        "--cout-max",
+        type=int,
+        default=None,
+        help=f"default: {defaults.cout_max} rounded up to a multiple of --pco",
+    )
+
 
 @dataclass(frozen=True)
 class LayerSpec(_DictFields):
@@ -139,15 +233,3 @@ class LayerSpec(_DictFields):
     @property
     def out_width(self) -> int:
         return self.width + 2 * self.padding - self.kernel + 1
-
-    def check_engine(self, engine: EngineConfig) -> None:
-        """ValueError when this layer does not fit ``engine`` (names the limit)."""
-        algo = engine.algo
-        if self.kernel != algo.kernel:
-            raise ValueError(
-                f"kernel {self.kernel} does not match engine algorithm {algo.name} (R={algo.kernel})"
-            )
-        if self.cin > engine.cin_max:
-            raise ValueError(f"cin={self.cin} exceeds the engine's cin_max={engine.cin_max}")
-        if self.cout > engine.cout_max:
-            raise ValueError(f"cout={self.cout} exceeds the engine's cout_max={engine.cout_max}")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sfc_hls.config import SCALE_MODES, EngineConfig
+from sfc_hls.config import EngineConfig, add_engine_arguments
 from sfc_hls.datapath import random_layer_quant
 from sfc_hls.hw.generate import TOPLEVEL, generate_engine
 from sfc_hls.sim.verilator import run_cocotb
@@ -188,24 +188,13 @@ def summary_table(report: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    defaults = EngineConfig()
-    parser.add_argument("--algo", default=defaults.algorithm)
-    parser.add_argument("--pco", type=int, default=defaults.pco)
-    parser.add_argument("--scale-mode", choices=SCALE_MODES, default=defaults.scale_mode)
-    parser.add_argument("--cin-max", type=int, default=defaults.cin_max)
-    parser.add_argument("--cout-max", type=int, default=defaults.cout_max)
+    add_engine_arguments(parser)
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--waves", action="store_true", default=os.environ.get("WAVES") == "1")
     args = parser.parse_args(argv)
     try:
-        config = EngineConfig(
-            algorithm=args.algo,
-            pco=args.pco,
-            scale_mode=args.scale_mode,
-            cin_max=args.cin_max,
-            cout_max=args.cout_max,
-        )
+        config = EngineConfig.from_args(args)
     except (TypeError, ValueError) as exc:
         print(f"engine_regression: error: {exc}", file=sys.stderr)
         return 2

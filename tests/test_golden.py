@@ -180,8 +180,14 @@ def test_bad_config_and_spec():
     with pytest.raises(ValueError, match="must be 2D"):
         EngineConfig(algorithm="sfc4-4-3")
     spec = LayerSpec(cin=300, cout=8, height=8, width=8)
-    with pytest.raises(ValueError, match="cin=300 exceeds the engine's cin_max=256"):
-        spec.check_engine(EngineConfig())
+    with pytest.raises(ValueError, match="layer 'l1': cin=300 exceeds the engine's cin_max=256"):
+        EngineConfig().check_layer(spec, name="l1")
+    with pytest.raises(ValueError, match="kernel 5 does not match"):
+        EngineConfig().check_layer(LayerSpec(cin=3, cout=8, height=8, width=8, kernel=5))
+    other = random_layer_quant(EngineConfig(scale_mode="fixed", cin_max=8, cout_max=8), 3, 2,
+                               np.random.default_rng(0))  # fmt: skip
+    with pytest.raises(ValueError, match="scale_mode='fixed' differs from the engine's 'pow2'"):
+        EngineConfig().check_layer(other)
 
 
 def test_bad_input_data():

@@ -53,7 +53,7 @@ def test_device_errors_name_the_layer():
     with pytest.raises(ValueError, match="layer 'a' needs an engine for 'wino-2x2-3x3'"):
         dev.load_weights("a", random_layer_quant(wino, 2, 2, rng))
     big = EngineConfig(algorithm="sfc6-7x7-3x3", pco=4, cin_max=32, cout_max=16)
-    with pytest.raises(ValueError, match="layer 'b': cin=20, cout=4 exceeds"):
+    with pytest.raises(ValueError, match="layer 'b': cin=20 exceeds the engine's cin_max=16"):
         dev.load_weights("b", random_layer_quant(big, 20, 4, rng))
     fixed = EngineConfig(algorithm="sfc6-7x7-3x3", pco=4, cin_max=16, cout_max=16,
                          scale_mode="fixed")  # fmt: skip

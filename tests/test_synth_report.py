@@ -82,7 +82,7 @@ def test_whole_engine_report_and_cli_json(tmp_path, capsys):
     ("argv", "message"),
     [
         (["--algo", "nosuch-3x3", "--pco", "2"], "nosuch"),
-        (["--algo", "wino-2x2-3x3", "--pco", "0"], "pco must be in"),
+        (["--algo", "wino-2x2-3x3", "--pco", "0"], "pco must be an int in"),
         (["--algo", "wino-2x2-3x3", "--pco", "3", "--cout-max", "4"], "pco must divide cout_max"),
         (["--algo", "wino-2x2-3x3", "--pco", "2", "--jobs", "0"], "--jobs must be >= 1"),
         (["--algo", "wino-2x2-3x3", "--pco", "2", "--no-blocks", "--blocks-only"], "nothing"),
