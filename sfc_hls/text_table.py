@@ -46,7 +46,10 @@ def format_table(
     widths = [max(len(row[i]) for row in table) for i in range(ncols)]
 
     def line(row: list[str]) -> str:
-        cells = (c.rjust(w) if a == "r" else c.ljust(w) for c, w, a in zip(row, widths, align))
+        cells = (
+            c.rjust(w) if a == "r" else c.ljust(w)
+            for c, w, a in zip(row, widths, align, strict=True)
+        )
         return "  ".join(cells).rstrip()
 
     rule = "  ".join("-" * w for w in widths)
