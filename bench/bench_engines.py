@@ -50,6 +50,7 @@ from pathlib import Path
 from sfc_hls.catalog import get_algorithm
 from sfc_hls.config import EngineConfig
 from sfc_hls.cycle_model import EngineTiming, layer_cycles
+from sfc_hls.hw.interface import EngineInterface
 
 RESULTS = Path(__file__).resolve().parent / "results"
 REPO = Path(__file__).resolve().parents[1]
@@ -130,7 +131,7 @@ def engine_config(algorithm: str, pco: int) -> EngineConfig:
 
 @functools.cache
 def _timing(algorithm: str, pco: int, banks: int) -> EngineTiming:
-    return EngineTiming.from_config(engine_config(algorithm, pco), weight_banks=banks)
+    return EngineInterface.from_config(engine_config(algorithm, pco)).timing(weight_banks=banks)
 
 
 def layer_run(layer: ConvLayer, algorithm: str, pco: int, banks: int) -> dict:

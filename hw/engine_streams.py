@@ -17,8 +17,9 @@ import numpy as np
 from amaranth.hdl import Shape
 from amaranth.lib import data
 
+from sfc_hls.config import EngineConfig
 from sfc_hls.datapath import LayerQuant
-from sfc_hls.hw.engine import ConvEngine
+from sfc_hls.hw.interface import EngineInterface
 from sfc_hls.hw.register_map import layer_register_writes
 from sfc_hls.reference import check_stride, extract_tiles, output_size
 
@@ -132,31 +133,26 @@ class LayerBeats:
 
 
 class EngineStreams:
-    """Encoder/decoder of one engine's streams (layouts taken from :class:`ConvEngine`)."""
+    """Encoder/decoder of one engine's streams (layouts from its :class:`EngineInterface`).
 
-    def __init__(self, engine: ConvEngine) -> None:
-        if not isinstance(engine, ConvEngine):
-            raise TypeError(f"engine must be a ConvEngine, got {type(engine).__name__}")
-        self.engine = engine
-        engine._MustUse__silence = True  # used for its layouts, not elaborated here
+    Takes the engine's :class:`~sfc_hls.config.EngineConfig` (or its interface).
+    """
+
+    def __init__(self, engine: EngineConfig | EngineInterface) -> None:
+        if isinstance(engine, EngineConfig):
+            engine = EngineInterface.from_config(engine)
+        if not isinstance(engine, EngineInterface):
+            raise TypeError(
+                f"engine must be an EngineConfig or EngineInterface, got {type(engine).__name__}"
+            )
+        self.interface = engine
+        self.layouts = engine.layouts
         self.config = engine.config
         self.algo = engine.algo
 
     def check_layer(self, params: LayerQuant) -> None:
         """ValueError when ``params`` does not run on this engine (names the field)."""
-        cfg, pc = self.config, params.config
-        for name in ("algorithm", "act_bits", "weight_bits", "scale_mode", "act_mult_bits",
-                     "rescale_bits", "z_bits", "out_mult_bits", "in_bits", "out_bits"):  # fmt: skip
-            if getattr(cfg, name) != getattr(pc, name):
-                raise ValueError(
-                    f"layer {name}={getattr(pc, name)!r} differs from the engine's "
-                    f"{getattr(cfg, name)!r}"
-                )
-        if params.cin > cfg.cin_max or params.cout > cfg.cout_max:
-            raise ValueError(
-                f"layer cin={params.cin}, cout={params.cout} exceeds the engine's "
-                f"cin_max={cfg.cin_max}, cout_max={cfg.cout_max}"
-            )
+        self.config.check_layer(params)
 
     def groups(self, cout: int) -> int:
         return math.ceil(cout / self.config.pco)
@@ -169,18 +165,19 @@ class EngineStreams:
         itself is unchanged.
         """
         self.check_layer(params)
-        eng = self.engine
+        lay = self.layouts
         pco = self.config.pco
         tiles_arr, _, grid = extract_tiles(
             np.asarray(x, dtype=np.int64), self.algo, params.padding, stride
         )
         n = x.shape[0]
         tiles = n * grid[0] * grid[1]
-        if tiles > eng.limits["tiles"]:
-            raise ValueError(f"layer has {tiles} tiles; the engine allows {eng.limits['tiles']}")
+        max_tiles = self.interface.limits["tiles"]
+        if tiles > max_tiles:
+            raise ValueError(f"layer has {tiles} tiles; the engine allows {max_tiles}")
         # act beats: (n, ty, tx, ci, L*L), ci innermost
         acts = tiles_arr.transpose(0, 2, 3, 1, 4).reshape(-1, self.algo.input_tile**2)
-        act_beats = pack(eng.act_layout, {"": acts})
+        act_beats = pack(lay["act"], {"": acts})
         groups = self.groups(params.cout)
         chan, weight, act = [], [], []
         cout_pad = groups * pco
@@ -198,22 +195,22 @@ class EngineStreams:
         for g in range(groups):
             lanes = slice(g * pco, (g + 1) * pco)
             chan += pack(
-                eng.chan_layout,
+                lay["chan"],
                 {
                     "rescale_mult": rm[:, lanes].T,
-                    "bias": bias[lanes],
-                    "out_mult": omult[lanes],
-                    "out_shift": oshift[lanes],
+                    "params.bias": bias[lanes],
+                    "params.out_mult": omult[lanes],
+                    "params.out_shift": oshift[lanes],
                 },
             )
             # rows ci: weights[lane][j] -> (cin, pco * m), lane-major
             rows = w[:, lanes, :].transpose(2, 1, 0).reshape(params.cin, -1)
-            weight += pack(eng.weight_buffer.row_layout, {"": rows})
+            weight += pack(lay["weight"], {"": rows})
             act += act_beats
         valid = [min(pco, params.cout - g * pco) for g in range(groups)]
         return LayerBeats(
             cfg=pack(
-                eng.cfg_layout,
+                lay["cfg"],
                 {
                     "addr": np.array([a for a, _ in layer_register_writes(params, tiles)]),
                     "data": np.array([d for _, d in layer_register_writes(params, tiles)]),
@@ -229,12 +226,12 @@ class EngineStreams:
 
     def decode_outputs(self, payloads: list[int]) -> dict[str, np.ndarray]:
         """``{data: (k, M*M), channel: (k,), tile: (k,), last: (k,)}``."""
-        f = unpack(self.engine.out_layout, payloads)
+        f = unpack(self.layouts["out"], payloads)
         return {
             "data": f["data"],
-            "channel": f["channel"][:, 0],
-            "tile": f["tile"][:, 0],
-            "last": f["last"][:, 0],
+            "channel": f["meta.channel"][:, 0],
+            "tile": f["meta.tile"][:, 0],
+            "last": f["meta.last"][:, 0],
         }
 
     def assemble(

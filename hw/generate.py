@@ -64,16 +64,23 @@ def _layout_json(layout) -> object:
     return f"{'signed' if s.signed else 'unsigned'}({s.width})"
 
 
-def engine_manifest(engine) -> dict:
-    """Ports, parameters, widths, latency, limits and register map of a ConvEngine."""
-    from sfc_hls.datapath import DatapathWidths, minimum_rescale_shift
-    from sfc_hls.hw.register_map import RegisterMap
+def engine_manifest(interface) -> dict:
+    """Ports, parameters, widths, latency, limits and register map of an engine.
 
-    cfg = engine.config
-    algo = engine.algo
+    ``interface`` is the engine's :class:`~sfc_hls.hw.interface.EngineInterface`
+    (or an :class:`~sfc_hls.config.EngineConfig`); nothing is elaborated.
+    """
+    from sfc_hls.datapath import DatapathWidths, minimum_rescale_shift
+    from sfc_hls.hw.engine import ConvEngine
+    from sfc_hls.hw.interface import EngineInterface
+
+    if isinstance(interface, EngineConfig):
+        interface = EngineInterface.from_config(interface)
+    cfg = interface.config
+    algo = interface.algo
     widths = DatapathWidths.derive(algo, cfg, cfg.cin_max, minimum_rescale_shift(cfg.cin_max, cfg))
     ports = {}
-    for name, member in engine.signature.members.items():
+    for name, member in ConvEngine.signature_of(interface).members.items():
         if member.is_port:
             ports[name] = {"direction": str(member.flow.value), "shape": _layout_json(member.shape)}
         else:
@@ -95,37 +102,23 @@ def engine_manifest(engine) -> dict:
             "output_tile": algo.output_tile,
             "kernel": algo.kernel,
         },
-        "multipliers": {
-            "mac_array": engine.mac_array.multipliers,
-            "act_quantizer": algo.mults if cfg.scale_mode == "fixed" else 0,
-            "rescale": algo.mults,
-            "output_quantizer": algo.output_tile**2,
-        },
+        "multipliers": interface.multipliers,
         "adders": {
-            "input_transform": engine.input_transform.adders,
-            "output_transform": engine.output_transform.adders,
+            "input_transform": interface.input_netlist.adders,
+            "output_transform": interface.output_netlist.adders,
         },
         "widths": {
-            "v_bits": engine.input_transform.v_bits,
+            "v_bits": interface.v_bits,
             "act_bits": cfg.act_bits,
-            "acc_bits": engine.mac_array.acc_width,
+            "acc_bits": interface.acc_bits,
             "z_bits": cfg.z_bits,
-            "y_bits": engine.output_transform.y_bits,
+            "y_bits": interface.y_bits,
             "out_bits": cfg.out_bits,
             "datapath_at_cin_max": widths.as_dict(),
         },
-        "latency": {
-            "input_transform": engine.input_transform.latency,
-            "act_quantizer": engine.act_quantizer.latency,
-            "weight_buffer": 1,
-            "mac_array": 2,
-            "rescale": engine.rescale.latency,
-            "output_transform": engine.output_transform.latency,
-            "output_quantizer": engine.output_quantizer.latency,
-            "total": engine.latency,
-        },
-        "limits": engine.limits,
-        "registers": RegisterMap(algo.mults).describe(),
+        "latency": {**interface.latency, "total": interface.total_latency},
+        "limits": interface.limits,
+        "registers": interface.registers.describe(),
         "ports": ports,
         "clock": "clk (rising edge), synchronous active-high reset rst",
     }
@@ -154,7 +147,7 @@ def generate_engine(
         from sfc_hls.hw.engine import ConvEngine
 
         engine = ConvEngine(config)
-        manifest = engine_manifest(engine)
+        manifest = engine_manifest(engine.interface)
         text = verilog.convert(engine, name=TOPLEVEL, emit_src=False)
         manifest["verilog_sha256"] = hashlib.sha256(text.encode()).hexdigest()
         write_text_atomic(verilog_path, text)

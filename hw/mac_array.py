@@ -16,6 +16,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from sfc_hls.arguments import check_int
+from sfc_hls.datapath import accumulation_bound
 
 __all__ = ["MacArray"]
 
@@ -48,6 +49,8 @@ class MacArray(wiring.Component):
 
     Attributes
     ----------
+    latency : int
+        2 (see Contract).
     acc_width : int
         Width of each signed accumulator, ``accumulator_width(...)``.
     multipliers : int
@@ -68,8 +71,8 @@ class MacArray(wiring.Component):
 
     Contract
     --------
-    * Latency: ``o_acc.valid`` rises 2 cycles after the handshake of the
-      ``last`` beat (products are registered, then accumulated).
+    * Latency: ``o_acc.valid`` rises :attr:`latency` = 2 cycles after the
+      handshake of the ``last`` beat (products are registered, then accumulated).
     * Throughput: one beat per cycle, including back-to-back accumulations
       (the ``first`` beat of the next accumulation directly follows ``last``),
       as long as ``o_acc.ready`` is high whenever a result is offered.
@@ -80,6 +83,8 @@ class MacArray(wiring.Component):
       depend on ``o_acc.ready``.
     * Reset: ``o_acc.valid`` is low and the accumulators are zero.
     """
+
+    latency = 2
 
     def __init__(
         self,
@@ -123,30 +128,18 @@ class MacArray(wiring.Component):
         )
 
     @staticmethod
-    def accumulation_bound(*, act_bits: int = 8, weight_bits: int = 8, cin_max: int) -> int:
-        """Largest magnitude of a sum of ``cin_max`` products.
+    def accumulator_width(*, act_bits: int = 8, weight_bits: int = 8, cin_max: int) -> int:
+        """Smallest signed width that holds every sum of ``cin_max`` products.
 
-        ``max|a*w| = 2**(act_bits-1) * 2**(weight_bits-1)``, reached only by
-        ``(-2**(act_bits-1)) * (-2**(weight_bits-1))``; every other product is
-        smaller in magnitude, so sums lie in ``[-bound, bound]``.
+        The bound is :func:`sfc_hls.datapath.accumulation_bound` (the golden
+        model asserts the same one); its positive end decides the width:
+        ``bound.bit_length() + 1`` bits. Example: int8 x int8 over 1 channel
+        needs 16 bits, over 64 channels 22 bits.
         """
         check_int("act_bits", act_bits, 2)
         check_int("weight_bits", weight_bits, 2)
         check_int("cin_max", cin_max, 1)
-        return cin_max * 2 ** (act_bits - 1) * 2 ** (weight_bits - 1)
-
-    @staticmethod
-    def accumulator_width(*, act_bits: int = 8, weight_bits: int = 8, cin_max: int) -> int:
-        """Smallest signed width that holds every sum of ``cin_max`` products.
-
-        The positive end ``+bound`` (see :meth:`accumulation_bound`) decides it:
-        ``bound.bit_length() + 1`` bits. Example: int8 x int8 over 1 channel
-        needs 16 bits, over 64 channels 22 bits.
-        """
-        bound = MacArray.accumulation_bound(
-            act_bits=act_bits, weight_bits=weight_bits, cin_max=cin_max
-        )
-        return bound.bit_length() + 1
+        return accumulation_bound(cin_max, act_bits, weight_bits).bit_length() + 1
 
     def elaborate(self, platform) -> Module:
         m = Module()

@@ -14,13 +14,47 @@ once for all blocks built with it:
 * bubbles are not squeezed out: a stall holds empty stages too.
 
 ``depth = 0`` gives a combinational block (``o.valid = i.valid``, ``i.ready = o.ready``).
+
+Payload convention of the datapath blocks: the values a block works on are
+the payload field ``data``; per-beat operands it consumes have their own
+fields (``mult`` of the rescale, ``params`` of the output quantizer); the
+engine's control fields travel, unchanged and with their names, in the
+field ``meta`` of a layout the engine chooses (:func:`meta_field`).  So
+adjacent blocks have equal payload layouts and ``wiring.connect`` links them.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal, Value
+from amaranth.hdl import Module, Shape, ShapeLike, Signal, Value
+from amaranth.lib import data
 
-__all__ = ["StallPipeline"]
+__all__ = ["StallPipeline", "meta_field", "meta_width"]
+
+
+def meta_field(meta_layout: ShapeLike | None) -> dict[str, ShapeLike]:
+    """``{"meta": meta_layout}``, or ``{}`` when there is none or it has no bits.
+
+    A 0-bit field would appear in the Verilog as an ill-formed ``[-1:0]`` wire.
+    """
+    if meta_layout is None:
+        return {}
+    if isinstance(meta_layout, bool):
+        raise TypeError(
+            f"meta_layout must be a shape (e.g. a data.StructLayout), got {meta_layout!r}"
+        )
+    try:
+        size = Shape.cast(meta_layout).width
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"meta_layout must be a shape (e.g. a data.StructLayout), got {meta_layout!r}"
+        ) from exc
+    return {"meta": meta_layout} if size else {}
+
+
+def meta_width(layout: data.StructLayout) -> int:
+    """Bits of the ``meta`` field of a payload layout (0 when it has none)."""
+    members = dict(layout.members) if isinstance(layout, data.StructLayout) else {}
+    return Shape.cast(members["meta"]).width if "meta" in members else 0
 
 
 class StallPipeline:
@@ -59,6 +93,19 @@ class StallPipeline:
         with m.If(self.advance):
             m.d.sync += reg.eq(value)
         return reg
+
+    def carry_meta(self, m: Module, i, o, *, name: str) -> None:
+        """Drive ``o.payload.meta`` with ``i.payload.meta`` delayed by :attr:`depth` stages.
+
+        Does nothing when the payloads have no ``meta`` field (see :func:`meta_field`).
+        """
+        members = {name for name, _ in i.payload.shape()}
+        if "meta" in members:
+            meta = i.payload.meta
+            shape = meta.shape() if isinstance(meta, data.View) else Value.cast(meta).shape()
+            for k in range(self.depth):
+                meta = self.register(m, meta, name=f"{name}_d{k}", shape=shape)
+            m.d.comb += o.payload.meta.eq(meta)
 
     def delay(self, m: Module, value: Value, stages: int, *, name: str) -> Value:
         """``value`` carried through ``stages`` stage registers (sideband/meta alignment)."""

@@ -23,9 +23,10 @@ pipelines between one input and one output stream):
   depends combinationally on ``ready`` of the output; ``valid`` of the output
   comes from a register);
 * reset: no beat in flight, ``valid`` low, :attr:`Rescale.overflow` low;
-* ``meta`` is an opaque payload field of ``meta_width`` bits carried from the
-  input beat to its result unchanged (the engine's control bits); with
-  ``meta_width = 0`` (the default) the payloads have no ``meta`` field;
+* ``meta`` is a payload field of a layout the engine chooses (``meta_layout``),
+  carried from the input beat to its result unchanged (the engine's control
+  fields, see :mod:`sfc_hls.hw.pipeline`); without a layout (the default) the
+  payloads have no ``meta`` field;
 * per-layer constants are plain input ports and must be held constant while
   beats of the layer are in the pipeline (from the first input handshake to the
   last output handshake); per-beat parameters travel in the payload.
@@ -46,7 +47,9 @@ shift and the saturation follow in the next stage.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
+from dataclasses import dataclass
+
+from amaranth.hdl import Cat, Const, Module, Mux, ShapeLike, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -54,9 +57,18 @@ from sfc_hls.arguments import check_int
 from sfc_hls.bilinear import signed_width
 from sfc_hls.config import EngineConfig
 from sfc_hls.datapath import DatapathWidths, minimum_rescale_shift, signed_range
-from sfc_hls.hw.pipeline import StallPipeline
+from sfc_hls.hw.pipeline import StallPipeline, meta_field, meta_width
+from sfc_hls.hw.transform import adder_netlist
 
-__all__ = ["ActQuantizer", "OutputQuantizer", "Rescale", "engine_widths"]
+__all__ = [
+    "ActQuantizer",
+    "ActQuantizerWidths",
+    "OutputQuantizer",
+    "OutputQuantizerWidths",
+    "Rescale",
+    "RescaleWidths",
+    "engine_widths",
+]
 
 
 # -- argument checks and width arithmetic ----------------------------------------------------
@@ -140,17 +152,38 @@ def _out_of_range(value: Value, bits: int) -> Value:
     return (value < lo) | (value > hi)
 
 
-def _meta_field(meta_width: int) -> dict[str, object]:
-    """The ``meta`` payload field; none for ``meta_width == 0`` (no zero-width Verilog wires)."""
-    return {"meta": unsigned(meta_width)} if meta_width else {}
-
-
-def _carry_meta(m: Module, pipe: StallPipeline, i, o, meta_width: int, latency: int, *, name: str):
-    if meta_width:
-        m.d.comb += o.payload.meta.eq(pipe.delay(m, i.payload.meta, latency, name=name))
-
-
 # -- ActQuantizer ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ActQuantizerWidths:
+    """Widths of :class:`ActQuantizer` for an engine (no Amaranth objects; see its docstring)."""
+
+    positions: int
+    v_bits: int
+    act_bits: int
+    has_multiplier: bool
+    product_bits: int
+    max_shift: int
+    shift_width: int
+
+    @classmethod
+    def derive(cls, config: EngineConfig) -> ActQuantizerWidths:
+        widths = engine_widths(config)
+        has_multiplier = config.scale_mode == "fixed"
+        product_bits = (
+            _product_width(widths.v_bits, config.act_mult_bits) if has_multiplier else widths.v_bits
+        )
+        max_shift = widths.act_product_bits
+        return cls(
+            positions=config.algo.mults,
+            v_bits=widths.v_bits,
+            act_bits=config.act_bits,
+            has_multiplier=has_multiplier,
+            product_bits=product_bits,
+            max_shift=max_shift,
+            shift_width=max_shift.bit_length(),
+        )
 
 
 class ActQuantizer(wiring.Component):
@@ -164,24 +197,21 @@ class ActQuantizer(wiring.Component):
     config : EngineConfig
         The engine: algorithm (``m`` positions), ``in_bits``, ``act_bits``,
         ``scale_mode``, ``act_mult_bits``.
-    meta_width : int
-        Width of the opaque ``meta`` field, >= 0. Default 0.
+    meta_layout : ShapeLike or None
+        Shape of the ``meta`` field carried with each beat (none by default).
 
     Attributes
     ----------
-    positions : int
-        ``m``, the algorithm's transform positions.
-    v_bits : int
-        Width of the input ``v = B^T x`` (``DatapathWidths.v_bits``).
-    product_bits : int
-        Width of ``v * act_mult`` for every ``v_bits``-bit ``v`` and every
-        multiplier; in ``pow2`` mode ``v_bits`` (the product is ``v``; this can
-        be one bit less than the spec's ``act_product_bits``, which bounds
-        ``|v|`` symmetrically, and still holds every ``v`` of ``[v_lo, v_hi]``).
-    max_shift : int
-        Largest legal ``act_shift``, ``DatapathWidths.act_product_bits``.
-    shift_width : int
-        Width of each ``act_shift`` entry, ``max_shift.bit_length()``.
+    widths : ActQuantizerWidths
+        ``positions`` (``m``); ``v_bits``, the width of the input ``v = B^T x``
+        (``DatapathWidths.v_bits``); ``product_bits``, the width of
+        ``v * act_mult`` for every ``v_bits``-bit ``v`` and every multiplier (in
+        ``pow2`` mode ``v_bits``: the product is ``v``; this can be one bit less
+        than the spec's ``act_product_bits``, which bounds ``|v|``
+        symmetrically, and still holds every ``v`` of ``[v_lo, v_hi]``);
+        ``max_shift``, the largest legal ``act_shift``
+        (``DatapathWidths.act_product_bits``); ``shift_width``, the width of
+        each ``act_shift`` entry (``max_shift.bit_length()``).
     latency : int
         2 (registered multiply-add with the rounding constant, then shift and saturate).
     in_layout, out_layout : data.StructLayout
@@ -190,9 +220,9 @@ class ActQuantizer(wiring.Component):
     Ports
     -----
     i_v : In(stream.Signature(in_layout))
-        ``{"v": ArrayLayout(signed(v_bits), m), "meta": unsigned(meta_width)}``.
+        ``{"data": ArrayLayout(signed(v_bits), m), "meta": meta_layout}``.
     o_q : Out(stream.Signature(out_layout))
-        ``{"q": ArrayLayout(signed(act_bits), m), "meta": unsigned(meta_width)}``.
+        ``{"data": ArrayLayout(signed(act_bits), m), "meta": meta_layout}``.
     act_mult : In(ArrayLayout(unsigned(act_mult_bits), m))
         Per-layer multipliers; only in ``fixed`` mode (absent in ``pow2`` mode).
     act_shift : In(ArrayLayout(unsigned(shift_width), m))
@@ -204,41 +234,37 @@ class ActQuantizer(wiring.Component):
 
     latency = 2
 
-    def __init__(self, config: EngineConfig, *, meta_width: int = 0) -> None:
+    def __init__(self, config: EngineConfig, *, meta_layout: ShapeLike | None = None) -> None:
         self.config = _check_config(config)
-        self.meta_width = check_int("meta_width", meta_width, 0)
-        widths = engine_widths(config)
-        self.positions = config.algo.mults
-        self.act_bits = config.act_bits
-        self.v_bits = widths.v_bits
-        self.has_multiplier = config.scale_mode == "fixed"
-        self.product_bits = (
-            _product_width(self.v_bits, config.act_mult_bits)
-            if self.has_multiplier
-            else self.v_bits
+        self.widths = w = ActQuantizerWidths.derive(config)
+        self.positions, self.v_bits, self.act_bits = w.positions, w.v_bits, w.act_bits
+        self.has_multiplier = w.has_multiplier
+        self.product_bits, self.max_shift, self.shift_width = (
+            w.product_bits,
+            w.max_shift,
+            w.shift_width,
         )
-        self.max_shift = widths.act_product_bits
-        self.shift_width = self.max_shift.bit_length()
-        self._rounding = _RoundingShift(
-            product_bits=self.product_bits, shift_width=self.shift_width
-        )
+        self._rounding = _RoundingShift(product_bits=w.product_bits, shift_width=w.shift_width)
         self.round_bits = self._rounding.round_bits
-
         m = self.positions
-        self.in_layout = data.StructLayout(
-            {"v": data.ArrayLayout(signed(self.v_bits), m), **_meta_field(meta_width)}
-        )
+        meta = meta_field(meta_layout)
+        self.in_layout = data.StructLayout({"data": data.ArrayLayout(signed(w.v_bits), m), **meta})
         self.out_layout = data.StructLayout(
-            {"q": data.ArrayLayout(signed(self.act_bits), m), **_meta_field(meta_width)}
+            {"data": data.ArrayLayout(signed(w.act_bits), m), **meta}
         )
         members = {
             "i_v": In(stream.Signature(self.in_layout)),
             "o_q": Out(stream.Signature(self.out_layout)),
-            "act_shift": In(data.ArrayLayout(unsigned(self.shift_width), m)),
+            "act_shift": In(data.ArrayLayout(unsigned(w.shift_width), m)),
         }
-        if self.has_multiplier:
+        if w.has_multiplier:
             members["act_mult"] = In(data.ArrayLayout(unsigned(config.act_mult_bits), m))
         super().__init__(members)
+
+    @property
+    def meta_width(self) -> int:
+        """Bits of the ``meta`` field carried through the block (0 without)."""
+        return meta_width(self.out_layout)
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -248,26 +274,54 @@ class ActQuantizer(wiring.Component):
         shifts = [rounding.effective(self.act_shift[j]) for j in range(n)]
 
         # Stage 1: v * act_mult + 2^(s-1) (pow2: v + 2^(s-1)).
-        total_layout = data.ArrayLayout(signed(self.round_bits), n)
+        total_layout = data.ArrayLayout(signed(rounding.round_bits), n)
         total_next = Signal(total_layout, name="act_total_next")
         for j in range(n):
-            v = self.i_v.payload.v[j]
-            product = v * self.act_mult[j] if self.has_multiplier else v
+            v = self.i_v.payload.data[j]
+            product = v * self.act_mult[j] if self.widths.has_multiplier else v
             m.d.comb += total_next[j].eq(product + rounding.half(shifts[j]))
         total = pipe.register(m, total_next, name="act_total", shape=total_layout)
 
         # Stage 2: arithmetic shift and saturation.
-        q_next = Signal(self.out_layout.members["q"], name="act_q_next")
+        q_layout = self.out_layout.members["data"]
+        q_next = Signal(q_layout, name="act_q_next")
         for j in range(n):
             shifted = rounding.shift(total[j], shifts[j])
-            m.d.comb += q_next[j].eq(_saturate(shifted, self.act_bits))
-        q = pipe.register(m, q_next, name="act_q", shape=self.out_layout.members["q"])
-        m.d.comb += self.o_q.payload.q.eq(q)
-        _carry_meta(m, pipe, self.i_v, self.o_q, self.meta_width, self.latency, name="act_meta")
+            m.d.comb += q_next[j].eq(_saturate(shifted, self.widths.act_bits))
+        q = pipe.register(m, q_next, name="act_q", shape=q_layout)
+        m.d.comb += self.o_q.payload.data.eq(q)
+        pipe.carry_meta(m, self.i_v, self.o_q, name="act_meta")
         return m
 
 
 # -- Rescale ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RescaleWidths:
+    """Widths of :class:`Rescale` for an engine and ``cin_max`` (see its docstring)."""
+
+    positions: int
+    acc_bits: int
+    rescale_bits: int
+    z_bits: int
+    product_bits: int
+    max_shift: int
+    shift_width: int
+
+    @classmethod
+    def derive(cls, config: EngineConfig, cin_max: int) -> RescaleWidths:
+        widths = engine_widths(config, cin_max)
+        max_shift = widths.rescaled_bits
+        return cls(
+            positions=config.algo.mults,
+            acc_bits=widths.acc_bits,
+            rescale_bits=config.rescale_bits,
+            z_bits=config.z_bits,
+            product_bits=_product_width(widths.acc_bits, config.rescale_bits),
+            max_shift=max_shift,
+            shift_width=max_shift.bit_length(),
+        )
 
 
 class Rescale(wiring.Component):
@@ -292,20 +346,18 @@ class Rescale(wiring.Component):
         Largest input-channel count of a layer, in ``[1, config.cin_max]``;
         sizes ``acc_bits`` like :meth:`sfc_hls.hw.mac_array.MacArray.accumulator_width`.
         Default ``config.cin_max``.
-    meta_width : int
-        Width of the opaque ``meta`` field, >= 0. Default 0.
+    meta_layout : ShapeLike or None
+        Shape of the ``meta`` field carried with each beat (none by default).
 
     Attributes
     ----------
-    acc_bits : int
-        ``DatapathWidths.acc_bits`` at ``cin_max``.
-    product_bits : int
-        Width of ``acc * mult`` for every port value (``acc_bits + rescale_bits``),
-        ``>= DatapathWidths.rescaled_bits`` of every legal layer.
-    max_shift : int
-        Largest legal ``rescale_shift``, ``DatapathWidths.rescaled_bits`` at ``cin_max``.
-    shift_width : int
-        Width of ``rescale_shift``, ``max_shift.bit_length()``.
+    widths : RescaleWidths
+        ``acc_bits`` (``DatapathWidths.acc_bits`` at ``cin_max``);
+        ``product_bits``, the width of ``acc * mult`` for every port value
+        (``acc_bits + rescale_bits``, ``>= DatapathWidths.rescaled_bits`` of every
+        legal layer); ``max_shift``, the largest legal ``rescale_shift``
+        (``DatapathWidths.rescaled_bits`` at ``cin_max``); ``shift_width``, the
+        width of ``rescale_shift`` (``max_shift.bit_length()``).
     latency : int
         2 (registered multiply-add, then shift, range check and clamp).
     in_layout, out_layout : data.StructLayout
@@ -313,10 +365,10 @@ class Rescale(wiring.Component):
     Ports
     -----
     i_acc : In(stream.Signature(in_layout))
-        ``{"acc": ArrayLayout(signed(acc_bits), m), "mult": ArrayLayout(unsigned(rescale_bits), m),
-        "meta": unsigned(meta_width)}``.
+        ``{"data": ArrayLayout(signed(acc_bits), m), "mult": ArrayLayout(unsigned(rescale_bits), m),
+        "meta": meta_layout}``.
     o_z : Out(stream.Signature(out_layout))
-        ``{"z": ArrayLayout(signed(z_bits), m), "meta": unsigned(meta_width)}``.
+        ``{"data": ArrayLayout(signed(z_bits), m), "meta": meta_layout}``.
     rescale_shift : In(unsigned(shift_width))
         Per-layer shift.
     overflow : Out(1)
@@ -332,51 +384,64 @@ class Rescale(wiring.Component):
     latency = 2
 
     def __init__(
-        self, config: EngineConfig, *, cin_max: int | None = None, meta_width: int = 0
+        self,
+        config: EngineConfig,
+        *,
+        cin_max: int | None = None,
+        meta_layout: ShapeLike | None = None,
     ) -> None:
         self.config = _check_config(config)
         self.cin_max = (
             config.cin_max if cin_max is None else check_int("cin_max", cin_max, 1, config.cin_max)
         )
-        self.meta_width = check_int("meta_width", meta_width, 0)
-        widths = engine_widths(config, self.cin_max)
-        self.positions = config.algo.mults
-        self.acc_bits = widths.acc_bits
-        self.rescale_bits = config.rescale_bits
-        self.z_bits = config.z_bits
-        self.product_bits = _product_width(self.acc_bits, self.rescale_bits)
-        self.max_shift = widths.rescaled_bits
-        self.shift_width = self.max_shift.bit_length()
-        self._rounding = _RoundingShift(
-            product_bits=self.product_bits, shift_width=self.shift_width
+        self.widths = w = RescaleWidths.derive(config, self.cin_max)
+        self.positions, self.acc_bits, self.z_bits = w.positions, w.acc_bits, w.z_bits
+        self.rescale_bits = w.rescale_bits
+        self.product_bits, self.max_shift, self.shift_width = (
+            w.product_bits,
+            w.max_shift,
+            w.shift_width,
         )
+        self._rounding = _RoundingShift(product_bits=w.product_bits, shift_width=w.shift_width)
         self.round_bits = self._rounding.round_bits
-
-        n = self.positions
-        self.in_layout = data.StructLayout(
-            {
-                "acc": data.ArrayLayout(signed(self.acc_bits), n),
-                "mult": data.ArrayLayout(unsigned(self.rescale_bits), n),
-                **_meta_field(meta_width),
-            }
-        )
-        self.out_layout = data.StructLayout(
-            {"z": data.ArrayLayout(signed(self.z_bits), n), **_meta_field(meta_width)}
-        )
+        self.in_layout, self.out_layout = self.payload_layouts(w, meta_layout)
         super().__init__(
             {
                 "i_acc": In(stream.Signature(self.in_layout)),
                 "o_z": Out(stream.Signature(self.out_layout)),
-                "rescale_shift": In(unsigned(self.shift_width)),
+                "rescale_shift": In(unsigned(w.shift_width)),
                 "overflow": Out(1),
                 "clear": In(1),
             }
+        )
+
+    @staticmethod
+    def payload_layouts(
+        widths: RescaleWidths, meta_layout: ShapeLike | None = None
+    ) -> tuple[data.StructLayout, data.StructLayout]:
+        """``(in_layout, out_layout)`` of a rescale with ``widths`` (see Ports)."""
+        n = widths.positions
+        meta = meta_field(meta_layout)
+        return (
+            data.StructLayout(
+                {
+                    "data": data.ArrayLayout(signed(widths.acc_bits), n),
+                    "mult": data.ArrayLayout(unsigned(widths.rescale_bits), n),
+                    **meta,
+                }
+            ),
+            data.StructLayout({"data": data.ArrayLayout(signed(widths.z_bits), n), **meta}),
         )
 
     def minimum_shift(self, cin: int) -> int:
         """Smallest legal ``rescale_shift`` of a layer with ``cin`` input channels."""
         check_int("cin", cin, 1, self.cin_max)
         return minimum_rescale_shift(cin, self.config)
+
+    @property
+    def meta_width(self) -> int:
+        """Bits of the ``meta`` field carried through the block (0 without)."""
+        return meta_width(self.out_layout)
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -387,27 +452,25 @@ class Rescale(wiring.Component):
         half = rounding.half(shift)
 
         # Stage 1: acc * mult + 2^(s-1).
-        total_layout = data.ArrayLayout(signed(self.round_bits), n)
+        total_layout = data.ArrayLayout(signed(rounding.round_bits), n)
         total_next = Signal(total_layout, name="rescale_total_next")
         payload = self.i_acc.payload
         for j in range(n):
-            m.d.comb += total_next[j].eq(payload.acc[j] * payload.mult[j] + half)
+            m.d.comb += total_next[j].eq(payload.data[j] * payload.mult[j] + half)
         total = pipe.register(m, total_next, name="rescale_total", shape=total_layout)
 
         # Stage 2: arithmetic shift, range check, clamp.
-        z_layout = self.out_layout.members["z"]
+        z_layout = self.out_layout.members["data"]
         z_next = Signal(z_layout, name="rescale_z_next")
         beyond = []
         for j in range(n):
             shifted = rounding.shift(total[j], shift)
-            beyond.append(_out_of_range(shifted, self.z_bits))
-            m.d.comb += z_next[j].eq(_saturate(shifted, self.z_bits))
+            beyond.append(_out_of_range(shifted, self.widths.z_bits))
+            m.d.comb += z_next[j].eq(_saturate(shifted, self.widths.z_bits))
         z = pipe.register(m, z_next, name="rescale_z", shape=z_layout)
         z_overflow = pipe.register(m, Cat(*beyond).any(), name="rescale_beyond")
-        m.d.comb += self.o_z.payload.z.eq(z)
-        _carry_meta(
-            m, pipe, self.i_acc, self.o_z, self.meta_width, self.latency, name="rescale_meta"
-        )
+        m.d.comb += self.o_z.payload.data.eq(z)
+        pipe.carry_meta(m, self.i_acc, self.o_z, name="rescale_meta")
 
         with m.If(self.clear):
             m.d.sync += self.overflow.eq(0)
@@ -419,43 +482,83 @@ class Rescale(wiring.Component):
 # -- OutputQuantizer -------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class OutputQuantizerWidths:
+    """Widths of :class:`OutputQuantizer` for an engine and its ``y_bits`` (see its docstring)."""
+
+    outputs: int
+    y_bits: int
+    bias_bits: int
+    biased_bits: int
+    out_mult_bits: int
+    product_bits: int
+    max_shift: int
+    shift_width: int
+    out_bits: int
+
+    @classmethod
+    def derive(cls, config: EngineConfig, y_bits: int) -> OutputQuantizerWidths:
+        check_int("y_bits", y_bits, 2)
+        y_lo, y_hi = signed_range(y_bits)
+        biased_bits = signed_width(2 * y_lo, 2 * y_hi)  # bias has the width of y
+        out_mult_max = (1 << config.out_mult_bits) - 1
+        max_shift = signed_width(2 * y_lo * out_mult_max, 2 * y_hi * out_mult_max)
+        return cls(
+            outputs=config.algo.output_tile**2,
+            y_bits=y_bits,
+            bias_bits=y_bits,
+            biased_bits=biased_bits,
+            out_mult_bits=config.out_mult_bits,
+            product_bits=_product_width(biased_bits, config.out_mult_bits),
+            max_shift=max_shift,
+            shift_width=max_shift.bit_length(),
+            out_bits=config.out_bits,
+        )
+
+    @property
+    def params_layout(self) -> data.StructLayout:
+        """Per-channel parameters of a beat: ``{bias, out_mult, out_shift}``."""
+        return data.StructLayout(
+            {
+                "bias": signed(self.bias_bits),
+                "out_mult": unsigned(self.out_mult_bits),
+                "out_shift": unsigned(self.shift_width),
+            }
+        )
+
+
 class OutputQuantizer(wiring.Component):
     """Output requantization of one spatial output tile (``M*M`` values) of one channel.
 
     ``out[k] = saturate(rshift_round((y[k] + bias) * out_mult, out_shift), out_bits, relu)``
     with the channel's ``bias``, ``out_mult`` and ``out_shift`` carried in the beat.
 
-    Widths come from the layer-independent bound of ``z``: every ``z_bits``
-    value, ``|z| <= 2^(z_bits-1)``, so ``|y[k]| <= ||A^T row k||_1 * 2^(z_bits-1)``.
-    A legal layer has ``|z| <= 2^(z_bits-1) - 1`` (its rescale shift is at
-    least the minimum), so ``y_bits`` and the bias range hold every legal
-    layer's ``DatapathWidths.y_bits`` and ``bias_bound``, whatever its ``cin``
-    and shift; no ``cin_max`` is needed.
+    Widths come from the width of ``y`` the output transform delivers
+    (``y_bits``, the exact range of ``A^T z`` over every ``z_bits`` value, so at
+    least ``DatapathWidths.y_bits`` of every legal layer): ``bias`` has that width
+    too (a legal bias has ``|bias| <= bias_bound <= y bound``), ``y + bias`` one
+    bit more, and every internal value is exact for every port value.
 
     Parameters
     ----------
     config : EngineConfig
-        The engine: algorithm (``M``, ``A^T``), ``z_bits``, ``out_mult_bits``, ``out_bits``.
-    meta_width : int
-        Width of the opaque ``meta`` field, >= 0. Default 0.
+        The engine: algorithm (``M``), ``out_mult_bits``, ``out_bits``.
+    y_bits : int or None
+        Width of the signed ``y`` values: the ``y_bits`` of the engine's
+        :class:`~sfc_hls.hw.transform.OutputTransform` (the default, from the
+        same netlist).
+    tag_layout : ShapeLike or None
+        Shape of the control fields carried with each beat (none by default).
 
     Attributes
     ----------
-    outputs : int
-        ``M*M``, the output tile size.
-    y_bound, y_bits : int
-        ``max_k ||A^T row k||_1 * 2^(z_bits-1)`` and its signed width.
-    bias_bits : int
-        Width of ``bias`` (``y_bits``; a legal bias has ``|bias| <= bias_bound <= y_bound``).
-    biased_bits : int
-        Width of ``y + bias`` for all port values (``y_bits + 1``).
-    product_bits : int
-        Width of ``(y + bias) * out_mult`` for all port values.
-    max_shift : int
-        Largest legal ``out_shift``: the signed width of ``2 * y_bound * (2^out_mult_bits - 1)``,
-        ``>= DatapathWidths.out_product_bits`` of every legal layer.
-    shift_width : int
-        Width of ``out_shift``, ``max_shift.bit_length()``.
+    widths : OutputQuantizerWidths
+        ``bias_bits`` (``y_bits``), ``biased_bits`` (``y + bias``),
+        ``product_bits`` (``(y + bias) * out_mult`` for all port values),
+        ``max_shift`` (the signed width of ``(y + bias) * out_mult`` over the
+        port ranges, ``>= DatapathWidths.out_product_bits`` of every legal
+        layer), ``shift_width`` (``max_shift.bit_length()``), and
+        :attr:`~OutputQuantizerWidths.params_layout`.
     latency : int
         3 (pre-add bias; registered multiply-add; shift, saturate and ReLU).
     in_layout, out_layout : data.StructLayout
@@ -463,12 +566,12 @@ class OutputQuantizer(wiring.Component):
     Ports
     -----
     i_y : In(stream.Signature(in_layout))
-        ``{"y": ArrayLayout(signed(y_bits), M*M), "bias": signed(bias_bits),
-        "out_mult": unsigned(out_mult_bits), "out_shift": unsigned(shift_width),
-        "meta": unsigned(meta_width)}`` (``meta`` only if ``meta_width > 0``, as
-        for every payload here).
+        ``{"data": ArrayLayout(signed(y_bits), M*M), "meta": {"params": params_layout,
+        "tag": tag_layout}}``: the channel's ``bias``, ``out_mult`` and ``out_shift``
+        travel in ``meta.params`` (so the output transform carries them to this
+        block), the rest in ``meta.tag``.
     o_out : Out(stream.Signature(out_layout))
-        ``{"out": ArrayLayout(signed(out_bits), M*M), "meta": unsigned(meta_width)}``.
+        ``{"data": ArrayLayout(signed(out_bits), M*M), "meta": tag_layout}``.
     relu : In(1)
         Per-layer: clamp outputs at 0.
 
@@ -477,44 +580,34 @@ class OutputQuantizer(wiring.Component):
 
     latency = 3
 
-    def __init__(self, config: EngineConfig, *, meta_width: int = 0) -> None:
+    def __init__(
+        self,
+        config: EngineConfig,
+        *,
+        y_bits: int | None = None,
+        tag_layout: ShapeLike | None = None,
+    ) -> None:
         self.config = _check_config(config)
-        self.meta_width = check_int("meta_width", meta_width, 0)
-        algo = config.algo
-        self.outputs = algo.output_tile**2
-        self.out_bits = config.out_bits
-        self.out_mult_bits = config.out_mult_bits
-        z_bound = 1 << (config.z_bits - 1)
-        self.y_bound = int(abs(algo.at_int).sum(axis=1).max()) * z_bound
-        self.y_bits = signed_width(-self.y_bound, self.y_bound)
-        self.bias_bits = self.y_bits
-        y_lo, y_hi = signed_range(self.y_bits)
-        b_lo, b_hi = signed_range(self.bias_bits)
-        self.biased_bits = signed_width(y_lo + b_lo, y_hi + b_hi)
-        self.product_bits = _product_width(self.biased_bits, self.out_mult_bits)
-        out_mult_max = (1 << self.out_mult_bits) - 1
-        out_product_bound = 2 * self.y_bound * out_mult_max
-        self.max_shift = signed_width(-out_product_bound, out_product_bound)
-        self.shift_width = self.max_shift.bit_length()
-        self._rounding = _RoundingShift(
-            product_bits=self.product_bits, shift_width=self.shift_width
+        if y_bits is None:  # what the engine's output transform delivers
+            y_bits = adder_netlist(config.algo.output_adder_network, config.z_bits).out_width
+        self.widths = w = OutputQuantizerWidths.derive(config, y_bits)
+        self.outputs, self.y_bits, self.out_bits = w.outputs, w.y_bits, w.out_bits
+        self.bias_bits, self.biased_bits = w.bias_bits, w.biased_bits
+        self.out_mult_bits = w.out_mult_bits
+        self.product_bits, self.max_shift, self.shift_width = (
+            w.product_bits,
+            w.max_shift,
+            w.shift_width,
         )
+        self._rounding = _RoundingShift(product_bits=w.product_bits, shift_width=w.shift_width)
         self.round_bits = self._rounding.round_bits
-
+        tag = {"tag": tag_layout} if meta_field(tag_layout) else {}
+        self.in_meta_layout = data.StructLayout({"params": w.params_layout, **tag})
         self.in_layout = data.StructLayout(
-            {
-                "y": data.ArrayLayout(signed(self.y_bits), self.outputs),
-                "bias": signed(self.bias_bits),
-                "out_mult": unsigned(self.out_mult_bits),
-                "out_shift": unsigned(self.shift_width),
-                **_meta_field(meta_width),
-            }
+            {"data": data.ArrayLayout(signed(w.y_bits), w.outputs), "meta": self.in_meta_layout}
         )
         self.out_layout = data.StructLayout(
-            {
-                "out": data.ArrayLayout(signed(self.out_bits), self.outputs),
-                **_meta_field(meta_width),
-            }
+            {"data": data.ArrayLayout(signed(w.out_bits), w.outputs), **meta_field(tag_layout)}
         )
         super().__init__(
             {
@@ -524,24 +617,30 @@ class OutputQuantizer(wiring.Component):
             }
         )
 
+    @property
+    def meta_width(self) -> int:
+        """Bits of the ``meta`` field carried through the block (0 without)."""
+        return meta_width(self.out_layout)
+
     def elaborate(self, platform) -> Module:
         m = Module()
         pipe = StallPipeline(m, i=self.i_y, o=self.o_out, depth=self.latency, name="outq")
         rounding = self._rounding
         n = self.outputs
         payload = self.i_y.payload
+        params = payload.meta.params
 
         # Stage 1: y + bias.
-        biased_layout = data.ArrayLayout(signed(self.biased_bits), n)
+        biased_layout = data.ArrayLayout(signed(self.widths.biased_bits), n)
         biased_next = Signal(biased_layout, name="outq_biased_next")
         for k in range(n):
-            m.d.comb += biased_next[k].eq(payload.y[k] + payload.bias)
+            m.d.comb += biased_next[k].eq(payload.data[k] + params.bias)
         biased = pipe.register(m, biased_next, name="outq_biased", shape=biased_layout)
-        out_mult = pipe.register(m, payload.out_mult, name="outq_mult1")
-        shift1 = pipe.register(m, rounding.effective(payload.out_shift), name="outq_shift1")
+        out_mult = pipe.register(m, params.out_mult, name="outq_mult1")
+        shift1 = pipe.register(m, rounding.effective(params.out_shift), name="outq_shift1")
 
         # Stage 2: (y + bias) * out_mult + 2^(s-1).
-        total_layout = data.ArrayLayout(signed(self.round_bits), n)
+        total_layout = data.ArrayLayout(signed(rounding.round_bits), n)
         total_next = Signal(total_layout, name="outq_total_next")
         half = rounding.half(shift1)
         for k in range(n):
@@ -550,12 +649,16 @@ class OutputQuantizer(wiring.Component):
         shift2 = pipe.register(m, shift1, name="outq_shift2")
 
         # Stage 3: arithmetic shift, saturation, ReLU.
-        out_layout = self.out_layout.members["out"]
+        out_layout = self.out_layout.members["data"]
         out_next = Signal(out_layout, name="outq_out_next")
         for k in range(n):
             shifted = rounding.shift(total[k], shift2)
-            m.d.comb += out_next[k].eq(_saturate(shifted, self.out_bits, relu=self.relu))
+            m.d.comb += out_next[k].eq(_saturate(shifted, self.widths.out_bits, relu=self.relu))
         out = pipe.register(m, out_next, name="outq_out", shape=out_layout)
-        m.d.comb += self.o_out.payload.out.eq(out)
-        _carry_meta(m, pipe, self.i_y, self.o_out, self.meta_width, self.latency, name="outq_meta")
+        m.d.comb += self.o_out.payload.data.eq(out)
+        if "tag" in self.in_meta_layout.members:
+            tag = payload.meta.tag
+            for k in range(self.latency):
+                tag = pipe.register(m, tag, name=f"outq_meta_d{k}", shape=tag.shape())
+            m.d.comb += self.o_out.payload.meta.eq(tag)
         return m

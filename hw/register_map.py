@@ -1,21 +1,22 @@
 """The conv engine's layer-descriptor registers and stream formats (no Amaranth needed).
 
-Shared by the RTL (:mod:`sfc_hls.hw.engine`), the cocotb testbenches and the
+Shared by the RTL (:class:`~sfc_hls.hw.descriptor.DescriptorRegisters` decodes
+writes from :data:`REGISTER_TABLE`), the testbenches, the manifest and the
 host driver.  Registers are written through the engine's ``i_cfg`` stream of
 ``{addr: 16 bits, data: 32 bits}`` beats:
 
-=============  ===========  ==========================================================
-address        name         meaning
-=============  ===========  ==========================================================
-0x0000         CONTROL      write 1: start the layer described by the registers
-0x0001         CIN          input channels, 1 .. cin_max
-0x0002         COUT         output channels, 1 .. cout_max
-0x0003         TILES        output tiles of the layer (per output-channel group), >= 1
-0x0004         FLAGS        bit 0: ReLU
-0x0005         RESCALE_SHIFT  rescale shift (per layer)
-0x1000 + j     ACT_MULT[j]  activation multiplier of transform position j (fixed mode)
-0x2000 + j     ACT_SHIFT[j] activation shift of transform position j
-=============  ===========  ==========================================================
+=============  ===============  ==========================================================
+address        name             meaning
+=============  ===============  ==========================================================
+0x0000         CONTROL          write 1: start the layer described by the registers
+0x0001         CIN              input channels, 1 .. cin_max
+0x0002         COUT             output channels, 1 .. cout_max
+0x0003         TILES            output tiles of the layer (per output-channel group), >= 1
+0x0004         FLAGS            bit 0: ReLU
+0x0005         RESCALE_SHIFT    rescale shift (per layer)
+0x1000 + j     ACT_MULT[j]      activation multiplier of transform position j (fixed mode)
+0x2000 + j     ACT_SHIFT[j]     activation shift of transform position j
+=============  ===============  ==========================================================
 
 A layer then runs, for each output-channel group ``g`` (``ceil(COUT / P_co)``
 groups), as: ``P_co`` beats on ``i_chan`` (per lane: rescale multipliers,
@@ -36,23 +37,82 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["REGISTERS", "ADDR_BITS", "DATA_BITS", "RegisterMap", "layer_register_writes"]
+__all__ = [
+    "ADDR_BITS",
+    "DATA_BITS",
+    "FLAG_RELU",
+    "REGISTERS",
+    "REGISTER_TABLE",
+    "START",
+    "Register",
+    "RegisterMap",
+    "layer_register_writes",
+]
 
 ADDR_BITS = 16
 DATA_BITS = 32
-
-REGISTERS = {
-    "CONTROL": 0x0000,
-    "CIN": 0x0001,
-    "COUT": 0x0002,
-    "TILES": 0x0003,
-    "FLAGS": 0x0004,
-    "RESCALE_SHIFT": 0x0005,
-    "ACT_MULT": 0x1000,
-    "ACT_SHIFT": 0x2000,
-}
 FLAG_RELU = 1 << 0
 START = 1
+
+
+@dataclass(frozen=True)
+class Register:
+    """One row of the register map.
+
+    Attributes:
+        name: register name (``ACT_MULT`` for the array ``ACT_MULT[j]``).
+        address: address of the register (of element 0 for an array).
+        field: the descriptor field it writes (``None``: CONTROL, a strobe).
+        per_position: an array with one register per transform position.
+        limit: key of the engine's limits that the written value must not
+            exceed (``None``: no check).
+        bit: for a flag, the data bit it takes (``None``: the whole value).
+        meaning: one line for documentation and the manifest.
+    """
+
+    name: str
+    address: int
+    field: str | None
+    per_position: bool = False
+    limit: str | None = None
+    bit: int | None = None
+    meaning: str = ""
+
+
+#: The register map, as the RTL decodes it.
+REGISTER_TABLE: tuple[Register, ...] = (
+    Register("CONTROL", 0x0000, None, meaning="write 1 (START): start the layer"),
+    Register("CIN", 0x0001, "cin", limit="cin", meaning="input channels, 1 .. cin_max"),
+    Register("COUT", 0x0002, "cout", limit="cout", meaning="output channels, 1 .. cout_max"),
+    Register("TILES", 0x0003, "tiles", limit="tiles", meaning="output tiles per group, >= 1"),
+    Register("FLAGS", 0x0004, "relu", bit=0, meaning="bit 0: ReLU"),
+    Register(
+        "RESCALE_SHIFT",
+        0x0005,
+        "rescale_shift",
+        limit="rescale_shift",
+        meaning="rescale shift of the layer",
+    ),
+    Register(
+        "ACT_MULT",
+        0x1000,
+        "act_mult",
+        per_position=True,
+        limit="act_mult",
+        meaning="activation multiplier of transform position j (fixed mode)",
+    ),
+    Register(
+        "ACT_SHIFT",
+        0x2000,
+        "act_shift",
+        per_position=True,
+        limit="act_shift",
+        meaning="activation shift of transform position j",
+    ),
+)
+
+#: Address of every register (of element 0 for the per-position arrays).
+REGISTERS = {reg.name: reg.address for reg in REGISTER_TABLE}
 
 
 @dataclass(frozen=True)
@@ -71,18 +131,33 @@ class RegisterMap:
     def act_shift(self, j: int) -> int:
         return REGISTERS["ACT_SHIFT"] + j
 
+    def count(self, register: Register) -> int:
+        """Registers in the row: ``positions`` for per-position arrays, else 1."""
+        return self.positions if register.per_position else 1
+
+    def layer_addresses(self) -> list[int]:
+        """Addresses a layer writes before CONTROL, in the order :func:`layer_register_writes` uses."""
+        scalars = [r.address for r in REGISTER_TABLE if r.field and not r.per_position]
+        arrays = [
+            self.act_mult(j) if k == 0 else self.act_shift(j)
+            for j in range(self.positions)
+            for k in range(2)
+        ]
+        return scalars + arrays
+
     def describe(self) -> list[dict]:
         """The memory map as JSON-friendly rows (for the generated manifest)."""
-        rows = [
-            {"name": name, "address": addr, "count": 1}
-            for name, addr in REGISTERS.items()
-            if name not in ("ACT_MULT", "ACT_SHIFT")
+        return [
+            {
+                "name": reg.name,
+                "address": reg.address,
+                "count": self.count(reg),
+                "field": reg.field,
+                "limit": reg.limit,
+                "meaning": reg.meaning,
+            }
+            for reg in REGISTER_TABLE
         ]
-        rows += [
-            {"name": "ACT_MULT", "address": REGISTERS["ACT_MULT"], "count": self.positions},
-            {"name": "ACT_SHIFT", "address": REGISTERS["ACT_SHIFT"], "count": self.positions},
-        ]
-        return rows
 
 
 def layer_register_writes(params, tiles: int) -> list[tuple[int, int]]:
@@ -99,4 +174,6 @@ def layer_register_writes(params, tiles: int) -> list[tuple[int, int]]:
         writes.append((regs.act_mult(j), int(params.act_mult[j])))
         writes.append((regs.act_shift(j), int(params.act_shift[j])))
     writes.append((REGISTERS["CONTROL"], START))
+    if [a for a, _ in writes[:-1]] != regs.layer_addresses():  # one order, stated once
+        raise AssertionError("layer_register_writes disagrees with RegisterMap.layer_addresses")
     return writes

@@ -36,6 +36,7 @@ from typing import Any
 
 from sfc_hls.atomic_files import write_text_atomic
 from sfc_hls.config import EngineConfig, add_engine_arguments
+from sfc_hls.hw.interface import BLOCKS
 from sfc_hls.hw.synthesis import (
     SynthesisError,
     SynthesisResult,
@@ -59,16 +60,6 @@ __all__ = [
     "run",
 ]
 
-#: Datapath blocks of :class:`~sfc_hls.hw.engine.ConvEngine`, synthesized one by one.
-BLOCKS = (
-    "input_transform",
-    "act_quantizer",
-    "weight_buffer",
-    "mac_array",
-    "rescale",
-    "output_transform",
-    "output_quantizer",
-)
 #: The adder-only transform units.
 TRANSFORM_BLOCKS = ("input_transform", "output_transform")
 #: Resource columns of the report (``SynthesisResult`` properties).
@@ -93,14 +84,13 @@ def block_verilog(config: EngineConfig, blocks: tuple[str, ...] = BLOCKS) -> dic
     """Verilog of each of ``blocks`` of ``config``'s engine, converted on its own."""
     from amaranth.back import verilog
 
-    from sfc_hls.hw.engine import ConvEngine
+    from sfc_hls.hw.engine import datapath_blocks
+    from sfc_hls.hw.interface import EngineInterface
 
-    engine = ConvEngine(config)
-    out = {
-        name: verilog.convert(getattr(engine, name), name=name, emit_src=False) for name in blocks
+    instances = datapath_blocks(EngineInterface.from_config(config), tuple(blocks))
+    return {
+        name: verilog.convert(block, name=name, emit_src=False) for name, block in instances.items()
     }
-    engine._MustUse__silence = True  # only its blocks are elaborated
-    return out
 
 
 def synth_cached(

@@ -30,6 +30,7 @@ subtractors, without multipliers:
 
 from __future__ import annotations
 
+import functools
 import heapq
 import math
 import random
@@ -37,7 +38,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
-from amaranth.hdl import Module, Signal, signed, unsigned
+from amaranth.hdl import Module, ShapeLike, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -45,14 +46,17 @@ from sfc_hls.adder_network import AdderNetwork
 from sfc_hls.arguments import check_int
 from sfc_hls.bilinear import BilinearAlgorithm, signed_width
 from sfc_hls.catalog import get_algorithm
-from sfc_hls.hw.pipeline import StallPipeline
+from sfc_hls.hw.pipeline import StallPipeline, meta_field, meta_width
 
 __all__ = [
     "DEFAULT_ADDS_PER_STAGE",
+    "AdderNetlist",
     "AdderNetworkUnit",
     "InputTransform",
     "OutputTransform",
+    "adder_netlist",
     "csd_digits",
+    "meta_field",
 ]
 
 #: Adder levels between pipeline registers.  Two chained carry-chain adders of
@@ -63,7 +67,7 @@ __all__ = [
 #: 3.9k / 14.4k, latency 6 / 9 instead of 3 / 5 cycles).
 DEFAULT_ADDS_PER_STAGE = 2
 
-#: Step limit of the search for node signs that avoid negations (see _Netlist).
+#: Step limit of the search for node signs that avoid negations (see AdderNetlist).
 _SIGN_SEARCH_STEPS = 20_000
 
 
@@ -128,8 +132,13 @@ class _Tree:
     right: _Tree | None = None
 
 
-class _Netlist:
-    """Wires, stages and outputs of an adder network at a given input width (no Amaranth)."""
+class AdderNetlist:
+    """Wires, stages and outputs of an adder network at a given input width (no Amaranth).
+
+    The pure-Python description a :class:`AdderNetworkUnit` is generated from:
+    widths, adder depth, :attr:`latency`, register bits and a bit-true
+    :meth:`evaluate`.  Use :func:`adder_netlist` (cached) to get one.
+    """
 
     def __init__(self, network: AdderNetwork, in_width: int, adds_per_stage: int) -> None:
         self.network = network
@@ -175,6 +184,7 @@ class _Netlist:
             self.row_lo.append(lo)
             self.row_hi.append(hi)
             self.row_widths.append(signed_width(lo, hi) if form else 1)
+        self.out_width = max(self.row_widths, default=1)
 
     # -- signs ---------------------------------------------------------------------
     @staticmethod
@@ -368,6 +378,28 @@ class _Netlist:
         return np.stack(out, axis=-1)
 
 
+@functools.lru_cache(maxsize=64)
+def adder_netlist(
+    network: AdderNetwork, in_width: int, adds_per_stage: int = DEFAULT_ADDS_PER_STAGE
+) -> AdderNetlist:
+    """The (cached) netlist of ``network`` on signed ``in_width``-bit inputs.
+
+    Building it runs the sign search and the tree construction once; the engine
+    interface, the units and the reports all read the same object.
+    """
+    for var, coef in [(n.u, c) for n in network.nodes for c in (n.cu, n.cv)] + [
+        (var, c) for row in network.rows for var, c in row
+    ]:
+        if Fraction(coef).denominator != 1:
+            raise ValueError(
+                f"network {network.name!r} has the non-integer coefficient {coef} "
+                f"(on variable {var}); only integer matrices are supported"
+            )
+    check_int("in_width", in_width, 1)
+    check_int("adds_per_stage", adds_per_stage, 1)
+    return AdderNetlist(network, in_width, adds_per_stage)
+
+
 # ----------------------------------------------------------------------------- component
 
 
@@ -385,10 +417,11 @@ class AdderNetworkUnit(wiring.Component):
         The shared network (e.g. ``algo.input_adder_network``).
     in_width : int
         Width of the signed inputs, >= 1.
-    meta_width : int
-        Width of the opaque ``meta`` field carried from input to output with
-        the data, >= 0.  With ``meta_width == 0`` the payloads have no
-        ``meta`` field (a 0-bit field would give ill-formed Verilog).
+    meta_layout : ShapeLike or None
+        Shape of the ``meta`` field carried from input to output with the data
+        (a ``data.StructLayout`` of the engine's control fields, typically).
+        ``None`` or a zero-width shape: the payloads have no ``meta`` field (a
+        0-bit field would give ill-formed Verilog).
     adds_per_stage : int
         Adder levels between pipeline registers, >= 1 (default
         :data:`DEFAULT_ADDS_PER_STAGE`).
@@ -416,9 +449,9 @@ class AdderNetworkUnit(wiring.Component):
     register_bits : int
         Flip-flops of the data path (meta and valid bits not included).
     i_layout, o_layout : data.StructLayout
-        ``{"data": ArrayLayout(signed(in_width), n_inputs), "meta": unsigned(meta_width)}``
-        and ``{"data": ArrayLayout(signed(out_width), n_rows), "meta": unsigned(meta_width)}``
-        (without ``"meta"`` when ``meta_width == 0``).
+        ``{"data": ArrayLayout(signed(in_width), n_inputs), "meta": meta_layout}``
+        and ``{"data": ArrayLayout(signed(out_width), n_rows), "meta": meta_layout}``
+        (without ``"meta"`` when there is no meta layout).
 
     Ports
     -----
@@ -444,29 +477,21 @@ class AdderNetworkUnit(wiring.Component):
         network: AdderNetwork,
         *,
         in_width: int,
-        meta_width: int = 0,
+        meta_layout: ShapeLike | None = None,
         adds_per_stage: int = DEFAULT_ADDS_PER_STAGE,
     ) -> None:
         if not isinstance(network, AdderNetwork):
             raise TypeError(f"network must be an AdderNetwork, not {type(network).__name__}")
-        for var, coef in [(n.u, c) for n in network.nodes for c in (n.cu, n.cv)] + [
-            (var, c) for row in network.rows for var, c in row
-        ]:
-            if Fraction(coef).denominator != 1:
-                raise ValueError(
-                    f"network {network.name!r} has the non-integer coefficient {coef} "
-                    f"(on variable {var}); only integer matrices are supported"
-                )
         self.network = network
         self.in_width = check_int("in_width", in_width, 1)
-        self.meta_width = check_int("meta_width", meta_width, 0)
         self.adds_per_stage = check_int("adds_per_stage", adds_per_stage, 1)
+        self.meta_layout = meta_layout
 
-        self._netlist = _Netlist(network, in_width, adds_per_stage)
+        self._netlist = adder_netlist(network, in_width, adds_per_stage)
         self.n_inputs = network.inputs
         self.n_rows = len(network.rows)
         self.out_widths = tuple(self._netlist.row_widths)
-        self.out_width = max(self.out_widths, default=1)
+        self.out_width = self._netlist.out_width
         self.out_range = (
             np.array(self._netlist.row_lo, dtype=object),
             np.array(self._netlist.row_hi, dtype=object),
@@ -477,8 +502,7 @@ class AdderNetworkUnit(wiring.Component):
         self.negations = self._netlist.negations
         self.register_bits = self._netlist.register_bits
 
-        # A 0-bit field would appear in the Verilog as an ill-formed `[-1:0]` wire.
-        meta = {"meta": unsigned(self.meta_width)} if self.meta_width else {}
+        meta = meta_field(meta_layout)
         self.i_layout = data.StructLayout(
             {"data": data.ArrayLayout(signed(self.in_width), self.n_inputs), **meta}
         )
@@ -491,6 +515,11 @@ class AdderNetworkUnit(wiring.Component):
                 "o_y": Out(stream.Signature(self.o_layout)),
             }
         )
+
+    @property
+    def meta_width(self) -> int:
+        """Bits of the ``meta`` field carried with the data (0 without)."""
+        return meta_width(self.o_layout)
 
     def evaluate(self, x: np.ndarray) -> np.ndarray:
         """Bit-true model of the generated logic for integer inputs ``x`` (..., n_inputs).
@@ -540,9 +569,7 @@ class AdderNetworkUnit(wiring.Component):
             else:
                 value = at(ref.wire, net.latency + 1) << ref.shift
                 m.d.comb += out[r].eq(-value if ref.sign < 0 else value)
-        if self.meta_width:
-            meta = pipe.delay(m, self.i_x.payload.meta, self.latency, name="meta")
-            m.d.comb += self.o_y.payload.meta.eq(meta)
+        pipe.carry_meta(m, self.i_x, self.o_y, name="meta")
         return m
 
 
@@ -576,7 +603,7 @@ class InputTransform(AdderNetworkUnit):
     (``i_x.payload.data[a * L + b] = x[a][b]``).  Output: the ``m`` transform
     positions ``v[j]``, each signed :attr:`v_bits` wide, where
     ``v_bits == algo.input_transform_width(in_bits)``
-    (``== DatapathWidths.v_bits``).  ``meta`` (``meta_width`` bits) travels
+    (``== DatapathWidths.v_bits``).  ``meta`` (of ``meta_layout``) travels
     with its tile.
 
     Latency ``ceil(adder_depth / adds_per_stage)`` cycles (at least 1); one
@@ -591,7 +618,7 @@ class InputTransform(AdderNetworkUnit):
         algorithm: BilinearAlgorithm | str,
         *,
         in_bits: int = 8,
-        meta_width: int = 0,
+        meta_layout: ShapeLike | None = None,
         adds_per_stage: int = DEFAULT_ADDS_PER_STAGE,
     ) -> None:
         self.algo = _resolve_algorithm(algorithm)
@@ -599,7 +626,7 @@ class InputTransform(AdderNetworkUnit):
         super().__init__(
             self.algo.input_adder_network,
             in_width=in_bits,
-            meta_width=meta_width,
+            meta_layout=meta_layout,
             adds_per_stage=adds_per_stage,
         )
         self.v_bits = self.out_width
@@ -632,7 +659,7 @@ class OutputTransform(AdderNetworkUnit):
         algorithm: BilinearAlgorithm | str,
         *,
         z_bits: int,
-        meta_width: int = 0,
+        meta_layout: ShapeLike | None = None,
         adds_per_stage: int = DEFAULT_ADDS_PER_STAGE,
     ) -> None:
         self.algo = _resolve_algorithm(algorithm)
@@ -640,7 +667,7 @@ class OutputTransform(AdderNetworkUnit):
         super().__init__(
             self.algo.output_adder_network,
             in_width=z_bits,
-            meta_width=meta_width,
+            meta_layout=meta_layout,
             adds_per_stage=adds_per_stage,
         )
         self.y_bits = self.out_width

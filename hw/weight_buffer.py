@@ -35,18 +35,34 @@ class WeightBuffer(wiring.Component):
         i_weight (In stream of ``ArrayLayout(ArrayLayout(signed(weight_bits), positions), lanes)``):
             rows for input channels 0, 1, ... in order; always ready (one row per cycle).
         loaded (Out): number of rows written since ``restart``.
-        i_beat (In stream of ``{act, ci, bank, first, last}``): an activation beat of input
-            channel ``ci`` using the weights in ``bank``.
+        i_beat (In stream of ``{data, meta}``): an activation beat ``data`` (``m`` values) of
+            input channel ``meta.ci`` using the weights in bank ``meta.bank``; ``meta`` has
+            the layout :meth:`beat_meta_layout` (the engine's control fields, carried
+            through the input transform and the activation quantizer).
         o_beat (Out stream of ``{act, weights, first, last}``): the same beat with row ``ci``,
             the payload layout of ``MacArray.i_beat``.
 
-    Contract: latency 1 cycle (synchronous memory read), one beat per cycle,
+    Contract: latency :attr:`latency` = 1 cycle (synchronous memory read), one beat per cycle,
     backpressure stalls the read stage together with the beat
     (:class:`~sfc_hls.hw.pipeline.StallPipeline`).  A bank must not be written
     while beats that read it are in flight (the engine frees a bank only after
     its group's last result has left the MAC array).  A read of a row not loaded since ``restart`` returns stale data;
     the engine only reads ``ci < cin <= loaded``.
     """
+
+    latency = 1
+
+    @staticmethod
+    def beat_meta_layout(cin_max: int) -> data.StructLayout:
+        """The control fields of an activation beat: ``{ci, first, last, bank}``.
+
+        ``ci`` selects the weight row, ``bank`` the bank; ``first``/``last``
+        mark the first and last input channel of a tile (for the MAC array).
+        """
+        check_int("cin_max", cin_max, 1)
+        return data.StructLayout(
+            {"ci": unsigned(max(ceil_log2(cin_max), 1)), "first": 1, "last": 1, "bank": 1}
+        )
 
     def __init__(
         self, *, positions: int, lanes: int, cin_max: int, act_bits: int = 8, weight_bits: int = 8
@@ -60,7 +76,7 @@ class WeightBuffer(wiring.Component):
         self.row_layout = data.ArrayLayout(data.ArrayLayout(signed(weight_bits), positions), lanes)
         act = data.ArrayLayout(signed(act_bits), positions)
         self.in_beat_layout = data.StructLayout(
-            {"act": act, "ci": unsigned(self.ci_bits), "bank": 1, "first": 1, "last": 1}
+            {"data": act, "meta": self.beat_meta_layout(cin_max)}
         )
         self.out_beat_layout = data.StructLayout(
             {"act": act, "weights": self.row_layout, "first": 1, "last": 1}
@@ -96,14 +112,15 @@ class WeightBuffer(wiring.Component):
             m.d.sync += self.loaded.eq(self.loaded + 1)
 
         # Read side: one stage; the memory's output register is the stage register.
-        pipe = StallPipeline(m, i=self.i_beat, o=self.o_beat, depth=1, name="wbuf")
+        pipe = StallPipeline(m, i=self.i_beat, o=self.o_beat, depth=self.latency, name="wbuf")
+        meta = self.i_beat.payload.meta
         m.d.comb += [
-            rd.addr.eq(self.i_beat.payload.bank * self.cin_max + self.i_beat.payload.ci),
+            rd.addr.eq(meta.bank * self.cin_max + meta.ci),
             rd.en.eq(pipe.advance),
         ]
-        act = pipe.register(m, self.i_beat.payload.act, name="act")
-        first = pipe.register(m, self.i_beat.payload.first, name="first")
-        last = pipe.register(m, self.i_beat.payload.last, name="last")
+        act = pipe.register(m, self.i_beat.payload.data, name="act")
+        first = pipe.register(m, meta.first, name="first")
+        last = pipe.register(m, meta.last, name="last")
         m.d.comb += [
             self.o_beat.payload.act.eq(act),
             self.o_beat.payload.weights.eq(rd.data),

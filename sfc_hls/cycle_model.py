@@ -1,6 +1,6 @@
 """Cycle model of the conv engine: cycles per layer from the layer descriptor.
 
-A layer on an engine (:class:`~sfc_hls.hw.engine.ConvEngine`) is described by
+A layer on an engine (``sfc_hls.hw.engine.ConvEngine``) is described by
 ``cin``, ``cout`` and ``tiles`` (output tiles per output-channel group, all
 images) -- the registers of :mod:`sfc_hls.hw.register_map`.  The model
 follows the engine's protocol tile by tile, with the pipeline latencies and
@@ -10,7 +10,9 @@ configuration beat to the last output beat, as
 streams that never stall (validated against Verilator in
 ``tests/test_cycle_model.py`` within 2%).
 
-Timing parameters (:class:`EngineTiming`, taken from a ``ConvEngine``):
+Timing parameters (:class:`EngineTiming`; the engine's own values come from
+``sfc_hls.hw.interface.EngineInterface.timing()``, so this module needs no
+hardware description):
 
 * ``cfg_writes``: register writes per layer (``2 m + 6``, one per cycle).
 * ``front_latency``: from the handshake of a tile's last ``i_act`` beat to its
@@ -71,60 +73,11 @@ class EngineTiming:
 
     @property
     def latency(self) -> int:
-        """Last ``i_act`` beat of a tile to its first ``o_out`` beat, minus one (``ConvEngine.latency``)."""
+        """Last ``i_act`` beat of a tile to its first ``o_out`` beat, minus one (the engine's total latency)."""
         return self.front_latency + self.back_latency
-
-    @classmethod
-    def from_engine(cls, engine, *, weight_banks: int | None = None) -> EngineTiming:
-        """Parameters of a :class:`~sfc_hls.hw.engine.ConvEngine` (no elaboration needed).
-
-        ``weight_banks`` defaults to what the engine has: 2 when its weight
-        buffer has a ``load_bank`` port (ping-pong banks), else 1.
-        """
-        if weight_banks is None:
-            banks = getattr(engine, "weight_banks", None)
-            if banks is None:
-                members = engine.weight_buffer.signature.members
-                banks = 2 if "load_bank" in members else 1
-            weight_banks = int(banks)
-        front = (
-            engine.input_transform.latency
-            + engine.act_quantizer.latency
-            + 1  # weight buffer read
-            + 2  # MAC array: multiply, accumulate
-        )
-        back = engine.rescale.latency + engine.output_transform.latency
-        back += engine.output_quantizer.latency
-        if front + back != engine.latency:
-            raise AssertionError(
-                f"engine latency {engine.latency} != front {front} + back {back}: "
-                "the cycle model no longer matches ConvEngine's pipeline"
-            )
-        return cls(
-            pco=engine.config.pco,
-            cfg_writes=cfg_writes(engine.algo.mults),
-            front_latency=front,
-            back_latency=back,
-            weight_banks=weight_banks,
-        )
-
-    @classmethod
-    def from_config(cls, config, *, weight_banks: int | None = None) -> EngineTiming:
-        """Parameters of the engine ``config`` generates (builds the Python objects only)."""
-        from sfc_hls.hw.engine import ConvEngine
-
-        engine = ConvEngine(config)
-        engine._MustUse__silence = True  # read for its parameters, never elaborated
-        return cls.from_engine(engine, weight_banks=weight_banks)
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
-
-
-def cfg_writes(positions: int) -> int:
-    """Register writes of one layer (:func:`~sfc_hls.hw.register_map.layer_register_writes`)."""
-    # CIN, COUT, TILES, FLAGS, RESCALE_SHIFT, ACT_MULT[j], ACT_SHIFT[j], CONTROL
-    return 5 + 2 * positions + 1
 
 
 @dataclass(frozen=True)

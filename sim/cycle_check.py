@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from sfc_hls.config import EngineConfig
-from sfc_hls.cycle_model import EngineTiming, layer_cycles
+from sfc_hls.cycle_model import layer_cycles
 from sfc_hls.datapath import random_layer_quant
 from sfc_hls.hw.generate import TOPLEVEL, generate_engine
+from sfc_hls.hw.interface import EngineInterface
 from sfc_hls.sim.engine_regression import LayerShape
 from sfc_hls.sim.verilator import run_cocotb
 
@@ -111,7 +112,7 @@ def compare(
     build_root: str | os.PathLike | None = None,
 ) -> list[CycleCheck]:
     """Measured (Verilator) and modelled cycles of ``shapes`` on ``config``'s engine."""
-    timing = EngineTiming.from_config(config)
+    timing = EngineInterface.from_config(config).timing()
     measured = measure_layers(config, shapes, seed=seed, build_root=build_root)
     out = []
     for shape, meas in zip(shapes, measured, strict=True):

@@ -26,8 +26,8 @@ from cocotb.triggers import ClockCycles, RisingEdge
 from sfc_hls.config import EngineConfig
 from sfc_hls.datapath import LayerQuant
 from sfc_hls.golden import conv2d_int8
-from sfc_hls.hw.engine import ConvEngine
 from sfc_hls.hw.engine_streams import EngineStreams, pack
+from sfc_hls.hw.interface import EngineInterface
 from sfc_hls.hw.register_map import REGISTERS, START
 from sfc_hls.sim.streams import CLOCK_PERIOD_NS as CLOCK_PERIOD_NS  # re-exported for tb_host
 from sfc_hls.sim.streams import (
@@ -85,8 +85,8 @@ class EngineTestbench:
         self.dut = dut
         self.config = config
         self.engine_config = EngineConfig.from_dict(config["engine"])
-        self.engine = ConvEngine(self.engine_config)
-        self.streams = EngineStreams(self.engine)
+        self.interface = EngineInterface.from_config(self.engine_config)
+        self.streams = EngineStreams(self.interface)
         self.rng = random.Random(int(config.get("seed", 0)))
         self.scoreboard = Scoreboard()
         self.drivers: dict[str, StreamDriver] = {}
@@ -123,7 +123,7 @@ class EngineTestbench:
 
     def status(self) -> dict[str, int]:
         raw = self.dut.status.value.to_unsigned()
-        layout = self.engine.status_layout
+        layout = self.interface.layouts["status"]
         return {name: (raw >> f.offset) & ((1 << f.width) - 1) for name, f in layout}
 
     def send_layer(self, params: LayerQuant, x: np.ndarray):
@@ -183,9 +183,9 @@ def _load_layers(config: dict[str, Any]) -> list[tuple[str, LayerQuant, np.ndarr
     return layers
 
 
-def _timeout(params: LayerQuant, x: np.ndarray, engine: ConvEngine) -> int:
+def _timeout(params: LayerQuant, x: np.ndarray, engine: EngineConfig) -> int:
     beats = x.shape[0] * params.cin * (x.shape[2] * x.shape[3] + 64)
-    groups = -(-params.cout // engine.config.pco)
+    groups = -(-params.cout // engine.pco)
     return 20 * groups * (beats + params.cin + 200) + 5000
 
 
@@ -200,7 +200,7 @@ async def layers_bit_exact(dut: Any) -> None:
     )
     results = []
     for name, params, x in _load_layers(config):
-        res = await tb.run_layer(name, params, x, _timeout(params, x, tb.engine))
+        res = await tb.run_layer(name, params, x, _timeout(params, x, tb.engine_config))
         dut._log.info(
             "%s: cin=%d cout=%d %dx%d, %d tiles, %d cycles, bit-exact %s",
             name, res.cin, res.cout, res.height, res.width, res.tiles, res.cycles, res.bit_exact,
@@ -224,7 +224,7 @@ async def throughput_without_stalls(dut: Any) -> None:
     await tb.start()
     params = LayerQuant.load(entry["params"])
     x = np.load(entry["input"])
-    res = await tb.run_layer("throughput", params, x, _timeout(params, x, tb.engine))
+    res = await tb.run_layer("throughput", params, x, _timeout(params, x, tb.engine_config))
     tb_report(config, throughput=res.__dict__)
     assert res.bit_exact, tb.scoreboard.mismatches
     worst = max(res.group_cycles_per_beat)
@@ -241,7 +241,8 @@ async def reset_mid_layer_then_clean_layer(dut: Any) -> None:
     name, params, x = layers[0]
     beats = tb.send_layer(params, x)
     await within_cycles(
-        tb.monitor.wait_for(max(1, beats.expected_outputs // 2)), _timeout(params, x, tb.engine)
+        tb.monitor.wait_for(max(1, beats.expected_outputs // 2)),
+        _timeout(params, x, tb.engine_config),
     )
     await RisingEdge(dut.clk)  # leave the ReadOnly phase before driving signals
     for driver in tb.drivers.values():
@@ -250,7 +251,9 @@ async def reset_mid_layer_then_clean_layer(dut: Any) -> None:
     tb.monitor.clear()
     assert tb.status()["busy"] == 0
     name, params, x = layers[-1]
-    res = await tb.run_layer(name + "_after_reset", params, x, _timeout(params, x, tb.engine))
+    res = await tb.run_layer(
+        name + "_after_reset", params, x, _timeout(params, x, tb.engine_config)
+    )
     tb_report(config, reset=res.__dict__)
     assert res.bit_exact, tb.scoreboard.mismatches
 
@@ -261,7 +264,7 @@ async def bad_descriptor_is_flagged(dut: Any) -> None:
     config = tb_config()
     tb = EngineTestbench(dut, config)
     await tb.start()
-    limits = tb.engine.limits
+    limits = tb.interface.limits
     writes = [
         (REGISTERS["CIN"], limits["cin"] + 1),
         (REGISTERS["COUT"], 1),
@@ -270,7 +273,7 @@ async def bad_descriptor_is_flagged(dut: Any) -> None:
     ]
     tb.drivers["i_cfg"].send(
         pack(
-            tb.engine.cfg_layout,
+            tb.interface.layouts["cfg"],
             {"addr": np.array([a for a, _ in writes]), "data": np.array([d for _, d in writes])},
         )  # fmt: skip
     )
@@ -281,6 +284,6 @@ async def bad_descriptor_is_flagged(dut: Any) -> None:
     assert status["desc_error"] == 1 and status["busy"] == 0, status
     # A good layer afterwards runs and clears the error.
     name, params, x = _load_layers(config)[-1]
-    res = await tb.run_layer(name, params, x, _timeout(params, x, tb.engine))
+    res = await tb.run_layer(name, params, x, _timeout(params, x, tb.engine_config))
     assert res.bit_exact, tb.scoreboard.mismatches
     assert (await tb.wait_idle())["desc_error"] == 0

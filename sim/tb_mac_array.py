@@ -22,6 +22,7 @@ import cocotb
 import numpy as np
 from cocotb.triggers import ClockCycles
 
+from sfc_hls.datapath import accumulation_bound
 from sfc_hls.hw.mac_array import MacArray
 from sfc_hls.sim.streams import (
     PayloadCodec,
@@ -162,9 +163,7 @@ async def random_data_with_stalls(dut: Any) -> None:
         tb.send(tb.encode(accumulation), model.accumulate(accumulation))
 
     received = await tb.finish(timeout_cycles=20 * tb.beats_sent + 1000)
-    bound = MacArray.accumulation_bound(
-        act_bits=tb.array.act_bits, weight_bits=tb.array.weight_bits, cin_max=tb.array.cin_max
-    )
+    bound = accumulation_bound(tb.array.cin_max, tb.array.act_bits, tb.array.weight_bits)
     assert max(int(np.abs(result).max()) for result in received) == bound
     dut._log.info(
         "%d accumulations, %d beats checked (seed %d)",

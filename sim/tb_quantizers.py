@@ -68,12 +68,13 @@ class QuantizerHarness(wiring.Component):
     """
 
     def __init__(self, config: EngineConfig, *, meta_width: int = 0) -> None:
+        meta = meta_width or None
         self.acts = {
-            mode: ActQuantizer(replace(config, scale_mode=mode), meta_width=meta_width)
+            mode: ActQuantizer(replace(config, scale_mode=mode), meta_layout=meta)
             for mode in SCALE_MODES
         }
-        self.rescale = Rescale(config, meta_width=meta_width)
-        self.outq = OutputQuantizer(config, meta_width=meta_width)
+        self.rescale = Rescale(config, meta_layout=meta)
+        self.outq = OutputQuantizer(config, tag_layout=meta)
         self.blocks = {
             "aqp": self.acts["pow2"],
             "aqf": self.acts["fixed"],
@@ -139,7 +140,7 @@ class GoldenLayer:
         v, q = self.stages.v, self.stages.q
         m = v.shape[-1]
         return [
-            Beat({"v": vv.tolist()}, qq)
+            Beat({"data": vv.tolist()}, qq)
             for vv, qq in zip(v.reshape(-1, m), q.reshape(-1, m), strict=True)
         ]
 
@@ -149,7 +150,9 @@ class GoldenLayer:
         beats = []
         for index in np.ndindex(acc.shape[:-1]):
             co = index[1]
-            beats.append(Beat({"acc": acc[index].tolist(), "mult": mult[:, co].tolist()}, z[index]))
+            beats.append(
+                Beat({"data": acc[index].tolist(), "mult": mult[:, co].tolist()}, z[index])
+            )
         return beats
 
     def outq_beats(self) -> list[Beat]:
@@ -158,12 +161,12 @@ class GoldenLayer:
         beats = []
         for index in np.ndindex(y.shape[:-1]):
             co = index[1]
-            payload = {
-                "y": y[index].tolist(),
+            params = {
                 "bias": int(p.bias[co]),
                 "out_mult": int(p.out_mult[co]),
                 "out_shift": int(p.out_shift[co]),
             }
+            payload = {"data": y[index].tolist(), "meta": {"params": params}}
             beats.append(Beat(payload, out[index]))
         return beats
 
@@ -205,7 +208,9 @@ class BlockChannel:
         for beat in beats:
             payload = dict(beat.payload)
             meta = self.sent % (1 << self.meta_width)
-            if self.meta_width:
+            if self.meta_width and "meta" in payload:  # the output quantizer's tag
+                payload["meta"] = {**payload["meta"], "tag": meta}
+            elif self.meta_width:
                 payload["meta"] = meta
             raw.append(self.in_codec.encode(payload))
             self.scoreboard.expect(beat.expected, meta if self.meta_width else None)
@@ -242,10 +247,10 @@ class QuantizerTestbench:
 
     #: channel name -> (harness prefix, input port, output port, output field)
     CHANNELS = {
-        "act_pow2": ("aqp", "i_v", "o_q", "q"),
-        "act_fixed": ("aqf", "i_v", "o_q", "q"),
-        "rescale": ("rs", "i_acc", "o_z", "z"),
-        "outq": ("oq", "i_y", "o_out", "out"),
+        "act_pow2": ("aqp", "i_v", "o_q", "data"),
+        "act_fixed": ("aqf", "i_v", "o_q", "data"),
+        "rescale": ("rs", "i_acc", "o_z", "data"),
+        "outq": ("oq", "i_y", "o_out", "data"),
     }
 
     async def start(self) -> None:
@@ -386,7 +391,7 @@ async def overflow_flag_on_too_small_shift(dut: Any) -> None:
         for acc in accs:
             exact = rshift_round(acc.astype(object) * mult_max, shift)
             result.append(
-                Beat({"acc": acc.tolist(), "mult": [mult_max] * m}, saturate(exact, engine.z_bits))
+                Beat({"data": acc.tolist(), "mult": [mult_max] * m}, saturate(exact, engine.z_bits))
             )
         return result
 
@@ -394,11 +399,11 @@ async def overflow_flag_on_too_small_shift(dut: Any) -> None:
     dut.rs_rescale_shift.value = minimum
     got = await tb.run_beats({"rescale": beats(minimum)})
     assert tb.overflow() == 0
-    assert max(abs(v) for v in got["rescale"][0]["z"]) > z_hi // 2
+    assert max(abs(v) for v in got["rescale"][0]["data"]) > z_hi // 2
     # One below: the +bound beat exceeds z_bits, is clamped to z_hi and flagged.
     dut.rs_rescale_shift.value = minimum - 1
     got = await tb.run_beats({"rescale": beats(minimum - 1)})
-    assert got["rescale"][0]["z"] == [z_hi] * m
+    assert got["rescale"][0]["data"] == [z_hi] * m
     assert tb.overflow() == 1, "overflow not flagged"
     await ClockCycles(dut.clk, 5)
     assert tb.overflow() == 1, "overflow is not sticky"

@@ -1,11 +1,10 @@
-# amaranth: UnusedElaboratable=no
-
 """Cycle model of the conv engine: against Verilator, against closed forms, bad arguments."""
 
 import pytest
 
 from sfc_hls.config import EngineConfig
-from sfc_hls.cycle_model import EngineTiming, LayerCycles, cfg_writes, layer_cycles
+from sfc_hls.cycle_model import EngineTiming, LayerCycles, layer_cycles
+from sfc_hls.hw.interface import EngineInterface
 from sfc_hls.sim.cycle_check import compare
 from sfc_hls.sim.engine_regression import LayerShape
 
@@ -40,19 +39,24 @@ SERIAL_MEASURED = [
 
 
 def test_serial_engine_model_matches_measured_cycles():
-    timing = EngineTiming.from_config(
-        EngineConfig(algorithm="wino-2x2-3x3", pco=4, cin_max=64, cout_max=8), weight_banks=1
-    )
+    timing = EngineInterface.from_config(
+        EngineConfig(algorithm="wino-2x2-3x3", pco=4, cin_max=64, cout_max=8)
+    ).timing(weight_banks=1)
     for cin, cout, tiles, measured in SERIAL_MEASURED:
         model = layer_cycles(timing, cin=cin, cout=cout, tiles=tiles).cycles
         assert abs(model - measured) <= max(1, 0.02 * measured), (cin, cout, tiles, model)
 
 
 def test_timing_from_engine():
-    timing = EngineTiming.from_config(SMALL)
+    interface = EngineInterface.from_config(SMALL)
+    timing = interface.timing()
     assert timing.pco == 2 and timing.weight_banks == 2
-    assert timing.cfg_writes == cfg_writes(16) == 38
-    assert timing.front_latency > 0 and timing.back_latency > 0
+    assert timing.cfg_writes == 2 * 16 + 6 == 38  # CIN..RESCALE_SHIFT, ACT_MULT/SHIFT[16], CONTROL
+    latency = interface.latency
+    assert timing.front_latency == sum(latency[b] for b in
+                                       ("input_transform", "act_quantizer", "weight_buffer",
+                                        "mac_array"))  # fmt: skip
+    assert timing.latency == interface.total_latency == sum(latency.values())
 
 
 @pytest.mark.parametrize("banks", [1, 2])

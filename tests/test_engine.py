@@ -6,12 +6,15 @@ import json
 
 import numpy as np
 import pytest
+from amaranth.hdl import Shape
+from amaranth.lib import data
 
 from sfc_hls.cli import main
 from sfc_hls.config import EngineConfig
 from sfc_hls.datapath import random_layer_quant
 from sfc_hls.hw.engine import ConvEngine
-from sfc_hls.hw.engine_streams import EngineStreams, flat_fields, pack, unpack
+from sfc_hls.hw.engine_streams import EngineStreams, pack, unpack
+from sfc_hls.hw.interface import EngineInterface
 from sfc_hls.sim.engine_regression import run_regression
 
 # Four algorithms, both scale modes, P_co 2 and 4; cin_max 64 so that the
@@ -45,30 +48,61 @@ def test_engine_bit_exact_against_golden(config, tmp_path):
     assert sorted(report["tests"]) == sorted(expected_tests)
 
 
-def test_stream_packing_matches_amaranth_layouts():
-    engine = ConvEngine(EngineConfig(algorithm="wino-2x2-3x3", pco=2, cin_max=8, cout_max=4))
+def _random_value(shape, rng):
+    """A random nested value (lists for arrays, dicts for structs) of an Amaranth shape."""
+    if isinstance(shape, data.ArrayLayout):
+        return [_random_value(shape.elem_shape, rng) for _ in range(shape.length)]
+    if isinstance(shape, data.StructLayout):
+        return {name: _random_value(field.shape, rng) for name, field in shape}
+    s = Shape.cast(shape)
+    lo, hi = (-(1 << (s.width - 1)), 1 << (s.width - 1)) if s.signed else (0, 1 << s.width)
+    return int(rng.integers(lo, hi))
+
+
+def _leaves(value, path=""):
+    """{field path: flat list of ints}: the arrays of scalars flattened, as pack() takes them."""
+    if isinstance(value, dict):
+        out = {}
+        for name, item in value.items():
+            out.update(_leaves(item, f"{path}.{name}" if path else name))
+        return out
+    if isinstance(value, list) and not any(isinstance(v, dict) for v in value):
+        return {path: list(np.ravel(value))}
+    if isinstance(value, list):
+        out = {}
+        for i, item in enumerate(value):
+            out.update(_leaves(item, f"{path}[{i}]"))
+        return out
+    return {path: [value]}
+
+
+@pytest.mark.parametrize("name", ["cfg", "chan", "weight", "act", "out", "status"])
+def test_stream_packing_matches_amaranth_layouts(name):
+    """pack/unpack against Amaranth's own encoding of independently built nested values."""
+    layout = EngineInterface.from_config(
+        EngineConfig(algorithm="wino-2x2-3x3", pco=2, cin_max=8, cout_max=4)
+    ).layouts[name]
     rng = np.random.default_rng(0)
-    for layout in (engine.weight_buffer.row_layout, engine.chan_layout, engine.out_layout,
-                   engine.act_layout, engine.cfg_layout):  # fmt: skip
-        fields = {}
-        for path, _, width, signed, count in flat_fields(layout):
-            lo, hi = (-(1 << (width - 1)), 1 << (width - 1)) if signed else (0, 1 << width)
-            fields[path] = rng.integers(lo, hi, size=(3, count))
-        raw = pack(layout, fields)
-        back = unpack(layout, raw)
-        for path, arr in fields.items():
-            assert np.array_equal(back[path], arr)
-        # Amaranth's own encoding of the same value agrees bit for bit.
-        view = layout.from_bits(raw[0])
-        assert layout.const(view).as_bits() == raw[0]
+    values = [_random_value(layout, rng) for _ in range(3)]
+    expected = [layout.const(v).as_bits() for v in values]  # Amaranth's bit order
+    fields = {path: np.array([_leaves(v)[path] for v in values]) for path in _leaves(values[0])}
+    assert pack(layout, fields) == expected
+    back = unpack(layout, expected)
+    assert sorted(back) == sorted(fields)
+    for path, arr in fields.items():
+        assert np.array_equal(back[path], arr), path
+
+
+def test_pack_rejects_values_out_of_range():
+    layout = EngineInterface.from_config(EngineConfig(algorithm="wino-2x2-3x3", pco=2,
+                                                      cin_max=8, cout_max=4)).layouts["act"]  # fmt: skip
     with pytest.raises(ValueError, match="values must be in"):
-        pack(engine.act_layout, {"": np.full((1, 16), 200)})
+        pack(layout, {"": np.full((1, 16), 200)})
 
 
 def test_stream_encoding_round_trip_through_golden():
     config = EngineConfig(algorithm="sfc4-4x4-3x3", pco=2, cin_max=8, cout_max=8)
-    engine = ConvEngine(config)
-    streams = EngineStreams(engine)
+    streams = EngineStreams(config)
     rng = np.random.default_rng(1)
     params = random_layer_quant(config, 3, 5, rng)
     x = rng.integers(-128, 128, size=(2, 3, 9, 6))

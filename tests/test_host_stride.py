@@ -14,7 +14,6 @@ from sfc_hls.catalog import get_algorithm
 from sfc_hls.config import EngineConfig
 from sfc_hls.datapath import LayerQuant, random_layer_quant
 from sfc_hls.golden import conv2d_int8, conv2d_int8_scalar
-from sfc_hls.hw.engine import ConvEngine
 from sfc_hls.hw.engine_streams import EngineStreams, pack
 from sfc_hls.reference import extract_tiles, output_size
 
@@ -94,8 +93,7 @@ def test_stride_rejected_for_multi_output_tiles(algorithm):
 def test_strided_stream_encoding_round_trip():
     """Beats for a strided layer carry one patch per output pixel; assemble inverts the order."""
     config = EngineConfig(algorithm="direct-3x3", pco=2, cin_max=8, cout_max=8)
-    engine = ConvEngine(config)
-    streams = EngineStreams(engine)
+    streams = EngineStreams(config)
     rng = np.random.default_rng(4)
     params = random_layer_quant(config, 3, 5, rng, padding=1)
     x = rng.integers(-128, 128, size=(2, 3, 9, 6))
@@ -113,12 +111,12 @@ def test_strided_stream_encoding_round_trip():
             for co in range(g * 2, min(g * 2 + 2, 5)):
                 last = g == beats.groups - 1 and t == beats.tiles - 1 and co == 4
                 payloads += pack(
-                    engine.out_layout,
+                    streams.layouts["out"],
                     {
                         "data": np.array([[want[n, co, ty, tx]]]),
-                        "channel": np.array([co]),
-                        "tile": np.array([t]),
-                        "last": np.array([int(last)]),
+                        "meta.channel": np.array([co]),
+                        "meta.tile": np.array([t]),
+                        "meta.last": np.array([int(last)]),
                     },
                 )
     got = streams.assemble(payloads, params, 2, 9, 6, stride=2)

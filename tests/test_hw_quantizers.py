@@ -72,19 +72,24 @@ def spec_requant(value, mult, shift, bits: int | None = None, relu: bool = False
         (lambda: Rescale(None), TypeError, r"config must be an EngineConfig, not None"),
         (lambda: OutputQuantizer({}), TypeError, r"config must be an EngineConfig, not \{\}"),
         (
-            lambda: ActQuantizer(EngineConfig(), meta_width=-1),
+            lambda: ActQuantizer(EngineConfig(), meta_layout=-1),
+            TypeError,
+            r"meta_layout must be a shape .*got -1",
+        ),
+        (
+            lambda: ActQuantizer(EngineConfig(), meta_layout=2.0),
+            TypeError,
+            r"meta_layout must be a shape .*got 2.0",
+        ),
+        (
+            lambda: OutputQuantizer(EngineConfig(), tag_layout=True),
+            TypeError,
+            r"meta_layout must be a shape .*got True",
+        ),
+        (
+            lambda: OutputQuantizer(EngineConfig(), y_bits=1),
             ValueError,
-            r"meta_width must be an int >= 0, got -1",
-        ),
-        (
-            lambda: ActQuantizer(EngineConfig(), meta_width=2.0),
-            TypeError,
-            r"meta_width must be an int >= 0, got float 2.0",
-        ),
-        (
-            lambda: OutputQuantizer(EngineConfig(), meta_width=True),
-            TypeError,
-            r"meta_width must be an int >= 0, got bool True",
+            r"y_bits must be an int >= 2, got 1",
         ),
         (
             lambda: Rescale(EngineConfig(), cin_max=0),
@@ -102,9 +107,9 @@ def spec_requant(value, mult, shift, bits: int | None = None, relu: bool = False
             r"cin_max must be an int in \[1, 256\], got str '8'",
         ),
         (
-            lambda: Rescale(EngineConfig(), meta_width=-3),
-            ValueError,
-            r"meta_width must be an int >= 0, got -3",
+            lambda: Rescale(EngineConfig(), meta_layout="x"),
+            TypeError,
+            r"meta_layout must be a shape .*got 'x'",
         ),
         (
             lambda: Rescale(EngineConfig(), cin_max=8).minimum_shift(9),
@@ -149,7 +154,8 @@ def test_widths_cover_every_legal_layer(algorithm, mode):
             assert rescale.acc_bits >= wd.acc_bits
             assert rescale.product_bits >= wd.rescaled_bits
             assert rescale.max_shift >= wd.rescaled_bits
-            assert outq.y_bits >= wd.y_bits and outq.y_bound >= int(wd.y_bound.max())
+            assert outq.y_bits >= wd.y_bits
+            assert signed_range(outq.y_bits)[1] >= int(wd.y_bound.max())
             assert outq.biased_bits >= wd.biased_bits
             assert outq.product_bits >= wd.out_product_bits
             assert outq.max_shift >= wd.out_product_bits
@@ -161,7 +167,7 @@ def test_widths_cover_every_legal_layer(algorithm, mode):
 
 def test_default_engine_ports():
     config = EngineConfig()
-    act = ActQuantizer(config, meta_width=3)
+    act = ActQuantizer(config, meta_layout=3)
     assert (act.positions, act.v_bits, act.product_bits, act.shift_width) == (132, 14, 14, 4)
     assert not hasattr(act, "act_mult")  # pow2: no multiplier
     assert act.i_v.payload.shape() == act.in_layout
@@ -170,14 +176,14 @@ def test_default_engine_ports():
     assert (fixed.product_bits, fixed.max_shift, fixed.shift_width) == (30, 30, 5)
     assert fixed.act_mult.shape().size == 132 * 16
     assert "meta" not in dict(fixed.in_layout)  # meta_width 0: no field
-    rescale = Rescale(config, meta_width=2)
+    rescale = Rescale(config, meta_layout=2)
     assert (rescale.acc_bits, rescale.product_bits, rescale.max_shift) == (24, 40, 39)
     assert rescale.shift_width == 6 and rescale.minimum_shift(256) == 15
     assert rescale.o_z.payload.shape() == rescale.out_layout
-    outq = OutputQuantizer(config, meta_width=2)
+    outq = OutputQuantizer(config, tag_layout=2)
     assert outq.outputs == 49
     assert (outq.y_bits, outq.biased_bits, outq.product_bits, outq.max_shift) == (31, 32, 48, 48)
-    assert outq.y_bound == 112 * (1 << 23)
+    assert signed_range(outq.y_bits)[1] >= 112 * (1 << 23)  # max row L1 of A^T times 2^23
     assert [b.latency for b in (act, rescale, outq)] == [2, 2, 3]
 
 
@@ -259,7 +265,7 @@ def _act_phase(dut: ActQuantizer, mult, shift, vs, expected, gen):
     beats = []
     for v in vs:
         meta = int(gen.integers(0, 1 << dut.meta_width))
-        beat = {"v": [int(x) for x in v]}
+        beat = {"data": [int(x) for x in v]}
         if dut.meta_width:
             beat["meta"] = meta
         beats.append(beat)
@@ -271,7 +277,7 @@ def _act_phase(dut: ActQuantizer, mult, shift, vs, expected, gen):
 @pytest.mark.parametrize("seed", [1, 2], ids=lambda seed: f"seed{seed}")
 def test_act_quantizer_random_with_gaps_and_backpressure(mode, seed):
     """Every v the port can carry, every multiplier, every value of the shift port."""
-    dut = ActQuantizer(small_config(mode), meta_width=3)
+    dut = ActQuantizer(small_config(mode), meta_layout=3)
     gen = np.random.default_rng(seed)
     n = dut.positions
     lo, hi = signed_range(dut.v_bits)
@@ -284,7 +290,7 @@ def test_act_quantizer_random_with_gaps_and_backpressure(mode, seed):
         vs = gen.integers(lo, hi + 1, (12, n))
         phases.append(_act_phase(dut, mult, shift, vs, expected, gen))
     received = simulate(dut, dut.i_v, dut.o_q, phases, rng=random.Random(seed), **GAPS)
-    check_results(received, expected, "q", n, dut.meta_width)
+    check_results(received, expected, "data", n, dut.meta_width)
 
 
 def tie_values(gen, n: int, shift: np.ndarray, bits: int) -> np.ndarray:
@@ -326,8 +332,8 @@ def test_act_quantizer_extremes(mode):
     phases.append(_act_phase(dut, tie_mult, tie_shift, ties, expected, gen))
 
     received = simulate(dut, dut.i_v, dut.o_q, phases, rng=random.Random(5), **GAPS)
-    check_results(received, expected, "q", n, 0)
-    got = np.array([lanes(p, "q", n) for p in received])
+    check_results(received, expected, "data", n, 0)
+    got = np.array([lanes(p, "data", n) for p in received])
     act_lo, act_hi = signed_range(dut.act_bits)
     assert (got == act_hi).any() and (got == act_lo).any()  # saturated on both sides
     # Half-up rounding: 1.5 -> 2 but -1.5 -> -1 (spec check on the sample above).
@@ -341,7 +347,7 @@ def _rescale_beats(dut: Rescale, accs, mults, gen, expected, *, shift: int):
     beats = []
     for acc, mult in zip(accs, mults, strict=True):
         meta = int(gen.integers(0, 1 << dut.meta_width))
-        beat = {"acc": [int(a) for a in acc], "mult": [int(b) for b in mult]}
+        beat = {"data": [int(a) for a in acc], "mult": [int(b) for b in mult]}
         if dut.meta_width:
             beat["meta"] = meta
         beats.append(beat)
@@ -366,7 +372,7 @@ def _expect_overflow(dut: Rescale, flag: bool, *, clear: bool = True):
 @pytest.mark.parametrize("seed", [1, 2], ids=lambda seed: f"seed{seed}")
 def test_rescale_legal_layers_exact_without_overflow(seed):
     config = small_config()
-    dut = Rescale(config, meta_width=2)
+    dut = Rescale(config, meta_layout=2)
     gen = np.random.default_rng(seed)
     n = dut.positions
     mult_max = (1 << config.rescale_bits) - 1
@@ -383,9 +389,9 @@ def test_rescale_legal_layers_exact_without_overflow(seed):
         beats = _rescale_beats(dut, accs, mults, gen, expected, shift=shift)
         phases.append(Phase([(dut.rescale_shift, shift)], beats, _expect_overflow(dut, False)))
     received = simulate(dut, dut.i_acc, dut.o_z, phases, rng=random.Random(seed), **GAPS)
-    check_results(received, expected, "z", n, dut.meta_width)
+    check_results(received, expected, "data", n, dut.meta_width)
     # The legal extremes reach the top of z_bits' range without leaving it.
-    got = np.array([lanes(p, "z", n) for p in received])
+    got = np.array([lanes(p, "data", n) for p in received])
     assert np.abs(got).max() > (1 << (config.z_bits - 2))
 
 
@@ -417,7 +423,7 @@ def test_rescale_overflow_flag_for_a_too_small_shift():
     ]
     expected.append(expected[0])
     received = simulate(dut, dut.i_acc, dut.o_z, phases, rng=random.Random(3), **GAPS)
-    check_results(received, expected, "z", n, 0)
+    check_results(received, expected, "data", n, 0)
 
 
 @pytest.mark.parametrize("seed", [4], ids=lambda seed: f"seed{seed}")
@@ -438,7 +444,7 @@ def test_rescale_any_port_values_clamped_and_flagged(seed):
         flagged = any((np.asarray(e, dtype=object) != saturate(e, dut.z_bits)).any() for e in exact)
         phases.append(Phase([(dut.rescale_shift, shift)], beats, _expect_overflow(dut, flagged)))
     received = simulate(dut, dut.i_acc, dut.o_z, phases, rng=random.Random(seed), **GAPS)
-    check_results(received, expected, "z", n, 0)
+    check_results(received, expected, "data", n, 0)
 
 
 # -- OutputQuantizer -------------------------------------------------------------------------
@@ -448,10 +454,10 @@ def _outq_beats(dut: OutputQuantizer, rows, gen, expected, *, relu: bool):
     beats = []
     for y, bias, mult, shift in rows:
         meta = int(gen.integers(0, 1 << dut.meta_width))
-        beat = {"y": [int(v) for v in y], "bias": int(bias), "out_mult": int(mult)}
-        beat["out_shift"] = int(shift)
+        params = {"bias": int(bias), "out_mult": int(mult), "out_shift": int(shift)}
+        beat = {"data": [int(v) for v in y], "meta": {"params": params}}
         if dut.meta_width:
-            beat["meta"] = meta
+            beat["meta"]["tag"] = meta
         beats.append(beat)
         biased = np.asarray(y, dtype=object) + int(bias)
         expected.append((spec_requant(biased, mult, shift, dut.out_bits, relu), meta))
@@ -460,7 +466,7 @@ def _outq_beats(dut: OutputQuantizer, rows, gen, expected, *, relu: bool):
 
 @pytest.mark.parametrize("seed", [1, 2], ids=lambda seed: f"seed{seed}")
 def test_output_quantizer_random_with_gaps_and_backpressure(seed):
-    dut = OutputQuantizer(small_config(), meta_width=4)
+    dut = OutputQuantizer(small_config(), tag_layout=4)
     gen = np.random.default_rng(seed)
     n = dut.outputs
     y_lo, y_hi = signed_range(dut.y_bits)
@@ -481,7 +487,7 @@ def test_output_quantizer_random_with_gaps_and_backpressure(seed):
         beats = _outq_beats(dut, rows, gen, expected, relu=relu)
         phases.append(Phase([(dut.relu, relu)], beats))
     received = simulate(dut, dut.i_y, dut.o_out, phases, rng=random.Random(seed), **GAPS)
-    check_results(received, expected, "out", n, dut.meta_width)
+    check_results(received, expected, "data", n, dut.meta_width)
 
 
 def test_output_quantizer_extremes():
@@ -510,8 +516,8 @@ def test_output_quantizer_extremes():
         for relu in (False, True)
     ]
     received = simulate(dut, dut.i_y, dut.o_out, phases, rng=random.Random(6), **GAPS)
-    check_results(received, expected, "out", n, 0)
-    got = np.array([lanes(p, "out", n) for p in received])
+    check_results(received, expected, "data", n, 0)
+    got = np.array([lanes(p, "data", n) for p in received])
     lo, hi = signed_range(dut.out_bits)
     half = len(rows)
     assert (got[:half] == lo).any() and (got[:half] == hi).any()
@@ -523,13 +529,23 @@ def test_output_quantizer_extremes():
 
 def _blocks():
     config = small_config("fixed")
-    act = ActQuantizer(config, meta_width=4)
-    rescale = Rescale(config, meta_width=4)
-    outq = OutputQuantizer(config, meta_width=4)
+    act = ActQuantizer(config, meta_layout=4)
+    rescale = Rescale(config, meta_layout=4)
+    outq = OutputQuantizer(config, tag_layout=4)
     return [
-        (act, act.i_v, act.o_q, {"v": [0] * act.positions}),
-        (rescale, rescale.i_acc, rescale.o_z, {"acc": [0] * rescale.positions}),
-        (outq, outq.i_y, outq.o_out, {"y": [0] * outq.outputs}),
+        (act, act.i_v, act.o_q, lambda meta: {"data": [0] * act.positions, "meta": meta}),
+        (
+            rescale,
+            rescale.i_acc,
+            rescale.o_z,
+            lambda meta: {"data": [0] * rescale.positions, "meta": meta},
+        ),
+        (
+            outq,
+            outq.i_y,
+            outq.o_out,
+            lambda meta: {"data": [0] * outq.outputs, "meta": {"tag": meta}},
+        ),
     ]
 
 
@@ -537,9 +553,9 @@ def _blocks():
 def test_latency_throughput_and_stall(index):
     """Back-to-back beats: one per cycle, each result ``latency`` cycles later; a 3-cycle
     output stall holds the whole pipeline (input not ready) and delays the rest by 3."""
-    dut, i_port, o_port, zero = _blocks()[index]
+    dut, i_port, o_port, payload_with = _blocks()[index]
     count, stall = 8, (5, 6, 7)  # o.ready low at these clock edges
-    payloads = [zero | {"meta": meta} for meta in range(count)]
+    payloads = [payload_with(meta) for meta in range(count)]
     transfers = measure_transfers(
         dut, i_port, o_port, payloads, ready=lambda tick: tick not in stall
     )
@@ -565,13 +581,13 @@ def test_latency_throughput_and_stall(index):
 @pytest.mark.parametrize(
     ("name", "factory"),
     [
-        ("act_pow2", lambda: ActQuantizer(EngineConfig(), meta_width=3)),
+        ("act_pow2", lambda: ActQuantizer(EngineConfig(), meta_layout=3)),
         ("act_fixed", lambda: ActQuantizer(EngineConfig(scale_mode="fixed"))),
-        ("rescale", lambda: Rescale(EngineConfig(), meta_width=1)),
+        ("rescale", lambda: Rescale(EngineConfig(), meta_layout=1)),
         ("outq", lambda: OutputQuantizer(EngineConfig())),
         (
             "outq_direct",
-            lambda: OutputQuantizer(EngineConfig(algorithm="direct-3x3"), meta_width=2),
+            lambda: OutputQuantizer(EngineConfig(algorithm="direct-3x3"), tag_layout=2),
         ),
     ],
 )

@@ -62,7 +62,7 @@ def _matrix(unit: AdderNetworkUnit) -> np.ndarray:
         (lambda: OutputTransform("wino-2-3", z_bits=24), ValueError, r"algorithm must be 2D"),
         (lambda: InputTransform("wino-2x2-3x3", in_bits=1), ValueError, r"in_bits must be .* 1"),
         (lambda: InputTransform("wino-2x2-3x3", in_bits=8.0), TypeError, r"in_bits .* 8\.0"),
-        (lambda: InputTransform("wino-2x2-3x3", meta_width=-1), ValueError, r"meta_width .* -1"),
+        (lambda: InputTransform("wino-2x2-3x3", meta_layout=-1), TypeError, r"meta_layout .* -1"),
         (lambda: InputTransform("wino-2x2-3x3", adds_per_stage=0), ValueError, r"adds_per_stage"),
         (lambda: OutputTransform("wino-2x2-3x3", z_bits=True), TypeError, r"z_bits .* True"),
         (lambda: OutputTransform("wino-2x2-3x3", z_bits=1), ValueError, r"z_bits .* 1"),
@@ -276,14 +276,16 @@ SIM_CASES = [
 def test_amaranth_random_gaps_backpressure_and_bounds(kind, name, adds_per_stage, meta_width):
     seed = SIM_CASES.index((kind, name, adds_per_stage, meta_width))
     if kind == "input":
-        dut = InputTransform(name, meta_width=meta_width, adds_per_stage=adds_per_stage)
+        dut = InputTransform(name, meta_layout=meta_width, adds_per_stage=adds_per_stage)
     else:
-        dut = OutputTransform(name, z_bits=24, meta_width=meta_width, adds_per_stage=adds_per_stage)
+        dut = OutputTransform(
+            name, z_bits=24, meta_layout=meta_width, adds_per_stage=adds_per_stage
+        )
     _check_random_and_extremes(dut, seed)
 
 
 def test_amaranth_latency_and_one_vector_per_cycle():
-    dut = OutputTransform("sfc4-4x4-3x3", z_bits=24, meta_width=4)
+    dut = OutputTransform("sfc4-4x4-3x3", z_bits=24, meta_layout=4)
     assert dut.latency == 4
     vectors = np.random.default_rng(5).integers(-(1 << 23), 1 << 23, (10, dut.n_inputs))
     payloads = [{"data": [int(v) for v in vector], "meta": i} for i, vector in enumerate(vectors)]

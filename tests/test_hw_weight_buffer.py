@@ -56,14 +56,14 @@ def test_rows_pair_with_beats_under_stalls(seed):
     beats = []
     for _ in range(30):
         ci = int(rng.integers(0, 6))
-        beats.append({"act": rng.integers(-128, 128, 5).tolist(), "ci": ci, "bank": seed,
-                      "first": int(ci == 0), "last": int(ci == 5)})  # fmt: skip
+        meta = {"ci": ci, "bank": seed, "first": int(ci == 0), "last": int(ci == 5)}
+        beats.append({"data": rng.integers(-128, 128, 5).tolist(), "meta": meta})
     got = _run(dut, rows, beats, seed=seed, bank=seed)
     assert len(got) == len(beats)
     for beat, (act, weights, first, last) in zip(beats, got, strict=True):
-        assert act == beat["act"]
-        assert np.array_equal(weights, rows[beat["ci"]])
-        assert (first, last) == (beat["first"], beat["last"])
+        assert act == beat["data"]
+        assert np.array_equal(weights, rows[beat["meta"]["ci"]])
+        assert (first, last) == (beat["meta"]["first"], beat["meta"]["last"])
 
 
 @pytest.mark.parametrize(

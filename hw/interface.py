@@ -1,0 +1,239 @@
+"""What everything around a generated engine needs to know about it, without elaborating it.
+
+:class:`EngineInterface` is derived from one :class:`~sfc_hls.config.EngineConfig`
+by the same width and latency functions the blocks use (the blocks are not
+instantiated): the payload layouts of every port and of every internal
+stream, the widths, each block's latency, the descriptor limits and the
+register map.  The engine (:class:`~sfc_hls.hw.engine.ConvEngine`) builds its
+ports from it; the stream encoder (:mod:`sfc_hls.hw.engine_streams`), the
+manifest (:mod:`sfc_hls.hw.generate`), the synthesis report, the testbenches
+and the cycle model (through :meth:`EngineInterface.timing`) read it.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+
+from amaranth.hdl import signed, unsigned
+from amaranth.lib import data
+from amaranth.utils import ceil_log2
+
+from sfc_hls.bilinear import BilinearAlgorithm
+from sfc_hls.config import EngineConfig
+from sfc_hls.cycle_model import EngineTiming
+from sfc_hls.hw.descriptor import CFG_LAYOUT
+from sfc_hls.hw.mac_array import MacArray
+from sfc_hls.hw.quantizers import (
+    ActQuantizer,
+    ActQuantizerWidths,
+    OutputQuantizer,
+    OutputQuantizerWidths,
+    Rescale,
+    RescaleWidths,
+)
+from sfc_hls.hw.register_map import RegisterMap
+from sfc_hls.hw.transform import AdderNetlist, adder_netlist
+from sfc_hls.hw.weight_buffer import WeightBuffer
+
+__all__ = ["TILE_BITS", "EngineInterface"]
+
+#: Width of the tile counter: a layer has at most 2^16 - 1 output tiles per group.
+TILE_BITS = 16
+
+#: Blocks of the datapath in stream order (keys of :attr:`EngineInterface.latency`).
+BLOCKS = (
+    "input_transform",
+    "act_quantizer",
+    "weight_buffer",
+    "mac_array",
+    "rescale",
+    "output_transform",
+    "output_quantizer",
+)
+
+
+@dataclass(frozen=True, eq=False)
+class EngineInterface:
+    """Layouts, widths, latencies and limits of the engine ``config`` generates.
+
+    Attributes:
+        config, algo: the engine and its algorithm.
+        positions, lanes: ``m`` transform positions, ``P_co`` MAC lanes.
+        input_netlist, output_netlist: the adder netlists of ``B^T`` and ``A^T``.
+        act_widths, rescale_widths, output_widths: the requantizers' widths.
+        acc_bits: accumulator width of the MAC array.
+        latency: cycles of each block (:data:`BLOCKS`); :attr:`total_latency` is their sum.
+        layouts: payload layouts by name: the ports ``cfg``, ``chan``, ``weight``,
+            ``act``, ``out``, ``status``; internal ``acc`` (a MAC-array result),
+            ``beat_meta`` (control fields of
+            an activation beat), ``tag`` (channel, tile, last of an output beat),
+            ``lane_meta`` (what travels from the serializer to the output
+            quantizer), ``descriptor`` (the layer registers).
+    """
+
+    config: EngineConfig
+    algo: BilinearAlgorithm
+    positions: int
+    lanes: int
+    input_netlist: AdderNetlist
+    output_netlist: AdderNetlist
+    act_widths: ActQuantizerWidths
+    rescale_widths: RescaleWidths
+    output_widths: OutputQuantizerWidths
+    acc_bits: int
+    latency: dict[str, int]
+    layouts: dict[str, data.Layout] = field(repr=False)
+
+    @classmethod
+    def from_config(cls, config: EngineConfig) -> EngineInterface:
+        """The interface of ``config``'s engine (cached per configuration)."""
+        if not isinstance(config, EngineConfig):
+            raise TypeError(f"config must be an EngineConfig, got {type(config).__name__}")
+        return _interface(config)
+
+    # ------------------------------------------------------------------ derived values
+    @property
+    def total_latency(self) -> int:
+        """Last ``i_act`` beat of a tile to the first ``o_out`` beat of its result, minus one."""
+        return sum(self.latency.values())
+
+    @property
+    def ci_bits(self) -> int:
+        return max(ceil_log2(self.config.cin_max), 1)
+
+    @property
+    def channel_bits(self) -> int:
+        return max(ceil_log2(self.config.cout_max), 1)
+
+    @property
+    def v_bits(self) -> int:
+        return self.input_netlist.out_width
+
+    @property
+    def y_bits(self) -> int:
+        return self.output_netlist.out_width
+
+    @property
+    def registers(self) -> RegisterMap:
+        return RegisterMap(self.positions)
+
+    @property
+    def limits(self) -> dict[str, int]:
+        """Largest legal descriptor values (checked when the layer starts)."""
+        return {
+            "cin": self.config.cin_max,
+            "cout": self.config.cout_max,
+            "tiles": (1 << TILE_BITS) - 1,
+            "rescale_shift": self.rescale_widths.max_shift,
+            "act_shift": self.act_widths.max_shift,
+            "act_mult": (1 << self.config.act_mult_bits) - 1,
+        }
+
+    @property
+    def multipliers(self) -> dict[str, int]:
+        """Multipliers of each block (the transforms have none)."""
+        m = self.positions
+        return {
+            "mac_array": m * self.lanes,
+            "act_quantizer": m if self.act_widths.has_multiplier else 0,
+            "rescale": m,
+            "output_quantizer": self.algo.output_tile**2,
+        }
+
+    def timing(self, *, weight_banks: int = 2) -> EngineTiming:
+        """The cycle model's parameters of this engine (:mod:`sfc_hls.cycle_model`)."""
+        front = sum(self.latency[b] for b in BLOCKS[:4])
+        back = sum(self.latency[b] for b in BLOCKS[4:])
+        return EngineTiming(
+            pco=self.lanes,
+            cfg_writes=len(self.registers.layer_addresses()) + 1,
+            front_latency=front,
+            back_latency=back,
+            weight_banks=weight_banks,
+        )
+
+
+@functools.lru_cache(maxsize=32)
+def _interface(config: EngineConfig) -> EngineInterface:
+    algo = config.algo
+    m, lanes = algo.mults, config.pco
+    input_netlist = adder_netlist(algo.input_adder_network, config.in_bits)
+    output_netlist = adder_netlist(algo.output_adder_network, config.z_bits)
+    act = ActQuantizerWidths.derive(config)
+    if act.v_bits != input_netlist.out_width:
+        raise AssertionError(f"{algo.name}: B^T width {input_netlist.out_width} != v_bits")
+    rescale = RescaleWidths.derive(config, config.cin_max)
+    acc_bits = MacArray.accumulator_width(
+        act_bits=config.act_bits, weight_bits=config.weight_bits, cin_max=config.cin_max
+    )
+    if acc_bits != rescale.acc_bits:
+        raise AssertionError(f"MAC array ({acc_bits}) and rescale ({rescale.acc_bits}) acc widths")
+    output = OutputQuantizerWidths.derive(config, output_netlist.out_width)
+    latency = {
+        "input_transform": input_netlist.latency,
+        "act_quantizer": ActQuantizer.latency,
+        "weight_buffer": WeightBuffer.latency,
+        "mac_array": MacArray.latency,
+        "rescale": Rescale.latency,
+        "output_transform": output_netlist.latency,
+        "output_quantizer": OutputQuantizer.latency,
+    }
+    return EngineInterface(
+        config=config,
+        algo=algo,
+        positions=m,
+        lanes=lanes,
+        input_netlist=input_netlist,
+        output_netlist=output_netlist,
+        act_widths=act,
+        rescale_widths=rescale,
+        output_widths=output,
+        acc_bits=acc_bits,
+        latency=latency,
+        layouts=_layouts(config, act, rescale, output),
+    )
+
+
+def _layouts(
+    config: EngineConfig,
+    act: ActQuantizerWidths,
+    rescale: RescaleWidths,
+    output: OutputQuantizerWidths,
+) -> dict[str, data.Layout]:
+    algo = config.algo
+    m = algo.mults
+    channel_bits = max(ceil_log2(config.cout_max), 1)
+    tag = data.StructLayout(
+        {"channel": unsigned(channel_bits), "tile": unsigned(TILE_BITS), "last": 1}
+    )
+    params = output.params_layout
+    return {
+        "cfg": CFG_LAYOUT,
+        "chan": data.StructLayout(
+            {"rescale_mult": data.ArrayLayout(unsigned(config.rescale_bits), m), "params": params}
+        ),
+        "weight": data.ArrayLayout(data.ArrayLayout(signed(config.weight_bits), m), config.pco),
+        "acc": data.ArrayLayout(data.ArrayLayout(signed(rescale.acc_bits), m), config.pco),
+        "act": data.ArrayLayout(signed(config.in_bits), algo.input_tile**2),
+        "out": data.StructLayout(
+            {"data": data.ArrayLayout(signed(config.out_bits), algo.output_tile**2), "meta": tag}
+        ),
+        "status": data.StructLayout(
+            {"busy": 1, "desc_error": 1, "overflow": 1, "layers_done": unsigned(16)}
+        ),
+        "beat_meta": WeightBuffer.beat_meta_layout(config.cin_max),
+        "tag": tag,
+        "lane_meta": data.StructLayout({"params": params, "tag": tag}),
+        "descriptor": data.StructLayout(
+            {
+                "cin": unsigned(ceil_log2(config.cin_max + 1)),
+                "cout": unsigned(ceil_log2(config.cout_max + 1)),
+                "tiles": unsigned(TILE_BITS),
+                "relu": 1,
+                "rescale_shift": unsigned(rescale.shift_width),
+                "act_mult": data.ArrayLayout(unsigned(config.act_mult_bits), m),
+                "act_shift": data.ArrayLayout(unsigned(act.shift_width), m),
+            }
+        ),
+    }
