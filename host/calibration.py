@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from sfc_hls.bilinear import BilinearAlgorithm
 from sfc_hls.config import EngineConfig
 from sfc_hls.datapath import LayerQuant
 from sfc_hls.host.device import GoldenDevice
@@ -211,9 +212,7 @@ def _calibrate_conv(
 ) -> tuple[LayerQuant, int]:
     """A conv's parameters from (the first images of) its int8 input; returns them and the count."""
     config = engines[layer.algorithm]
-    per_image = max(
-        1, layer.cin * config.algo.mults * _stride1_tiles(layer, config.algo.output_tile)
-    )
+    per_image = max(1, layer.cin * config.algo.mults * _stride1_tiles(layer, config.algo))
     n_cal = max(1, min(len(x), CALIB_VALUES // per_image))
     try:
         params = quantize_conv_layer(
@@ -245,9 +244,9 @@ def _host_quant(layer: Any, scales: Mapping[str, float]) -> Any:
     raise TypeError(f"unknown layer {layer!r}")  # pragma: no cover - the IR has no other kinds
 
 
-def _stride1_tiles(layer: Conv, m: int) -> int:
+def _stride1_tiles(layer: Conv, algo: BilinearAlgorithm) -> int:
     """Tiles of the stride-1 map the quantizer's calibration extracts per image."""
     _, h, w = layer.in_shape
     r = layer.engine_kernel
     p = layer.engine_padding
-    return math.ceil((h + 2 * p - r + 1) / m) * math.ceil((w + 2 * p - r + 1) / m)
+    return algo.tiles(h + 2 * p - r + 1, w + 2 * p - r + 1)

@@ -30,7 +30,6 @@ from __future__ import annotations
 import abc
 import dataclasses
 import json
-import math
 import os
 import shutil
 import tempfile
@@ -60,6 +59,7 @@ __all__ = [
 ]
 
 BACKENDS = ("golden", "rtl")
+
 
 @dataclass(frozen=True)
 class ConvResult:
@@ -196,7 +196,7 @@ def _conv_in_bands(x: np.ndarray, params: LayerQuant, stride: int, max_elements:
     n, _, h, w = x.shape
     pad = params.padding
     ho, wo = output_size(h, r, pad, stride), output_size(w, r, pad, stride)
-    th, tw = math.ceil(ho / m), math.ceil(wo / m)
+    th, tw = algo.tiles(ho, 1), algo.tiles(wo, 1)
     per_row = n * params.cout * tw * algo.mults
     rows = max(1, max_elements // max(per_row, 1))
     if rows >= th:

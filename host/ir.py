@@ -24,7 +24,6 @@ weights are included only on request.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,8 +119,7 @@ class Conv(_OneInput):
     @property
     def tiles(self) -> int:
         """Engine tiles per image (edge tiles included)."""
-        m = get_algorithm(self.algorithm).output_tile
-        return math.ceil(self.out_shape[1] / m) * math.ceil(self.out_shape[2] / m)
+        return get_algorithm(self.algorithm).tiles(self.out_shape[1], self.out_shape[2])
 
     @property
     def macs(self) -> int:

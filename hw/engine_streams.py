@@ -250,7 +250,7 @@ class EngineStreams:
         m_out = self.algo.output_tile
         ho = output_size(height, self.algo.kernel, params.padding, stride)
         wo = output_size(width, self.algo.kernel, params.padding, stride)
-        th, tw = math.ceil(ho / m_out), math.ceil(wo / m_out)
+        th, tw = self.algo.tiles(ho, 1), self.algo.tiles(wo, 1)
         tiles = batch * th * tw
         if len(payloads) != tiles * params.cout:
             raise ValueError(f"got {len(payloads)} output beats, expected {tiles * params.cout}")

@@ -11,7 +11,6 @@ against the golden model, and returns the cycles
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -54,8 +53,7 @@ class CycleCheck:
 
 def layer_tiles(config: EngineConfig, shape: LayerShape) -> int:
     """Output tiles of a stride-1 ``same`` layer (the TILES register)."""
-    m = config.algo.output_tile
-    return shape.batch * math.ceil(shape.height / m) * math.ceil(shape.width / m)
+    return shape.batch * config.algo.tiles(shape.height, shape.width)
 
 
 def measure_layers(

@@ -1,0 +1,218 @@
+# amaranth: UnusedElaboratable=no
+
+"""The engine's control blocks in Amaranth's simulator (seconds, no Verilator):
+the stall-together pipeline control, the descriptor registers and the channel serializer."""
+
+import random
+
+import numpy as np
+import pytest
+from amaranth.hdl import Module, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from sfc_hls.config import EngineConfig
+from sfc_hls.hw.descriptor import DescriptorRegisters
+from sfc_hls.hw.interface import EngineInterface
+from sfc_hls.hw.pipeline import StallPipeline
+from sfc_hls.hw.register_map import REGISTERS, START
+from sfc_hls.hw.serializer import ChannelSerializer
+from sfc_hls.sim.amaranth_streams import (
+    collect,
+    idle,
+    measure_transfers,
+    run_testbenches,
+    send,
+)
+
+
+# -- StallPipeline -------------------------------------------------------------------------------
+class _Delay(wiring.Component):
+    """``depth`` stage registers built with StallPipeline: o = i + depth after ``depth`` cycles."""
+
+    i: In(stream.Signature(8))
+    o: Out(stream.Signature(8))
+
+    def __init__(self, depth: int) -> None:
+        self.depth = depth
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        pipe = StallPipeline(m, i=self.i, o=self.o, depth=self.depth)
+        value = self.i.payload
+        for k in range(self.depth):
+            value = pipe.register(m, value + 1, name=f"v{k}", shape=8)
+        m.d.comb += self.o.payload.eq(value)
+        ticks = Signal(8)  # gives depth 0 a clock domain to simulate
+        m.d.sync += ticks.eq(ticks + 1)
+        return m
+
+
+@pytest.mark.parametrize("depth", [0, 1, 3])
+def test_stall_pipeline_latency_throughput_and_stall(depth):
+    stall = (6, 7)  # o.ready low at these edges
+    dut = _Delay(depth)
+    transfers = measure_transfers(
+        dut, dut.i, dut.o, list(range(10)), ready=lambda tick: tick not in stall, max_cycles=60
+    )
+    assert [int(p) for p in transfers.out_payloads] == [k + depth for k in range(10)]
+    # i.ready = ~o.valid | o.ready (depth > 0): the whole pipeline holds during the stall.
+    for _, in_valid, in_ready, out_valid, out_ready in transfers.samples:
+        if depth:
+            assert in_ready == (not out_valid or out_ready)
+        else:
+            assert in_ready == out_ready and out_valid == in_valid
+    held = [t <= stall[0] - 1 and t + depth >= stall[0] for t in transfers.in_ticks]
+    assert transfers.out_ticks == [
+        t + depth + len(stall) * h for t, h in zip(transfers.in_ticks, held, strict=True)
+    ]
+
+
+def test_stall_pipeline_rejects_bad_depth():
+    with pytest.raises(ValueError, match="depth must be an int >= 0, got -1"):
+        StallPipeline(Module(), i=None, o=None, depth=-1)
+
+
+# -- DescriptorRegisters -------------------------------------------------------------------------
+SMALL = EngineConfig(algorithm="wino-2x2-3x3", pco=3, cin_max=4, cout_max=9)
+
+
+def _registers():
+    iface = EngineInterface.from_config(SMALL)
+    dut = DescriptorRegisters(
+        descriptor_layout=iface.layouts["descriptor"],
+        positions=iface.positions,
+        limits=iface.limits,
+    )
+    return iface, dut
+
+
+def _run_writes(dut, writes):
+    """Write ``(addr, data)`` pairs; return, per write, (start, valid, error, descriptor) seen
+    in the cycle of the write (start/valid) and after it (error, descriptor)."""
+    seen = []
+
+    async def bench(ctx):
+        ctx.set(dut.accept, 1)
+        for addr, value in writes:
+            ctx.set(dut.i_cfg.payload, {"addr": addr, "data": value})
+            ctx.set(dut.i_cfg.valid, 1)
+            start, valid = ctx.get(dut.start), ctx.get(dut.valid)
+            await ctx.tick()
+            seen.append((start, valid, ctx.get(dut.error), ctx.get(dut.descriptor)))
+        ctx.set(dut.i_cfg.valid, 0)
+
+    run_testbenches(dut, bench, cycles=len(writes) + 5)
+    return seen
+
+
+def test_descriptor_registers_decode_the_table():
+    iface, dut = _registers()
+    m = iface.positions
+    writes = [
+        (REGISTERS["CIN"], 3),
+        (REGISTERS["COUT"], 7),
+        (REGISTERS["TILES"], 5),
+        (REGISTERS["FLAGS"], 0b11),  # bit 0: ReLU; bit 1 ignored
+        (REGISTERS["RESCALE_SHIFT"], 12),
+        *[(REGISTERS["ACT_MULT"] + j, 100 + j) for j in range(m)],
+        *[(REGISTERS["ACT_SHIFT"] + j, j % 4) for j in range(m)],
+        (REGISTERS["CONTROL"], START),
+    ]
+    seen = _run_writes(dut, writes)
+    start, valid, error, desc = seen[-1]
+    assert (start, valid, error) == (1, 1, 0)
+    assert (desc.cin, desc.cout, desc.tiles, desc.relu, desc.rescale_shift) == (3, 7, 5, 1, 12)
+    assert [int(desc.act_mult[j]) for j in range(m)] == [100 + j for j in range(m)]
+    assert [int(desc.act_shift[j]) for j in range(m)] == [j % 4 for j in range(m)]
+    assert not any(s for s, *_ in seen[:-1])  # only CONTROL = START starts
+    assert _run_writes(dut, [(REGISTERS["CIN"], 1), (REGISTERS["CONTROL"], 2)])[-1][0] == 0
+
+
+@pytest.mark.parametrize(
+    "bad_write",
+    [
+        (REGISTERS["CIN"], SMALL.cin_max + 1),
+        (REGISTERS["COUT"], SMALL.cout_max + 1),
+        (REGISTERS["TILES"], 1 << 16),
+        (REGISTERS["RESCALE_SHIFT"], 10_000),
+        (REGISTERS["ACT_SHIFT"] + 3, 1000),
+        (REGISTERS["ACT_MULT"], 1 << 16),
+        (0x0777, 1),  # unmapped
+        (REGISTERS["ACT_SHIFT"] + 16, 0),  # one past the positions
+    ],
+    ids=["cin", "cout", "tiles", "rescale_shift", "act_shift", "act_mult", "unmapped", "past_end"],
+)
+def test_descriptor_error_is_sticky_until_a_valid_start(bad_write):
+    _, dut = _registers()
+    good = [(REGISTERS["CIN"], 2), (REGISTERS["COUT"], 3), (REGISTERS["TILES"], 1)]
+    control = (REGISTERS["CONTROL"], START)
+    seen = _run_writes(dut, [*good, bad_write, control, (REGISTERS["CIN"], 1), *good, control])
+    bad_start, restart = seen[len(good) + 1], seen[-1]
+    assert bad_start[:3] == (1, 0, 1)  # start requested, descriptor invalid, error set
+    assert seen[-2][2] == 1  # still set while the descriptor is rewritten
+    assert restart[:3] == (1, 1, 0)  # the rewritten descriptor starts and clears it
+
+
+def test_descriptor_needs_nonzero_counts():
+    _, dut = _registers()
+    seen = _run_writes(dut, [(REGISTERS["CIN"], 2), (REGISTERS["COUT"], 3),
+                             (REGISTERS["CONTROL"], START)])  # fmt: skip
+    assert seen[-1][:3] == (1, 0, 1)  # TILES = 0
+
+
+# -- ChannelSerializer ---------------------------------------------------------------------------
+@pytest.mark.parametrize("seed", [0, 1])
+def test_channel_serializer_order_framing_and_banks(seed):
+    """Results of a layer with cout = 7 on 3 lanes (a partial last group), 2 tiles per group,
+    with random gaps and backpressure: lanes in order, channels, tiles, last, bank releases."""
+    iface = EngineInterface.from_config(SMALL)
+    dut = ChannelSerializer(iface)
+    rng = np.random.default_rng(seed)
+    cout, tiles, pco, m = 7, 2, 3, iface.positions
+    groups = -(-cout // pco)
+    results = [rng.integers(-1000, 1000, size=(pco, m)) for _ in range(groups * tiles)]
+    chan = [[{"rescale_mult": [int(b * 100 + lane * 10 + j) for j in range(m)],
+              "params": {"bias": b * 10 + lane, "out_mult": 1, "out_shift": 0}}
+             for lane in range(pco)] for b in range(2)]  # fmt: skip
+    expected = []
+    for g in range(groups):
+        for t in range(tiles):
+            for lane in range(min(pco, cout - g * pco)):
+                last = g == groups - 1 and t == tiles - 1 and lane == cout - g * pco - 1
+                expected.append(
+                    (results[g * tiles + t][lane], g % 2, lane, g * pco + lane, t, last)
+                )
+    received, releases = [], []
+    gaps = random.Random(seed)
+
+    async def producer(ctx):
+        ctx.set(dut.chan, chan)
+        ctx.set(dut.cout, cout)
+        ctx.set(dut.tiles, tiles)
+        ctx.set(dut.start, 1)
+        await ctx.tick()
+        ctx.set(dut.start, 0)
+        for result in results:
+            await idle(ctx, gaps.choice([0, 0, 1, 4]))
+            await send(ctx, dut.i_acc, [[int(v) for v in row] for row in result])
+
+    async def consumer(ctx):
+        await collect(ctx, dut.o_lane, len(expected), received, ready=lambda: gaps.random() < 0.7)
+
+    async def watch(ctx):
+        async for _, _, release, bank, done in ctx.tick().sample(dut.release, dut.bank, dut.done):
+            if release:
+                releases.append((bank, done))
+
+    run_testbenches(dut, producer, consumer, watch, cycles=40 * len(expected) + 100)
+    assert len(received) == len(expected)
+    for got, (acc, bank, lane, channel, tile, last) in zip(received, expected, strict=True):
+        assert [int(got.data[j]) for j in range(m)] == acc.tolist()
+        assert [int(got.mult[j]) for j in range(m)] == chan[bank][lane]["rescale_mult"]
+        assert int(got.meta.params.bias) == bank * 10 + lane
+        tag = got.meta.tag
+        assert (int(tag.channel), int(tag.tile), int(tag.last)) == (channel, tile, int(last))
+    # One release per group, alternating banks, the last one before done rises.
+    assert [bank for bank, _ in releases] == [g % 2 for g in range(groups)]
