@@ -15,11 +15,11 @@ as a driver for a board would::
   (:func:`sfc_hls.golden.conv2d_int8`); large layers are computed in bands of
   tile rows (tiles are independent, so the result is the same);
 * :class:`RtlDevice` -- the generated engines (:func:`sfc_hls.hw.generate.generate_engine`)
-  in Verilator through cocotb (:mod:`sfc_hls.sim.tb_host`): each
-  :meth:`~ConvDevice.read_output` runs the simulator once on the configured
-  layer; the stream encoding is :class:`sfc_hls.hw.engine_streams.EngineStreams`.
-  :meth:`RtlDevice.run_layers` runs several layers of one engine in one
-  simulator invocation.
+  in Verilator, driven by the native stream runner (:mod:`sfc_hls.sim.native`):
+  each :meth:`~ConvDevice.read_output` runs the simulator once on the
+  configured layer; the stream encoding is
+  :class:`sfc_hls.hw.engine_streams.EngineStreams`.  :meth:`RtlDevice.run_layers`
+  runs independent layers in parallel processes.
 
 Both return the same int8 codes for the same parameters and input (tested
 end to end on the digits ResNet).
@@ -29,20 +29,17 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import json
 import os
-import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from sfc_hls.atomic_files import write_text_atomic
 from sfc_hls.config import EngineConfig
 from sfc_hls.datapath import LayerQuant
 from sfc_hls.golden import check_input, conv2d_int8
@@ -218,94 +215,25 @@ def _conv_in_bands(x: np.ndarray, params: LayerQuant, stride: int, max_elements:
     return np.concatenate(bands, axis=2)[:, :, :ho, :wo]
 
 
-class _EngineServer:
-    """One simulator process running :func:`sfc_hls.sim.tb_host.serve` for one engine."""
-
-    def __init__(self, device: RtlDevice, algorithm: str, verilog: Path) -> None:
-        from sfc_hls.hw.generate import TOPLEVEL
-        from sfc_hls.sim.verilator import run_cocotb
-
-        self.algorithm = algorithm
-        self.directory = device.work_dir / f"engine-{algorithm}"
-        shutil.rmtree(self.directory, ignore_errors=True)
-        self.directory.mkdir(parents=True)
-        self.next = 0
-        self.error: BaseException | None = None
-        config = {
-            "engine": device.engines[algorithm].to_dict(),
-            "requests": str(self.directory),
-            "idle_timeout": device.idle_timeout,
-            "input_pause": device.input_pause,
-            "output_pause": device.output_pause,
-        }
-
-        def target() -> None:
-            try:
-                run_cocotb(
-                    [verilog],
-                    TOPLEVEL,
-                    "sfc_hls.sim.tb_host",
-                    build_root=device.build_root,
-                    config=config,
-                    seed=device.seed,
-                    testcase="serve",
-                    test_dir=self.directory / "sim",
-                )
-            except BaseException as exc:  # reported to the caller by request()/close()
-                self.error = exc
-
-        self.thread = threading.Thread(target=target, name=f"rtl-{algorithm}", daemon=True)
-        self.thread.start()
-
-    def request(self, entry: dict[str, Any]) -> dict[str, Any]:
-        from sfc_hls.sim.tb_host import request_path, response_path
-
-        index = self.next
-        self.next += 1
-        write_text_atomic(request_path(self.directory, index), json.dumps(entry))
-        response = response_path(self.directory, index)
-        while not response.exists():
-            if not self.thread.is_alive():
-                if response.exists():
-                    break
-                raise RuntimeError(
-                    f"the {self.algorithm} engine simulation stopped before answering layer "
-                    f"{entry.get('name')!r}: {self.error}"
-                )
-            time.sleep(0.002)
-        return json.loads(response.read_text())
-
-    def close(self, timeout: float = 120.0) -> None:
-        from sfc_hls.sim.tb_host import request_path
-
-        if self.thread.is_alive():
-            write_text_atomic(request_path(self.directory, self.next), '{"quit": true}')
-            self.thread.join(timeout)
-        if self.error is not None:
-            raise RuntimeError(f"the {self.algorithm} engine simulation failed: {self.error}")
-
-
 class RtlDevice(ConvDevice):
-    """The generated engines in Verilator (cocotb module :mod:`sfc_hls.sim.tb_host`).
+    """The generated engines in Verilator, run by the native stream runner (:mod:`sfc_hls.sim.native`).
 
-    Each engine is generated and built on first use (both cached, see
-    :func:`sfc_hls.hw.generate.generate_engine` and
-    :func:`sfc_hls.sim.verilator.run_cocotb`); then one simulator per engine
-    runs in the background and serves the layers of the whole network (the
-    simulator starts once, not once per layer).  Layer files (parameters
-    JSON, input/output ``.npy``, requests, responses, simulator log) go to
-    ``work_dir`` (a temporary directory by default, removed by :meth:`close`).
-    Always :meth:`close` the device (or use it as a context manager): that
-    stops the simulators and reports a failed engine status.
+    Each engine is generated and its native simulator built on first use (both
+    cached, see :func:`sfc_hls.hw.generate.generate_engine` and
+    :func:`sfc_hls.sim.native.build_native`).  A layer is encoded into beats
+    (:class:`~sfc_hls.hw.engine_streams.EngineStreams`), replayed on the
+    engine's ports by the simulator in a process of its own, and its output
+    beats are assembled into the feature map; :meth:`run_layers` runs
+    independent layers in ``jobs`` parallel processes.
 
     Args:
         engines: engine configurations.
-        work_dir: where layer files and simulator runs go.
-        build_root: Verilator build cache (default ``$SFC_HLS_SIM_BUILD`` or ``sim_build``).
-        input_pause, output_pause: probability of an idle cycle on the input
-            streams / of back-pressure on the output (0: full speed).
+        work_dir: where the beat files of a run go (a temporary folder per run by default).
+        build_root: Verilator build cache (default :func:`sfc_hls.cache.sim_build_root`).
+        input_pause, output_pause: probability of an idle cycle on each input
+            stream / of back-pressure on the output (0: full speed).
         seed: seed of the pause generators.
-        idle_timeout: a simulator without a request for this long stops.
+        jobs: simulator processes :meth:`run_layers` runs at once.
     """
 
     backend = "rtl"
@@ -319,87 +247,100 @@ class RtlDevice(ConvDevice):
         input_pause: float = 0.0,
         output_pause: float = 0.0,
         seed: int = 0,
-        idle_timeout: float = 600.0,
+        jobs: int = 1,
     ) -> None:
         super().__init__(engines)
-        self._tmp = None
-        if work_dir is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="sfc-hls-rtl-")
-            work_dir = self._tmp.name
-        self.work_dir = Path(work_dir).resolve()
-        self.work_dir.mkdir(parents=True, exist_ok=True)
+        for name, value in (("input_pause", input_pause), ("output_pause", output_pause)):
+            if not 0 <= float(value) < 1:
+                raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+        if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+            raise ValueError(f"jobs must be an int >= 1, got {jobs!r}")
+        self.work_dir = None if work_dir is None else Path(work_dir).resolve()
+        if self.work_dir is not None:
+            self.work_dir.mkdir(parents=True, exist_ok=True)
         self.build_root = build_root
         self.input_pause = float(input_pause)
         self.output_pause = float(output_pause)
         self.seed = int(seed)
-        self.idle_timeout = float(idle_timeout)
-        self._servers: dict[str, _EngineServer] = {}
-        self._layers = 0
+        self.jobs = jobs
+        self._models: dict[str, Any] = {}
+        self._lock = threading.Lock()
         #: Seconds spent generating and building engines (not in the layer times).
         self.build_seconds = 0.0
 
     def prepare(self, algorithms: Sequence[str] | None = None) -> None:
-        """Generate and build the engines and start their simulators now (else on first use)."""
+        """Generate and build the engines now (else on first use)."""
         for algorithm in algorithms or list(self.engines):
-            self._server(algorithm)
+            self._model(algorithm)
 
-    def _server(self, algorithm: str) -> _EngineServer:
-        if algorithm not in self._servers:
-            from sfc_hls.hw.generate import TOPLEVEL, generate_engine
-            from sfc_hls.sim.verilator import build_verilator
+    def _model(self, algorithm: str) -> Any:
+        with self._lock:
+            if algorithm not in self._models:
+                from sfc_hls.sim.native import engine_model
 
-            t0 = time.perf_counter()
-            gen = generate_engine(self.engines[algorithm])
-            build_verilator([gen.verilog], TOPLEVEL, build_root=self.build_root)
-            self.build_seconds += time.perf_counter() - t0
-            self._servers[algorithm] = _EngineServer(self, algorithm, gen.verilog)
-        return self._servers[algorithm]
-
-    def close(self) -> None:
-        """Stop the simulators; RuntimeError if one of them failed."""
-        errors = []
-        for server in self._servers.values():
-            try:
-                server.close()
-            except RuntimeError as exc:
-                errors.append(str(exc))
-        self._servers.clear()
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
-        if errors:
-            raise RuntimeError("; ".join(errors))
+                t0 = time.perf_counter()
+                self._models[algorithm] = engine_model(
+                    self.engines[algorithm], build_root=self.build_root
+                )
+                self.build_seconds += time.perf_counter() - t0
+            return self._models[algorithm]
 
     def _compute(self, name: str, params: LayerQuant, x: np.ndarray, stride: int) -> ConvResult:
         (result,) = self.run_layers([LayerRequest(name, params, x, stride)])
         return result
 
-    def run_layers(self, requests: Sequence[LayerRequest]) -> list[ConvResult]:
-        """Run layers (of any engines) in order; each goes to its engine's simulator."""
-        results = []
+    def run_layers(
+        self, requests: Sequence[LayerRequest], *, progress: bool = False
+    ) -> list[ConvResult]:
+        """Run layers (of any engines), ``jobs`` at a time; results in request order."""
+        checked = []
         for req in requests:
             self.engine_for(req.name, req.params)
             check_stride(req.params.algo, req.stride)
-            x = check_input(req.x, req.params)
-            server = self._server(req.params.config.algorithm)
-            self._layers += 1
-            stem = server.directory / f"layer{self._layers:05d}"
-            req.params.save(stem.with_suffix(".json"))
-            np.save(stem.with_suffix(".in.npy"), x.astype(np.int8))
-            t0 = time.perf_counter()
-            response = server.request(
-                {
-                    "name": req.name,
-                    "params": str(stem.with_suffix(".json")),
-                    "input": str(stem.with_suffix(".in.npy")),
-                    "output": str(stem.with_suffix(".out.npy")),
-                    "stride": req.stride,
-                }
-            )
-            seconds = time.perf_counter() - t0
-            out = np.load(stem.with_suffix(".out.npy")).astype(np.int64)
-            results.append(ConvResult(out, seconds, int(response["cycles"])))
+            checked.append(dataclasses.replace(req, x=check_input(req.x, req.params)))
+        for algorithm in {req.params.config.algorithm for req in checked}:
+            self._model(algorithm)  # build before the parallel runs
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(checked), desc="rtl layers", unit="layer")
+        try:
+            if self.jobs == 1 or len(checked) == 1:
+                results = [self._run_one(req, bar) for req in checked]
+            else:
+                with ThreadPoolExecutor(max_workers=self.jobs) as pool:
+                    results = list(pool.map(lambda req: self._run_one(req, bar), checked))
+        finally:
+            if bar is not None:
+                bar.close()
         return results
+
+    def _run_one(self, req: LayerRequest, bar: Any = None) -> ConvResult:
+        from sfc_hls.hw.engine_streams import EngineStreams
+        from sfc_hls.sim.native import NativeRunError, run_layer
+
+        config = self.engines[req.params.config.algorithm]
+        t0 = time.perf_counter()
+        try:
+            out, run = run_layer(
+                self._model(config.algorithm),
+                EngineStreams(config),
+                req.params,
+                req.x,
+                stride=req.stride,
+                seed=self.seed,
+                input_pause=self.input_pause,
+                output_pause=self.output_pause,
+                work_dir=self.work_dir,
+            )
+        except NativeRunError as exc:
+            raise RuntimeError(
+                f"layer {req.name!r} on the {config.algorithm} engine: {exc}"
+            ) from None
+        if bar is not None:
+            bar.update(1)
+        return ConvResult(out, time.perf_counter() - t0, run.cycles)
 
 
 def make_device(backend: str, engines: Sequence[EngineConfig], **kwargs: Any) -> ConvDevice:

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from sfc_hls.atomic_files import atomic_directory, write_text_atomic
+from sfc_hls.cache import cache_dir
 from sfc_hls.config import EngineConfig
 
 __all__ = ["GeneratedEngine", "generate_engine", "engine_manifest", "TOPLEVEL"]
@@ -38,7 +38,7 @@ def _source_digest() -> str:
 
 
 def _cache_root() -> Path:
-    return Path(os.environ.get("SFC_HLS_CACHE", Path.home() / ".cache" / "sfc-hls")) / "engines"
+    return cache_dir("engines")
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,8 @@ def engine_manifest(interface) -> dict:
     ``interface`` is the engine's :class:`~sfc_hls.hw.interface.EngineInterface`
     (or an :class:`~sfc_hls.config.EngineConfig`); nothing is elaborated.
     """
+    from amaranth.hdl import Shape
+
     from sfc_hls.datapath import DatapathWidths, minimum_rescale_shift
     from sfc_hls.hw.engine import ConvEngine
     from sfc_hls.hw.interface import EngineInterface
@@ -82,12 +84,17 @@ def engine_manifest(interface) -> dict:
     ports = {}
     for name, member in ConvEngine.signature_of(interface).members.items():
         if member.is_port:
-            ports[name] = {"direction": str(member.flow.value), "shape": _layout_json(member.shape)}
+            ports[name] = {
+                "direction": str(member.flow.value),
+                "bits": Shape.cast(member.shape).width,
+                "shape": _layout_json(member.shape),
+            }
         else:
             payload = member.signature.members["payload"].shape
             ports[name] = {
                 "direction": str(member.flow.value),
                 "stream": True,
+                "payload_bits": Shape.cast(payload).width,
                 "payload": _layout_json(payload),
             }
     return {

@@ -23,7 +23,6 @@ import argparse
 import functools
 import hashlib
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from sfc_hls.atomic_files import write_text_atomic
+from sfc_hls.cache import cache_dir
 from sfc_hls.config import EngineConfig, add_engine_arguments
 from sfc_hls.hw.interface import BLOCKS
 from sfc_hls.hw.synthesis import (
@@ -76,8 +76,7 @@ def yosys_version() -> str:
 
 
 def _cache_dir() -> Path:
-    root = os.environ.get("SFC_HLS_CACHE", Path.home() / ".cache" / "sfc-hls")
-    return Path(root) / "synth"
+    return cache_dir("synth")
 
 
 def block_verilog(config: EngineConfig, blocks: tuple[str, ...] = BLOCKS) -> dict[str, str]:

@@ -4,11 +4,11 @@ A layer on an engine (``sfc_hls.hw.engine.ConvEngine``) is described by
 ``cin``, ``cout`` and ``tiles`` (output tiles per output-channel group, all
 images) -- the registers of :mod:`sfc_hls.hw.register_map`.  The model
 follows the engine's protocol tile by tile, with the pipeline latencies and
-the group overheads of the RTL, and returns the cycles from the host's first
-configuration beat to the last output beat, as
-:meth:`sfc_hls.sim.tb_engine.EngineTestbench.run_layer` counts them with
-streams that never stall (validated against Verilator in
-``tests/test_cycle_model.py`` within 2%).
+the group overheads of the RTL, and returns the cycles from the first
+configuration beat (cycle 0) to the last output beat, inclusive, as the
+native stream runner (:mod:`sfc_hls.sim.native`) counts them with streams
+that never stall (validated against Verilator in ``tests/test_cycle_model.py``
+within 2%).
 
 Timing parameters (:class:`EngineTiming`; the engine's own values come from
 ``sfc_hls.hw.interface.EngineInterface.timing()``, so this module needs no
@@ -45,11 +45,7 @@ from typing import Any
 
 from sfc_hls.arguments import check_int
 
-__all__ = ["EngineTiming", "LayerCycles", "layer_cycles", "HOST_OFFSET"]
-
-#: Cycles from the host's send (``EngineTestbench.run_layer``) to the first
-#: configuration beat being offered: the stream drivers start on the next edge.
-HOST_OFFSET = 1
+__all__ = ["EngineTiming", "LayerCycles", "layer_cycles"]
 
 
 @dataclass(frozen=True)
@@ -157,11 +153,11 @@ def layer_cycles(timing: EngineTiming, *, cin: int, cout: int, tiles: int) -> La
         last_beat_prev = max(first + tiles * cin - 1, take_prev - front)
         release.append(take_prev + lanes[g])
         last_output = take_prev + lanes[g] + back
-    cycles = last_output + 1 + HOST_OFFSET
+    cycles = last_output + 1
     act_beats = groups * tiles * cin
     breakdown = {
         "act_beats": act_beats,
-        "config": w + HOST_OFFSET,
+        "config": w,
         "first_load": first_act - w,
         "between_groups": between,
         "serializer": serializer_stall,

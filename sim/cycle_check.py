@@ -1,29 +1,27 @@
 """Cycle model against the RTL: layers run in Verilator without stalls, cycles compared.
 
 :func:`measure_layers` runs layer shapes through the generated engine with the
-engine testbench (:mod:`sfc_hls.sim.tb_engine`, test ``layers_bit_exact``,
-streams that never pause), so every layer is also checked bit-exactly
-against the golden model, and returns the cycles
-:meth:`~sfc_hls.sim.tb_engine.EngineTestbench.run_layer` measured.
-:func:`compare` puts them next to :func:`sfc_hls.cycle_model.layer_cycles`.
+native stream runner (:mod:`sfc_hls.sim.native`, streams that never pause),
+checks every output bit-exactly against the golden model, and returns the
+cycles it measured; :func:`compare` puts them next to
+:func:`sfc_hls.cycle_model.layer_cycles`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 
 from sfc_hls.config import EngineConfig
 from sfc_hls.cycle_model import layer_cycles
 from sfc_hls.datapath import random_layer_quant
-from sfc_hls.hw.generate import TOPLEVEL, generate_engine
+from sfc_hls.golden import conv2d_int8
+from sfc_hls.hw.engine_streams import EngineStreams
 from sfc_hls.hw.interface import EngineInterface
 from sfc_hls.sim.engine_regression import LayerShape
-from sfc_hls.sim.verilator import run_cocotb
+from sfc_hls.sim.native import engine_model, run_layer
 
 __all__ = ["CycleCheck", "measure_layers", "compare", "layer_tiles"]
 
@@ -63,43 +61,26 @@ def measure_layers(
     seed: int = 1,
     build_root: str | os.PathLike | None = None,
 ) -> list[dict]:
-    """Run ``shapes`` back to back on ``config``'s engine; the testbench's per-layer report."""
-    gen = generate_engine(config)
-    build_root = Path(build_root or os.environ.get("SFC_HLS_SIM_BUILD", "sim_build")).resolve()
-    work = build_root / "cycle_check" / gen.manifest["verilog_sha256"][:16] / f"seed{seed}"
-    work.mkdir(parents=True, exist_ok=True)
+    """Run ``shapes`` on ``config``'s engine (native runner, no stalls); per layer the
+    tiles, the measured cycles and whether the output equals the golden model."""
+    model = engine_model(config, build_root=build_root)
+    streams = EngineStreams(config)
     rng = np.random.default_rng(seed)
-    layers = []
-    for k, shape in enumerate(shapes):
+    results = []
+    for shape in shapes:
         params = random_layer_quant(
             config, shape.cin, shape.cout, rng, padding=config.algo.kernel // 2, relu=shape.relu
         )
         x = rng.integers(-128, 128, size=(shape.batch, shape.cin, shape.height, shape.width))
-        params.save(work / f"layer{k}.json")
-        np.save(work / f"layer{k}.npy", x.astype(np.int8))
-        layers.append(
-            {"name": f"layer{k}", "params": str(work / f"layer{k}.json"),
-             "input": str(work / f"layer{k}.npy")}
-        )  # fmt: skip
-    report_file = work / "report.json"
-    report_file.unlink(missing_ok=True)
-    run_cocotb(
-        [gen.verilog],
-        TOPLEVEL,
-        "sfc_hls.sim.tb_engine",
-        build_root=build_root,
-        config={
-            "engine": config.to_dict(),
-            "layers": layers,
-            "seed": seed,
-            "input_pause": 0.0,
-            "output_pause": 0.0,
-            "report_file": str(report_file),
-        },
-        seed=seed,
-        testcase=["layers_bit_exact"],
-    )
-    return json.loads(report_file.read_text())["layers"]
+        out, run = run_layer(model, streams, params, x)
+        results.append(
+            {
+                "tiles": layer_tiles(config, shape),
+                "cycles": run.cycles,
+                "bit_exact": bool(np.array_equal(out, conv2d_int8(x, params))),
+            }
+        )
+    return results
 
 
 def compare(

@@ -180,27 +180,88 @@ def _stream_handles(dut: Any, port: str) -> tuple[Any, Any, Any]:
     )
 
 
+class _StreamHub:
+    """One coroutine that drives every stream port of a testbench, once per clock cycle.
+
+    cocotb schedules each coroutine at every trigger; with one coroutine for
+    all ports (instead of one per port) a cycle costs two awaits in total, and
+    a port value is written only when it changes (a VPI write is expensive).
+    :class:`StreamDriver` and :class:`StreamMonitor` register with the hub of
+    their DUT and clock; the first one starts it.  Cycles count from the hub's
+    start.
+    """
+
+    _hubs: dict[tuple[int, int], _StreamHub] = {}
+
+    def __init__(self, clock: Any) -> None:
+        self.clock = clock
+        self.sources: list[StreamDriver] = []
+        self.sinks: list[StreamMonitor] = []
+        self.cycle = 0
+        self._task = cocotb.start_soon(self._run())
+
+    @classmethod
+    def of(cls, dut: Any, clock: Any) -> _StreamHub:
+        key = (id(dut), id(clock))
+        hub = cls._hubs.get(key)
+        if hub is None or hub._task.done():
+            hub = cls._hubs[key] = cls(clock)
+        return hub
+
+    async def _run(self) -> None:
+        edge, settle = RisingEdge(self.clock), ReadOnly()
+        while True:
+            await edge
+            self.cycle += 1
+            for source in self.sources:
+                source._offer()
+            for sink in self.sinks:
+                sink._offer()
+            await settle
+            for source in self.sources:
+                source._sample(self.cycle)
+            for sink in self.sinks:
+                sink._sample(self.cycle)
+
+
+class _Port:
+    """Handles of one stream port, with write-on-change for the signals this side drives."""
+
+    def __init__(self, dut: Any, port: str) -> None:
+        self.payload, self.valid, self.ready = _stream_handles(dut, port)
+        self._written: dict[str, int | None] = {"payload": None, "valid": None, "ready": None}
+
+    def write(self, name: str, value: int) -> None:
+        if self._written[name] != value:
+            getattr(self, name).value = value
+            self._written[name] = value
+
+    def forget(self) -> None:
+        """Forget what was written (after an external write, e.g. a reset)."""
+        self._written = dict.fromkeys(self._written)
+
+
 class StreamDriver:
     """Source for the stream port ``port`` of ``dut`` (the DUT consumes).
 
     Call :meth:`send` with raw payloads; they are offered one per cycle unless
     the pause generator idles. ``handshake_cycles`` holds the cycle number (as
-    counted by this driver from its start) of every transfer.
+    counted by the testbench's stream hub from its start) of every transfer.
     """
 
     def __init__(
         self, dut: Any, port: str, clock: Any, *, pauses: Iterator[bool] | None = None
     ) -> None:
-        self._payload, self._valid, self._ready = _stream_handles(dut, port)
-        self._clock = clock
+        self._port = _Port(dut, port)
         self._pauses = pauses if pauses is not None else never_pause()
         self._queue: deque[int] = deque()
         self._idle = Event()
         self._idle.set()
         self.handshake_cycles: list[int] = []
         self._current: int | None = None
-        self._valid.value = 0
-        self._task = cocotb.start_soon(self._run())
+        self._port.write("valid", 0)
+        self.hub = _StreamHub.of(dut, clock)
+        self.hub.sources.append(self)
 
     def send(self, payloads: Iterable[int]) -> None:
         """Queue raw payloads for transfer, in order."""
@@ -213,34 +274,31 @@ class StreamDriver:
         await self._idle.wait()
 
     def stop(self) -> None:
-        self._task.cancel()
+        if self in self.hub.sources:
+            self.hub.sources.remove(self)
 
     def flush(self) -> None:
         """Drop every queued payload and any offered one (for a reset); ``valid`` goes low."""
         self._queue.clear()
         self._current = None
-        self._valid.value = 0
+        self._port.write("valid", 0)
         self._idle.set()
 
-    async def _run(self) -> None:
-        cycle = 0
-        while True:
-            await RisingEdge(self._clock)
-            cycle += 1
-            if self._current is None:
-                if self._queue and not next(self._pauses):
-                    self._current = self._queue.popleft()
-                    self._payload.value = self._current
-                    self._valid.value = 1
-                else:
-                    self._valid.value = 0
-                    continue
-            await ReadOnly()
-            if self._current is not None and self._ready.value == Logic(1):
-                self.handshake_cycles.append(cycle)
-                self._current = None
-                if not self._queue:
-                    self._idle.set()
+    def _offer(self) -> None:
+        if self._current is None:
+            if self._queue and not next(self._pauses):
+                self._current = self._queue.popleft()
+                self._port.write("payload", self._current)
+                self._port.write("valid", 1)
+            else:
+                self._port.write("valid", 0)
+
+    def _sample(self, cycle: int) -> None:
+        if self._current is not None and self._port.ready.value == Logic(1):
+            self.handshake_cycles.append(cycle)
+            self._current = None
+            if not self._queue:
+                self._idle.set()
 
 
 class StreamMonitor:
@@ -248,20 +306,21 @@ class StreamMonitor:
 
     Drives ``ready`` (low on pause cycles) and records every transfer:
     ``received`` holds the raw payloads, ``handshake_cycles`` their cycle
-    numbers as counted by this monitor from its start.
+    numbers as counted by the testbench's stream hub from its start.
     """
 
     def __init__(
         self, dut: Any, port: str, clock: Any, *, pauses: Iterator[bool] | None = None
     ) -> None:
-        self._payload, self._valid, self._ready = _stream_handles(dut, port)
-        self._clock = clock
+        self._port = _Port(dut, port)
         self._pauses = pauses if pauses is not None else never_pause()
         self.received: list[int] = []
         self.handshake_cycles: list[int] = []
         self._count_changed = Event()
-        self._ready.value = 0
-        self._task = cocotb.start_soon(self._run())
+        self._ready = False
+        self._port.write("ready", 0)
+        self.hub = _StreamHub.of(dut, clock)
+        self.hub.sinks.append(self)
 
     def clear(self) -> None:
         """Forget everything received so far (for a reset)."""
@@ -275,17 +334,15 @@ class StreamMonitor:
             await self._count_changed.wait()
 
     def stop(self) -> None:
-        self._task.cancel()
+        if self in self.hub.sinks:
+            self.hub.sinks.remove(self)
 
-    async def _run(self) -> None:
-        cycle = 0
-        while True:
-            await RisingEdge(self._clock)
-            cycle += 1
-            ready = not next(self._pauses)
-            self._ready.value = int(ready)
-            await ReadOnly()
-            if ready and self._valid.value == Logic(1):
-                self.received.append(self._payload.value.to_unsigned())
-                self.handshake_cycles.append(cycle)
-                self._count_changed.set()
+    def _offer(self) -> None:
+        self._ready = not next(self._pauses)
+        self._port.write("ready", int(self._ready))
+
+    def _sample(self, cycle: int) -> None:
+        if self._ready and self._port.valid.value == Logic(1):
+            self.received.append(self._port.payload.value.to_unsigned())
+            self.handshake_cycles.append(cycle)
+            self._count_changed.set()

@@ -65,7 +65,7 @@ def test_closed_forms(banks):
     # One group: config, load, tiles * cin beats, drain of the last tile's lanes.
     one = layer_cycles(t, cin=16, cout=4, tiles=8)
     load = 4 + 16 + 1 if banks == 1 else max(4, 16) + 1
-    assert one.cycles == 1 + 10 + load + 8 * 16 + 6 + 4 + 7
+    assert one.cycles == 10 + load + 8 * 16 + 6 + 4 + 7
     assert sum(one.breakdown.values()) == one.cycles
     assert one.breakdown["act_beats"] == one.act_beats == 128
     # Serializer bound: cin < lanes, a tile every P_co cycles.

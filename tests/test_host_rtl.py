@@ -1,14 +1,17 @@
 """The RTL backend: the digits ResNet end to end in Verilator equals the golden backend.
 
 Two engines (SFC-6(7x7,3x3) with P_co=4 for the stride-1 3x3 convs, direct
-3x3 with P_co=16 for the stride-2 and embedded 1x1 convs), each generated,
-built (cached) and run as one simulator that serves all its layers.  Cold
-builds take most of the time; warm runs take about 30 s.
+3x3 with P_co=16 for the stride-2 and embedded 1x1 convs), each generated and
+built (cached) once, every layer a run of the native stream runner.  Cold
+builds take most of the time.
 """
+
+import dataclasses
 
 import numpy as np
 import pytest
 
+from sfc_hls.config import EngineConfig
 from sfc_hls.host.calibration import calibrate, engine_configs
 from sfc_hls.host.checkpoint import load_digits_small_resnet
 from sfc_hls.host.device import GoldenDevice, RtlDevice
@@ -40,17 +43,24 @@ def test_small_resnet_rtl_equals_golden_end_to_end(tmp_path):
     assert cycles["layer2.0.conv1"] >= 2 * 14 * 14 * 32
 
 
-def test_rtl_device_reports_a_failed_engine(tmp_path):
-    """A simulator that dies (here: a request for a file that does not exist) is reported."""
-    model, _ = load_digits_small_resnet()
-    net = lower_model(model, (1, 28, 28))
-    engines = [e for e in engine_configs(net, pco=PCO) if e.algorithm == "direct-3x3"]
-    device = RtlDevice(engines, work_dir=tmp_path, idle_timeout=60)
-    server = device._server("direct-3x3")
-    with pytest.raises(RuntimeError, match="stopped before answering layer 'ghost'"):
-        server.request(
-            {"name": "ghost", "params": str(tmp_path / "missing.json"),
-             "input": "x", "output": "y"}
-        )  # fmt: skip
-    with pytest.raises(RuntimeError, match="direct-3x3 engine simulation failed"):
-        device.close()
+def test_rtl_device_reports_a_layer_that_does_not_finish(tmp_path, monkeypatch):
+    """A layer whose outputs never all arrive (here: its last input beat is dropped) fails
+    with an error naming the layer and the engine, not a hang or a wrong map."""
+    from sfc_hls.datapath import random_layer_quant
+    from sfc_hls.hw.engine_streams import EngineStreams
+
+    config = EngineConfig(algorithm="direct-3x3", pco=4, cin_max=8, cout_max=8)
+    params = random_layer_quant(config, 3, 4, np.random.default_rng(0))
+    x = np.random.default_rng(1).integers(-128, 128, size=(1, 3, 5, 5))
+    layer_beats = EngineStreams.layer_beats
+
+    def drop_last_act(self, *args, **kwargs):
+        beats = layer_beats(self, *args, **kwargs)
+        return dataclasses.replace(beats, act=beats.act[:-1])
+
+    monkeypatch.setattr(EngineStreams, "layer_beats", drop_last_act)
+    device = RtlDevice([config], work_dir=tmp_path)
+    with pytest.raises(
+        RuntimeError, match="layer 'ghost' on the direct-3x3 engine: .*outputs incomplete"
+    ):
+        device.run_conv("ghost", params, x)

@@ -1,0 +1,311 @@
+// Native stream runner: replays $readmemh beat files on a Verilated model's stream ports.
+//
+// Generic over the design: the generated header "sfc_ports.h" (written by
+// sfc_hls.sim.native from the engine manifest) names the model class
+// (SFC_MODEL, SFC_MODEL_HEADER) and lists the ports in SFC_PORTS with the
+// SFC_SOURCE / SFC_SINK / SFC_STATUS macros; everything else is here.
+//
+//   sim_main --in NAME=FILE ... --out NAME=FILE:COUNT ... [--seed S]
+//            [--in-pause P] [--out-pause P] [--max-cycles N] [--reset-cycles N]
+//            [--drain-cycles N]
+//
+// Each input stream offers the beats of its file in order (valid never waits
+// for ready; a beat stays until taken); each output stream takes beats into
+// its file until COUNT have arrived.  With --in-pause / --out-pause a seeded
+// generator idles valid / ready on that fraction of cycles (per stream).  The
+// run ends when every output has its COUNT beats and every input is empty.
+// One JSON object on stdout reports the cycles (cycle 0 is the first cycle
+// out of reset; `cycles` = last output transfer + 1) and, per port, the beats
+// and the cycles of the first and last transfers.  Exit 0 on success, 2 on
+// bad arguments or files, 3 when --max-cycles pass first.  After the last
+// transfer the streams idle for --drain-cycles (16) more cycles, not counted,
+// so that status ports (e.g. a busy flag) settle before they are reported.
+#include <verilated.h>
+
+#include <cinttypes>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sfc_ports.h"
+#include SFC_MODEL_HEADER
+
+namespace {
+
+using Words = std::vector<uint32_t>;
+
+[[noreturn]] void fail(int code, const std::string& message) {
+    std::fprintf(stderr, "sim_main: %s\n", message.c_str());
+    std::exit(code);
+}
+
+int hex_value(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+// One beat per line, most significant digit first ($readmemh); '//' comments and blank lines skipped.
+std::vector<Words> read_hex(const std::string& path, int bits) {
+    FILE* f = std::fopen(path.c_str(), "r");
+    if (!f) fail(2, "cannot read " + path);
+    std::vector<Words> beats;
+    const size_t nwords = (bits + 31) / 32;
+    std::string line;
+    int c;
+    long lineno = 0;
+    auto flush = [&]() {
+        ++lineno;
+        size_t end = line.find("//");
+        std::string s = line.substr(0, end);
+        while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.pop_back();
+        size_t start = s.find_first_not_of(" \t");
+        line.clear();
+        if (start == std::string::npos) return;
+        s = s.substr(start);
+        Words w(nwords, 0);
+        size_t nibble = 0;
+        for (size_t k = s.size(); k-- > 0; ++nibble) {
+            int v = hex_value(s[k]);
+            if (v < 0) fail(2, path + ":" + std::to_string(lineno) + ": not a hex digit");
+            if (v && nibble * 4 >= (size_t)bits)
+                fail(2, path + ":" + std::to_string(lineno) + ": beat wider than " +
+                            std::to_string(bits) + " bits");
+            if (nibble / 8 < nwords) w[nibble / 8] |= (uint32_t)v << (4 * (nibble % 8));
+        }
+        beats.push_back(std::move(w));
+    };
+    while ((c = std::fgetc(f)) != EOF) {
+        if (c == '\n') flush(); else line.push_back((char)c);
+    }
+    if (!line.empty()) flush();
+    std::fclose(f);
+    return beats;
+}
+
+void write_hex(FILE* f, const Words& w, int bits) {
+    const int digits = (bits + 3) / 4;
+    for (int d = digits - 1; d >= 0; --d) {
+        uint32_t v = (w[d / 8] >> (4 * (d % 8))) & 0xF;
+        std::fputc("0123456789abcdef"[v], f);
+    }
+    std::fputc('\n', f);
+}
+
+// Port access for the four scalar widths and for wide (VlWide) ports.
+template <typename T> void put(T& sig, const Words& w) {
+    uint64_t v = w.empty() ? 0 : w[0];
+    if (sizeof(T) > 4 && w.size() > 1) v |= (uint64_t)w[1] << 32;
+    sig = (T)v;
+}
+template <std::size_t N> void put(VlWide<N>& sig, const Words& w) {
+    for (std::size_t i = 0; i < N; ++i) sig[i] = i < w.size() ? w[i] : 0;
+}
+template <typename T> void get(const T& sig, Words& w) {
+    uint64_t v = (uint64_t)sig;
+    w[0] = (uint32_t)v;
+    if (w.size() > 1) w[1] = (uint32_t)(v >> 32);
+}
+template <std::size_t N> void get(const VlWide<N>& sig, Words& w) {
+    for (std::size_t i = 0; i < N && i < w.size(); ++i) w[i] = sig[i];
+}
+
+// xorshift64*: a seeded pause generator per stream (same seed, same stalls).
+struct Pauses {
+    uint64_t state;
+    uint32_t threshold;  // pause when the draw is below it
+    Pauses(uint64_t seed, double p) : state(seed * 0x9E3779B97F4A7C15ull + 1), threshold((uint32_t)(p * 4294967296.0)) {}
+    bool next() {
+        if (!threshold) return false;
+        state ^= state >> 12; state ^= state << 25; state ^= state >> 27;
+        return (uint32_t)((state * 0x2545F4914F6CDD1Dull) >> 32) < threshold;
+    }
+};
+
+struct Stats {
+    long beats = 0, first = -1, last = -1;
+    void fire(long cycle) { if (first < 0) first = cycle; last = cycle; ++beats; }
+};
+
+struct Source {
+    std::string name; int bits; std::vector<Words> beats; size_t next = 0; bool offered = false;
+    std::unique_ptr<Pauses> pauses; Stats stats;
+    std::function<void(const Words&)> set_payload;
+    std::function<void(bool)> set_valid;
+    std::function<bool()> ready;
+};
+
+struct Sink {
+    std::string name; int bits; long expect = 0; FILE* file = nullptr; Words word;
+    std::unique_ptr<Pauses> pauses; Stats stats; bool ready = false;
+    std::function<void(bool)> set_ready;
+    std::function<bool()> valid;
+    std::function<void(Words&)> payload;
+};
+
+struct Status {
+    std::string name; Words word;
+    std::function<void(Words&)> value;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::map<std::string, std::string> in_files, out_files;
+    std::map<std::string, long> out_counts;
+    uint64_t seed = 0;
+    double in_pause = 0, out_pause = 0;
+    long max_cycles = 100000000, reset_cycles = 3, drain_cycles = 16;
+    for (int i = 1; i < argc; ++i) {
+        std::string a = argv[i];
+        auto value = [&]() -> std::string {
+            if (i + 1 >= argc) fail(2, a + " needs a value");
+            return argv[++i];
+        };
+        if (a == "--in" || a == "--out") {
+            std::string v = value();
+            size_t eq = v.find('=');
+            if (eq == std::string::npos) fail(2, a + " takes NAME=FILE, got " + v);
+            std::string name = v.substr(0, eq), file = v.substr(eq + 1);
+            if (a == "--in") { in_files[name] = file; continue; }
+            size_t colon = file.rfind(':');
+            if (colon == std::string::npos) fail(2, "--out takes NAME=FILE:COUNT, got " + v);
+            out_files[name] = file.substr(0, colon);
+            out_counts[name] = std::atol(file.substr(colon + 1).c_str());
+        } else if (a == "--seed") seed = std::strtoull(value().c_str(), nullptr, 10);
+        else if (a == "--in-pause") in_pause = std::atof(value().c_str());
+        else if (a == "--out-pause") out_pause = std::atof(value().c_str());
+        else if (a == "--max-cycles") max_cycles = std::atol(value().c_str());
+        else if (a == "--reset-cycles") reset_cycles = std::atol(value().c_str());
+        else if (a == "--drain-cycles") drain_cycles = std::atol(value().c_str());
+        else fail(2, "unknown argument " + a);
+    }
+    if (in_pause < 0 || in_pause >= 1 || out_pause < 0 || out_pause >= 1)
+        fail(2, "--in-pause and --out-pause must be in [0, 1)");
+
+    auto context = std::make_unique<VerilatedContext>();
+    auto top = std::make_unique<SFC_MODEL>(context.get());
+    std::vector<Source> sources;
+    std::vector<Sink> sinks;
+    std::vector<Status> statuses;
+    uint64_t stream_index = 0;
+    SFC_MODEL* dut = top.get();
+    // The generated header lists the ports: SFC_SOURCE / SFC_SINK (name, valid, ready,
+    // payload members, payload bits) and SFC_STATUS (name, member, bits).
+#define SFC_SOURCE(NAME, VALID, READY, PAYLOAD, BITS)                                     \
+    {                                                                                     \
+        Source s; s.name = NAME; s.bits = BITS;                                           \
+        if (in_files.count(NAME)) s.beats = read_hex(in_files[NAME], BITS);               \
+        s.pauses.reset(new Pauses(seed + (++stream_index), in_pause));                   \
+        s.set_payload = [dut](const Words& w) { put(dut->PAYLOAD, w); };                  \
+        s.set_valid = [dut](bool v) { dut->VALID = v; };                                  \
+        s.ready = [dut]() { return (bool)dut->READY; };                                   \
+        sources.push_back(std::move(s)); in_files.erase(NAME);                            \
+    }
+#define SFC_SINK(NAME, VALID, READY, PAYLOAD, BITS)                                       \
+    {                                                                                     \
+        Sink s; s.name = NAME; s.bits = BITS; s.word.assign((BITS + 31) / 32, 0);         \
+        if (out_files.count(NAME)) {                                                      \
+            s.file = std::fopen(out_files[NAME].c_str(), "w");                            \
+            if (!s.file) fail(2, "cannot write " + out_files[NAME]);                      \
+            s.expect = out_counts[NAME];                                                  \
+        }                                                                                 \
+        s.pauses.reset(new Pauses(seed + (++stream_index), out_pause));                  \
+        s.set_ready = [dut](bool r) { dut->READY = r; };                                  \
+        s.valid = [dut]() { return (bool)dut->VALID; };                                   \
+        s.payload = [dut](Words& w) { get(dut->PAYLOAD, w); };                            \
+        sinks.push_back(std::move(s)); out_files.erase(NAME);                             \
+    }
+#define SFC_STATUS(NAME, MEMBER, BITS)                                                    \
+    {                                                                                     \
+        Status s; s.name = NAME; s.word.assign((BITS + 31) / 32, 0);                      \
+        s.value = [dut](Words& w) { get(dut->MEMBER, w); };                               \
+        statuses.push_back(std::move(s));                                                 \
+    }
+    SFC_PORTS
+#undef SFC_SOURCE
+#undef SFC_SINK
+#undef SFC_STATUS
+    if (!in_files.empty()) fail(2, "no input stream " + in_files.begin()->first);
+    if (!out_files.empty()) fail(2, "no output stream " + out_files.begin()->first);
+
+    // Reset, streams idle.
+    dut->rst = 1;
+    for (long k = 0; k < reset_cycles; ++k) {
+        dut->clk = 0; dut->eval(); dut->clk = 1; dut->eval();
+    }
+    dut->rst = 0;
+
+    long cycle = 0, last_out = -1;
+    bool done = false;
+    for (; cycle < max_cycles && !done; ++cycle) {
+        // Offer: a source keeps an offered beat; otherwise it may start the next one.
+        for (auto& s : sources) {
+            if (!s.offered && s.next < s.beats.size() && !s.pauses->next()) {
+                s.set_payload(s.beats[s.next]);
+                s.offered = true;
+            }
+            s.set_valid(s.offered);
+        }
+        for (auto& s : sinks) {
+            s.ready = !s.pauses->next();
+            s.set_ready(s.ready);
+        }
+        dut->clk = 0;
+        dut->eval();
+        // Transfers happen at this rising edge: sample them before it.
+        for (auto& s : sources) {
+            if (s.offered && s.ready()) { s.offered = false; ++s.next; s.stats.fire(cycle); }
+        }
+        for (auto& s : sinks) {
+            if (s.ready && s.valid()) {
+                s.stats.fire(cycle);
+                last_out = cycle;
+                if (s.file) { s.payload(s.word); write_hex(s.file, s.word, s.bits); }
+            }
+        }
+        dut->clk = 1;
+        dut->eval();
+        done = true;
+        for (auto& s : sources) done &= !s.offered && s.next == s.beats.size();
+        for (auto& s : sinks) done &= s.stats.beats >= s.expect;
+    }
+
+    // A few idle cycles after the last transfer, so that status ports settle.
+    for (auto& s : sources) s.set_valid(false);
+    for (auto& s : sinks) s.set_ready(false);
+    for (long k = 0; done && k < drain_cycles; ++k) {
+        dut->clk = 0; dut->eval(); dut->clk = 1; dut->eval();
+    }
+
+    std::printf("{\"cycles\": %ld, \"simulated\": %ld, \"ports\": {", last_out + 1, cycle);
+    const char* sep = "";
+    for (auto& s : sources) {
+        std::printf("%s\"%s\": {\"beats\": %ld, \"first\": %ld, \"last\": %ld, \"queued\": %zu}", sep,
+                    s.name.c_str(), s.stats.beats, s.stats.first, s.stats.last, s.beats.size());
+        sep = ", ";
+    }
+    for (auto& s : sinks) {
+        std::printf("%s\"%s\": {\"beats\": %ld, \"first\": %ld, \"last\": %ld, \"expected\": %ld}",
+                    sep, s.name.c_str(), s.stats.beats, s.stats.first, s.stats.last, s.expect);
+        sep = ", ";
+        if (s.file) std::fclose(s.file);
+    }
+    std::printf("}");
+    for (auto& s : statuses) {
+        s.value(s.word);
+        std::printf(", \"%s\": \"", s.name.c_str());
+        for (int d = (int)s.word.size() - 1; d >= 0; --d) std::printf("%08x", s.word[d]);
+        std::printf("\"");
+    }
+    std::printf("}\n");
+    top->final();
+    return done ? 0 : 3;
+}
