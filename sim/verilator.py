@@ -131,13 +131,14 @@ def top_ports(verilog_text: str, toplevel: str) -> list[tuple[str, str, int]]:
     if match is None:
         raise ValueError(f"no module {toplevel!r} in the Verilog")
     ports = []
-    for direction, msb, lsb, name in re.findall(
-        r"^\s*(input|output)\s+(?:wire\s+|reg\s+)?(?:signed\s+)?(?:\[(\d+):(\d+)\]\s*)?\\?([\w$.]+)\s*;",
-        match.group(0),
-        re.M,
-    ):
+    declaration = (
+        r"\b(input|output|inout)\s+(?:wire\s+|reg\s+|logic\s+)?(?:signed\s+)?"
+        r"(?:\[(\d+):(\d+)\]\s*)?\\?([\w$.]+)\s*(?=[,;)])"
+    )
+    for direction, msb, lsb, name in re.findall(declaration, match.group(0)):
         width = int(msb) - int(lsb) + 1 if msb else 1
-        ports.append((name, direction, width))
+        if all(name != seen for seen, _, _ in ports):
+            ports.append((name, direction, width))
     return ports
 
 

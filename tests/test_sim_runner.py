@@ -124,6 +124,32 @@ def test_cache_key_follows_the_verilog_text(workspace, run):
     assert (same_dir, rebuilt) == (cached, False)  # same text elsewhere: same build
 
 
+def test_cache_key_follows_every_flag(workspace, run, monkeypatch):
+    """A changed optimisation level or build argument rebuilds (in a build directory of its own)."""
+    cached = run("tb_runner_pass").build_dir
+    monkeypatch.setenv("SFC_HLS_VERILATOR_OPT", "-O1")
+    optimised, rebuilt = build_verilator([workspace / "counter.v"], "counter",
+                                         build_root=workspace / "build")  # fmt: skip
+    assert rebuilt and optimised != cached
+    assert '"OPT_FAST": "-O1"' in (optimised / "sfc_hls_build.json").read_text()
+    monkeypatch.delenv("SFC_HLS_VERILATOR_OPT")
+    other, rebuilt = build_verilator([workspace / "counter.v"], "counter",
+                                     build_root=workspace / "build", build_args=["-DNOTHING"])  # fmt: skip
+    assert rebuilt and other not in (cached, optimised)
+    again, rebuilt = build_verilator([workspace / "counter.v"], "counter",
+                                     build_root=workspace / "build")  # fmt: skip
+    assert (again, rebuilt) == (cached, False)
+
+
+def test_only_top_ports_are_public(workspace, run):
+    """Builds make the top's ports visible through VPI and nothing else (no --public-flat-rw)."""
+    build_dir = run("tb_runner_pass").build_dir
+    vlt = (build_dir / "src" / "public_ports.vlt").read_text().splitlines()
+    assert vlt[0] == "`verilator_config"
+    assert sorted(line.split('"')[-2] for line in vlt[2:]) == ["clk", "count", "rst"]
+    assert "--no-public-flat-rw" in (build_dir / "sfc_hls_build.json").read_text()
+
+
 def test_failing_test_raises(run):
     with pytest.raises(SimulationError, match=r"1 of 1 tests failed: counts"):
         run("tb_runner_fail")
