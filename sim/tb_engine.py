@@ -16,6 +16,7 @@ side of the protocol is :class:`sfc_hls.hw.engine_streams.EngineStreams`.
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +57,7 @@ class LayerResult:
     cycles: int
     group_cycles_per_beat: list[float] = field(default_factory=list)
     bit_exact: bool = False
+    seconds: float = 0.0  # wall time of the layer: packing, simulation, golden comparison
 
 
 class Scoreboard:
@@ -136,6 +138,7 @@ class EngineTestbench:
         self, name: str, params: LayerQuant, x: np.ndarray, timeout: int
     ) -> LayerResult:
         """Send one layer, collect its outputs, compare with the golden model."""
+        t0 = time.perf_counter()
         act = self.drivers["i_act"]
         first_act = len(act.handshake_cycles)
         start_cycle = self.cycle
@@ -169,6 +172,7 @@ class EngineTestbench:
             cycles=cycles,
             group_cycles_per_beat=group_cpb,
             bit_exact=ok,
+            seconds=time.perf_counter() - t0,
         )
 
 
