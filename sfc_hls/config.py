@@ -16,7 +16,17 @@ from sfc_hls.arguments import check_int
 from sfc_hls.bilinear import BilinearAlgorithm
 from sfc_hls.catalog import get_algorithm
 
-__all__ = ["DATAPATH_FIELDS", "SCALE_MODES", "EngineConfig", "LayerSpec", "add_engine_arguments"]
+__all__ = [
+    "CHANNELS_MAX",
+    "DATAPATH_FIELDS",
+    "SCALE_MODES",
+    "EngineConfig",
+    "LayerSpec",
+    "add_engine_arguments",
+]
+
+#: Largest ``cin_max`` / ``cout_max`` of an engine (bounds generation time and memory).
+CHANNELS_MAX = 4096
 
 #: Transform-domain activation requantization: ``pow2`` = rounding shift,
 #: ``fixed`` = unsigned fixed-point multiplier then rounding shift.
@@ -72,6 +82,16 @@ class EngineConfig(_DictFields):
         out_mult_bits: width of the unsigned per-channel output multipliers.
         in_bits: width of the spatial input activations (int8).
         out_bits: width of the spatial outputs (int8; wider only for exact-arithmetic checks).
+        backend_width: transform positions per cycle of the output path (rescale,
+            output quantizer); divides ``m``.  Default (``None``): the smallest
+            divisor of ``m`` with ``backend_width >= m * pco / 64``, so that the
+            output path keeps up with the MAC array on layers with at least 64
+            input channels (ResNet's narrowest); narrower layers are output-bound.
+        direct_reduction_max: largest ``K^2 * cin`` of a direct-mode layer
+            (sizes the accumulators with ``cin_max``; the weight buffer holds
+            ``backend_width`` direct-mode weight entries per row, so it is at most
+            ``backend_width * cin_max``).  Default (``None``): a 3x3 conv over
+            ``cin_max`` channels, ``9 * cin_max``, capped by that capacity.
     """
 
     algorithm: str = "sfc6-7x7-3x3"
@@ -87,6 +107,8 @@ class EngineConfig(_DictFields):
     out_mult_bits: int = 16
     in_bits: int = 8
     out_bits: int = 8
+    backend_width: int | None = None
+    direct_reduction_max: int | None = None
 
     def __post_init__(self) -> None:
         algo = get_algorithm(self.algorithm)  # raises ValueError for unknown names
@@ -95,8 +117,8 @@ class EngineConfig(_DictFields):
         check_int("pco", self.pco, 1, 256)
         check_int("act_bits", self.act_bits, 2, 32)
         check_int("weight_bits", self.weight_bits, 2, 32)
-        check_int("cin_max", self.cin_max, 1, 1 << 16)
-        check_int("cout_max", self.cout_max, 1, 1 << 16)
+        check_int("cin_max", self.cin_max, 1, CHANNELS_MAX)
+        check_int("cout_max", self.cout_max, 1, CHANNELS_MAX)
         check_int("act_mult_bits", self.act_mult_bits, 1, 32)
         check_int("rescale_bits", self.rescale_bits, 1, 32)
         check_int("z_bits", self.z_bits, 8, 128)
@@ -107,6 +129,28 @@ class EngineConfig(_DictFields):
             raise ValueError(f"scale_mode must be one of {SCALE_MODES}, got {self.scale_mode!r}")
         if self.cout_max % self.pco:
             raise ValueError(f"pco must divide cout_max: pco={self.pco}, cout_max={self.cout_max}")
+        self._derive_backend(algo.mults)
+
+    def _derive_backend(self, m: int) -> None:
+        """Fill in (or check) ``backend_width`` and ``direct_reduction_max``."""
+        width = self.backend_width
+        if width is None:
+            need = m * self.pco / 64
+            width = min(d for d in range(1, m + 1) if m % d == 0 and d >= need)
+            object.__setattr__(self, "backend_width", width)
+        check_int("backend_width", width, 1, m)
+        if m % width:
+            divisors = [d for d in range(1, m + 1) if m % d == 0]
+            raise ValueError(
+                f"backend_width must divide the {m} transform positions of {self.algorithm}; "
+                f"got {width}, allowed {divisors}"
+            )
+        capacity = width * self.cin_max
+        reduction = self.direct_reduction_max
+        if reduction is None:
+            reduction = min(9 * self.cin_max, capacity)
+            object.__setattr__(self, "direct_reduction_max", reduction)
+        check_int("direct_reduction_max", reduction, 1, capacity)
 
     @property
     def algo(self) -> BilinearAlgorithm:

@@ -42,6 +42,8 @@ __all__ = [
     "rshift_round_bound",
     "saturate",
     "signed_range",
+    "MODES",
+    "layer_reduction",
     "minimum_rescale_shift",
     "accumulation_bound",
     "check_bound",
@@ -90,14 +92,33 @@ def saturate(v: np.ndarray, bits: int, relu: bool = False) -> np.ndarray:
     return np.clip(v, 0 if relu else lo, hi)
 
 
+#: Layer modes of the engine: ``fast`` (the algorithm's transforms, stride-1 convs with its
+#: kernel) and ``direct`` (any kernel and stride; transform positions are output pixels).
+MODES = ("fast", "direct")
+
+
+def layer_reduction(mode: str, cin: int, kernel: int | None = None) -> int:
+    """Products summed into one accumulator: ``cin`` (fast) or ``kernel^2 * cin`` (direct)."""
+    if mode == "fast":
+        return cin
+    if mode == "direct":
+        if kernel is None:
+            raise ValueError("a direct-mode layer needs its kernel size")
+        return kernel * kernel * cin
+    raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+
+
 def accumulation_bound(cin: int, act_bits: int, weight_bits: int) -> int:
     """|sum of cin products| <= cin * 2^(a-1) * 2^(w-1) (the -2^(a-1) * -2^(w-1) corner)."""
     return cin * (1 << (act_bits - 1)) * (1 << (weight_bits - 1))
 
 
-def minimum_rescale_shift(cin: int, config: EngineConfig) -> int:
-    """Smallest rescale shift for which every rescaled accumulator fits ``z_bits``."""
-    acc = accumulation_bound(cin, config.act_bits, config.weight_bits)
+def minimum_rescale_shift(reduction: int, config: EngineConfig) -> int:
+    """Smallest rescale shift for which every rescaled accumulator fits ``z_bits``.
+
+    ``reduction``: products per accumulator (``cin`` in fast mode, ``K^2 cin`` in direct mode).
+    """
+    acc = accumulation_bound(reduction, config.act_bits, config.weight_bits)
     bound = acc * ((1 << config.rescale_bits) - 1)
     _, hi = signed_range(config.z_bits)
     for s in range(MAX_SHIFT + 1):
@@ -142,22 +163,44 @@ class DatapathWidths:
 
     @classmethod
     def derive(
-        cls, algo: BilinearAlgorithm, config: EngineConfig, cin: int, rescale_shift: int
+        cls,
+        algo: BilinearAlgorithm,
+        config: EngineConfig,
+        cin: int,
+        rescale_shift: int,
+        *,
+        mode: str = "fast",
+        kernel: int | None = None,
     ) -> DatapathWidths:
-        v_lo, v_hi = algo.input_transform_range(config.in_bits)
+        """Widths of a layer with ``cin`` input channels and ``rescale_shift``.
+
+        ``mode="fast"``: the algorithm's transforms (``v = B^T x``, ``y = A^T z``),
+        a reduction over ``cin`` products.  ``mode="direct"`` (``kernel`` K):
+        ``v = x``, ``y = z``, a reduction over ``K^2 cin`` products.
+        """
+        reduction = layer_reduction(mode, cin, kernel)
+        if mode == "fast":
+            v_lo, v_hi = algo.input_transform_range(config.in_bits)
+            v_bits = int(algo.input_transform_width(config.in_bits))
+        else:
+            lo, hi = signed_range(config.in_bits)
+            v_lo, v_hi, v_bits = np.array([lo]), np.array([hi]), config.in_bits
         v_bound = int(max(np.max(np.abs(v_lo)), np.max(np.abs(v_hi))))
         act_mult_max = 1 if config.scale_mode == "pow2" else (1 << config.act_mult_bits) - 1
         act_product_bound = v_bound * act_mult_max
-        acc_bound = accumulation_bound(cin, config.act_bits, config.weight_bits)
+        acc_bound = accumulation_bound(reduction, config.act_bits, config.weight_bits)
         rescaled_bound = acc_bound * ((1 << config.rescale_bits) - 1)
         z_bound = rshift_round_bound(rescaled_bound, rescale_shift)
         if z_bound > signed_range(config.z_bits)[1]:
             raise ValueError(
                 f"rescale_shift={rescale_shift} leaves rescaled values up to {z_bound}, beyond "
-                f"z_bits={config.z_bits}; the minimum for cin={cin} is "
-                f"{minimum_rescale_shift(cin, config)}"
+                f"z_bits={config.z_bits}; the minimum for a reduction over {reduction} "
+                f"products is {minimum_rescale_shift(reduction, config)}"
             )
-        y_bound = np.abs(algo.at_int).sum(axis=1) * z_bound
+        if mode == "fast":
+            y_bound = np.abs(algo.at_int).sum(axis=1) * z_bound
+        else:
+            y_bound = np.array([z_bound])
         y_max = int(y_bound.max())
         biased_bound = 2 * y_max  # |bias| <= y bound
         out_product_bound = biased_bound * ((1 << config.out_mult_bits) - 1)
@@ -169,7 +212,7 @@ class DatapathWidths:
             in_bits=config.in_bits,
             v_lo=v_lo,
             v_hi=v_hi,
-            v_bits=int(algo.input_transform_width(config.in_bits)),
+            v_bits=v_bits,
             act_product_bound=act_product_bound,
             act_product_bits=width(act_product_bound),
             act_bits=config.act_bits,
@@ -250,18 +293,26 @@ _ARRAY_FIELDS = (
 class LayerQuant:
     """Integer parameters of one quantized conv layer on an engine (the layer descriptor data).
 
+    Two modes (docs/datapath.md): ``fast`` runs the engine's algorithm (its
+    kernel, stride 1 -- or any stride for a 1x1-output-tile algorithm); ``direct``
+    runs any ``K x K`` kernel at any stride on the same MAC array, the
+    transform positions holding output pixels.
+
     Attributes:
         config: the engine (algorithm, widths, scale mode).
         cin, cout, padding, relu: the layer.
-        act_mult, act_shift: per transform position ``(m,)``; ``act_mult == 1`` in pow2 mode.
-        weights: transformed quantized weights ``(m, cout, cin)``, symmetric
-            ``[-(2^(w-1) - 1), 2^(w-1) - 1]``.
-        rescale_mult: ``(m, cout)`` unsigned, ``< 2^rescale_bits``.
-        rescale_shift: per layer, ``>= minimum_rescale_shift(cin, config)``.
+        act_mult, act_shift: per transform position ``(m,)``; ``act_mult == 1`` in pow2
+            mode; in direct mode every position has the same values (they act on pixels).
+        weights: quantized weights, symmetric ``[-(2^(w-1) - 1), 2^(w-1) - 1]``: fast mode
+            the transformed weights ``(m, cout, cin)``; direct mode the spatial weights
+            ``(cout, cin, K, K)``.
+        rescale_mult: unsigned, ``< 2^rescale_bits``: ``(m, cout)`` (fast) or ``(cout,)`` (direct).
+        rescale_shift: per layer, ``>= minimum_rescale_shift(reduction, config)``.
         bias: ``(cout,)`` in the ``y`` scale.
         out_mult, out_shift: ``(cout,)`` output requantization.
         input_scale, output_scale: real value of one LSB of the int8 input / output
             (metadata for dequantization; the integer datapath does not use them).
+        mode: ``"fast"`` or ``"direct"``.
     """
 
     config: EngineConfig
@@ -279,8 +330,11 @@ class LayerQuant:
     relu: bool = False
     input_scale: float = 1.0
     output_scale: float = 1.0
+    mode: str = "fast"
 
     def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         for name in _ARRAY_FIELDS:
             arr = np.asarray(getattr(self, name))
             if arr.dtype.kind not in "iu":
@@ -293,8 +347,22 @@ class LayerQuant:
         return self.config.algo
 
     @property
+    def kernel(self) -> int:
+        """Kernel size: the algorithm's (fast) or the weights' (direct)."""
+        if self.mode == "direct":
+            return int(self.weights.shape[-1]) if self.weights.ndim == 4 else 0
+        return self.algo.kernel
+
+    @property
+    def reduction(self) -> int:
+        """Products per accumulator: ``cin`` (fast) or ``K^2 cin`` (direct)."""
+        return layer_reduction(self.mode, self.cin, self.kernel)
+
+    @property
     def widths(self) -> DatapathWidths:
-        return DatapathWidths.derive(self.algo, self.config, self.cin, self.rescale_shift)
+        return DatapathWidths.derive(
+            self.algo, self.config, self.cin, self.rescale_shift, mode=self.mode, kernel=self.kernel
+        )
 
     def validate(self) -> None:
         """Check shapes and ranges against the config; ValueError naming the field."""
@@ -307,21 +375,36 @@ class LayerQuant:
             raise ValueError(
                 f"cin, cout must be >= 1 and padding >= 0, got {self.cin}, {self.cout}, {self.padding}"
             )
+        k = self.kernel
+        direct = self.mode == "direct"
         shapes = {
             "act_mult": (m,),
             "act_shift": (m,),
-            "weights": (m, self.cout, self.cin),
-            "rescale_mult": (m, self.cout),
+            "weights": (self.cout, self.cin, k, k) if direct else (m, self.cout, self.cin),
+            "rescale_mult": (self.cout,) if direct else (m, self.cout),
             "bias": (self.cout,),
             "out_mult": (self.cout,),
             "out_shift": (self.cout,),
         }
+        if direct and (self.weights.ndim != 4 or k < 1 or self.weights.shape[2] != k):
+            raise ValueError(
+                f"weights of a direct-mode layer must have shape (cout, cin, K, K), got "
+                f"{self.weights.shape}"
+            )
+        if direct:
+            for name in ("act_mult", "act_shift"):
+                arr = getattr(self, name)
+                if arr.size and np.any(arr != arr.flat[0]):
+                    raise ValueError(
+                        f"{name} must be the same at every position in direct mode "
+                        "(positions hold pixels); got several values"
+                    )
         for name, shape in shapes.items():
             got = getattr(self, name).shape
             if got != shape:
                 raise ValueError(
-                    f"{name} has shape {got}, expected {shape} "
-                    f"({self.algo.name}: m={m}, cout={self.cout}, cin={self.cin})"
+                    f"{name} has shape {got}, expected {shape} ({self.mode} mode, "
+                    f"{self.algo.name}: m={m}, cout={self.cout}, cin={self.cin})"
                 )
         wmax = (1 << (cfg.weight_bits - 1)) - 1
         limits = {
@@ -371,6 +454,7 @@ class LayerQuant:
             "rescale_shift": self.rescale_shift,
             "input_scale": self.input_scale,
             "output_scale": self.output_scale,
+            "mode": self.mode,
         }
         for name in _ARRAY_FIELDS:
             d[name] = getattr(self, name).tolist()
@@ -393,6 +477,7 @@ class LayerQuant:
                 rescale_shift=d["rescale_shift"],
                 input_scale=float(d["input_scale"]),
                 output_scale=float(d["output_scale"]),
+                mode=d.get("mode", "fast"),
                 **kwargs,
             )
         except KeyError as exc:
@@ -476,13 +561,22 @@ def random_layer_quant(
     *,
     padding: int = 1,
     relu: bool = False,
+    mode: str = "fast",
+    kernel: int | None = None,
 ) -> LayerQuant:
     """Valid random integer parameters for ``config`` (for tests and test vectors).
 
     Multipliers are drawn over their full range; shifts are placed so that
     typical values land near the top of the next stage's range, so that both
-    rounding and saturation are exercised.
+    rounding and saturation are exercised.  ``mode="direct"`` draws a direct-mode
+    layer with a ``kernel x kernel`` kernel (default: the algorithm's).
     """
+    if mode == "direct":
+        return _random_direct_layer(
+            config, cin, cout, rng, kernel or config.algo.kernel, padding=padding, relu=relu
+        )
+    if mode != "fast":
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     algo = config.algo
     m = algo.mults
     if config.scale_mode == "pow2":
@@ -524,4 +618,62 @@ def random_layer_quant(
         out_shift=out_shift,
         padding=padding,
         relu=relu,
+    )
+
+
+def _random_direct_layer(
+    config: EngineConfig,
+    cin: int,
+    cout: int,
+    rng: np.random.Generator,
+    kernel: int,
+    *,
+    padding: int,
+    relu: bool,
+) -> LayerQuant:
+    """:func:`random_layer_quant` of a direct-mode layer (the same placement of the shifts)."""
+    m = config.algo.mults
+    reduction = layer_reduction("direct", cin, kernel)
+    if config.scale_mode == "pow2":
+        act_mult = 1
+    else:
+        act_mult = int(rng.integers(1 << (config.act_mult_bits - 1), 1 << config.act_mult_bits))
+    widths0 = DatapathWidths.derive(
+        config.algo, config, cin, minimum_rescale_shift(reduction, config), mode="direct",
+        kernel=kernel,
+    )  # fmt: skip
+    typical = max((1 << (config.in_bits - 2)) * act_mult, 1)
+    act_shift = int(np.clip(typical.bit_length() - (config.act_bits - 1) + rng.integers(-1, 2),
+                            0, widths0.act_product_bits))  # fmt: skip
+    wmax = (1 << (config.weight_bits - 1)) - 1
+    weights = rng.integers(-wmax, wmax + 1, size=(cout, cin, kernel, kernel))
+    rescale_mult = rng.integers(0, 1 << config.rescale_bits, size=cout)
+    rescale_shift = minimum_rescale_shift(reduction, config) + int(rng.integers(0, 3))
+    wd = DatapathWidths.derive(
+        config.algo, config, cin, rescale_shift, mode="direct", kernel=kernel
+    )
+    acc_typ = np.sqrt(reduction) * (1 << (config.act_bits - 2)) * (wmax / 2)
+    y_typ = acc_typ * (1 << (config.rescale_bits - 1)) / (1 << rescale_shift)
+    bias = np.clip(rng.integers(-int(y_typ) - 1, int(y_typ) + 2, size=cout),
+                   -wd.bias_bound, wd.bias_bound)  # fmt: skip
+    out_mult = rng.integers(1 << (config.out_mult_bits - 1), 1 << config.out_mult_bits, cout)
+    out_shift = int(max(y_typ * (1 << config.out_mult_bits), 1)).bit_length() - (
+        config.out_bits - 1
+    )
+    out_shift = np.clip(out_shift + rng.integers(-1, 2, cout), 0, wd.out_product_bits)
+    return LayerQuant(
+        config=config,
+        cin=cin,
+        cout=cout,
+        act_mult=np.full(m, act_mult),
+        act_shift=np.full(m, act_shift),
+        weights=weights,
+        rescale_mult=rescale_mult,
+        rescale_shift=rescale_shift,
+        bias=bias,
+        out_mult=out_mult,
+        out_shift=out_shift,
+        padding=padding,
+        relu=relu,
+        mode="direct",
     )

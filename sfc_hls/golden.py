@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sfc_hls.arguments import check_int
 from sfc_hls.datapath import (
     LayerQuant,
     check_bound,
@@ -37,12 +38,15 @@ _INT64_SAFE = 1 << 62
 
 @dataclass(frozen=True)
 class LayerStages:
-    """Every stage of one layer, tile-major.
+    """Every stage of one layer.
 
-    Shapes: ``tiles`` (N, Cin, TH, TW, L*L); ``v``, ``q`` (N, Cin, TH, TW, m);
-    ``acc``, ``z`` (N, Cout, TH, TW, m); ``y``, ``out_tiles`` (N, Cout, TH, TW, M*M);
-    ``out`` (N, Cout, Ho, Wo).  Tiles are row-major (TH then TW); within a tile
-    positions follow the algorithm's flattening.
+    Fast mode, tile-major: ``tiles`` (N, Cin, TH, TW, L*L); ``v``, ``q`` (N, Cin,
+    TH, TW, m); ``acc``, ``z`` (N, Cout, TH, TW, m); ``y``, ``out_tiles`` (N, Cout,
+    TH, TW, M*M); ``out`` (N, Cout, Ho, Wo).  Tiles are row-major (TH then TW);
+    within a tile positions follow the algorithm's flattening.
+
+    Direct mode, maps: ``tiles``, ``v`` the input ``x`` and ``q`` its quantized
+    values (N, Cin, H, W); ``acc``, ``z``, ``y``, ``out_tiles``, ``out`` (N, Cout, Ho, Wo).
     """
 
     tiles: np.ndarray
@@ -71,7 +75,7 @@ def check_input(x, params: LayerQuant) -> np.ndarray:
         raise ValueError(f"x must be 4D (N, Cin, H, W), got shape {x.shape}")
     if x.shape[1] != params.cin:
         raise ValueError(f"x has Cin={x.shape[1]}, the layer parameters expect cin={params.cin}")
-    r = params.algo.kernel
+    r = params.kernel
     for name, size in (("H", x.shape[2]), ("W", x.shape[3])):
         if size + 2 * params.padding < r:
             raise ValueError(f"{name}={size} with padding {params.padding} is smaller than R={r}")
@@ -113,6 +117,8 @@ def conv2d_int8(x, params: LayerQuant, *, stride: int = 1, return_stages: bool =
         ``(out, stages)``.
     """
     x = check_input(x, params)
+    if params.mode == "direct":
+        return _conv2d_direct(x, params, stride, return_stages)
     algo = params.algo
     check_stride(algo, stride)
     cfg = params.config
@@ -145,18 +151,55 @@ def conv2d_int8(x, params: LayerQuant, *, stride: int = 1, return_stages: bool =
     y = _exact_matmul(z, algo.at_int.T, int(wd.y_bound.max()))
     check_bound("y = A^T z", y, -wd.y_bound, wd.y_bound)
 
-    dt = _dtype_for(wd.out_product_bound * 2)
-    biased = y.astype(dt) + params.bias[None, :, None, None, None].astype(dt)
-    check_bound("y + bias", biased, -wd.biased_bound, wd.biased_bound)
-    oprod = biased * params.out_mult[None, :, None, None, None].astype(dt)
-    check_bound("(y + bias) * out_mult", oprod, -wd.out_product_bound, wd.out_product_bound)
-    shifted = rshift_round(oprod, params.out_shift[None, :, None, None, None])
-    out_tiles = saturate(shifted, cfg.out_bits, params.relu)
-    out_tiles = out_tiles.astype(np.int64) if cfg.out_bits <= 63 else out_tiles
+    out_tiles = _requantize_output(y, params, wd, channel_axis=1)
     out = assemble_tiles(out_tiles, algo, outs, grid)
     if not return_stages:
         return out
     return out, LayerStages(tiles, v, q, acc, z, y, out_tiles, out)
+
+
+def _requantize_output(y, params: LayerQuant, wd, channel_axis: int):
+    """``sat(rshift((y + bias) * out_mult, out_shift), out_bits)`` with ReLU; bounds asserted."""
+    shape = [1] * y.ndim
+    shape[channel_axis] = -1
+    dt = _dtype_for(wd.out_product_bound * 2)
+    biased = y.astype(dt) + params.bias.reshape(shape).astype(dt)
+    check_bound("y + bias", biased, -wd.biased_bound, wd.biased_bound)
+    oprod = biased * params.out_mult.reshape(shape).astype(dt)
+    check_bound("(y + bias) * out_mult", oprod, -wd.out_product_bound, wd.out_product_bound)
+    shifted = rshift_round(oprod, params.out_shift.reshape(shape))
+    out = saturate(shifted, params.config.out_bits, params.relu)
+    return out.astype(np.int64) if params.config.out_bits <= 63 else out
+
+
+def _conv2d_direct(x: np.ndarray, params: LayerQuant, stride: int, return_stages: bool):
+    """Direct mode (docs/datapath.md): ``acc = sum_{ky,kx,ci} q(x) W``, ``y = z``."""
+    check_int("stride", stride, 1)
+    cfg, wd, k, pad = params.config, params.widths, params.kernel, params.padding
+    n, cin, h, w = x.shape
+    ho, wo = output_size(h, k, pad, stride), output_size(w, k, pad, stride)
+    check_bound("v = x", x, wd.v_lo, wd.v_hi)
+    dt = _dtype_for(wd.act_product_bound + (1 << wd.act_product_bits))
+    prod = x.astype(dt) * int(params.act_mult[0])
+    check_bound("x * act_mult", prod, -wd.act_product_bound, wd.act_product_bound)
+    q = saturate(rshift_round(prod, int(params.act_shift[0])), cfg.act_bits)
+    qp = np.pad(q, ((0, 0), (0, 0), (pad, pad), (pad, pad)))  # q(0) = 0
+    win = np.lib.stride_tricks.sliding_window_view(qp, (k, k), axis=(2, 3))
+    win = win[:, :, ::stride, ::stride][:, :, :ho, :wo]  # (n, cin, ho, wo, k, k)
+    patches = win.transpose(0, 2, 3, 1, 4, 5).reshape(n * ho * wo, cin * k * k)
+    wmat = params.weights.reshape(params.cout, cin * k * k).T
+    acc = _exact_matmul(patches, wmat, wd.acc_bound).reshape(n, ho, wo, params.cout)
+    acc = acc.transpose(0, 3, 1, 2)
+    check_bound("acc", acc, -wd.acc_bound, wd.acc_bound)
+    dt = _dtype_for(wd.rescaled_bound * 2)
+    rescaled = acc.astype(dt) * params.rescale_mult[None, :, None, None].astype(dt)
+    check_bound("acc * rescale_mult", rescaled, -wd.rescaled_bound, wd.rescaled_bound)
+    z = rshift_round(rescaled, params.rescale_shift)
+    check_bound("z", z, -wd.z_bound, wd.z_bound)
+    out = _requantize_output(z, params, wd, channel_axis=1)
+    if not return_stages:
+        return out
+    return out, LayerStages(x, x, q, acc, z, z, out, out)
 
 
 def _round_shift_int(value: int, shift: int) -> int:
@@ -177,6 +220,8 @@ def conv2d_int8_scalar(x, params: LayerQuant, *, stride: int = 1) -> np.ndarray:
     Python's unbounded integers.  ``stride`` as for :func:`conv2d_int8`.
     """
     x = check_input(x, params)
+    if params.mode == "direct":
+        return _direct_scalar(x, params, stride)
     algo = params.algo
     check_stride(algo, stride)
     cfg = params.config
@@ -237,4 +282,37 @@ def conv2d_int8_scalar(x, params: LayerQuant, *, stride: int = 1) -> np.ndarray:
                         val = (y + int(params.bias[co])) * int(params.out_mult[co])
                         val = _round_shift_int(val, int(params.out_shift[co]))
                         out[n, co, ty + oy, tx + ox] = _clamp(val, cfg.out_bits, params.relu)
+    return out
+
+
+def _direct_scalar(x: np.ndarray, params: LayerQuant, stride: int) -> np.ndarray:
+    """Direct mode with plain loops: each output pixel sums its ``K x K x cin`` window."""
+    check_int("stride", stride, 1)
+    cfg, wd, k, pad = params.config, params.widths, params.kernel, params.padding
+    n_img, cin, h, w = x.shape
+    ho, wo = output_size(h, k, pad, stride), output_size(w, k, pad, stride)
+    xl, weights = x.tolist(), params.weights.tolist()
+    mult, shift = int(params.act_mult[0]), int(params.act_shift[0])
+    out = np.zeros((n_img, params.cout, ho, wo), dtype=np.int64 if cfg.out_bits <= 63 else object)
+
+    def q(n: int, c: int, i: int, j: int) -> int:
+        if not (0 <= i < h and 0 <= j < w):
+            return 0
+        return _clamp(_round_shift_int(xl[n][c][i][j] * mult, shift), cfg.act_bits)
+
+    for n, co, oy, ox in np.ndindex(n_img, params.cout, ho, wo):
+        acc = sum(
+            q(n, c, oy * stride + ky - pad, ox * stride + kx - pad) * weights[co][c][ky][kx]
+            for c in range(cin)
+            for ky in range(k)
+            for kx in range(k)
+        )
+        if abs(acc) > wd.acc_bound:
+            raise ArithmeticError(f"acc: {acc} exceeds its derived bound {wd.acc_bound}")
+        z = _round_shift_int(acc * int(params.rescale_mult[co]), params.rescale_shift)
+        if abs(z) > wd.z_bound:
+            raise ArithmeticError(f"z: {z} exceeds its derived bound {wd.z_bound}")
+        val = (z + int(params.bias[co])) * int(params.out_mult[co])
+        val = _round_shift_int(val, int(params.out_shift[co]))
+        out[n, co, oy, ox] = _clamp(val, cfg.out_bits, params.relu)
     return out

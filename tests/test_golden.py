@@ -202,3 +202,73 @@ def test_bad_input_data():
         conv2d_int8(np.zeros((p.cin, 8, 8), dtype=np.int8), p)
     with pytest.raises(TypeError, match="params must be a LayerQuant"):
         conv2d_int8(x, {"weights": 1})
+
+
+# -- direct mode -------------------------------------------------------------------------------
+DIRECT_SHAPES = [(1, 1, 0), (1, 2, 0), (3, 1, 1), (3, 2, 1), (5, 1, 2), (7, 2, 3), (3, 2, 0)]
+
+
+def _direct_case(seed: int):
+    rng = np.random.default_rng(1000 + seed)
+    k, stride, padding = DIRECT_SHAPES[seed % len(DIRECT_SHAPES)]
+    cin, cout = int(rng.integers(1, 6)), int(rng.integers(1, 5))
+    cfg = EngineConfig(algorithm=ALGOS[seed % 3], scale_mode=("pow2", "fixed")[seed % 2],
+                       pco=1, cin_max=8, cout_max=8)  # fmt: skip
+    params = random_layer_quant(cfg, cin, cout, rng, padding=padding, relu=bool(seed % 3 == 1),
+                                mode="direct", kernel=k)  # fmt: skip
+    h, w = (int(v) for v in rng.integers(max(k - 2 * padding, 1), 14, size=2))
+    x = rng.integers(-128, 128, size=(int(rng.integers(1, 3)), cin, h, w))
+    if seed % 5 == 0:
+        x = np.full_like(x, (-128, 127)[seed % 2])
+    return x, params, stride
+
+
+@pytest.mark.parametrize("chunk", range(4))
+def test_direct_mode_scalar_and_vectorized_agree(chunk):
+    for seed in range(chunk * 25, (chunk + 1) * 25):
+        x, params, stride = _direct_case(seed)
+        want = conv2d_int8_scalar(x, params, stride=stride)
+        got = conv2d_int8(x, params, stride=stride)
+        assert np.array_equal(got, want), seed
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_direct_mode_accumulators_are_the_integer_convolution(seed):
+    """acc = the exact integer convolution of the quantized input (an independent reference)."""
+    import torch
+
+    x, params, stride = _direct_case(seed)
+    _, stages = conv2d_int8(x, params, stride=stride, return_stages=True)
+    ref = torch.nn.functional.conv2d(
+        torch.from_numpy(stages.q.astype(np.float64)),
+        torch.from_numpy(params.weights.astype(np.float64)),
+        stride=stride,
+        padding=params.padding,
+    ).numpy()
+    assert np.array_equal(stages.acc, ref.astype(np.int64))  # float64 exact below 2^53
+    assert stages.acc.shape[1] == params.cout and np.array_equal(stages.y, stages.z)
+
+
+def test_direct_mode_widths_and_validation(tmp_path):
+    cfg = EngineConfig(pco=1, cin_max=8, cout_max=8)
+    params = random_layer_quant(cfg, 3, 2, np.random.default_rng(0), mode="direct", kernel=7)
+    assert (params.kernel, params.reduction) == (7, 147)
+    wd = params.widths
+    assert wd.v_bits == 8 and wd.acc_bound == 147 * 128 * 128
+    assert params.rescale_shift >= minimum_rescale_shift(147, cfg)
+    path = tmp_path / "direct.json"
+    params.save(path)
+    again = LayerQuant.load(path)
+    assert again.mode == "direct" and again.to_dict() == params.to_dict()
+    fields = {f: getattr(params, f) for f in ("act_mult", "act_shift", "weights", "rescale_mult",
+                                              "bias", "out_mult", "out_shift")}  # fmt: skip
+    common = dict(config=cfg, cin=3, cout=2, rescale_shift=params.rescale_shift, mode="direct")
+    uneven = dict(fields, act_shift=np.arange(cfg.algo.mults) % 2)
+    with pytest.raises(ValueError, match="act_shift must be the same at every position"):
+        LayerQuant(**common, **uneven)
+    with pytest.raises(ValueError, match=r"rescale_mult has shape \(2, 2\), expected \(2,\)"):
+        LayerQuant(**common, **dict(fields, rescale_mult=np.ones((2, 2), int)))
+    with pytest.raises(ValueError, match="mode must be one of"):
+        LayerQuant(**dict(common, mode="winograd"), **fields)
+    with pytest.raises(ValueError, match="products is"):
+        LayerQuant(**dict(common, rescale_shift=0), **fields)
