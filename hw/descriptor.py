@@ -32,7 +32,9 @@ class DescriptorRegisters(wiring.Component):
         descriptor (Out ``descriptor_layout``): the registers (reset: all zero).
         start (Out 1, combinational): CONTROL was written with START this cycle.
         valid (Out 1): the descriptor may start a layer: no bad write since the
-            last start and CIN, COUT, TILES >= 1.
+            last start, CIN, COUT, TILES >= 1, and in direct mode TAPS >= 1,
+            ``TAPS * CIN <= limits["direct_reduction"]`` and REPLICAS one of ``replicas``.
+        blocks_per_replica (Out): ``blocks / REPLICAS`` (``blocks`` in fast mode).
         error (Out 1): sticky: the last start had an invalid descriptor (no
             layer started); cleared by a valid start.  An invalid start also
             clears the bad-write flag, so that a rewritten descriptor can start.
@@ -42,8 +44,14 @@ class DescriptorRegisters(wiring.Component):
     """
 
     def __init__(
-        self, *, descriptor_layout: data.StructLayout, positions: int, limits: dict[str, int]
+        self,
+        *,
+        descriptor_layout: data.StructLayout,
+        positions: int,
+        limits: dict[str, int],
+        blocks: int = 1,
     ) -> None:
+        self.blocks = blocks
         self.descriptor_layout = descriptor_layout
         self.registers = RegisterMap(positions)
         self.limits = dict(limits)
@@ -58,6 +66,7 @@ class DescriptorRegisters(wiring.Component):
                 "start": Out(1),
                 "valid": Out(1),
                 "error": Out(1),
+                "blocks_per_replica": Out(range(blocks + 1)),
             }
         )
 
@@ -69,7 +78,11 @@ class DescriptorRegisters(wiring.Component):
         with m.If(self.i_cfg.valid & self.i_cfg.ready):
             self._decode(m, self.i_cfg.payload.addr, self.i_cfg.payload.data, bad_write)
         m.d.comb += self.valid.eq(
-            ~bad_write & (desc.cin >= 1) & (desc.cout >= 1) & (desc.tiles >= 1)
+            ~bad_write
+            & (desc.cin >= 1)
+            & (desc.cout >= 1)
+            & (desc.tiles >= 1)
+            & (~desc.direct | self._direct_ok(m))
         )
         with m.If(self.start):
             with m.If(self.valid):
@@ -77,6 +90,22 @@ class DescriptorRegisters(wiring.Component):
             with m.Else():
                 m.d.sync += [self.error.eq(1), bad_write.eq(0)]
         return m
+
+    def _direct_ok(self, m: Module) -> Signal:
+        """Direct-mode checks: TAPS >= 1, TAPS * CIN within the limit, REPLICAS divides the
+        blocks; also drives ``blocks_per_replica``."""
+        desc = self.descriptor
+        replicas_ok = Signal()
+        with m.Switch(desc.replicas):
+            for r in (r for r in range(1, self.blocks + 1) if self.blocks % r == 0):
+                with m.Case(r):
+                    m.d.comb += [replicas_ok.eq(1), self.blocks_per_replica.eq(self.blocks // r)]
+        with m.If(~desc.direct):
+            m.d.comb += self.blocks_per_replica.eq(self.blocks)
+        ok = Signal()
+        reduction_ok = desc.taps * desc.cin <= self.limits["direct_reduction"]
+        m.d.comb += ok.eq((desc.taps >= 1) & reduction_ok & replicas_ok)
+        return ok
 
     def _decode(self, m: Module, addr, value, bad_write: Signal) -> None:
         """One write: scalar registers by case, per-position arrays by range, others are bad."""

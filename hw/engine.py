@@ -1,13 +1,18 @@
-"""The streaming conv engine: transforms, quantizers and MAC array behind one descriptor.
+"""The conv engine: every conv layer of a network on one MAC array, in two modes.
 
-Data flow (one input beat = one ``L x L`` int8 tile of one input channel)::
+Data flow (see docs/architecture.md for the block diagram)::
 
     i_cfg -> DescriptorRegisters -> GroupScheduler (banks, counters, layer end)
-    i_chan, i_weight -> GroupScheduler -> parameter banks, WeightBuffer
-    i_act -> GroupScheduler -> InputTransform (B^T) -> ActQuantizer -> WeightBuffer (row ci)
-          -> MacArray -> ChannelSerializer (one lane per beat, with the lane's parameters)
-          -> Rescale -> OutputTransform (A^T) -> OutputQuantizer -> o_out
+    i_chan -> GroupScheduler -> parameter memory      i_weight -> GroupScheduler -> WeightBuffer
+    i_act -> GroupScheduler -+- fast:   InputTransform (B^T) -+-> ActQuantizer -> WeightBuffer
+                             +- direct: the beat's pixels ----+       -> MacArray
+          -> ResultSerializer (blocks of W positions, with their parameters) -> Rescale
+          -+- fast:   TileCollector -> OutputTransform (A^T) -> TileSplitter -+-> OutputQuantizer
+           +- direct: -------------------------------------------------------+      -> o_out
 
+The fast mode runs the engine's algorithm (stride-1 convs with its kernel);
+the direct mode runs any kernel and stride with the transforms bypassed, the
+``m`` positions holding output pixels (docs/datapath.md, "Direct mode").
 Layer protocol and register map: :mod:`sfc_hls.hw.register_map`.  Every
 parameter comes from one :class:`~sfc_hls.config.EngineConfig`; every layout,
 width and latency from its :class:`~sfc_hls.hw.interface.EngineInterface`.
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 from amaranth.hdl import Module
 from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from sfc_hls.config import EngineConfig
@@ -25,7 +31,9 @@ from sfc_hls.hw.interface import BLOCKS, EngineInterface
 from sfc_hls.hw.mac_array import MacArray
 from sfc_hls.hw.quantizers import ActQuantizer, OutputQuantizer, Rescale
 from sfc_hls.hw.scheduler import GroupScheduler
-from sfc_hls.hw.serializer import ChannelSerializer
+from sfc_hls.hw.serializer import ResultSerializer
+from sfc_hls.hw.stream_select import StreamSelect, StreamSplit
+from sfc_hls.hw.tile_blocks import TileCollector, TileSplitter
 from sfc_hls.hw.transform import InputTransform, OutputTransform
 from sfc_hls.hw.weight_buffer import WeightBuffer
 
@@ -40,32 +48,37 @@ def datapath_blocks(
     The one place that says how each block is built from the interface: the
     engine elaborates them, the synthesis report converts them one by one.
     """
-    cfg, lay = interface.config, interface.layouts
+    cfg, lay, iface = interface.config, interface.layouts, interface
+    rescale_out = Rescale.payload_layouts(iface.rescale_widths, lay["lane_meta"])[1]
     factories = {
         "input_transform": lambda: InputTransform(
-            interface.algo, in_bits=cfg.in_bits, meta_layout=lay["beat_meta"]
+            iface.algo, in_bits=cfg.in_bits, meta_layout=lay["beat_meta"]
         ),
         "act_quantizer": lambda: ActQuantizer(cfg, meta_layout=lay["beat_meta"]),
         "weight_buffer": lambda: WeightBuffer(
-            positions=interface.positions,
+            positions=iface.positions,
             lanes=cfg.pco,
             cin_max=cfg.cin_max,
             act_bits=cfg.act_bits,
             weight_bits=cfg.weight_bits,
+            width=iface.width,
         ),
         "mac_array": lambda: MacArray(
-            positions=interface.positions,
+            positions=iface.positions,
             lanes=cfg.pco,
             act_bits=cfg.act_bits,
             weight_bits=cfg.weight_bits,
-            cin_max=cfg.cin_max,
+            cin_max=iface.reduction_max,
         ),
+        "serializer": lambda: ResultSerializer(iface),
         "rescale": lambda: Rescale(cfg, meta_layout=lay["lane_meta"]),
+        "collector": lambda: TileCollector(in_layout=rescale_out, blocks=iface.blocks),
         "output_transform": lambda: OutputTransform(
-            interface.algo, z_bits=cfg.z_bits, meta_layout=lay["lane_meta"]
+            iface.algo, z_bits=cfg.z_bits, meta_layout=lay["lane_meta"]
         ),
+        "splitter": lambda: TileSplitter(in_layout=lay["tile_y"], width=iface.width),
         "output_quantizer": lambda: OutputQuantizer(
-            cfg, y_bits=interface.y_bits, tag_layout=lay["tag"]
+            cfg, y_bits=iface.output_widths.y_bits, tag_layout=lay["tag"]
         ),
     }
     unknown = set(names) - set(factories)
@@ -75,28 +88,26 @@ def datapath_blocks(
 
 
 class ConvEngine(wiring.Component):
-    """Stride-1 conv engine for one fast-convolution algorithm (``EngineConfig``).
+    """Conv engine for one fast-convolution algorithm, with a direct mode (``EngineConfig``).
 
     Ports (see :mod:`sfc_hls.hw.register_map` for the protocol, the
     :class:`~sfc_hls.hw.interface.EngineInterface` for every layout):
 
     * ``i_cfg``: register writes ``{addr: 16, data: 32}``; accepted while idle.
-    * ``i_chan``: per output-channel group, ``P_co`` beats ``{rescale_mult[m],
-      params: {bias, out_mult, out_shift}}``.
-    * ``i_weight``: per group, ``CIN`` rows ``weights[lane][j]`` (int8).
-    * ``i_act``: per group, ``TILES * CIN`` input beats, an ``L x L`` int8 tile each.
-    * ``o_out``: per tile, one beat per valid lane ``{data[M*M], meta: {channel, tile, last}}``.
+    * ``i_chan``: per output-channel group, one beat per (lane, block):
+      ``{rescale_mult[W], params: {bias, out_mult, out_shift}}``.
+    * ``i_weight``: per group, weight rows of ``P_co x m`` int8 (fast: one per
+      input channel; direct: ``W`` entries of ``P_co x B`` each).
+    * ``i_act``: per group, ``TILES * reduction`` beats of ``max(L*L, m)`` int8
+      (fast: an ``L x L`` tile of one channel; direct: ``m`` pixels of one tap and channel).
+    * ``o_out``: ``{data[W], meta: {channel, tile, index, end, last}}``.
     * ``status``: ``{busy, desc_error, overflow, layers_done}``.
 
-    Throughput: one ``i_act`` beat per cycle while outputs are taken and
-    ``CIN >= P_co`` (the output path handles one lane per cycle).  Parameters
-    and weights live in two banks: group ``g + 1`` loads (``max(P_co, CIN)``
-    cycles, both streams at once) while group ``g`` computes, once the bank of
-    group ``g - 1`` has been released by its last output; so a group costs
-    ``TILES * CIN`` cycles when that is longer than the load, and about
-    ``CIN + latency`` cycles when a layer has a single tile.  Latency from the
-    last input beat of a tile to its first output beat:
-    ``interface.total_latency`` cycles (the sum of the blocks' latencies).
+    Throughput: one ``i_act`` beat per cycle while the output path keeps up
+    (``W`` positions per cycle: a tile's result takes ``P_co * m / W`` cycles
+    to leave, so layers with ``reduction >= P_co * m / W`` run at one beat per
+    cycle).  Parameters and weights live in two banks: group ``g + 1`` loads
+    while group ``g`` computes.
     """
 
     def __init__(self, config: EngineConfig) -> None:
@@ -126,54 +137,113 @@ class ConvEngine(wiring.Component):
         iface = self.interface
         lay = iface.layouts
         m.submodules.registers = regs = DescriptorRegisters(
-            descriptor_layout=lay["descriptor"], positions=iface.positions, limits=iface.limits
+            descriptor_layout=lay["descriptor"],
+            positions=iface.positions,
+            limits=iface.limits,
+            blocks=iface.blocks,
         )
         m.submodules.scheduler = sched = GroupScheduler(iface)
         blocks = datapath_blocks(iface)
         for name, block in blocks.items():
             m.submodules[name] = block
-        it, aq, wb, mac = (blocks[name] for name in BLOCKS[:4])
-        rs, ot, oq = (blocks[name] for name in BLOCKS[4:])
-        m.submodules.serializer = ser = ChannelSerializer(iface)
+        switches = [*self._front(m, sched, blocks), *self._back(m, blocks)]
+        self._parameter_memory(m, sched, blocks["serializer"])
+        self._control(m, regs, sched, blocks)
+        m.d.comb += [switch.direct.eq(regs.descriptor.direct) for switch in switches]
+        return m
 
-        # Streams: ports -> scheduler -> datapath -> o_out.
-        wiring.connect(m, wiring.flipped(self.i_cfg), regs.i_cfg)
+    def _front(self, m: Module, sched: GroupScheduler, blocks: dict) -> tuple:
+        """Ports -> scheduler -> (B^T | pixels) -> activation quantizer -> weights -> MAC array."""
+        it, aq, wb, mac = (blocks[name] for name in BLOCKS[:4])
+        lay = self.interface.layouts
+        m.submodules.front_split = split = StreamSplit(
+            lay["act_beat"], it.i_layout, lay["direct_beat"]
+        )
+        m.submodules.front_select = select = StreamSelect(
+            it.o_layout, lay["direct_beat"], aq.in_layout
+        )
         wiring.connect(m, wiring.flipped(self.i_chan), sched.i_chan)
         wiring.connect(m, wiring.flipped(self.i_weight), sched.i_weight)
         wiring.connect(m, wiring.flipped(self.i_act), sched.i_act)
         wiring.connect(m, sched.o_weight, wb.i_weight)
-        wiring.connect(m, sched.o_act, it.i_x)
-        wiring.connect(m, it.o_y, aq.i_v)
+        wiring.connect(m, sched.o_act, split.i)
+        wiring.connect(m, split.o_fast, it.i_x)
+        wiring.connect(m, it.o_y, select.i_fast)
+        wiring.connect(m, split.o_direct, select.i_direct)
+        wiring.connect(m, select.o, aq.i_v)
         wiring.connect(m, aq.o_q, wb.i_beat)
         wiring.connect(m, wb.o_beat, mac.i_beat)
+        return split, select
+
+    def _back(self, m: Module, blocks: dict) -> tuple:
+        """MAC array -> serializer -> rescale -> (collect, A^T, split | direct) -> quantizer -> o_out."""
+        mac, ser, rs, col, ot, spl, oq = (blocks[name] for name in BLOCKS[3:])
+        m.submodules.back_split = split = StreamSplit(rs.out_layout, col.i.payload.shape(),
+                                                      rs.out_layout)  # fmt: skip
+        m.submodules.back_select = select = StreamSelect(
+            spl.o.payload.shape(), rs.out_layout, oq.in_layout
+        )
         wiring.connect(m, mac.o_acc, ser.i_acc)
         wiring.connect(m, ser.o_lane, rs.i_acc)
-        wiring.connect(m, rs.o_z, ot.i_x)
-        wiring.connect(m, ot.o_y, oq.i_y)
+        wiring.connect(m, rs.o_z, split.i)
+        wiring.connect(m, split.o_fast, col.i)
+        wiring.connect(m, col.o, ot.i_x)
+        wiring.connect(m, ot.o_y, spl.i)
+        wiring.connect(m, spl.o, select.i_fast)
+        wiring.connect(m, split.o_direct, select.i_direct)
+        wiring.connect(m, select.o, oq.i_y)
         wiring.connect(m, oq.o_out, wiring.flipped(self.o_out))
+        return split, select
 
-        # Control: descriptor -> scheduler and per-layer constants of the blocks.
+    def _parameter_memory(self, m: Module, sched: GroupScheduler, ser: ResultSerializer) -> None:
+        """Two banks of per-(lane, block) parameters: written by the loader, read by the serializer."""
+        iface = self.interface
+        m.submodules.parameters = mem = Memory(
+            shape=iface.layouts["chan"], depth=2 * iface.lanes * iface.blocks, init=[]
+        )
+        wr = mem.write_port()
+        rd = mem.read_port(transparent_for=())
+        m.d.comb += [
+            wr.addr.eq(sched.param_addr),
+            wr.data.eq(sched.param_data),
+            wr.en.eq(sched.param_en),
+            rd.addr.eq(ser.param_addr),
+            rd.en.eq(ser.param_en),
+            ser.param_data.eq(rd.data),
+        ]
+
+    def _control(self, m: Module, regs, sched: GroupScheduler, blocks: dict) -> None:
+        """Descriptor -> scheduler, serializer and the per-layer constants of the blocks."""
+        aq, wb, ser, rs, oq = (blocks[n] for n in ("act_quantizer", "weight_buffer", "serializer",
+                                                   "rescale", "output_quantizer"))  # fmt: skip
         desc = regs.descriptor
+        wiring.connect(m, wiring.flipped(self.i_cfg), regs.i_cfg)
         m.d.comb += [
             regs.accept.eq(~sched.busy),
             sched.start.eq(regs.start & regs.valid),
             sched.cin.eq(desc.cin),
             sched.cout.eq(desc.cout),
             sched.tiles.eq(desc.tiles),
-            sched.rows_loaded.eq(wb.loaded),
+            sched.taps.eq(desc.taps),
+            sched.direct.eq(desc.direct),
+            sched.replicas.eq(desc.replicas),
             wb.restart.eq(sched.restart),
             wb.load_bank.eq(sched.load_bank),
-            ser.chan.eq(sched.chan),
+            wb.direct.eq(desc.direct),
             ser.cout.eq(desc.cout),
             ser.tiles.eq(desc.tiles),
+            ser.direct.eq(desc.direct),
+            ser.replicas.eq(desc.replicas),
+            ser.blocks_per_replica.eq(regs.blocks_per_replica),
             ser.start.eq(sched.layer_start),
             rs.clear.eq(sched.layer_start),
             sched.release.eq(ser.release),
             sched.release_bank.eq(ser.bank),
             sched.results_done.eq(ser.done),
-            sched.lane_pending.eq(ser.o_lane.valid),
-            sched.lane_issued.eq(ser.o_lane.valid & ser.o_lane.ready),
-            sched.out_taken.eq(self.o_out.valid & self.o_out.ready),
+            sched.packet_issued.eq(
+                ser.o_lane.valid & ser.o_lane.ready & ser.o_lane.payload.meta.tag.end
+            ),
+            sched.packet_out.eq(self.o_out.valid & self.o_out.ready & self.o_out.payload.meta.end),
             aq.act_shift.eq(desc.act_shift),
             rs.rescale_shift.eq(desc.rescale_shift),
             oq.relu.eq(desc.relu),
@@ -184,4 +254,3 @@ class ConvEngine(wiring.Component):
         ]
         if aq.widths.has_multiplier:
             m.d.comb += aq.act_mult.eq(desc.act_mult)
-        return m

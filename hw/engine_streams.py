@@ -22,6 +22,7 @@ from sfc_hls.datapath import LayerQuant
 from sfc_hls.hw.interface import EngineInterface
 from sfc_hls.hw.register_map import layer_register_writes
 from sfc_hls.reference import check_stride, extract_tiles, output_size
+from sfc_hls.schedule import DirectSchedule, direct_schedule
 
 __all__ = ["EngineStreams", "LayerBeats", "pack", "unpack", "flat_fields"]
 
@@ -130,12 +131,17 @@ class LayerBeats:
     groups: int
     tiles: int  # per group (all images)
     expected_outputs: int  # o_out beats
+    schedule: DirectSchedule | None = None  # direct mode: replicas, pixels per tile
 
 
 class EngineStreams:
     """Encoder/decoder of one engine's streams (layouts from its :class:`EngineInterface`).
 
     Takes the engine's :class:`~sfc_hls.config.EngineConfig` (or its interface).
+    Beat orders (docs/datapath.md, docs/integration.md): per output-channel
+    group, ``i_chan`` has one beat per (lane, block), ``i_weight`` the group's
+    rows, ``i_act`` ``TILES * reduction`` beats (tile-major; fast: input channel
+    innermost; direct: tap-major, input channel innermost).
     """
 
     def __init__(self, engine: EngineConfig | EngineInterface) -> None:
@@ -154,85 +160,158 @@ class EngineStreams:
         """ValueError when ``params`` does not run on this engine (names the field)."""
         self.config.check_layer(params)
 
-    def groups(self, cout: int) -> int:
-        return math.ceil(cout / self.config.pco)
+    def groups(self, cout: int, replicas: int = 1) -> int:
+        return math.ceil(cout / (self.config.pco * replicas))
 
-    def layer_beats(self, params: LayerQuant, x: np.ndarray, *, stride: int = 1) -> LayerBeats:
-        """Beats for ``x`` (N, Cin, H, W) int8: the N images' tiles run as one layer.
+    def schedule(self, params: LayerQuant, x_shape, stride: int = 1, replicas: int | None = None):
+        """The direct-mode schedule of ``params`` on an input of ``x_shape`` (N, Cin, H, W)."""
+        n, _, h, w = x_shape
+        ho = output_size(h, params.kernel, params.padding, stride)
+        wo = output_size(w, params.kernel, params.padding, stride)
+        iface = self.interface
+        return direct_schedule(positions=iface.positions, width=iface.width, lanes=iface.lanes,
+                               cout=params.cout, pixels=n * ho * wo, replicas=replicas)  # fmt: skip
 
-        ``stride > 1`` (1x1-output-tile algorithms only): the host sends one
-        input patch per output pixel, ``stride`` pixels apart; the engine
-        itself is unchanged.
+    def layer_beats(
+        self, params: LayerQuant, x: np.ndarray, *, stride: int = 1, replicas: int | None = None
+    ) -> LayerBeats:
+        """Beats for ``x`` (N, Cin, H, W) int8: the N images run as one layer.
+
+        Fast mode: ``stride > 1`` only for 1x1-output-tile algorithms (one
+        input patch per output pixel).  Direct mode: any stride; ``replicas``
+        as for :func:`~sfc_hls.schedule.direct_schedule` (default: chosen).
         """
         self.check_layer(params)
-        lay = self.layouts
-        pco = self.config.pco
-        tiles_arr, _, grid = extract_tiles(
-            np.asarray(x, dtype=np.int64), self.algo, params.padding, stride
+        if params.mode == "direct":
+            return self._direct_beats(params, np.asarray(x, dtype=np.int64), stride, replicas)
+        return self._fast_beats(params, np.asarray(x, dtype=np.int64), stride)
+
+    # ------------------------------------------------------------------ fast mode
+    def _fast_beats(self, params: LayerQuant, x: np.ndarray, stride: int) -> LayerBeats:
+        iface, lay, pco = self.interface, self.layouts, self.config.pco
+        tiles_arr, _, grid = extract_tiles(x, self.algo, params.padding, stride)
+        tiles = x.shape[0] * grid[0] * grid[1]
+        self._check_tiles(tiles)
+        # act beats: (n, ty, tx, ci, L*L), ci innermost, padded to the beat's width
+        acts = tiles_arr.transpose(0, 2, 3, 1, 4).reshape(-1, self.algo.input_tile**2)
+        act_beats = pack(lay["act"], {"": _pad_columns(acts, lay["act"].length)})
+        groups = self.groups(params.cout)
+        cout_pad = groups * pco
+        w = np.zeros((iface.positions, cout_pad, params.cin), dtype=np.int64)
+        w[:, : params.cout] = params.weights
+        rm = np.zeros((iface.positions, cout_pad), dtype=np.int64)
+        rm[:, : params.cout] = params.rescale_mult
+        chan, weight = [], []
+        for g in range(groups):
+            channels = np.arange(g * pco, (g + 1) * pco)
+            # (lane, block): rescale multipliers of the block's positions, the lane's parameters
+            mults = rm[:, channels].T.reshape(pco * iface.blocks, iface.width)
+            lane_channel = np.repeat(channels, iface.blocks)
+            chan += self._chan_beats(params, mults, lane_channel)
+            rows = w[:, channels, :].transpose(2, 1, 0).reshape(params.cin, -1)
+            weight += pack(lay["weight"], {"": rows})
+        valid = [min(pco, params.cout - g * pco) for g in range(groups)]
+        return LayerBeats(
+            cfg=self._cfg_beats(params, tiles, 1),
+            chan=chan,
+            weight=weight,
+            act=act_beats * groups,
+            groups=groups,
+            tiles=tiles,
+            expected_outputs=tiles * sum(valid) * iface.output_beats,
         )
-        n = x.shape[0]
-        tiles = n * grid[0] * grid[1]
+
+    # ------------------------------------------------------------------ direct mode
+    def _direct_beats(
+        self, params: LayerQuant, x: np.ndarray, stride: int, replicas: int | None
+    ) -> LayerBeats:
+        iface, lay, pco = self.interface, self.layouts, self.config.pco
+        sched = self.schedule(params, x.shape, stride, replicas)
+        self._check_tiles(sched.tiles)
+        act_beats = pack(lay["act"], {"": _pad_columns(self._direct_pixels(params, x, stride, sched),
+                                                        lay["act"].length)})  # fmt: skip
+        k, r = params.kernel, sched.replicas
+        chan, weight = [], []
+        expected = 0
+        for g in range(sched.groups):
+            # channel of (lane, block): g P_co R + (block // BPR) P_co + lane; -1 past cout
+            block_rep = np.arange(iface.blocks) // sched.blocks_per_replica
+            channel = g * pco * r + block_rep[None, :] * pco + np.arange(pco)[:, None]
+            channel = np.where(channel < params.cout, channel, -1)  # (lane, block)
+            expected += int((channel[:, :: sched.blocks_per_replica] >= 0).sum())
+            mults = np.repeat(_take(params.rescale_mult, channel).reshape(-1, 1), iface.width, 1)
+            chan += self._chan_beats(params, mults, channel.reshape(-1))
+            # entries (tap, ci) x (lane, block), W per row, zero-padded
+            wk = params.weights.transpose(2, 3, 1, 0).reshape(k * k * params.cin, params.cout)
+            entries = _take(wk.T, channel).transpose(2, 0, 1)  # (entry, lane, block)
+            rows = -(-entries.shape[0] // iface.width)
+            padded = np.zeros((rows * iface.width, pco, iface.blocks), dtype=np.int64)
+            padded[: entries.shape[0]] = entries
+            weight += pack(lay["direct_row"], {"": padded.reshape(rows, -1)})
+        return LayerBeats(
+            cfg=self._cfg_beats(params, sched.tiles, r),
+            chan=chan,
+            weight=weight,
+            act=act_beats * sched.groups,
+            groups=sched.groups,
+            tiles=sched.tiles,
+            expected_outputs=expected * sched.tiles * sched.blocks_per_replica,
+            schedule=sched,
+        )
+
+    def _direct_pixels(
+        self, params: LayerQuant, x: np.ndarray, stride: int, sched: DirectSchedule
+    ) -> np.ndarray:
+        """Act beats of one group: ``(tiles * K^2 * cin, m)``, tile, tap, channel order."""
+        n, cin, h, w = x.shape
+        k, pad = params.kernel, params.padding
+        ho, wo = output_size(h, k, pad, stride), output_size(w, k, pad, stride)
+        m, px = self.interface.positions, sched.pixels_per_tile
+        flat = np.arange(sched.tiles)[:, None] * px + np.arange(m)[None, :] % px  # (tiles, m)
+        valid = flat < n * ho * wo
+        img, rem = np.divmod(np.where(valid, flat, 0), ho * wo)
+        oy, ox = np.divmod(rem, wo)
+        xp = np.zeros((n, cin, h + 2 * pad + k, w + 2 * pad + k), dtype=np.int64)
+        xp[:, :, pad : pad + h, pad : pad + w] = x
+        beats = np.zeros((sched.tiles, k * k, cin, m), dtype=np.int64)
+        for ky in range(k):
+            for kx in range(k):
+                vals = xp[img, :, oy * stride + ky, ox * stride + kx]  # (tiles, m, cin)
+                beats[:, ky * k + kx] = np.where(valid[:, :, None], vals, 0).transpose(0, 2, 1)
+        return beats.reshape(-1, m)
+
+    # ------------------------------------------------------------------ shared pieces
+    def _check_tiles(self, tiles: int) -> None:
         max_tiles = self.interface.limits["tiles"]
         if tiles > max_tiles:
             raise ValueError(f"layer has {tiles} tiles; the engine allows {max_tiles}")
-        # act beats: (n, ty, tx, ci, L*L), ci innermost
-        acts = tiles_arr.transpose(0, 2, 3, 1, 4).reshape(-1, self.algo.input_tile**2)
-        act_beats = pack(lay["act"], {"": acts})
-        groups = self.groups(params.cout)
-        chan, weight, act = [], [], []
-        cout_pad = groups * pco
-        w = np.zeros((self.algo.mults, cout_pad, params.cin), dtype=np.int64)
-        w[:, : params.cout] = params.weights
-        rm = np.zeros((self.algo.mults, cout_pad), dtype=np.int64)
-        rm[:, : params.cout] = params.rescale_mult
 
-        def pad(v):
-            out = np.zeros(cout_pad, dtype=np.int64)
-            out[: params.cout] = v
-            return out
+    def _chan_beats(self, params: LayerQuant, mults: np.ndarray, channel: np.ndarray) -> list[int]:
+        """One beat per (lane, block): ``mults`` (beats, W) and the parameters of ``channel``."""
+        return pack(
+            self.layouts["chan"],
+            {
+                "rescale_mult": mults,
+                "params.bias": _take(params.bias, channel),
+                "params.out_mult": _take(params.out_mult, channel),
+                "params.out_shift": _take(params.out_shift, channel),
+            },
+        )
 
-        bias, omult, oshift = pad(params.bias), pad(params.out_mult), pad(params.out_shift)
-        for g in range(groups):
-            lanes = slice(g * pco, (g + 1) * pco)
-            chan += pack(
-                lay["chan"],
-                {
-                    "rescale_mult": rm[:, lanes].T,
-                    "params.bias": bias[lanes],
-                    "params.out_mult": omult[lanes],
-                    "params.out_shift": oshift[lanes],
-                },
-            )
-            # rows ci: weights[lane][j] -> (cin, pco * m), lane-major
-            rows = w[:, lanes, :].transpose(2, 1, 0).reshape(params.cin, -1)
-            weight += pack(lay["weight"], {"": rows})
-            act += act_beats
-        valid = [min(pco, params.cout - g * pco) for g in range(groups)]
-        return LayerBeats(
-            cfg=pack(
-                lay["cfg"],
-                {
-                    "addr": np.array([a for a, _ in layer_register_writes(params, tiles)]),
-                    "data": np.array([d for _, d in layer_register_writes(params, tiles)]),
-                },
-            ),
-            chan=chan,
-            weight=weight,
-            act=act,
-            groups=groups,
-            tiles=tiles,
-            expected_outputs=tiles * sum(valid),
+    def _cfg_beats(self, params: LayerQuant, tiles: int, replicas: int) -> list[int]:
+        writes = layer_register_writes(params, tiles, replicas=replicas)
+        return pack(
+            self.layouts["cfg"],
+            {"addr": np.array([a for a, _ in writes]), "data": np.array([d for _, d in writes])},
         )
 
     def decode_outputs(self, payloads: list[int]) -> dict[str, np.ndarray]:
-        """``{data: (k, M*M), channel: (k,), tile: (k,), last: (k,)}``."""
+        """``{data: (k, W), channel, tile, index, end, last: (k,)}``."""
         f = unpack(self.layouts["out"], payloads)
-        return {
-            "data": f["data"],
-            "channel": f["meta.channel"][:, 0],
-            "tile": f["meta.tile"][:, 0],
-            "last": f["meta.last"][:, 0],
-        }
+        out = {"data": f["data"]}
+        for name in ("channel", "tile", "index", "end", "last"):
+            out[name] = f[f"meta.{name}"][:, 0]
+        return out
 
     def assemble(
         self,
@@ -243,29 +322,77 @@ class EngineStreams:
         width: int,
         *,
         stride: int = 1,
+        schedule: DirectSchedule | None = None,
     ) -> np.ndarray:
-        """Output beats of one layer -> (N, Cout, Ho, Wo); checks the framing."""
-        check_stride(self.algo, stride)
+        """Output beats of one layer -> (N, Cout, Ho, Wo); checks the framing.
+
+        Direct mode needs the layer's ``schedule`` (:attr:`LayerBeats.schedule`).
+        """
         f = self.decode_outputs(payloads)
-        m_out = self.algo.output_tile
+        if len(payloads) and (not f["last"][-1] or f["last"][:-1].any()):
+            raise ValueError("the 'last' flag must be set on the final output beat only")
+        if params.mode == "direct":
+            if schedule is None:
+                raise ValueError("a direct-mode layer needs its schedule to be assembled")
+            return self._assemble_direct(f, params, (batch, height, width), stride, schedule)
+        return self._assemble_fast(f, params, (batch, height, width), stride)
+
+    def _assemble_fast(self, f, params: LayerQuant, shape, stride: int) -> np.ndarray:
+        check_stride(self.algo, stride)
+        batch, height, width = shape
+        m_out, w = self.algo.output_tile, self.interface.width
         ho = output_size(height, self.algo.kernel, params.padding, stride)
         wo = output_size(width, self.algo.kernel, params.padding, stride)
         th, tw = self.algo.tiles(ho, 1), self.algo.tiles(wo, 1)
-        tiles = batch * th * tw
-        if len(payloads) != tiles * params.cout:
-            raise ValueError(f"got {len(payloads)} output beats, expected {tiles * params.cout}")
-        out = np.zeros((batch, params.cout, th * m_out, tw * m_out), dtype=np.int64)
-        seen = np.zeros((params.cout, tiles), dtype=bool)
-        for k in range(len(payloads)):
-            co, t = int(f["channel"][k]), int(f["tile"][k])
-            if co >= params.cout or t >= tiles or seen[co, t]:
-                raise ValueError(f"output beat {k}: unexpected channel {co} / tile {t}")
-            seen[co, t] = True
-            n, rem = divmod(t, th * tw)
-            ty, tx = divmod(rem, tw)
-            out[n, co, ty * m_out : (ty + 1) * m_out, tx * m_out : (tx + 1) * m_out] = f["data"][
-                k
-            ].reshape(m_out, m_out)
-        if not f["last"][-1] or f["last"][:-1].any():
-            raise ValueError("the 'last' flag must be set on the final output beat only")
+        tiles, beats = batch * th * tw, self.interface.output_beats
+        if len(f["data"]) != tiles * params.cout * beats:
+            raise ValueError(
+                f"got {len(f['data'])} output beats, expected {tiles * params.cout * beats}"
+            )
+        co, t, s = f["channel"], f["tile"], f["index"]
+        if (co >= params.cout).any() or (t >= tiles).any() or (s >= beats).any():
+            raise ValueError("an output beat names a channel, tile or block out of range")
+        slots = np.zeros((params.cout, tiles, beats * w), dtype=np.int64)
+        seen = np.zeros((params.cout, tiles, beats), dtype=np.int64)
+        np.add.at(seen, (co, t, s), 1)
+        if (seen != 1).any():
+            raise ValueError("output beats are missing or repeated")
+        slots.reshape(params.cout, tiles, beats, w)[co, t, s] = f["data"]
+        out = slots[:, :, : m_out * m_out].reshape(params.cout, batch, th, tw, m_out, m_out)
+        out = out.transpose(1, 0, 2, 4, 3, 5).reshape(batch, params.cout, th * m_out, tw * m_out)
         return out[:, :, :ho, :wo]
+
+    def _assemble_direct(self, f, params: LayerQuant, shape, stride, sched) -> np.ndarray:
+        batch, height, width = shape
+        ho = output_size(height, params.kernel, params.padding, stride)
+        wo = output_size(width, params.kernel, params.padding, stride)
+        w, px = self.interface.width, sched.pixels_per_tile
+        pixels = batch * ho * wo
+        co, t, k = f["channel"], f["tile"], f["index"]
+        if (co >= params.cout).any() or (t >= sched.tiles).any():
+            raise ValueError("an output beat names a channel or tile out of range")
+        flat = (t * px + k * w)[:, None] + np.arange(w)[None, :]  # (beats, W)
+        keep = flat < np.minimum((t + 1) * px, pixels)[:, None]
+        out = np.full((params.cout, pixels), np.iinfo(np.int64).min, dtype=np.int64)
+        out[np.broadcast_to(co[:, None], flat.shape)[keep], flat[keep]] = f["data"][keep]
+        if (out == np.iinfo(np.int64).min).any():
+            raise ValueError("output beats do not cover every output pixel")
+        return out.reshape(params.cout, batch, ho, wo).transpose(1, 0, 2, 3)
+
+
+def _pad_columns(values: np.ndarray, width: int) -> np.ndarray:
+    """``values`` (rows, k) with zero columns up to ``width``."""
+    if values.shape[1] == width:
+        return values
+    out = np.zeros((values.shape[0], width), dtype=values.dtype)
+    out[:, : values.shape[1]] = values
+    return out
+
+
+def _take(values: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``values[index]`` along the first axis, zero where ``index`` is -1 or past the end."""
+    values = np.asarray(values)
+    ok = (index >= 0) & (index < values.shape[0])
+    out = values[np.where(ok, index, 0)]
+    mask = ok.reshape(ok.shape + (1,) * (out.ndim - ok.ndim))
+    return np.where(mask, out, 0)

@@ -47,10 +47,17 @@ BLOCKS = (
     "act_quantizer",
     "weight_buffer",
     "mac_array",
+    "serializer",
     "rescale",
+    "collector",
     "output_transform",
+    "splitter",
     "output_quantizer",
 )
+#: The blocks of the front (to the MAC array's result) and of the output path,
+#: and the fast-mode-only ones (direct mode bypasses them).
+FRONT_BLOCKS = BLOCKS[:4]
+FAST_ONLY_BLOCKS = ("input_transform", "collector", "output_transform", "splitter")
 
 
 @dataclass(frozen=True, eq=False)
@@ -60,6 +67,8 @@ class EngineInterface:
     Attributes:
         config, algo: the engine and its algorithm.
         positions, lanes: ``m`` transform positions, ``P_co`` MAC lanes.
+        width, blocks: the output path's width ``W`` (``config.backend_width``) and the
+            ``B = m / W`` blocks of ``W`` positions a result is cut into.
         input_netlist, output_netlist: the adder netlists of ``B^T`` and ``A^T``.
         act_widths, rescale_widths, output_widths: the requantizers' widths.
         acc_bits: accumulator width of the MAC array.
@@ -76,6 +85,8 @@ class EngineInterface:
     algo: BilinearAlgorithm
     positions: int
     lanes: int
+    width: int
+    blocks: int
     input_netlist: AdderNetlist
     output_netlist: AdderNetlist
     act_widths: ActQuantizerWidths
@@ -97,6 +108,21 @@ class EngineInterface:
     def total_latency(self) -> int:
         """Last ``i_act`` beat of a tile to the first ``o_out`` beat of its result, minus one."""
         return sum(self.latency.values())
+
+    @property
+    def reduction_max(self) -> int:
+        """Longest accumulation of either mode: ``max(cin_max, direct_reduction_max)``."""
+        return max(self.config.cin_max, self.config.direct_reduction_max)
+
+    @property
+    def replicas(self) -> tuple[int, ...]:
+        """Legal REPLICAS values: the divisors of the number of blocks."""
+        return tuple(r for r in range(1, self.blocks + 1) if self.blocks % r == 0)
+
+    @property
+    def output_beats(self) -> int:
+        """Beats of one channel's fast-mode output tile: ``ceil(M^2 / W)``."""
+        return -(-(self.algo.output_tile**2) // self.width)
 
     @property
     def ci_bits(self) -> int:
@@ -125,6 +151,10 @@ class EngineInterface:
             "cin": self.config.cin_max,
             "cout": self.config.cout_max,
             "tiles": (1 << TILE_BITS) - 1,
+            "mode": 1,
+            "taps": self.config.direct_reduction_max,
+            "replicas": self.blocks,
+            "direct_reduction": self.config.direct_reduction_max,
             "rescale_shift": self.rescale_widths.max_shift,
             "act_shift": self.act_widths.max_shift,
             "act_mult": (1 << self.config.act_mult_bits) - 1,
@@ -137,8 +167,8 @@ class EngineInterface:
         return {
             "mac_array": m * self.lanes,
             "act_quantizer": m if self.act_widths.has_multiplier else 0,
-            "rescale": m,
-            "output_quantizer": self.algo.output_tile**2,
+            "rescale": self.width,
+            "output_quantizer": self.width,
         }
 
     def timing(self, *, weight_banks: int = 2) -> EngineTiming:
@@ -157,26 +187,32 @@ class EngineInterface:
 @functools.lru_cache(maxsize=32)
 def _interface(config: EngineConfig) -> EngineInterface:
     algo = config.algo
-    m, lanes = algo.mults, config.pco
+    m, lanes, width = algo.mults, config.pco, config.backend_width
     input_netlist = adder_netlist(algo.input_adder_network, config.in_bits)
     output_netlist = adder_netlist(algo.output_adder_network, config.z_bits)
     act = ActQuantizerWidths.derive(config)
     if act.v_bits != input_netlist.out_width:
         raise AssertionError(f"{algo.name}: B^T width {input_netlist.out_width} != v_bits")
-    rescale = RescaleWidths.derive(config, config.cin_max)
+    reduction_max = max(config.cin_max, config.direct_reduction_max)
+    rescale = RescaleWidths.derive(config, reduction_max)
     acc_bits = MacArray.accumulator_width(
-        act_bits=config.act_bits, weight_bits=config.weight_bits, cin_max=config.cin_max
+        act_bits=config.act_bits, weight_bits=config.weight_bits, cin_max=reduction_max
     )
     if acc_bits != rescale.acc_bits:
         raise AssertionError(f"MAC array ({acc_bits}) and rescale ({rescale.acc_bits}) acc widths")
-    output = OutputQuantizerWidths.derive(config, output_netlist.out_width)
+    # y = A^T z (fast) or y = z (direct): the output quantizer takes the wider.
+    y_bits = max(output_netlist.out_width, config.z_bits)
+    output = OutputQuantizerWidths.derive(config, y_bits)
     latency = {
         "input_transform": input_netlist.latency,
         "act_quantizer": ActQuantizer.latency,
         "weight_buffer": WeightBuffer.latency,
         "mac_array": MacArray.latency,
+        "serializer": 1,
         "rescale": Rescale.latency,
+        "collector": 1,
         "output_transform": output_netlist.latency,
+        "splitter": 0,
         "output_quantizer": OutputQuantizer.latency,
     }
     return EngineInterface(
@@ -184,6 +220,8 @@ def _interface(config: EngineConfig) -> EngineInterface:
         algo=algo,
         positions=m,
         lanes=lanes,
+        width=width,
+        blocks=m // width,
         input_netlist=input_netlist,
         output_netlist=output_netlist,
         act_widths=act,
@@ -191,7 +229,7 @@ def _interface(config: EngineConfig) -> EngineInterface:
         output_widths=output,
         acc_bits=acc_bits,
         latency=latency,
-        layouts=_layouts(config, act, rescale, output),
+        layouts=_layouts(config, act, rescale, output, output_netlist.out_width),
     )
 
 
@@ -200,31 +238,58 @@ def _layouts(
     act: ActQuantizerWidths,
     rescale: RescaleWidths,
     output: OutputQuantizerWidths,
+    y_bits: int,
 ) -> dict[str, data.Layout]:
     algo = config.algo
-    m = algo.mults
-    channel_bits = max(ceil_log2(config.cout_max), 1)
+    m, width = algo.mults, config.backend_width
+    blocks = m // width
+    output_beats = -(-(algo.output_tile**2) // width)
     tag = data.StructLayout(
-        {"channel": unsigned(channel_bits), "tile": unsigned(TILE_BITS), "last": 1}
+        {
+            "channel": unsigned(max(ceil_log2(config.cout_max), 1)),
+            "tile": unsigned(TILE_BITS),
+            "index": unsigned(max(ceil_log2(max(blocks, output_beats)), 1)),
+            "end": 1,
+            "last": 1,
+        }
     )
     params = output.params_layout
+    act_beat = data.ArrayLayout(signed(config.in_bits), max(algo.input_tile**2, m))
+    beat_meta = WeightBuffer.beat_meta_layout(config.cin_max, width)
     return {
         "cfg": CFG_LAYOUT,
         "chan": data.StructLayout(
-            {"rescale_mult": data.ArrayLayout(unsigned(config.rescale_bits), m), "params": params}
-        ),
+            {
+                "rescale_mult": data.ArrayLayout(unsigned(config.rescale_bits), width),
+                "params": params,
+            }
+        ),  # fmt: skip
         "weight": data.ArrayLayout(data.ArrayLayout(signed(config.weight_bits), m), config.pco),
+        "direct_row": data.ArrayLayout(
+            data.ArrayLayout(data.ArrayLayout(signed(config.weight_bits), blocks), config.pco),
+            width,
+        ),
         "acc": data.ArrayLayout(data.ArrayLayout(signed(rescale.acc_bits), m), config.pco),
-        "act": data.ArrayLayout(signed(config.in_bits), algo.input_tile**2),
+        "act": act_beat,
+        "act_beat": data.StructLayout({"data": act_beat, "meta": beat_meta}),
+        "direct_beat": data.StructLayout(
+            {"data": data.ArrayLayout(signed(config.in_bits), m), "meta": beat_meta}
+        ),
         "out": data.StructLayout(
-            {"data": data.ArrayLayout(signed(config.out_bits), algo.output_tile**2), "meta": tag}
+            {"data": data.ArrayLayout(signed(config.out_bits), width), "meta": tag}
         ),
         "status": data.StructLayout(
             {"busy": 1, "desc_error": 1, "overflow": 1, "layers_done": unsigned(16)}
         ),
-        "beat_meta": WeightBuffer.beat_meta_layout(config.cin_max),
+        "beat_meta": beat_meta,
         "tag": tag,
         "lane_meta": data.StructLayout({"params": params, "tag": tag}),
+        "tile_y": data.StructLayout(
+            {
+                "data": data.ArrayLayout(signed(y_bits), algo.output_tile**2),
+                "meta": data.StructLayout({"params": params, "tag": tag}),
+            }
+        ),
         "descriptor": data.StructLayout(
             {
                 "cin": unsigned(ceil_log2(config.cin_max + 1)),
@@ -232,6 +297,9 @@ def _layouts(
                 "tiles": unsigned(TILE_BITS),
                 "relu": 1,
                 "rescale_shift": unsigned(rescale.shift_width),
+                "direct": 1,
+                "taps": unsigned(ceil_log2(config.direct_reduction_max + 1)),
+                "replicas": unsigned(ceil_log2(blocks + 1)),
                 "act_mult": data.ArrayLayout(unsigned(config.act_mult_bits), m),
                 "act_shift": data.ArrayLayout(unsigned(act.shift_width), m),
             }

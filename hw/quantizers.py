@@ -299,7 +299,7 @@ class ActQuantizer(wiring.Component):
 
 @dataclass(frozen=True)
 class RescaleWidths:
-    """Widths of :class:`Rescale` for an engine and ``cin_max`` (see its docstring)."""
+    """Widths of :class:`Rescale` for an engine and its longest reduction (see its docstring)."""
 
     positions: int
     acc_bits: int
@@ -310,11 +310,13 @@ class RescaleWidths:
     shift_width: int
 
     @classmethod
-    def derive(cls, config: EngineConfig, cin_max: int) -> RescaleWidths:
-        widths = engine_widths(config, cin_max)
+    def derive(
+        cls, config: EngineConfig, reduction_max: int, positions: int | None = None
+    ) -> RescaleWidths:
+        widths = engine_widths(config, reduction_max)
         max_shift = widths.rescaled_bits
         return cls(
-            positions=config.algo.mults,
+            positions=config.backend_width if positions is None else positions,
             acc_bits=widths.acc_bits,
             rescale_bits=config.rescale_bits,
             z_bits=config.z_bits,
@@ -325,11 +327,11 @@ class RescaleWidths:
 
 
 class Rescale(wiring.Component):
-    """Rescaling of one output channel's accumulators into the ``z_bits`` range of ``A^T``.
+    """Rescaling of output-channel accumulators into the ``z_bits`` range of ``A^T``.
 
-    ``z[j] = rshift_round(acc[j] * mult[j], rescale_shift)`` for the ``m``
-    accumulators of one (tile, output channel) and that channel's rescale
-    multipliers ``rescale_mult[:, co]``.
+    ``z[j] = rshift_round(acc[j] * mult[j], rescale_shift)`` for ``positions``
+    accumulators of one (tile, output channel) per beat (a block of the MAC
+    array's result) and their rescale multipliers.
 
     A layer is legal only when ``rescale_shift >= minimum_rescale_shift(cin,
     config)``; then every ``z`` fits ``z_bits`` and the result is exact.  A
@@ -342,10 +344,12 @@ class Rescale(wiring.Component):
     config : EngineConfig
         The engine: algorithm (``m``), ``act_bits``, ``weight_bits``,
         ``rescale_bits``, ``z_bits``.
-    cin_max : int or None
-        Largest input-channel count of a layer, in ``[1, config.cin_max]``;
-        sizes ``acc_bits`` like :meth:`sfc_hls.hw.mac_array.MacArray.accumulator_width`.
-        Default ``config.cin_max``.
+    reduction_max : int or None
+        Longest accumulation (products per accumulator) of a layer; sizes
+        ``acc_bits`` like :meth:`sfc_hls.hw.mac_array.MacArray.accumulator_width`.
+        Default and upper bound: the engine's, ``max(cin_max, direct_reduction_max)``.
+    positions : int or None
+        Accumulators per beat (default ``config.backend_width``, the output path's width).
     meta_layout : ShapeLike or None
         Shape of the ``meta`` field carried with each beat (none by default).
 
@@ -387,14 +391,18 @@ class Rescale(wiring.Component):
         self,
         config: EngineConfig,
         *,
-        cin_max: int | None = None,
+        reduction_max: int | None = None,
+        positions: int | None = None,
         meta_layout: ShapeLike | None = None,
     ) -> None:
         self.config = _check_config(config)
-        self.cin_max = (
-            config.cin_max if cin_max is None else check_int("cin_max", cin_max, 1, config.cin_max)
+        limit = max(config.cin_max, config.direct_reduction_max)
+        self.reduction_max = (
+            limit if reduction_max is None else check_int("reduction_max", reduction_max, 1, limit)
         )
-        self.widths = w = RescaleWidths.derive(config, self.cin_max)
+        if positions is not None:
+            check_int("positions", positions, 1)
+        self.widths = w = RescaleWidths.derive(config, self.reduction_max, positions)
         self.positions, self.acc_bits, self.z_bits = w.positions, w.acc_bits, w.z_bits
         self.rescale_bits = w.rescale_bits
         self.product_bits, self.max_shift, self.shift_width = (
@@ -433,10 +441,10 @@ class Rescale(wiring.Component):
             data.StructLayout({"data": data.ArrayLayout(signed(widths.z_bits), n), **meta}),
         )
 
-    def minimum_shift(self, cin: int) -> int:
-        """Smallest legal ``rescale_shift`` of a layer with ``cin`` input channels."""
-        check_int("cin", cin, 1, self.cin_max)
-        return minimum_rescale_shift(cin, self.config)
+    def minimum_shift(self, reduction: int) -> int:
+        """Smallest legal ``rescale_shift`` of a layer with ``reduction`` products per accumulator."""
+        check_int("reduction", reduction, 1, self.reduction_max)
+        return minimum_rescale_shift(reduction, self.config)
 
     @property
     def meta_width(self) -> int:
@@ -497,14 +505,16 @@ class OutputQuantizerWidths:
     out_bits: int
 
     @classmethod
-    def derive(cls, config: EngineConfig, y_bits: int) -> OutputQuantizerWidths:
+    def derive(
+        cls, config: EngineConfig, y_bits: int, outputs: int | None = None
+    ) -> OutputQuantizerWidths:
         check_int("y_bits", y_bits, 2)
         y_lo, y_hi = signed_range(y_bits)
         biased_bits = signed_width(2 * y_lo, 2 * y_hi)  # bias has the width of y
         out_mult_max = (1 << config.out_mult_bits) - 1
         max_shift = signed_width(2 * y_lo * out_mult_max, 2 * y_hi * out_mult_max)
         return cls(
-            outputs=config.algo.output_tile**2,
+            outputs=config.backend_width if outputs is None else outputs,
             y_bits=y_bits,
             bias_bits=y_bits,
             biased_bits=biased_bits,
@@ -528,7 +538,7 @@ class OutputQuantizerWidths:
 
 
 class OutputQuantizer(wiring.Component):
-    """Output requantization of one spatial output tile (``M*M`` values) of one channel.
+    """Output requantization of ``outputs`` values of one channel per beat.
 
     ``out[k] = saturate(rshift_round((y[k] + bias) * out_mult, out_shift), out_bits, relu)``
     with the channel's ``bias``, ``out_mult`` and ``out_shift`` carried in the beat.
@@ -547,6 +557,8 @@ class OutputQuantizer(wiring.Component):
         Width of the signed ``y`` values: the ``y_bits`` of the engine's
         :class:`~sfc_hls.hw.transform.OutputTransform` (the default, from the
         same netlist).
+    outputs : int or None
+        Values per beat (default ``config.backend_width``, the output path's width).
     tag_layout : ShapeLike or None
         Shape of the control fields carried with each beat (none by default).
 
@@ -585,12 +597,15 @@ class OutputQuantizer(wiring.Component):
         config: EngineConfig,
         *,
         y_bits: int | None = None,
+        outputs: int | None = None,
         tag_layout: ShapeLike | None = None,
     ) -> None:
         self.config = _check_config(config)
         if y_bits is None:  # what the engine's output transform delivers
             y_bits = adder_netlist(config.algo.output_adder_network, config.z_bits).out_width
-        self.widths = w = OutputQuantizerWidths.derive(config, y_bits)
+        if outputs is not None:
+            check_int("outputs", outputs, 1)
+        self.widths = w = OutputQuantizerWidths.derive(config, y_bits, outputs)
         self.outputs, self.y_bits, self.out_bits = w.outputs, w.y_bits, w.out_bits
         self.bias_bits, self.biased_bits = w.bias_bits, w.biased_bits
         self.out_mult_bits = w.out_mult_bits

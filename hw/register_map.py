@@ -14,6 +14,9 @@ address        name             meaning
 0x0003         TILES            output tiles of the layer (per output-channel group), >= 1
 0x0004         FLAGS            bit 0: ReLU
 0x0005         RESCALE_SHIFT    rescale shift (per layer)
+0x0006         MODE             0: fast (the engine's algorithm), 1: direct convolution
+0x0007         TAPS             direct mode: kernel taps K*K (1 .. direct_reduction_max / CIN)
+0x0008         REPLICAS         direct mode: output-channel replicas R (a divisor of m / W)
 0x1000 + j     ACT_MULT[j]      activation multiplier of transform position j (fixed mode)
 0x2000 + j     ACT_SHIFT[j]     activation shift of transform position j
 =============  ===============  ==========================================================
@@ -93,6 +96,15 @@ REGISTER_TABLE: tuple[Register, ...] = (
         limit="rescale_shift",
         meaning="rescale shift of the layer",
     ),
+    Register("MODE", 0x0006, "direct", limit="mode", meaning="0: fast, 1: direct convolution"),
+    Register("TAPS", 0x0007, "taps", limit="taps", meaning="direct mode: kernel taps K*K"),
+    Register(
+        "REPLICAS",
+        0x0008,
+        "replicas",
+        limit="replicas",
+        meaning="direct mode: output-channel replicas (a divisor of m / W)",
+    ),
     Register(
         "ACT_MULT",
         0x1000,
@@ -160,15 +172,22 @@ class RegisterMap:
         ]
 
 
-def layer_register_writes(params, tiles: int) -> list[tuple[int, int]]:
-    """``(addr, data)`` writes describing a :class:`~sfc_hls.datapath.LayerQuant` layer, START last."""
+def layer_register_writes(params, tiles: int, *, replicas: int = 1) -> list[tuple[int, int]]:
+    """``(addr, data)`` writes describing a :class:`~sfc_hls.datapath.LayerQuant` layer, START last.
+
+    ``replicas``: the direct-mode schedule's output-channel replicas (1 in fast mode).
+    """
     regs = RegisterMap(params.algo.mults)
+    direct = params.mode == "direct"
     writes = [
         (REGISTERS["CIN"], params.cin),
         (REGISTERS["COUT"], params.cout),
         (REGISTERS["TILES"], tiles),
         (REGISTERS["FLAGS"], FLAG_RELU if params.relu else 0),
         (REGISTERS["RESCALE_SHIFT"], params.rescale_shift),
+        (REGISTERS["MODE"], int(direct)),
+        (REGISTERS["TAPS"], params.kernel**2 if direct else 1),
+        (REGISTERS["REPLICAS"], replicas if direct else 1),
     ]
     for j in range(params.algo.mults):
         writes.append((regs.act_mult(j), int(params.act_mult[j])))

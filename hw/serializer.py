@@ -1,57 +1,70 @@
-"""The conv engine's channel serializer: MAC-array results -> one output channel per beat."""
+"""The conv engine's result serializer: MAC-array results -> blocks of ``W`` positions per beat."""
 
 from __future__ import annotations
 
 from amaranth.hdl import Module, Mux, Signal, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from sfc_hls.hw.interface import TILE_BITS, EngineInterface
 from sfc_hls.hw.quantizers import Rescale
 
-__all__ = ["ChannelSerializer"]
+__all__ = ["ResultSerializer"]
 
 
-class ChannelSerializer(wiring.Component):
-    """Splits the MAC array's ``P_co`` lanes into one beat per output channel.
+class ResultSerializer(wiring.Component):
+    """Cuts each MAC-array result into beats of ``W`` positions for the output path.
 
     Takes a whole ``acc[lane][j]`` result at once (so the MAC array can start
-    the next tile), then emits the group's valid lanes on ``o_lane``, one per
-    cycle, each with that lane's rescale multipliers (``mult``) and output
-    parameters (``meta.params``) from parameter bank ``bank`` and its framing
-    (``meta.tag``: ``channel``, ``tile``, ``last``).
+    the next tile) and emits it as *packets*: in fast mode one packet per valid
+    lane (channel ``base + lane``), ``B = m / W`` beats, block ``k`` holding
+    positions ``k W .. k W + W - 1``; in direct mode one packet per valid
+    (lane, replica) pair (channel ``base + r P_co + lane``), ``B / REPLICAS``
+    beats, the blocks of that replica.  Each beat carries the rescale
+    multipliers and output parameters of its (lane, block) from the parameter
+    memory (read through ``param_addr``/``param_data``, one cycle) and its tag
+    ``{channel, tile, index, end, last}``: ``index`` is the block within the
+    packet, ``end`` marks a packet's last beat, ``last`` the layer's last beat.
 
-    It follows the layer on its own: results arrive tile by tile, ``tiles``
-    per output-channel group, groups in order.  After the last lane of a
-    group's last tile it pulses ``release`` (that group's parameter and weight
-    bank is free again), switches bank and moves to the next group; after the
-    last group ``done`` rises.  ``start`` (one cycle, before the layer's first
-    result) resets this state.
+    It follows the layer on its own: ``tiles`` results per output-channel
+    group, groups in order, ``P_co`` (fast) or ``P_co * REPLICAS`` (direct)
+    channels per group.  After a group's last beat it pulses ``release`` with
+    the group's ``bank`` (that parameter and weight bank is free again); after
+    the last group ``done`` rises.  ``start`` (one cycle, before the layer's
+    first result) resets this state.
 
-    Ports: ``i_acc`` (stream, the MAC array's result layout); ``o_lane``
-    (stream of :class:`~sfc_hls.hw.quantizers.Rescale`'s input layout
-    ``{data, mult, meta}`` with ``meta`` = the interface's ``lane_meta``);
-    ``chan`` (two banks of per-lane parameters); ``cout``, ``tiles`` (layer
-    registers); ``start``; ``release``, ``bank``, ``done``.
+    Ports: ``i_acc`` (stream, the MAC array's result); ``o_lane`` (stream,
+    :class:`~sfc_hls.hw.quantizers.Rescale`'s input ``{data, mult, meta}``,
+    ``meta`` the interface's ``lane_meta``); ``param_addr``, ``param_en`` (Out),
+    ``param_data`` (In): the parameter memory's read port; ``cout``, ``tiles``,
+    ``direct``, ``replicas``, ``blocks_per_replica`` (layer registers); ``start``;
+    ``release``, ``bank``, ``done``.
 
-    Contract: a result is taken in the cycle it is offered when nothing is
-    held, or when the last valid lane of the held one leaves; one lane per
-    cycle (latency 0: a taken result's first lane is offered in the next cycle).
+    Contract: one beat per cycle while ``o_lane`` is ready; a result is taken
+    in the cycle its last beat is issued (or when nothing is held); latency 1
+    (the parameter memory read), stall-together backpressure.
     """
 
     def __init__(self, interface: EngineInterface) -> None:
         cfg = interface.config
         lay = interface.layouts
         self.lanes = cfg.pco
+        self.blocks = interface.blocks
+        self.width = interface.width
         self.cout_max = cfg.cout_max
         lane, _ = Rescale.payload_layouts(interface.rescale_widths, lay["lane_meta"])
         super().__init__(
             {
                 "i_acc": In(stream.Signature(lay["acc"])),
                 "o_lane": Out(stream.Signature(lane)),
-                "chan": In(data.ArrayLayout(data.ArrayLayout(lay["chan"], cfg.pco), 2)),
+                "param_addr": Out(range(2 * cfg.pco * interface.blocks)),
+                "param_en": Out(1),
+                "param_data": In(lay["chan"]),
                 "cout": In(range(cfg.cout_max + 1)),
                 "tiles": In(unsigned(TILE_BITS)),
+                "direct": In(1),
+                "replicas": In(range(interface.blocks + 1)),
+                "blocks_per_replica": In(range(interface.blocks + 1)),
                 "start": In(1),
                 "release": Out(1),
                 "bank": Out(1),
@@ -61,70 +74,100 @@ class ChannelSerializer(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
+        p, nb = self.lanes, self.blocks
         held = Signal()
         buf = Signal(self.i_acc.payload.shape())
-        lane = Signal(range(max(self.lanes, 2)))
-        bank = self.bank
-        base = Signal(range(self.cout_max + self.lanes + 1))
+        lane = Signal(range(max(p, 2)))
+        rep = Signal(range(nb + 1))  # replica of the packet
+        k = Signal(range(nb + 1))  # block within the packet
+        block = Signal(range(nb + 1))  # block within the lane
         tile = Signal(unsigned(TILE_BITS))
+        base = Signal(range(self.cout_max + p * nb + 1))  # first channel of the group
+        rep_base = Signal.like(base)  # base + rep * P_co
         remaining = Signal(range(self.cout_max + 1))  # channels from this group on
-        lanes_valid = Signal(range(self.lanes + 1))
-        last_group = remaining <= self.lanes
-        m.d.comb += lanes_valid.eq(Mux(last_group, remaining, self.lanes))
-        last_lane = lane == lanes_valid - 1
+        per_group = Signal(range(p * nb + 1))
+        advance = ~self.o_lane.valid | self.o_lane.ready
+        issue = held & advance
+        channel = rep_base + lane
+        end = k == self.blocks_per_replica - 1
+        more_reps = (rep + 1 < self.replicas) & (channel + p < self.cout)
+        more_lanes = (lane + 1 < p) & (base + lane + 1 < self.cout)
+        tile_done = end & ~more_reps & ~more_lanes
         last_tile = tile == self.tiles - 1
-        leaving = held & self.o_lane.ready & last_lane
-        m.d.comb += self.i_acc.ready.eq(~held | leaving)
-        # Lane selection as an explicit multiplexer: indexing the arrays with a
-        # signal (`buf[lane]`) would build one shifter over all lanes' bits,
-        # which Amaranth's netlist checks handle very slowly at this width.
-        chan = Signal(self.chan.shape().elem_shape.elem_shape)
-        acc = Signal(self.o_lane.payload.data.shape())
-        with m.Switch(lane):
-            for k in range(self.lanes):
-                with m.Case(k):
-                    m.d.comb += [
-                        acc.eq(buf[k]),
-                        chan.eq(Mux(bank, self.chan[1][k], self.chan[0][k])),
-                    ]
-        tag = self.o_lane.payload.meta.tag
-        m.d.comb += [
-            self.o_lane.valid.eq(held),
-            self.o_lane.payload.data.eq(acc),
-            self.o_lane.payload.mult.eq(chan.rescale_mult),
-            self.o_lane.payload.meta.params.eq(chan.params),
-            tag.channel.eq(base + lane),
-            tag.tile.eq(tile),
-            tag.last.eq(last_group & last_lane & last_tile),
-        ]
-        with m.If(self.o_lane.valid & self.o_lane.ready):
-            with m.If(last_lane):
-                m.d.sync += lane.eq(0)
-                with m.If(last_tile):
-                    m.d.comb += self.release.eq(1)
-                    m.d.sync += [
-                        tile.eq(0),
-                        bank.eq(~bank),
-                        base.eq(base + self.lanes),
-                        remaining.eq(remaining - self.lanes),
-                    ]
-                    with m.If(last_group):
-                        m.d.sync += self.done.eq(1)
-                with m.Else():
-                    m.d.sync += tile.eq(tile + 1)
+        last_group = remaining <= per_group
+        m.d.comb += self.i_acc.ready.eq(~held | (issue & tile_done))
+        self._output_stage(m, issue, advance, buf, lane, block, k, channel, tile, end,
+                           tile_done & last_tile & last_group)  # fmt: skip
+        with m.If(issue):
+            with m.If(~end):
+                m.d.sync += [k.eq(k + 1), block.eq(block + 1)]
+            with m.Elif(more_reps):
+                m.d.sync += [k.eq(0), block.eq(block + 1), rep.eq(rep + 1),
+                             rep_base.eq(rep_base + p)]  # fmt: skip
             with m.Else():
-                m.d.sync += lane.eq(lane + 1)
+                m.d.sync += [k.eq(0), block.eq(0), rep.eq(0), rep_base.eq(base)]
+                with m.If(more_lanes):
+                    m.d.sync += lane.eq(lane + 1)
+                with m.Else():
+                    m.d.sync += lane.eq(0)
+                    self._next_tile(m, tile, last_tile, last_group, base, rep_base,
+                                    remaining, per_group)  # fmt: skip
         with m.If(self.i_acc.valid & self.i_acc.ready):
             m.d.sync += [buf.eq(self.i_acc.payload), held.eq(1)]
-        with m.Elif(leaving):
+        with m.Elif(issue & tile_done):
             m.d.sync += held.eq(0)
         with m.If(self.start):
             m.d.sync += [
-                tile.eq(0),
-                bank.eq(0),
-                base.eq(0),
-                remaining.eq(self.cout),
-                self.done.eq(0),
-                lane.eq(0),
-            ]
+                tile.eq(0), self.bank.eq(0), base.eq(0), rep_base.eq(0), lane.eq(0), rep.eq(0),
+                k.eq(0), block.eq(0), remaining.eq(self.cout), self.done.eq(0),
+                per_group.eq(Mux(self.direct, p * self.replicas, p)),
+            ]  # fmt: skip
         return m
+
+    def _next_tile(self, m, tile, last_tile, last_group, base, rep_base, remaining, per_group):
+        """After a tile's last beat: the next tile, or the next group (bank released)."""
+        with m.If(last_tile):
+            m.d.comb += self.release.eq(1)
+            m.d.sync += [
+                tile.eq(0),
+                self.bank.eq(~self.bank),
+                base.eq(base + per_group),
+                rep_base.eq(base + per_group),
+                remaining.eq(remaining - per_group),
+            ]
+            with m.If(last_group):
+                m.d.sync += self.done.eq(1)
+        with m.Else():
+            m.d.sync += tile.eq(tile + 1)
+
+    def _output_stage(self, m, issue, advance, buf, lane, block, k, channel, tile, end, last):
+        """The registered beat: the (lane, block) slice of the result, its parameters and tag."""
+        p, nb, w = self.lanes, self.blocks, self.width
+        acc = Signal(self.o_lane.payload.data.shape())
+        # The slice as an explicit multiplexer over (lane, block): indexing with
+        # signals would build one shifter over the whole result.
+        with m.Switch(lane * nb + block):
+            for lane_k in range(p):
+                for b in range(nb):
+                    with m.Case(lane_k * nb + b):
+                        m.d.comb += [acc[i].eq(buf[lane_k][b * w + i]) for i in range(w)]
+        m.d.comb += [
+            self.param_addr.eq(Mux(self.bank, p * nb, 0) + lane * nb + block),
+            self.param_en.eq(advance),
+        ]
+        out = self.o_lane.payload
+        tag = out.meta.tag
+        with m.If(advance):
+            m.d.sync += [
+                self.o_lane.valid.eq(issue),
+                out.data.eq(acc),
+                tag.channel.eq(channel),
+                tag.tile.eq(tile),
+                tag.index.eq(k),
+                tag.end.eq(end),
+                tag.last.eq(last),
+            ]
+        m.d.comb += [
+            out.mult.eq(self.param_data.rescale_mult),
+            out.meta.params.eq(self.param_data.params),
+        ]

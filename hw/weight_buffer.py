@@ -1,17 +1,23 @@
-"""Transformed-weight buffer of the conv engine.
+"""Weight buffer of the conv engine: two banks of weight rows, paired with activation beats.
 
-Holds the int8 transform-domain weights of two output-channel groups in two
-banks (ping-pong): one row per input channel, a row being ``weights[lane][j]``
-for the engine's ``P_co`` lanes and ``m`` transform positions.  Rows of the
-next group arrive on a stream into bank ``load_bank`` while the activations
-of the current group read the other bank, so weight loading overlaps compute.
-Every activation beat leaves paired with its input channel's weights, ready
-for :class:`~sfc_hls.hw.mac_array.MacArray`.
+Holds the int8 weights of two output-channel groups in two banks
+(ping-pong).  Rows of the next group arrive on a stream into bank
+``load_bank`` while the activations of the current group read the other
+bank, so weight loading overlaps compute.  Every activation beat leaves
+paired with its weights, ready for :class:`~sfc_hls.hw.mac_array.MacArray`:
+
+* fast mode: a row is ``weights[lane][j]`` of one input channel (transform
+  domain, ``P_co`` lanes, ``m`` positions); a beat of channel ``ci`` reads row ``ci``;
+* direct mode: a row holds ``W`` entries (the output path's width), an entry
+  ``w[lane][b]`` being the weights of one (tap, input channel) for each lane and
+  each of the ``B = m / W`` blocks of ``W`` positions; a beat reads entry
+  ``slot`` of row ``ci`` and every position ``j`` of block ``b = j // W`` gets
+  ``w[lane][b]`` (the blocks let ``m / W`` output-channel replicas share a beat).
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, signed, unsigned
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -27,11 +33,13 @@ class WeightBuffer(wiring.Component):
     """Weight rows for one output-channel group, paired with activation beats.
 
     Parameters (keyword-only): ``positions`` (m), ``lanes`` (P_co),
-    ``cin_max`` (rows), ``act_bits``, ``weight_bits``.
+    ``cin_max`` (rows per bank), ``act_bits``, ``weight_bits``, ``width`` (``W``,
+    direct-mode entries per row; divides ``positions``; default ``positions``).
 
     Ports:
         restart (In 1): pulse before loading a group; the next row written goes to row 0.
         load_bank (In 1): the bank rows are written to.
+        direct (In 1): direct mode (held during a layer).
         i_weight (In stream of ``ArrayLayout(ArrayLayout(signed(weight_bits), positions), lanes)``):
             rows for input channels 0, 1, ... in order; always ready (one row per cycle).
         loaded (Out): number of rows written since ``restart``.
@@ -53,30 +61,52 @@ class WeightBuffer(wiring.Component):
     latency = 1
 
     @staticmethod
-    def beat_meta_layout(cin_max: int) -> data.StructLayout:
-        """The control fields of an activation beat: ``{ci, first, last, bank}``.
+    def beat_meta_layout(cin_max: int, width: int = 1) -> data.StructLayout:
+        """The control fields of an activation beat: ``{ci, slot, first, last, bank}``.
 
-        ``ci`` selects the weight row, ``bank`` the bank; ``first``/``last``
-        mark the first and last input channel of a tile (for the MAC array).
+        ``ci`` selects the weight row and ``slot`` the entry in it (direct mode),
+        ``bank`` the bank; ``first``/``last`` mark the first and last beat of a
+        tile's accumulation (for the MAC array).
         """
         check_int("cin_max", cin_max, 1)
+        check_int("width", width, 1)
         return data.StructLayout(
-            {"ci": unsigned(max(ceil_log2(cin_max), 1)), "first": 1, "last": 1, "bank": 1}
+            {
+                "ci": unsigned(max(ceil_log2(cin_max), 1)),
+                "slot": unsigned(max(ceil_log2(width), 1)),
+                "first": 1,
+                "last": 1,
+                "bank": 1,
+            }
         )
 
     def __init__(
-        self, *, positions: int, lanes: int, cin_max: int, act_bits: int = 8, weight_bits: int = 8
+        self,
+        *,
+        positions: int,
+        lanes: int,
+        cin_max: int,
+        act_bits: int = 8,
+        weight_bits: int = 8,
+        width: int | None = None,
     ) -> None:
         self.positions = check_int("positions", positions, 1)
+        self.width = positions if width is None else check_int("width", width, 1, positions)
+        if positions % self.width:
+            raise ValueError(f"width must divide positions={positions}, got {self.width}")
+        self.blocks = positions // self.width
         self.lanes = check_int("lanes", lanes, 1)
         self.cin_max = check_int("cin_max", cin_max, 1)
         self.act_bits = check_int("act_bits", act_bits, 2)
         self.weight_bits = check_int("weight_bits", weight_bits, 2)
         self.ci_bits = max(ceil_log2(cin_max), 1)
         self.row_layout = data.ArrayLayout(data.ArrayLayout(signed(weight_bits), positions), lanes)
+        self.entry_layout = data.ArrayLayout(
+            data.ArrayLayout(signed(weight_bits), self.blocks), lanes
+        )
         act = data.ArrayLayout(signed(act_bits), positions)
         self.in_beat_layout = data.StructLayout(
-            {"data": act, "meta": self.beat_meta_layout(cin_max)}
+            {"data": act, "meta": self.beat_meta_layout(cin_max, self.width)}
         )
         self.out_beat_layout = data.StructLayout(
             {"act": act, "weights": self.row_layout, "first": 1, "last": 1}
@@ -85,6 +115,7 @@ class WeightBuffer(wiring.Component):
             {
                 "restart": In(1),
                 "load_bank": In(1),
+                "direct": In(1),
                 "i_weight": In(stream.Signature(self.row_layout)),
                 "loaded": Out(range(cin_max + 1)),
                 "i_beat": In(stream.Signature(self.in_beat_layout)),
@@ -121,10 +152,29 @@ class WeightBuffer(wiring.Component):
         act = pipe.register(m, self.i_beat.payload.data, name="act")
         first = pipe.register(m, meta.first, name="first")
         last = pipe.register(m, meta.last, name="last")
+        slot = pipe.register(m, meta.slot, name="slot")
         m.d.comb += [
             self.o_beat.payload.act.eq(act),
-            self.o_beat.payload.weights.eq(rd.data),
             self.o_beat.payload.first.eq(first),
             self.o_beat.payload.last.eq(last),
         ]
+        self._weights(m, rd.data, slot)
         return m
+
+    def _weights(self, m: Module, row, slot) -> None:
+        """``o_beat.weights``: the row (fast) or entry ``slot`` broadcast over its blocks (direct)."""
+        if self.blocks == self.positions and self.width == 1:
+            entry = data.View(self.entry_layout, row.as_value())
+        else:
+            entry = Signal(self.entry_layout, name="direct_entry")
+            entries = data.View(data.ArrayLayout(self.entry_layout, self.width), row.as_value())
+            with m.Switch(slot):
+                for k in range(self.width):
+                    with m.Case(k):
+                        m.d.comb += entry.eq(entries[k])
+        out = self.o_beat.payload.weights
+        for lane in range(self.lanes):
+            for j in range(self.positions):
+                m.d.comb += out[lane][j].eq(
+                    Mux(self.direct, entry[lane][j // self.width], row[lane][j])
+                )

@@ -84,9 +84,11 @@ class EngineConfig(_DictFields):
         out_bits: width of the spatial outputs (int8; wider only for exact-arithmetic checks).
         backend_width: transform positions per cycle of the output path (rescale,
             output quantizer); divides ``m``.  Default (``None``): the smallest
-            divisor of ``m`` with ``backend_width >= m * pco / 64``, so that the
-            output path keeps up with the MAC array on layers with at least 64
-            input channels (ResNet's narrowest); narrower layers are output-bound.
+            divisor of ``m`` with ``backend_width >= m * pco / 64`` (the output path
+            keeps up with the MAC array on layers with at least 64 input channels,
+            ResNet's narrowest; narrower layers are output-bound) and
+            ``backend_width >= min(m, 9)`` (the weight buffer then holds a direct
+            3x3 conv over ``cin_max`` channels).
         direct_reduction_max: largest ``K^2 * cin`` of a direct-mode layer
             (sizes the accumulators with ``cin_max``; the weight buffer holds
             ``backend_width`` direct-mode weight entries per row, so it is at most
@@ -135,7 +137,7 @@ class EngineConfig(_DictFields):
         """Fill in (or check) ``backend_width`` and ``direct_reduction_max``."""
         width = self.backend_width
         if width is None:
-            need = m * self.pco / 64
+            need = max(m * self.pco / 64, min(m, 9))
             width = min(d for d in range(1, m + 1) if m % d == 0 and d >= need)
             object.__setattr__(self, "backend_width", width)
         check_int("backend_width", width, 1, m)
@@ -178,7 +180,15 @@ class EngineConfig(_DictFields):
                         f"{where}{field}={theirs!r} differs from the engine's {ours!r}"
                     )
         kernel = getattr(layer, "kernel", None)
-        if kernel is not None and kernel != self.algo.kernel:
+        if getattr(layer, "mode", "fast") == "direct":
+            reduction = kernel * kernel * layer.cin
+            if reduction > self.direct_reduction_max:
+                raise ValueError(
+                    f"{where}a direct {kernel}x{kernel} conv over {layer.cin} channels sums "
+                    f"{reduction} products; the engine allows direct_reduction_max="
+                    f"{self.direct_reduction_max}"
+                )
+        elif kernel is not None and kernel != self.algo.kernel:
             raise ValueError(
                 f"{where}kernel {kernel} does not match the engine's algorithm "
                 f"{self.algorithm} (R={self.algo.kernel})"

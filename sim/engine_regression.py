@@ -36,59 +36,84 @@ __all__ = ["LayerShape", "default_layers", "run_regression", "main"]
 
 @dataclass(frozen=True)
 class LayerShape:
+    """A test layer: shapes, ReLU and, for direct mode, the kernel and stride."""
+
     batch: int
     cin: int
     cout: int
     height: int
     width: int
     relu: bool
+    mode: str = "fast"
+    kernel: int | None = None  # direct mode (fast: the algorithm's)
+    stride: int = 1
+
+    def padding(self, config: EngineConfig) -> int:
+        return (self.kernel or config.algo.kernel) // 2
 
 
 def default_layers(config: EngineConfig, count: int, rng: np.random.Generator) -> list[LayerShape]:
-    """``count`` random layer shapes that fit ``config`` (first ones cover the corner cases)."""
-    m_out = config.algo.output_tile
+    """``count`` random layer shapes that fit ``config``, fast and direct mode in turn.
+
+    The first four cover the corner cases: a fast layer with ``cout`` not a
+    multiple of ``P_co`` and a map not a multiple of the tile; a 7x7 stride-2
+    direct layer on 3 channels (a ResNet stem); a fast layer with one input
+    channel and one tile per image on a batch of 2, over more than two
+    output-channel groups (the MAC array finishes groups faster than the
+    output path drains them, so the banks' reuse is exercised); a 3x3 stride-2
+    direct layer with several output-channel groups.
+    """
+    m_out, cin_max = config.algo.output_tile, config.cin_max
+    cout = min(config.pco + 2, config.cout_max)
+    stem_cin = max(1, min(3, config.direct_reduction_max // 49, cin_max))
+    s2_cin = max(1, min(8, config.direct_reduction_max // 9, cin_max))
     shapes = [
-        # cout not a multiple of P_co, map not a multiple of the tile, ReLU
-        LayerShape(
-            1,
-            min(8, config.cin_max),
-            min(config.pco + 2, config.cout_max),
-            2 * m_out + 3,
-            m_out + 2,
-            True,
-        ),  # fmt: skip
-        # fewer input channels than lanes (first layer of a network), batch of 2
-        LayerShape(
-            2,
-            min(3, config.cin_max),
-            min(config.pco, config.cout_max),
-            m_out + 1,
-            2 * m_out - 1,
-            False,
-        ),  # fmt: skip
-    ]
+        LayerShape(1, min(8, cin_max), cout, 2 * m_out + 3, m_out + 2, True),
+        LayerShape(1, stem_cin, min(3 * config.pco, config.cout_max), 23, 19, True, "direct", 7, 2),
+        LayerShape(2, 1, min(3 * config.pco + 1, config.cout_max), m_out, m_out - 1, False),
+        LayerShape(1, s2_cin, config.cout_max, 11, 9, False, "direct", 3, 2),
+    ]  # fmt: skip
     while len(shapes) < count:
+        if len(shapes) % 2 == 0:
+            size = rng.integers(1, 3 * m_out + 1, size=2)
+            kernel, stride = None, 1
+            shape_cin = int(rng.integers(1, min(cin_max, 32) + 1))
+        else:
+            kernel = int(rng.choice([1, 3, 5]))
+            stride = int(rng.integers(1, 3))
+            size = rng.integers(kernel, 20, size=2)
+            shape_cin = int(rng.integers(1, max(1, min(cin_max, 32,
+                                                       config.direct_reduction_max // kernel**2)) + 1))  # fmt: skip
         shapes.append(
             LayerShape(
                 1,
-                int(rng.integers(1, min(config.cin_max, 32) + 1)),
+                shape_cin,
                 int(rng.integers(1, min(config.cout_max, 3 * config.pco) + 1)),
-                int(rng.integers(1, 3 * m_out + 1)),
-                int(rng.integers(1, 3 * m_out + 1)),
+                int(size[0]),
+                int(size[1]),
                 bool(rng.integers(0, 2)),
+                "fast" if kernel is None else "direct",
+                kernel,
+                stride,
             )
         )
     return shapes[:count]
 
 
-def _write_layer(work: Path, name: str, config: EngineConfig, shape: LayerShape, rng) -> dict:
-    params = random_layer_quant(
-        config, shape.cin, shape.cout, rng, padding=config.algo.kernel // 2, relu=shape.relu
-    )
+def random_layer(config: EngineConfig, shape: LayerShape, rng: np.random.Generator):
+    """Random quantized parameters and int8 input of a :class:`LayerShape`."""
+    params = random_layer_quant(config, shape.cin, shape.cout, rng, padding=shape.padding(config),
+                                relu=shape.relu, mode=shape.mode, kernel=shape.kernel)  # fmt: skip
     x = rng.integers(-128, 128, size=(shape.batch, shape.cin, shape.height, shape.width))
+    return params, x
+
+
+def _write_layer(work: Path, name: str, config: EngineConfig, shape: LayerShape, rng) -> dict:
+    params, x = random_layer(config, shape, rng)
     params.save(work / f"{name}.json")
     np.save(work / f"{name}.npy", x.astype(np.int8))
-    return {"name": name, "params": str(work / f"{name}.json"), "input": str(work / f"{name}.npy")}
+    return {"name": name, "params": str(work / f"{name}.json"),
+            "input": str(work / f"{name}.npy"), "stride": shape.stride}  # fmt: skip
 
 
 def run_regression(
@@ -170,10 +195,7 @@ def native_throughput(
     config: EngineConfig, shape: LayerShape, rng: np.random.Generator, *, build_root: Path
 ) -> dict:
     """One layer without stalls in the native runner: bit-exact?, cycles, cycles per act beat."""
-    params = random_layer_quant(
-        config, shape.cin, shape.cout, rng, padding=config.algo.kernel // 2, relu=shape.relu
-    )
-    x = rng.integers(-128, 128, size=(shape.batch, shape.cin, shape.height, shape.width))
+    params, x = random_layer(config, shape, rng)
     model = engine_model(config, build_root=build_root)
     streams = EngineStreams(config)
     out, run = run_layer(model, streams, params, x)
@@ -197,7 +219,7 @@ def native_throughput(
 
 def summary_table(report: dict) -> str:
     """The per-layer table ``make sim`` prints."""
-    header = ["layer", "batch", "cin", "cout", "HxW", "tiles", "act beats", "cycles",
+    header = ["layer", "mode", "batch", "cin", "cout", "HxW", "tiles", "act beats", "cycles",
               "beats/cycle", "bit-exact"]  # fmt: skip
     entries = list(report.get("layers", []))
     for key in ("reset", "throughput"):
@@ -206,6 +228,7 @@ def summary_table(report: dict) -> str:
     rows = [
         [
             e["name"] + (" (native)" if e["name"] == "throughput" else ""),
+            e.get("mode", "fast"),
             str(e["batch"]),
             str(e["cin"]),
             str(e["cout"]),
@@ -218,7 +241,7 @@ def summary_table(report: dict) -> str:
         ]
         for e in entries
     ]
-    return format_table(header, rows, align="llrrlrrrrl")
+    return format_table(header, rows, align="lllrrlrrrrl")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -315,6 +315,7 @@ def run_layer(
     x: Any,
     *,
     stride: int = 1,
+    replicas: int | None = None,
     seed: int = 0,
     input_pause: float = 0.0,
     output_pause: float = 0.0,
@@ -327,7 +328,7 @@ def run_layer(
     engine's status after the layer shows an error (``desc_error``,
     ``overflow``) or a layer still running.
     """
-    beats = streams.layer_beats(params, x, stride=stride)
+    beats = streams.layer_beats(params, x, stride=stride, replicas=replicas)
     inputs = {"i_cfg": beats.cfg, "i_chan": beats.chan, "i_weight": beats.weight,
               "i_act": beats.act}  # fmt: skip
     run = model.run(
@@ -339,7 +340,9 @@ def run_layer(
         work_dir=work_dir,
     )
     n, _, h, w = x.shape
-    out = streams.assemble(run.outputs["o_out"], params, n, h, w, stride=stride)
+    out = streams.assemble(
+        run.outputs["o_out"], params, n, h, w, stride=stride, schedule=beats.schedule
+    )
     status = streams.interface.layouts["status"].from_bits(run.status["status"])
     if status.desc_error or status.overflow or status.busy:
         raise NativeRunError(

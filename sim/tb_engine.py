@@ -58,6 +58,7 @@ class LayerResult:
     group_cycles_per_beat: list[float] = field(default_factory=list)
     bit_exact: bool = False
     seconds: float = 0.0  # wall time of the layer: packing, simulation, golden comparison
+    mode: str = "fast"  # "fast", or "direct KxK/S"
 
 
 class Scoreboard:
@@ -126,8 +127,8 @@ class EngineTestbench:
         layout = self.interface.layouts["status"]
         return {name: (raw >> f.offset) & ((1 << f.width) - 1) for name, f in layout}
 
-    def send_layer(self, params: LayerQuant, x: np.ndarray):
-        beats = self.streams.layer_beats(params, x)
+    def send_layer(self, params: LayerQuant, x: np.ndarray, stride: int = 1):
+        beats = self.streams.layer_beats(params, x, stride=stride)
         self.drivers["i_cfg"].send(beats.cfg)
         self.drivers["i_chan"].send(beats.chan)
         self.drivers["i_weight"].send(beats.weight)
@@ -135,7 +136,7 @@ class EngineTestbench:
         return beats
 
     async def run_layer(
-        self, name: str, params: LayerQuant, x: np.ndarray, timeout: int
+        self, name: str, params: LayerQuant, x: np.ndarray, stride: int = 1
     ) -> LayerResult:
         """Send one layer, collect its outputs, compare with the golden model."""
         t0 = time.perf_counter()
@@ -143,14 +144,14 @@ class EngineTestbench:
         first_act = len(act.handshake_cycles)
         start_cycle = self.cycle
         self.monitor.clear()
-        beats = self.send_layer(params, x)
-        await within_cycles(self.monitor.wait_for(beats.expected_outputs), timeout)
+        beats = self.send_layer(params, x, stride)
+        await within_cycles(self.monitor.wait_for(beats.expected_outputs), layer_timeout(beats))
         cycles = self.cycle - start_cycle
         await ClockCycles(self.dut.clk, 2)
-        got = self.streams.assemble(
-            list(self.monitor.received), params, x.shape[0], x.shape[2], x.shape[3]
-        )
-        want = conv2d_int8(x, params)
+        n, _, h, w = x.shape
+        got = self.streams.assemble(list(self.monitor.received), params, n, h, w,
+                                    stride=stride, schedule=beats.schedule)  # fmt: skip
+        want = conv2d_int8(x, params, stride=stride)
         ok = self.scoreboard.check(name, got, want)
         # Steady-state throughput per group: act beats / cycles between first and last.
         hs = act.handshake_cycles[first_act:]
@@ -173,22 +174,30 @@ class EngineTestbench:
             group_cycles_per_beat=group_cpb,
             bit_exact=ok,
             seconds=time.perf_counter() - t0,
+            mode=_mode_text(params, stride),
         )
 
 
-def _load_layers(config: dict[str, Any]) -> list[tuple[str, LayerQuant, np.ndarray]]:
+def _load_layers(config: dict[str, Any]) -> list[tuple[str, LayerQuant, np.ndarray, int]]:
     layers = []
     for k, entry in enumerate(config["layers"]):
         params = LayerQuant.load(entry["params"])
         x = np.load(entry["input"])
-        layers.append((entry.get("name", f"layer{k}"), params, x))
+        layers.append((entry.get("name", f"layer{k}"), params, x, int(entry.get("stride", 1))))
     return layers
 
 
-def _timeout(params: LayerQuant, x: np.ndarray, engine: EngineConfig) -> int:
-    beats = x.shape[0] * params.cin * (x.shape[2] * x.shape[3] + 64)
-    groups = -(-params.cout // engine.pco)
-    return 20 * groups * (beats + params.cin + 200) + 5000
+def _mode_text(params: LayerQuant, stride: int) -> str:
+    if params.mode == "direct":
+        return f"direct {params.kernel}x{params.kernel}/{stride}"
+    return "fast"
+
+
+def layer_timeout(beats: Any) -> int:
+    """A generous cycle budget of one layer (stalls on every stream included)."""
+    return (
+        20 * (len(beats.act) + len(beats.weight) + len(beats.chan) + beats.expected_outputs) + 5000
+    )
 
 
 @cocotb.test()
@@ -201,8 +210,8 @@ async def layers_bit_exact(dut: Any) -> None:
         output_pause=float(config.get("output_pause", 0.0)),
     )
     results = []
-    for name, params, x in _load_layers(config):
-        res = await tb.run_layer(name, params, x, _timeout(params, x, tb.engine_config))
+    for name, params, x, stride in _load_layers(config):
+        res = await tb.run_layer(name, params, x, stride)
         dut._log.info(
             "%s: cin=%d cout=%d %dx%d, %d tiles, %d cycles, bit-exact %s",
             name, res.cin, res.cout, res.height, res.width, res.tiles, res.cycles, res.bit_exact,
@@ -222,11 +231,10 @@ async def reset_mid_layer_then_clean_layer(dut: Any) -> None:
     tb = EngineTestbench(dut, config)
     await tb.start(input_pause=0.1, output_pause=0.1)
     layers = _load_layers(config)
-    name, params, x = layers[0]
-    beats = tb.send_layer(params, x)
+    name, params, x, stride = layers[0]
+    beats = tb.send_layer(params, x, stride)
     await within_cycles(
-        tb.monitor.wait_for(max(1, beats.expected_outputs // 2)),
-        _timeout(params, x, tb.engine_config),
+        tb.monitor.wait_for(max(1, beats.expected_outputs // 2)), layer_timeout(beats)
     )
     await RisingEdge(dut.clk)  # leave the ReadOnly phase before driving signals
     for driver in tb.drivers.values():
@@ -234,40 +242,56 @@ async def reset_mid_layer_then_clean_layer(dut: Any) -> None:
     await tb.reset(5)
     tb.monitor.clear()
     assert tb.status()["busy"] == 0
-    name, params, x = layers[-1]
-    res = await tb.run_layer(
-        name + "_after_reset", params, x, _timeout(params, x, tb.engine_config)
-    )
+    name, params, x, stride = layers[-1]
+    res = await tb.run_layer(name + "_after_reset", params, x, stride)
     tb_report(config, reset=res.__dict__)
     assert res.bit_exact, tb.scoreboard.mismatches
 
 
+def bad_descriptors(interface: Any) -> dict[str, list[tuple[int, int]]]:
+    """Register writes of descriptors the engine must refuse, one per rule, both modes."""
+    limits = interface.limits
+    good = [(REGISTERS["COUT"], 1), (REGISTERS["TILES"], 1)]
+    bad_replicas = next(r for r in range(2, interface.blocks + 2) if interface.blocks % r)
+    direct = [(REGISTERS["MODE"], 1), (REGISTERS["CIN"], 1)]
+    return {
+        "cin_above_cin_max": [(REGISTERS["CIN"], limits["cin"] + 1), *good],
+        "direct_taps_times_cin_above_limit": [
+            (REGISTERS["MODE"], 1), (REGISTERS["CIN"], 2), *good,
+            (REGISTERS["TAPS"], limits["direct_reduction"] // 2 + 1), (REGISTERS["REPLICAS"], 1),
+        ],
+        "direct_replicas_not_a_divisor": [
+            *direct, *good, (REGISTERS["TAPS"], 1), (REGISTERS["REPLICAS"], bad_replicas),
+        ],
+        "direct_zero_taps": [*direct, *good, (REGISTERS["TAPS"], 0), (REGISTERS["REPLICAS"], 1)],
+    }  # fmt: skip
+
+
 @cocotb.test()
 async def bad_descriptor_is_flagged(dut: Any) -> None:
-    """CIN beyond cin_max does not start a layer; the status register says why."""
+    """Descriptors beyond the limits (both modes) do not start a layer; the status says so,
+    and a good layer afterwards runs and clears the error."""
     config = tb_config()
     tb = EngineTestbench(dut, config)
     await tb.start()
-    limits = tb.interface.limits
-    writes = [
-        (REGISTERS["CIN"], limits["cin"] + 1),
-        (REGISTERS["COUT"], 1),
-        (REGISTERS["TILES"], 1),
-        (REGISTERS["CONTROL"], START),
-    ]
-    tb.drivers["i_cfg"].send(
-        pack(
-            tb.interface.layouts["cfg"],
-            {"addr": np.array([a for a, _ in writes]), "data": np.array([d for _, d in writes])},
-        )  # fmt: skip
-    )
-    await tb.drivers["i_cfg"].wait_idle()
-    await ClockCycles(dut.clk, 5)
-    status = tb.status()
-    tb_report(config, bad_descriptor_status=status)
-    assert status["desc_error"] == 1 and status["busy"] == 0, status
-    # A good layer afterwards runs and clears the error.
-    name, params, x = _load_layers(config)[-1]
-    res = await tb.run_layer(name, params, x, _timeout(params, x, tb.engine_config))
-    assert res.bit_exact, tb.scoreboard.mismatches
-    assert (await tb.wait_idle())["desc_error"] == 0
+    statuses = {}
+    for label, writes in bad_descriptors(tb.interface).items():
+        writes = [*writes, (REGISTERS["CONTROL"], START)]
+        tb.drivers["i_cfg"].send(
+            pack(
+                tb.interface.layouts["cfg"],
+                {
+                    "addr": np.array([a for a, _ in writes]),
+                    "data": np.array([d for _, d in writes]),
+                },
+            )  # fmt: skip
+        )
+        await tb.drivers["i_cfg"].wait_idle()
+        await ClockCycles(dut.clk, 5)
+        statuses[label] = status = tb.status()
+        assert status["desc_error"] == 1 and status["busy"] == 0, (label, status)
+    tb_report(config, bad_descriptor_status=statuses)
+    for name, params, x, stride in _load_layers(config)[-2:]:  # one layer of each mode
+        res = await tb.run_layer(name, params, x, stride)
+        assert res.bit_exact, tb.scoreboard.mismatches
+        assert (await tb.wait_idle())["desc_error"] == 0
