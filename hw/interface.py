@@ -173,14 +173,22 @@ class EngineInterface:
 
     def timing(self, *, weight_banks: int = 2) -> EngineTiming:
         """The cycle model's parameters of this engine (:mod:`sfc_hls.cycle_model`)."""
-        front = sum(self.latency[b] for b in BLOCKS[:4])
-        back = sum(self.latency[b] for b in BLOCKS[4:])
+        lat = self.latency
+        front_direct = sum(lat[b] for b in FRONT_BLOCKS if b not in FAST_ONLY_BLOCKS)
+        back = ("serializer", "rescale", "collector", "output_transform", "splitter",
+                "output_quantizer")  # fmt: skip
+        back_direct = sum(lat[b] for b in back if b not in FAST_ONLY_BLOCKS)
         return EngineTiming(
             pco=self.lanes,
             cfg_writes=len(self.registers.layer_addresses()) + 1,
-            front_latency=front,
-            back_latency=back,
+            front_latency=sum(lat[b] for b in FRONT_BLOCKS),
+            back_latency=sum(lat[b] for b in back) + self.output_beats - 1,
             weight_banks=weight_banks,
+            blocks=self.blocks,
+            width=self.width,
+            output_beats=self.output_beats,
+            front_latency_direct=front_direct,
+            back_latency_direct=back_direct,
         )
 
 
