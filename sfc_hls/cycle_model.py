@@ -173,7 +173,7 @@ def layer_cycles(
     reduction = cin if mode == "fast" else taps * cin
     groups = _groups(timing, mode, cin, cout, taps, replicas)
     front, back = timing.latencies(mode)
-    events = _simulate(timing, groups, tiles, reduction, front)
+    events = _simulate(timing, groups, tiles, reduction, front, back)
     last_output = events["last_issue"] + back
     cycles = last_output + 1
     act_beats = len(groups) * tiles * reduction
@@ -190,7 +190,7 @@ def layer_cycles(
 
 
 def _simulate(
-    timing: EngineTiming, groups: list[_Group], tiles: int, reduction: int, front: int
+    timing: EngineTiming, groups: list[_Group], tiles: int, reduction: int, front: int, back: int
 ) -> dict[str, int]:
     """Group by group, tile by tile: when act beats enter, results are taken, beats leave."""
     pco_beats = timing.pco * timing.blocks  # parameter beats per group
@@ -210,7 +210,7 @@ def _simulate(
             load_done.append(start + max(pco_beats, group.rows))
             ready = load_done[g] + 1
         else:
-            start = w if g == 0 else last_issue + 2
+            start = w if g == 0 else last_issue + back + 2  # after the drain
             ready = start + pco_beats + group.rows + 1
             if g > 0:
                 take_prev = None  # the serializer is empty after a drain

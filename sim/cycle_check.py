@@ -16,14 +16,13 @@ import numpy as np
 
 from sfc_hls.config import EngineConfig
 from sfc_hls.cycle_model import layer_cycles
-from sfc_hls.datapath import random_layer_quant
 from sfc_hls.golden import conv2d_int8
 from sfc_hls.hw.engine_streams import EngineStreams
 from sfc_hls.hw.interface import EngineInterface
-from sfc_hls.sim.engine_regression import LayerShape
+from sfc_hls.sim.engine_regression import LayerShape, random_layer
 from sfc_hls.sim.native import engine_model, run_layer
 
-__all__ = ["CycleCheck", "measure_layers", "compare", "layer_tiles"]
+__all__ = ["CycleCheck", "measure_layers", "compare"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +38,7 @@ class CycleCheck:
     measured: int
     modelled: int
     bit_exact: bool
+    mode: str = "fast"
 
     @property
     def error(self) -> float:
@@ -49,11 +49,6 @@ class CycleCheck:
         return {**asdict(self), "error": self.error}
 
 
-def layer_tiles(config: EngineConfig, shape: LayerShape) -> int:
-    """Output tiles of a stride-1 ``same`` layer (the TILES register)."""
-    return shape.batch * config.algo.tiles(shape.height, shape.width)
-
-
 def measure_layers(
     config: EngineConfig,
     shapes: list[LayerShape],
@@ -62,22 +57,23 @@ def measure_layers(
     build_root: str | os.PathLike | None = None,
 ) -> list[dict]:
     """Run ``shapes`` on ``config``'s engine (native runner, no stalls); per layer the
-    tiles, the measured cycles and whether the output equals the golden model."""
+    descriptor (tiles, taps, replicas), the measured cycles and whether the output
+    equals the golden model."""
     model = engine_model(config, build_root=build_root)
     streams = EngineStreams(config)
     rng = np.random.default_rng(seed)
     results = []
     for shape in shapes:
-        params = random_layer_quant(
-            config, shape.cin, shape.cout, rng, padding=config.algo.kernel // 2, relu=shape.relu
-        )
-        x = rng.integers(-128, 128, size=(shape.batch, shape.cin, shape.height, shape.width))
-        out, run = run_layer(model, streams, params, x)
+        params, x = random_layer(config, shape, rng)
+        beats = streams.layer_beats(params, x, stride=shape.stride)
+        out, run = run_layer(model, streams, params, x, stride=shape.stride)
         results.append(
             {
-                "tiles": layer_tiles(config, shape),
+                "tiles": beats.tiles,
+                "taps": params.kernel**2 if params.mode == "direct" else 1,
+                "replicas": beats.schedule.replicas if beats.schedule else 1,
                 "cycles": run.cycles,
-                "bit_exact": bool(np.array_equal(out, conv2d_int8(x, params))),
+                "bit_exact": bool(np.array_equal(out, conv2d_int8(x, params, stride=shape.stride))),
             }
         )
     return results
@@ -92,13 +88,11 @@ def compare(
 ) -> list[CycleCheck]:
     """Measured (Verilator) and modelled cycles of ``shapes`` on ``config``'s engine."""
     timing = EngineInterface.from_config(config).timing()
-    measured = measure_layers(config, shapes, seed=seed, build_root=build_root)
     out = []
-    for shape, meas in zip(shapes, measured, strict=True):
-        tiles = layer_tiles(config, shape)
-        if tiles != meas["tiles"]:
-            raise AssertionError(f"tiles: model {tiles}, testbench {meas['tiles']}")
-        model = layer_cycles(timing, cin=shape.cin, cout=shape.cout, tiles=tiles)
+    for shape, meas in zip(shapes, measure_layers(config, shapes, seed=seed,
+                                                  build_root=build_root), strict=True):  # fmt: skip
+        model = layer_cycles(timing, cin=shape.cin, cout=shape.cout, tiles=meas["tiles"],
+                             mode=shape.mode, taps=meas["taps"], replicas=meas["replicas"])  # fmt: skip
         out.append(
             CycleCheck(
                 shape.batch,
@@ -106,10 +100,11 @@ def compare(
                 shape.cout,
                 shape.height,
                 shape.width,
-                tiles,
+                meas["tiles"],
                 int(meas["cycles"]),
                 model.cycles,
                 bool(meas["bit_exact"]),
+                shape.mode,
             )  # fmt: skip
         )
     return out
