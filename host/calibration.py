@@ -37,13 +37,25 @@ from sfc_hls.datapath import LayerQuant
 from sfc_hls.host.device import GoldenDevice
 from sfc_hls.host.inference import check_images, float_tensors
 from sfc_hls.host.integer_ops import AddQuant, AvgPoolQuant, LinearQuant, maxpool_int8
-from sfc_hls.host.ir import INPUT, Add, Conv, GlobalAvgPool, Linear, MaxPool, Network
+from sfc_hls.host.ir import (
+    INPUT,
+    Add,
+    AvgPool,
+    Conv,
+    Flatten,
+    GlobalAvgPool,
+    Linear,
+    MaxPool,
+    Network,
+)
 from sfc_hls.quantize import QuantOptions, quantize_conv_layer, quantize_input
+from sfc_hls.quantize_direct import quantize_direct_layer
 
 __all__ = [
     "CALIB_VALUES",
     "QuantizedNetwork",
     "calibrate",
+    "engine_config",
     "engine_configs",
 ]
 
@@ -53,34 +65,32 @@ CALIB_VALUES = 1 << 24
 _QMAX = 127
 
 
-def engine_configs(
-    network: Network,
-    *,
-    pco: int | Mapping[str, int] = 4,
-    scale_mode: str = "pow2",
-) -> list[EngineConfig]:
-    """One engine per algorithm of ``network``, just big enough for its layers.
+def engine_config(network: Network, *, pco: int = 4, scale_mode: str = "pow2") -> EngineConfig:
+    """The one engine that runs every conv of ``network``, just big enough for its layers.
 
-    ``cin_max`` is the largest input-channel count of the engine's layers,
-    ``cout_max`` the largest output-channel count rounded up to a multiple of
-    the engine's ``pco`` (an int for all engines or a mapping algorithm -> pco,
-    default 4 for algorithms not in it).
+    The network's fast algorithm with ``pco`` lanes; ``cin_max`` and ``cout_max``
+    (rounded up to a multiple of ``pco``) the largest channel counts of its
+    convs; ``direct_reduction_max`` the largest ``K^2 cin`` of its direct-mode
+    convs (and ``cin_max`` raised if the weight buffer could not hold them).
     """
-    configs = []
-    for algorithm in network.algorithms:
-        convs = [c for c in network.convs if c.algorithm == algorithm]
-        lanes = pco.get(algorithm, 4) if isinstance(pco, Mapping) else pco
-        cout = max(c.cout for c in convs)
-        configs.append(
-            EngineConfig(
-                algorithm=algorithm,
-                pco=lanes,
-                scale_mode=scale_mode,
-                cin_max=max(c.cin for c in convs),
-                cout_max=math.ceil(cout / lanes) * lanes,
-            )
-        )
-    return configs
+    convs = network.convs
+    if not convs:
+        raise ValueError(f"network {network.name!r} has no conv layer to run on an engine")
+    cin_max = max(c.cin for c in convs)
+    cout_max = math.ceil(max(c.cout for c in convs) / pco) * pco
+    direct = [c.reduction for c in convs if c.mode == "direct"]
+    base = EngineConfig(algorithm=network.algorithm, pco=pco, scale_mode=scale_mode,
+                        cin_max=cin_max, cout_max=cout_max)  # fmt: skip
+    if not direct:
+        return base
+    reduction = max(direct)
+    cin_max = max(cin_max, math.ceil(reduction / base.backend_width))
+    return dataclasses.replace(base, cin_max=cin_max, direct_reduction_max=reduction)
+
+
+def engine_configs(network: Network, *, pco: int = 4, scale_mode: str = "pow2") -> list[EngineConfig]:
+    """``[engine_config(network, ...)]``: the device API takes a list of engines."""
+    return [engine_config(network, pco=pco, scale_mode=scale_mode)]
 
 
 @dataclass(eq=False)
@@ -131,8 +141,8 @@ def tensor_scales(
         scales[name] = _tensor_scale(value, percentile)
 
     float_tensors(network, images, visit=visit)
-    for layer in network.layers:  # max pooling keeps its input's scale
-        if isinstance(layer, MaxPool):
+    for layer in network.layers:  # max pooling and flatten keep their input's scale
+        if isinstance(layer, MaxPool | Flatten):  # keep their input's scale
             scales[layer.output] = scales[layer.input]
     return scales
 
@@ -182,7 +192,11 @@ def calibrate(
             return golden.run_conv(layer.name, params, inputs[0], stride=layer.stride).output
         if isinstance(layer, MaxPool):
             return maxpool_int8(inputs[0], layer.kernel, layer.stride, layer.padding)
+        if isinstance(layer, Flatten):
+            return inputs[0].reshape(inputs[0].shape[0], -1)
         host[layer.name] = op = _host_quant(layer, scales)
+        if isinstance(layer, AvgPool):
+            return op.windows(inputs[0], layer.kernel, layer.stride)
         return op(*inputs)
 
     layers = network.layers
@@ -212,20 +226,25 @@ def _calibrate_conv(
 ) -> tuple[LayerQuant, int]:
     """A conv's parameters from (the first images of) its int8 input; returns them and the count."""
     config = engines[layer.algorithm]
-    per_image = max(1, layer.cin * config.algo.mults * _stride1_tiles(layer, config.algo))
-    n_cal = max(1, min(len(x), CALIB_VALUES // per_image))
+    if layer.mode == "fast":
+        per_image = layer.cin * config.algo.mults * _stride1_tiles(layer, config.algo)
+    else:
+        per_image = layer.reduction * layer.out_shape[1] * layer.out_shape[2]
+    n_cal = max(1, min(len(x), CALIB_VALUES // max(per_image, 1)))
+    common = dict(
+        config=config,
+        calib_inputs_int8=x[:n_cal],
+        input_scale=scales[layer.input],
+        output_scale=scales[layer.output],
+        padding=layer.padding,
+        relu=layer.relu,
+        options=dataclasses.replace(options, calib_samples=None),
+    )
     try:
-        params = quantize_conv_layer(
-            layer.engine_weight(),
-            layer.bias,
-            config=config,
-            calib_inputs_int8=x[:n_cal],
-            input_scale=scales[layer.input],
-            output_scale=scales[layer.output],
-            padding=layer.engine_padding,
-            relu=layer.relu,
-            options=dataclasses.replace(options, calib_samples=None),
-        )
+        if layer.mode == "fast":
+            params = quantize_conv_layer(layer.weight, layer.bias, **common)
+        else:
+            params = quantize_direct_layer(layer.weight, layer.bias, stride=layer.stride, **common)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"layer {layer.name!r}: cannot quantize: {exc}") from exc
     return params, n_cal
@@ -239,6 +258,8 @@ def _host_quant(layer: Any, scales: Mapping[str, float]) -> Any:
     if isinstance(layer, GlobalAvgPool):
         _, h, w = layer.in_shape
         return AvgPoolQuant.from_scales(h * w, scales[layer.input], scales[layer.output])
+    if isinstance(layer, AvgPool):
+        return AvgPoolQuant.from_scales(layer.kernel**2, scales[layer.input], scales[layer.output])
     if isinstance(layer, Linear):
         return LinearQuant.quantize(layer.weight, layer.bias, scales[layer.input])
     raise TypeError(f"unknown layer {layer!r}")  # pragma: no cover - the IR has no other kinds
@@ -247,6 +268,5 @@ def _host_quant(layer: Any, scales: Mapping[str, float]) -> Any:
 def _stride1_tiles(layer: Conv, algo: BilinearAlgorithm) -> int:
     """Tiles of the stride-1 map the quantizer's calibration extracts per image."""
     _, h, w = layer.in_shape
-    r = layer.engine_kernel
-    p = layer.engine_padding
+    r, p = layer.kernel, layer.padding
     return algo.tiles(h + 2 * p - r + 1, w + 2 * p - r + 1)

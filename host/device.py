@@ -123,7 +123,7 @@ class ConvDevice(abc.ABC):
         """Select the loaded layer ``name`` (and its stride) for the next input."""
         if name not in self._weights:
             raise KeyError(f"layer {name!r} has no weights loaded (call load_weights first)")
-        check_stride(self._weights[name].algo, stride)
+        _check_layer_stride(self._weights[name], stride)
         self._current = (name, stride)
         self._input = None
 
@@ -183,8 +183,19 @@ class GoldenDevice(ConvDevice):
 
     def _compute(self, name: str, params: LayerQuant, x: np.ndarray, stride: int) -> ConvResult:
         t0 = time.perf_counter()
-        out = _conv_in_bands(x, params, stride, self.max_elements)
+        if params.mode == "direct":
+            out = conv2d_int8(x, params, stride=stride)
+        else:
+            out = _conv_in_bands(x, params, stride, self.max_elements)
         return ConvResult(out, time.perf_counter() - t0)
+
+
+def _check_layer_stride(params: LayerQuant, stride: int) -> None:
+    """Fast mode: only 1x1-output-tile algorithms take a stride; direct mode: any stride >= 1."""
+    if params.mode == "fast":
+        check_stride(params.algo, stride)
+    elif not isinstance(stride, int) or isinstance(stride, bool) or stride < 1:
+        raise ValueError(f"stride must be an int >= 1, got {stride!r}")
 
 
 def _conv_in_bands(x: np.ndarray, params: LayerQuant, stride: int, max_elements: int):
@@ -296,7 +307,7 @@ class RtlDevice(ConvDevice):
         checked = []
         for req in requests:
             self.engine_for(req.name, req.params)
-            check_stride(req.params.algo, req.stride)
+            _check_layer_stride(req.params, req.stride)
             checked.append(dataclasses.replace(req, x=check_input(req.x, req.params)))
         for algorithm in {req.params.config.algorithm for req in checked}:
             self._model(algorithm)  # build before the parallel runs

@@ -21,7 +21,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sfc_hls.host.integer_ops import maxpool_int8
-from sfc_hls.host.ir import INPUT, Add, Conv, GlobalAvgPool, Linear, MaxPool, Network
+from sfc_hls.host.ir import (
+    INPUT,
+    Add,
+    AvgPool,
+    Conv,
+    Flatten,
+    GlobalAvgPool,
+    Linear,
+    MaxPool,
+    Network,
+)
 from sfc_hls.quantize import quantize_input
 
 if TYPE_CHECKING:
@@ -92,6 +102,10 @@ def _float_layer(layer: Any, inputs: list[Any]) -> Any:
         return F.max_pool2d(x, layer.kernel, layer.stride, layer.padding)
     if isinstance(layer, GlobalAvgPool):
         return x.mean(dim=(2, 3))
+    if isinstance(layer, AvgPool):
+        return F.avg_pool2d(x, layer.kernel, layer.stride)
+    if isinstance(layer, Flatten):
+        return x.flatten(1)
     if isinstance(layer, Linear):
         weight, bias = torch.from_numpy(layer.weight).float(), torch.from_numpy(layer.bias).float()
         return F.linear(x, weight, bias)
@@ -114,7 +128,8 @@ class LayerRecord:
 
     name: str
     op: str
-    engine: str  # algorithm, or "host"
+    engine: str  # the engine ("<algorithm> P_co=<n>"), or "host"
+    mode: str  # "fast" / "direct" on the engine, "-" on the host
     macs: int  # per image
     mults: int  # engine multiplications per image (0 for host layers)
     seconds: float = 0.0
@@ -166,7 +181,8 @@ def run_int8(
         LayerRecord(
             layer.name,
             layer.op,
-            layer.algorithm if isinstance(layer, Conv) else "host",
+            _engine_name(qnet.engines[layer.algorithm]) if isinstance(layer, Conv) else "host",
+            layer.mode if isinstance(layer, Conv) else "-",
             layer.macs if isinstance(layer, Conv | Linear) else 0,
             layer.mults if isinstance(layer, Conv) else 0,
         )
@@ -222,6 +238,11 @@ def run_int8(
     )
 
 
+def _engine_name(config: Any) -> str:
+    """How reports name the engine: its algorithm and lanes (one engine runs every conv)."""
+    return f"{config.algorithm} P_co={config.pco}"
+
+
 def _host_layer(qnet: QuantizedNetwork, layer: Any, inputs: list[np.ndarray]) -> np.ndarray:
     if isinstance(layer, Add):
         return qnet.host[layer.name](inputs[0], inputs[1])
@@ -229,4 +250,8 @@ def _host_layer(qnet: QuantizedNetwork, layer: Any, inputs: list[np.ndarray]) ->
         return maxpool_int8(inputs[0], layer.kernel, layer.stride, layer.padding)
     if isinstance(layer, GlobalAvgPool | Linear):
         return qnet.host[layer.name](inputs[0])
+    if isinstance(layer, AvgPool):
+        return qnet.host[layer.name].windows(inputs[0], layer.kernel, layer.stride)
+    if isinstance(layer, Flatten):
+        return inputs[0].reshape(inputs[0].shape[0], -1)
     raise TypeError(f"layer {layer.name!r}: no host operation for {type(layer).__name__}")

@@ -130,6 +130,15 @@ class AvgPoolQuant:
         total = x.sum(axis=(2, 3))  # exact: |.| <= 128 * H * W
         return saturate(rshift_round(total * self.mult, self.shift), 8)
 
+    def windows(self, x: Any, kernel: int, stride: int) -> np.ndarray:
+        """Average over ``kernel x kernel`` windows at ``stride`` (``pixels == kernel^2``)."""
+        x = _check_int8(x, "x")
+        if x.ndim != 4 or kernel * kernel != self.pixels:
+            raise ValueError(f"avgpool input must be (N, C, H, W) with {self.pixels}-pixel windows")
+        win = np.lib.stride_tricks.sliding_window_view(x, (kernel, kernel), axis=(2, 3))
+        total = win[:, :, ::stride, ::stride].sum(axis=(4, 5))  # exact
+        return saturate(rshift_round(total * self.mult, self.shift), 8)
+
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 

@@ -11,10 +11,12 @@ produces; every tensor has exactly one producer, the network input
 Layer kinds:
 
 * :class:`Conv` -- a convolution with BatchNorm folded in (float64 weights and
-  bias) and ReLU fused when it follows directly; runs on the accelerator
-  engine named by ``algorithm`` (one engine per algorithm);
+  bias) and ReLU fused when it follows directly; runs on the accelerator's
+  one engine (fast algorithm ``algorithm``) in the layer's ``mode``: ``fast``
+  for stride-1 convs with the algorithm's kernel, ``direct`` for every other;
 * :class:`Add` -- residual addition (ReLU fused), on the host;
-* :class:`MaxPool`, :class:`GlobalAvgPool`, :class:`Linear` -- on the host.
+* :class:`MaxPool`, :class:`AvgPool`, :class:`GlobalAvgPool`, :class:`Flatten`,
+  :class:`Linear` -- on the host.
 
 Every descriptor prints as one table row (:meth:`Network.table`) and
 serializes to JSON (:meth:`Network.to_dict`, format ``sfc-hls.network/1``);
@@ -32,12 +34,15 @@ from typing import Any, ClassVar
 import numpy as np
 
 from sfc_hls.catalog import get_algorithm
+from sfc_hls.text_table import format_table
 
 __all__ = [
     "FORMAT",
     "INPUT",
     "Add",
+    "AvgPool",
     "Conv",
+    "Flatten",
     "GlobalAvgPool",
     "Layer",
     "Linear",
@@ -66,11 +71,12 @@ class _OneInput:
 
 @dataclass(eq=False)
 class Conv(_OneInput):
-    """Conv2d (+ folded BatchNorm, + fused ReLU) on the accelerator engine ``algorithm``.
+    """Conv2d (+ folded BatchNorm, + fused ReLU) on the engine of fast algorithm ``algorithm``.
 
-    ``weight`` (cout, cin, R, R) and ``bias`` (cout,) are float64 with the
+    ``weight`` (cout, cin, K, K) and ``bias`` (cout,) are float64 with the
     BatchNorm folded in (``bn`` names the folded module, ``None`` if none).
-    ``stride > 1`` only with a 1x1-output-tile (``direct-RxR``) algorithm.
+    ``mode`` is ``"fast"`` (stride 1, the algorithm's kernel) or ``"direct"``
+    (any kernel and stride, :func:`sfc_hls.host.lowering.choose_mode`).
     """
 
     op: ClassVar[str] = "conv"
@@ -87,6 +93,7 @@ class Conv(_OneInput):
     bn: str | None = None
     weight: np.ndarray = field(default=None, repr=False)
     bias: np.ndarray = field(default=None, repr=False)
+    mode: str = "fast"
 
     @property
     def cin(self) -> int:
@@ -97,28 +104,15 @@ class Conv(_OneInput):
         return self.out_shape[0]
 
     @property
-    def engine_kernel(self) -> int:
-        """Kernel size of the engine's algorithm (>= ``kernel``: smaller kernels are embedded)."""
-        return get_algorithm(self.algorithm).kernel
-
-    @property
-    def engine_padding(self) -> int:
-        """Padding on the engine: a ``k x k`` kernel centred in the engine's ``R x R`` one
-        needs ``(R - k) / 2`` more padding for the same outputs."""
-        return self.padding + (self.engine_kernel - self.kernel) // 2
-
-    def engine_weight(self) -> np.ndarray:
-        """``weight`` zero-embedded at the centre of the engine's ``R x R`` kernel."""
-        extra = (self.engine_kernel - self.kernel) // 2
-        if extra == 0:
-            return self.weight
-        w = np.zeros((self.cout, self.cin, self.engine_kernel, self.engine_kernel))
-        w[:, :, extra : extra + self.kernel, extra : extra + self.kernel] = self.weight
-        return w
+    def reduction(self) -> int:
+        """Products per accumulator on the engine: ``cin`` (fast) or ``K^2 cin`` (direct)."""
+        return self.cin if self.mode == "fast" else self.kernel**2 * self.cin
 
     @property
     def tiles(self) -> int:
-        """Engine tiles per image (edge tiles included)."""
+        """Fast-mode tiles per image (edge tiles included); direct mode: output pixels."""
+        if self.mode == "direct":
+            return self.out_shape[1] * self.out_shape[2]
         return get_algorithm(self.algorithm).tiles(self.out_shape[1], self.out_shape[2])
 
     @property
@@ -128,17 +122,15 @@ class Conv(_OneInput):
 
     @property
     def mults(self) -> int:
-        """Multiplications the engine performs, per image (whole edge tiles, embedded zeros)."""
+        """Multiplications the engine performs, per image: whole edge tiles in fast mode,
+        the convolution's own in direct mode."""
+        if self.mode == "direct":
+            return self.macs
         return self.tiles * get_algorithm(self.algorithm).mults * self.cin * self.cout
 
     def describe(self) -> str:
         act = " +relu" if self.relu else ""
-        embed = (
-            f" (as {self.engine_kernel}x{self.engine_kernel})"
-            if self.engine_kernel != self.kernel
-            else ""
-        )
-        return f"{self.kernel}x{self.kernel}/{self.stride} pad {self.padding}{embed}{act}"
+        return f"{self.kernel}x{self.kernel}/{self.stride} pad {self.padding}, {self.mode}{act}"
 
 
 @dataclass(eq=False)
@@ -191,6 +183,38 @@ class GlobalAvgPool(_OneInput):
 
 
 @dataclass(eq=False)
+class AvgPool(_OneInput):
+    """Average pooling over ``kernel x kernel`` windows (no padding), on the host."""
+
+    op: ClassVar[str] = "avgpool2d"
+    name: str
+    input: str
+    output: str
+    in_shape: tuple[int, int, int]
+    out_shape: tuple[int, int, int]
+    kernel: int
+    stride: int
+
+    def describe(self) -> str:
+        return f"mean over {self.kernel}x{self.kernel}/{self.stride}"
+
+
+@dataclass(eq=False)
+class Flatten(_OneInput):
+    """A feature map read as a vector, (C, H, W) -> (C*H*W,) (no arithmetic), on the host."""
+
+    op: ClassVar[str] = "flatten"
+    name: str
+    input: str
+    output: str
+    in_shape: tuple[int, int, int]
+    out_shape: tuple[int]
+
+    def describe(self) -> str:
+        return "C x H x W -> vector"
+
+
+@dataclass(eq=False)
 class Linear(_OneInput):
     """Fully connected layer (the classifier), on the host; float64 ``weight`` (out, in)."""
 
@@ -211,8 +235,10 @@ class Linear(_OneInput):
         return f"{self.in_shape[0]} -> {self.out_shape[0]}"
 
 
-Layer = Conv | Add | MaxPool | GlobalAvgPool | Linear
-_KINDS: dict[str, type] = {k.op: k for k in (Conv, Add, MaxPool, GlobalAvgPool, Linear)}
+Layer = Conv | Add | MaxPool | GlobalAvgPool | AvgPool | Flatten | Linear
+_KINDS: dict[str, type] = {
+    k.op: k for k in (Conv, Add, MaxPool, GlobalAvgPool, AvgPool, Flatten, Linear)
+}
 _ARRAYS = ("weight", "bias")
 
 
@@ -290,12 +316,12 @@ class Network:
         return [layer for layer in self.layers if isinstance(layer, Conv)]
 
     @property
-    def algorithms(self) -> list[str]:
-        """Engine algorithms used, in order of first use (one engine each)."""
-        seen: dict[str, None] = {}
-        for conv in self.convs:
-            seen.setdefault(conv.algorithm, None)
-        return list(seen)
+    def algorithm(self) -> str | None:
+        """The fast algorithm of the network's engine (every conv runs on that one engine)."""
+        names = {conv.algorithm for conv in self.convs}
+        if len(names) > 1:
+            raise ValueError(f"the convs name several engine algorithms: {sorted(names)}")
+        return next(iter(names), None)
 
     def producer(self, tensor: str) -> Layer | None:
         for layer in self.layers:
@@ -354,36 +380,34 @@ class Network:
 
     # ------------------------------------------------------------------ printing
     def table(self) -> str:
-        rows = [("#", "layer", "op", "engine / host", "in", "out", "details", "MACs", "mults")]
+        header = ["#", "layer", "op", "engine / host", "in", "out", "details", "MACs", "mults"]
+        rows = []
         for k, layer in enumerate(self.layers):
-            engine = layer.algorithm if isinstance(layer, Conv) else "host"
-            macs = f"{layer.macs:,}" if isinstance(layer, Conv | Linear) else "-"
-            mults = f"{layer.mults:,}" if isinstance(layer, Conv) else "-"
+            conv = isinstance(layer, Conv)
             rows.append(
-                (
+                [
                     str(k),
                     layer.name,
                     layer.op,
-                    engine,
+                    f"{layer.algorithm} ({layer.mode})" if conv else "host",
                     "x".join(map(str, layer.in_shape)),
                     "x".join(map(str, layer.out_shape)),
                     layer.describe(),
-                    macs,
-                    mults,
-                )
+                    f"{layer.macs:,}" if isinstance(layer, Conv | Linear) else "-",
+                    f"{layer.mults:,}" if conv else "-",
+                ]
             )
-        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
-        lines.insert(1, "  ".join("-" * w for w in widths))
         convs = self.convs
         total_macs = sum(c.macs for c in convs)
         total_mults = sum(c.mults for c in convs)
-        lines.append(
-            f"{len(self.layers)} layers, {len(convs)} convs on engines "
-            f"{', '.join(self.algorithms)}; conv MACs {total_macs:,}, engine multiplications "
-            f"{total_mults:,} ({total_macs / max(total_mults, 1):.2f}x fewer) per image"
+        fast = sum(c.mode == "fast" for c in convs)
+        return (
+            format_table(header, rows, align="lllllllrr")
+            + f"\n{len(self.layers)} layers, {len(convs)} convs on one {self.algorithm} engine "
+            f"({fast} fast, {len(convs) - fast} direct); conv MACs {total_macs:,}, engine "
+            f"multiplications {total_mults:,} ({total_macs / max(total_mults, 1):.2f}x fewer) "
+            "per image"
         )
-        return "\n".join(lines)
 
     def __str__(self) -> str:
         return self.table()

@@ -7,13 +7,13 @@ of one input, and walks the graph in execution order:
   input is a conv used nowhere else is folded into it
   (:func:`sfc_hls.quantize.fold_batchnorm`), a ReLU after it is fused (the
   engine's output saturation clamps at 0);
-* engine choice (:func:`choose_algorithm`): stride-1 convs with the fast
-  algorithm's kernel (3x3 for the default ``sfc6-7x7-3x3``) run on the fast
-  engine; every other conv (stride-2 3x3, 1x1 downsample, 7x7 stem) on a
-  ``direct-RxR`` engine, where the host sends one input patch per output
-  pixel at the conv's stride;
+* one engine for every conv, the mode per layer (:func:`choose_mode`):
+  stride-1 convs with the fast algorithm's kernel (3x3 for the default
+  ``sfc6-7x7-3x3``) run in fast mode; every other conv (stride-2 3x3, 1x1
+  downsample, 7x7 stem) in direct mode on the same MAC array;
 * ``x + y`` -> :class:`~sfc_hls.host.ir.Add` (a ReLU after it fused);
-  ``MaxPool2d``, ``AdaptiveAvgPool2d(1)`` + flatten, ``Linear`` -> host layers;
+  ``MaxPool2d``, ``AvgPool2d``, ``AdaptiveAvgPool2d(1)``, flatten (after global
+  pooling or of a whole feature map), a final ``Linear`` -> host layers;
   ``Identity``/``Dropout`` vanish.
 
 Anything else raises :class:`UnsupportedLayerError` naming the layer.
@@ -27,13 +27,23 @@ from typing import Any
 import numpy as np
 
 from sfc_hls.catalog import get_algorithm
-from sfc_hls.host.ir import INPUT, Add, Conv, GlobalAvgPool, Linear, MaxPool, Network
+from sfc_hls.host.ir import (
+    INPUT,
+    Add,
+    AvgPool,
+    Conv,
+    Flatten,
+    GlobalAvgPool,
+    Linear,
+    MaxPool,
+    Network,
+)
 from sfc_hls.quantize import fold_batchnorm
 
 __all__ = [
     "DEFAULT_ALGORITHM",
     "UnsupportedLayerError",
-    "choose_algorithm",
+    "choose_mode",
     "lower_model",
 ]
 
@@ -42,8 +52,8 @@ DEFAULT_ALGORITHM = "sfc6-7x7-3x3"
 
 SUPPORTED = (
     "Conv2d (groups 1, no dilation, square kernel/stride/padding, zero padding), "
-    "BatchNorm2d after a conv, ReLU, residual add, MaxPool2d, AdaptiveAvgPool2d(1) + "
-    "flatten, Linear, Identity, Dropout"
+    "BatchNorm2d after a conv, ReLU, residual add, MaxPool2d, AvgPool2d, "
+    "AdaptiveAvgPool2d(1), flatten, a final Linear, Identity, Dropout"
 )
 
 
@@ -51,28 +61,20 @@ class UnsupportedLayerError(ValueError):
     """A layer of the model has no lowering (the message names it)."""
 
 
-def choose_algorithm(kernel: int, stride: int, fast_algorithm: str = DEFAULT_ALGORITHM) -> str:
-    """Engine algorithm of a ``kernel x kernel`` conv with ``stride``.
+def choose_mode(kernel: int, stride: int, algorithm: str = DEFAULT_ALGORITHM) -> str:
+    """Engine mode of a ``kernel x kernel`` conv with ``stride`` on the ``algorithm`` engine.
 
-    * stride 1 with the fast algorithm's kernel: the fast algorithm;
-    * 1x1 (ResNet's downsample): ``direct-3x3``, the kernel embedded at the
-      centre with one more pixel of padding -- the same outputs on the engine
-      the stride-2 3x3 convs use anyway (its cycles depend on tiles and
-      channels, not on the kernel), so no extra engine (docs/host.md);
-    * otherwise ``direct-RxR`` (1x1 output tile: any stride, one input patch
-      per output pixel).
+    ``fast`` for stride-1 convs with the algorithm's kernel (the fast
+    algorithm), ``direct`` for every other conv (1x1, stride 2, the 7x7
+    stem, ...): the same MAC array, transforms bypassed (docs/datapath.md).
     """
     try:
-        algo = get_algorithm(fast_algorithm)
+        algo = get_algorithm(algorithm)
     except ValueError as exc:
-        raise ValueError(f"algorithm {fast_algorithm!r}: {exc}") from None
+        raise ValueError(f"algorithm {algorithm!r}: {exc}") from None
     if algo.dims != 2:
-        raise ValueError(f"fast_algorithm must be a 2D algorithm, got {fast_algorithm!r}")
-    if stride == 1 and kernel == algo.kernel:
-        return algo.name
-    if kernel == 1:
-        return "direct-3x3"
-    return f"direct-{kernel}x{kernel}"
+        raise ValueError(f"algorithm must be a 2D algorithm, got {algorithm!r}")
+    return "fast" if stride == 1 and kernel == algo.kernel else "direct"
 
 
 def _square(mod: Any, attr: str, name: str) -> int:
@@ -124,7 +126,7 @@ def lower_model(
     shape = tuple(input_shape)
     if len(shape) != 3 or any(not isinstance(s, int) or s < 1 for s in shape):
         raise ValueError(f"input_shape must be (C, H, W) positive ints, got {input_shape!r}")
-    choose_algorithm(3, 1, algorithm)  # validates the name
+    choose_mode(3, 1, algorithm)  # validates the name
     model = model.eval()
     try:
         gm = torch.fx.symbolic_trace(model)
@@ -244,6 +246,8 @@ class _Lowering:
             in_shape = self._shape(arg)
             out = self._unique(path)
             self._add(GlobalAvgPool(out, src, out, in_shape, (in_shape[0],)), node)
+        elif isinstance(mod, nn.AvgPool2d):
+            self._avgpool(node, mod, path)
         elif isinstance(mod, nn.Flatten):
             self._flatten(node, path)
         elif isinstance(mod, nn.Linear):
@@ -251,8 +255,8 @@ class _Lowering:
             src = self._input(arg, path)
             if len(self._shape(arg)) != 1:
                 raise UnsupportedLayerError(
-                    f"layer {path!r}: Linear on a {self._shape(arg)} tensor; only after global "
-                    "average pooling (features,)"
+                    f"layer {path!r}: Linear on a {self._shape(arg)} tensor; only on a vector "
+                    "(after global average pooling or flatten)"
                 )
             w = mod.weight.detach().double().cpu().numpy().copy()
             b = (
@@ -299,9 +303,10 @@ class _Lowering:
             stride=stride,
             padding=padding,
             relu=False,
-            algorithm=choose_algorithm(kernel, stride, self.algorithm),
+            algorithm=self.algorithm,
             weight=w,
             bias=b,
+            mode=choose_mode(kernel, stride, self.algorithm),
         )
         self._add(conv, node)
 
@@ -367,12 +372,27 @@ class _Lowering:
         src = self._input(arg, path)
         shape = self._shape(arg)
         if len(shape) == 1 or (len(shape) == 3 and shape[1:] == (1, 1)):
-            self.tensor[node] = src
             producer = self.producer.get(src)
-            if isinstance(producer, GlobalAvgPool):
+            if len(shape) == 1 or isinstance(producer, GlobalAvgPool):
+                self.tensor[node] = src
                 return
-        raise UnsupportedLayerError(
-            f"layer {path!r} (flatten) of a {shape} tensor; only after global average pooling"
+        if len(shape) != 3:
+            raise UnsupportedLayerError(f"layer {path!r} (flatten) of a {shape} tensor")
+        out = self._unique(path)
+        self._add(Flatten(out, src, out, shape, (shape[0] * shape[1] * shape[2],)), node)
+
+    def _avgpool(self, node: Any, mod: Any, path: str) -> None:
+        kernel = _square(mod, "kernel_size", path)
+        stride = _square(_Attr(stride=mod.stride or mod.kernel_size), "stride", path)
+        if _square(mod, "padding", path) or mod.ceil_mode or mod.divisor_override:
+            raise UnsupportedLayerError(
+                f"layer {path!r}: AvgPool2d with padding, ceil_mode or divisor_override"
+            )
+        (arg,) = node.all_input_nodes
+        src = self._input(arg, path)
+        out = self._unique(path)
+        self._add(
+            AvgPool(out, src, out, self._shape(arg), self._shape(node), kernel, stride), node
         )
 
     def _function(self, node: Any) -> None:
