@@ -11,7 +11,7 @@ TOOLS_STAMP := $(VENV)/.system-tools
 SYSTEM_TOOLS := iverilog yosys ccache
 SYSTEM_PACKAGES := iverilog yosys ccache liblz4-dev
 
-.PHONY: all test test-slow sim lint format bench toolchain clean distclean
+.PHONY: all test test-slow sim formal lint format bench toolchain clean distclean
 
 all: test
 
@@ -60,6 +60,12 @@ test-slow: toolchain
 # WAVES=1 writes a waveform; SIM_ARGS passes options (see --help).
 sim: toolchain
 	$(BIN)/python -m sfc_hls.sim.engine_regression $(SIM_ARGS)
+
+# Formal equivalence of InputTransform / OutputTransform with B^T / A^T for every
+# 2D catalogue algorithm, with mutants that must be refuted (docs/formal.md).
+# FORMAL_ARGS passes options (e.g. FORMAL_ARGS="--algo sfc6-7x7-3x3 --json out.json").
+formal: toolchain
+	$(BIN)/python -m sfc_hls.hw.formal --mutants $(FORMAL_ARGS)
 
 # Benchmarks (not tests): print and save figures under bench/results/.
 bench: toolchain
