@@ -70,7 +70,7 @@ def default_layers(config: EngineConfig, count: int, rng: np.random.Generator) -
     shapes = [
         LayerShape(1, min(8, cin_max), cout, 2 * m_out + 3, m_out + 2, True),
         LayerShape(1, stem_cin, min(3 * config.pco, config.cout_max), 23, 19, True, "direct", 7, 2),
-        LayerShape(2, 1, min(3 * config.pco + 1, config.cout_max), m_out, m_out - 1, False),
+        LayerShape(2, 1, min(3 * config.pco + 1, config.cout_max), m_out, max(m_out - 1, 1), False),
         LayerShape(1, s2_cin, config.cout_max, 11, 9, False, "direct", 3, 2),
     ]  # fmt: skip
     while len(shapes) < count:

@@ -8,7 +8,7 @@ import pytest
 from sfc_hls.config import EngineConfig
 from sfc_hls.datapath import random_layer_quant
 from sfc_hls.golden import conv2d_int8
-from sfc_hls.host.calibration import calibrate, engine_configs
+from sfc_hls.host.calibration import calibrate, engine_config, engine_configs
 from sfc_hls.host.checkpoint import load_digits_small_resnet
 from sfc_hls.host.device import GoldenDevice, make_device
 from sfc_hls.host.digits import load_digits_split
@@ -90,7 +90,10 @@ def test_int8_network_close_to_float_on_digits(digits):
     err = np.abs(result.logits - float_logits).max() / np.abs(float_logits).max()
     assert err < 0.1
     records = {r.name: r for r in result.records}
-    assert records["layer1.0.conv1"].engine == "sfc6-7x7-3x3"
+    assert records["layer1.0.conv1"].engine == "sfc6-7x7-3x3 P_co=4"
+    assert {r.engine for r in result.records if r.op == "conv"} == {"sfc6-7x7-3x3 P_co=4"}
+    assert records["layer1.0.conv1"].mode == "fast"
+    assert records["layer2.0.conv1"].mode == "direct"  # stride 2
     assert records["layer1.0.add"].engine == "host" and records["fc"].op == "linear"
     assert all(r.cycles is None for r in result.records)
 
@@ -104,7 +107,8 @@ def test_calibration_is_deterministic_and_serializable(digits):
     summary = json.loads(json.dumps(qnet.to_dict(parameters=True)))
     assert summary["calib_images"] == 32
     assert set(summary["convs"]) == {c.name for c in net.convs}
-    assert summary["engines"]["direct-3x3"]["cout_max"] == 64
+    assert list(summary["engines"]) == ["sfc6-7x7-3x3"]  # one engine for every conv
+    assert summary["engines"]["sfc6-7x7-3x3"]["cout_max"] == 64
     # Max pooling and ReLU-fused layers: every scale positive.
     assert all(s > 0 for s in qnet.scales.values())
 
@@ -126,11 +130,13 @@ def test_calibration_and_images_bad_input(digits):
         calibrate(net, split.x_train[:2], engines=[DIRECT])
 
 
-def test_engine_configs_fit_the_network(digits):
+def test_engine_config_fits_the_network(digits):
     _, _, net, _ = digits
-    configs = engine_configs(net, pco={"sfc6-7x7-3x3": 4, "direct-3x3": 16}, scale_mode="fixed")
-    by_algo = {c.algorithm: c for c in configs}
-    assert set(by_algo) == {"sfc6-7x7-3x3", "direct-3x3"}
-    assert (by_algo["sfc6-7x7-3x3"].cin_max, by_algo["sfc6-7x7-3x3"].cout_max) == (64, 64)
-    assert (by_algo["direct-3x3"].cin_max, by_algo["direct-3x3"].pco) == (32, 16)
-    assert all(c.scale_mode == "fixed" for c in configs)
+    (config,) = engine_configs(net, pco=8, scale_mode="fixed")
+    assert config == engine_config(net, pco=8, scale_mode="fixed")
+    assert (config.algorithm, config.pco, config.scale_mode) == ("sfc6-7x7-3x3", 8, "fixed")
+    assert (config.cin_max, config.cout_max) == (64, 64)
+    direct = [c for c in net.convs if c.mode == "direct"]
+    assert config.direct_reduction_max == max(c.kernel**2 * c.cin for c in direct)
+    for conv in net.convs:
+        config.check_layer(conv, name=conv.name)  # every conv fits the one engine

@@ -10,7 +10,7 @@ from torch import nn
 
 from sfc_hls.host.inference import run_float
 from sfc_hls.host.ir import Add, Conv, GlobalAvgPool, Linear, MaxPool, Network
-from sfc_hls.host.lowering import UnsupportedLayerError, choose_algorithm, lower_model
+from sfc_hls.host.lowering import UnsupportedLayerError, choose_mode, lower_model
 from sfc_hls.host.models import resnet18, small_resnet
 
 
@@ -43,16 +43,18 @@ def test_resnet18_layer_list_and_engine_choice(resnet18_ir):
     assert isinstance(net["maxpool"], MaxPool)
     stem = net["conv1"]
     assert (stem.kernel, stem.stride, stem.padding, stem.relu) == (7, 2, 3, True)
-    assert stem.algorithm == "direct-7x7"
+    assert stem.mode == "direct"
     for conv in convs:
+        assert conv.algorithm == "sfc6-7x7-3x3", conv.name  # one engine for every conv
         if conv.kernel == 3 and conv.stride == 1:
-            assert conv.algorithm == "sfc6-7x7-3x3", conv.name
-        elif conv.kernel == 3:
-            assert conv.algorithm == "direct-3x3" and conv.stride == 2, conv.name
-        elif conv.kernel == 1:  # downsample: embedded in the direct-3x3 engine
-            assert conv.algorithm == "direct-3x3" and conv.engine_padding == 1, conv.name
+            assert conv.mode == "fast", conv.name
+        elif conv.kernel in (3, 7):  # stride-2 3x3 convs and the stem
+            assert conv.mode == "direct" and conv.stride == 2, conv.name
+        else:  # the 1x1 downsamples, in direct mode (no 3x3 embedding)
+            assert conv.kernel == 1 and conv.mode == "direct" and conv.padding == 0, conv.name
             assert "downsample" in conv.name and conv.bn.endswith("downsample.1")
-    assert net.algorithms == ["direct-7x7", "sfc6-7x7-3x3", "direct-3x3"]
+    assert net.algorithm == "sfc6-7x7-3x3"
+    assert sum(c.mode == "fast" for c in convs) == 13
     # ReLU fused into conv1 of each block and into each residual add, not into conv2.
     assert net["layer1.0.conv1"].relu and not net["layer1.0.conv2"].relu
     add = net["layer2.0.add"]
@@ -85,14 +87,16 @@ def test_batchnorm_folding_is_exact_in_float64():
     assert np.abs(got - want).max() < 1e-6
 
 
-def test_algorithm_choice_is_configurable():
-    assert choose_algorithm(3, 1, "wino-4x4-3x3") == "wino-4x4-3x3"
-    assert choose_algorithm(3, 2, "wino-4x4-3x3") == "direct-3x3"
-    assert choose_algorithm(1, 2) == "direct-3x3"
-    assert choose_algorithm(7, 2) == "direct-7x7"
-    assert choose_algorithm(5, 1, "sfc6-6x6-5x5") == "sfc6-6x6-5x5"
+def test_mode_choice_follows_the_algorithm():
+    assert choose_mode(3, 1, "wino-4x4-3x3") == "fast"
+    assert choose_mode(3, 2, "wino-4x4-3x3") == "direct"
+    assert choose_mode(1, 2) == "direct"
+    assert choose_mode(7, 2) == "direct"
+    assert choose_mode(5, 1, "sfc6-6x6-5x5") == "fast"
+    assert choose_mode(3, 1, "sfc6-6x6-5x5") == "direct"
     net = lower_model(small_resnet(), (1, 28, 28), algorithm="wino-4x4-3x3")
-    assert net.algorithms == ["wino-4x4-3x3", "direct-3x3"]
+    assert net.algorithm == "wino-4x4-3x3"
+    assert {c.mode for c in net.convs} == {"fast", "direct"}
     with pytest.raises(ValueError, match="unknown algorithm name"):
         lower_model(small_resnet(), (1, 28, 28), algorithm="sfc9-3x3")
 
@@ -185,6 +189,5 @@ def test_conv_descriptor_counts():
     assert conv.macs == 28 * 28 * 16 * 16 * 9
     assert conv.mults == 16 * 132 * 16 * 16  # 4x4 tiles of 7x7, 132 products each
     ds = net["layer2.0.downsample.0"]
-    assert ds.macs == 14 * 14 * 32 * 16 and ds.mults == 14 * 14 * 9 * 32 * 16
-    assert ds.engine_weight().shape == (32, 16, 3, 3)
-    assert np.array_equal(ds.engine_weight()[:, :, 1, 1], ds.weight[:, :, 0, 0])
+    assert ds.mode == "direct" and ds.reduction == 16
+    assert ds.macs == ds.mults == 14 * 14 * 32 * 16  # direct mode: no wasted products

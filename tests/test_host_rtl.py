@@ -1,9 +1,9 @@
 """The RTL backend: the digits ResNet end to end in Verilator equals the golden backend.
 
-Two engines (SFC-6(7x7,3x3) with P_co=4 for the stride-1 3x3 convs, direct
-3x3 with P_co=16 for the stride-2 and embedded 1x1 convs), each generated and
-built (cached) once, every layer a run of the native stream runner.  Cold
-builds take most of the time.
+One engine (SFC-6(7x7,3x3), P_co=4) runs every conv: the stride-1 3x3 convs
+in fast mode, the stride-2 and 1x1 convs in direct mode; generated and built
+(cached) once, every layer a run of the native stream runner.  Cold builds
+take most of the time.
 """
 
 import dataclasses
@@ -19,14 +19,13 @@ from sfc_hls.host.digits import load_digits_split
 from sfc_hls.host.inference import run_int8
 from sfc_hls.host.lowering import lower_model
 
-PCO = {"sfc6-7x7-3x3": 4, "direct-3x3": 16}
-
 
 def test_small_resnet_rtl_equals_golden_end_to_end(tmp_path):
     model, _ = load_digits_small_resnet()
     split = load_digits_split()
     net = lower_model(model, (1, 28, 28))
-    engines = engine_configs(net, pco=PCO)
+    engines = engine_configs(net, pco=4)
+    assert len(engines) == 1
     qnet = calibrate(net, split.x_train, engines=engines)
     x = split.x_test[:2]
     golden = run_int8(qnet, GoldenDevice(engines), x, keep_tensors=True)
@@ -37,10 +36,10 @@ def test_small_resnet_rtl_equals_golden_end_to_end(tmp_path):
         assert np.array_equal(rtl.tensors[name], want), f"tensor {name} differs"
     assert np.array_equal(rtl.logits, golden.logits)
     assert rtl.predictions.tolist() == split.y_test[:2].tolist()
-    cycles = {r.name: r.cycles for r in rtl.records if r.op == "conv"}
-    assert all(c and c > 0 for c in cycles.values()), cycles
-    # Output-bound direct layers: one beat per output pixel and channel.
-    assert cycles["layer2.0.conv1"] >= 2 * 14 * 14 * 32
+    convs = [r for r in rtl.records if r.op == "conv"]
+    assert all(r.cycles and r.cycles > 0 for r in convs), convs
+    assert {r.mode for r in convs} == {"fast", "direct"}
+    assert len({r.engine for r in convs}) == 1
 
 
 def test_rtl_device_reports_a_layer_that_does_not_finish(tmp_path, monkeypatch):
