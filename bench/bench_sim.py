@@ -35,7 +35,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_engines import git_commit, tool_versions  # noqa: E402
+from provenance import git_commit, tool_versions  # noqa: E402
 
 from sfc_hls.atomic_files import write_text_atomic  # noqa: E402
 from sfc_hls.config import EngineConfig  # noqa: E402

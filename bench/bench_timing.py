@@ -30,7 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_engines import ENGINES, RESULTS, engine_config, git_commit, tool_versions  # noqa: E402
+from bench_engines import ENGINES, engine_config, resnet18_layers  # noqa: E402
+from provenance import RESULTS, git_commit, tool_versions  # noqa: E402
 
 from sfc_hls.catalog import get_algorithm  # noqa: E402
 from sfc_hls.config import EngineConfig  # noqa: E402
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     units = []  # (engine label, unit, Verilog, top)
     for algorithm, pco in ENGINES:
         title = get_algorithm(algorithm).title
-        texts = block_verilog(engine_config(algorithm, pco), TRANSFORM_BLOCKS)
+        texts = block_verilog(engine_config(algorithm, pco, resnet18_layers()), TRANSFORM_BLOCKS)
         units += [(title, block, texts[block], block) for block in TRANSFORM_BLOCKS]
     if not args.no_whole:
         for algorithm, pco, cin_max in WHOLE_ENGINES:
