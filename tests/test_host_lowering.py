@@ -11,7 +11,7 @@ from torch import nn
 from sfc_hls.host.inference import run_float
 from sfc_hls.host.ir import Add, Conv, GlobalAvgPool, Linear, MaxPool, Network
 from sfc_hls.host.lowering import UnsupportedLayerError, choose_mode, lower_model
-from sfc_hls.host.models import resnet18, small_resnet
+from sfc_hls.host.models import resnet18, resnet34, small_resnet
 
 
 def _randomize_batchnorm(model: nn.Module, seed: int) -> nn.Module:
@@ -191,3 +191,56 @@ def test_conv_descriptor_counts():
     ds = net["layer2.0.downsample.0"]
     assert ds.mode == "direct" and ds.reduction == 16
     assert ds.macs == ds.mults == 14 * 14 * 32 * 16  # direct mode: no wasted products
+
+
+class _VggStyle(nn.Module):
+    """A plain VGG-style net: 3x3 and 1x1 convs, stride 2, max and average pooling, flatten."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+            nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
+            nn.Conv2d(32, 32, 1), nn.ReLU(),
+            nn.Conv2d(32, 24, 5, padding=2), nn.ReLU(),
+            nn.AvgPool2d(2),
+        )  # fmt: skip
+        self.classifier = nn.Linear(24 * 2 * 2, 10)
+
+    def forward(self, x):
+        return self.classifier(torch.flatten(self.features(x), 1))
+
+
+def test_vgg_style_net_lowers_and_runs_on_one_engine():
+    """Any mix of conv kernels (1/3/5), strides, pools and a flatten runs on one engine."""
+    from sfc_hls.host.calibration import calibrate, engine_configs
+    from sfc_hls.host.device import GoldenDevice
+    from sfc_hls.host.inference import run_int8
+
+    torch.manual_seed(4)
+    model = _randomize_batchnorm(_VggStyle(), seed=4).eval()
+    net = lower_model(model, (3, 16, 16), name="vgg_style")
+    modes = {c.name: c.mode for c in net.convs}
+    assert modes == {"features.0": "fast", "features.3": "fast", "features.6": "direct",
+                     "features.9": "direct", "features.11": "direct"}  # fmt: skip
+    assert [type(x).__name__ for x in net.layers[-3:]] == ["AvgPool", "Flatten", "Linear"]
+    x = torch.randn(6, 3, 16, 16, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        want = model(x).double().numpy()
+    assert np.abs(run_float(net, x) - want).max() <= 1e-4 * np.abs(want).max()
+    engines = engine_configs(net)
+    assert len(engines) == 1
+    qnet = calibrate(net, x[:4], engines=engines)
+    got = run_int8(qnet, GoldenDevice(engines), x).logits
+    # int8 against float: a few percent of the logit range (8-bit activations and weights).
+    assert np.abs(got - want).max() <= 0.1 * np.abs(want).max()
+
+
+def test_resnet34_lowers_onto_one_engine():
+    net = lower_model(resnet34(), (3, 224, 224), name="resnet34")
+    convs = net.convs
+    assert len(convs) == 36 and net.algorithm == "sfc6-7x7-3x3"
+    assert sum(c.mode == "fast" for c in convs) == 29  # stride-1 3x3
+    assert {(c.kernel, c.stride) for c in convs if c.mode == "direct"} == {(7, 2), (3, 2), (1, 2)}
