@@ -23,7 +23,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from sfc_hls.bilinear import BilinearAlgorithm
+from sfc_hls.bilinear import BilinearAlgorithm, check_2d_size
 from sfc_hls.sfc import MAX_KERNEL
 
 __all__ = [
@@ -34,12 +34,20 @@ __all__ = [
     "direct_1d",
     "direct_2d",
     "MAX_WINOGRAD_POINTS",
+    "MAX_WINOGRAD_POINTS_2D",
+    "MAX_POINT_TERM",
 ]
 
 #: Marker for the point at infinity in an interpolation point list.
 INFINITY = "inf"
 #: Largest number of interpolation points (n = m + r - 1) accepted.
 MAX_WINOGRAD_POINTS = 16
+#: Largest number of points of a 2D (nested) Winograd algorithm: beyond 12 the
+#: transform coefficients grow so large (and so useless numerically) that the
+#: adder-network search of F(11x11,3x3) already takes a minute.
+MAX_WINOGRAD_POINTS_2D = 12
+#: Largest numerator or denominator of an explicit interpolation point.
+MAX_POINT_TERM = 64
 
 
 def default_points(count: int) -> list[Fraction | str]:
@@ -64,9 +72,15 @@ def _parse_points(points: Sequence, count: int) -> list[Fraction | str]:
             out.append(INFINITY)
             continue
         try:
-            out.append(Fraction(p))
-        except (TypeError, ValueError):
+            point = Fraction(p)
+        except (TypeError, ValueError, ZeroDivisionError):
             raise ValueError(f"points: {p!r} is not a rational number or 'inf'") from None
+        if max(abs(point.numerator), point.denominator) > MAX_POINT_TERM:
+            raise ValueError(
+                f"points: {p!r} has a numerator or denominator beyond {MAX_POINT_TERM} "
+                "(its transform coefficients would not fit 64 bits)"
+            )
+        out.append(point)
     if len(out) == count - 1 and INFINITY not in out:
         out.append(INFINITY)
     if len(out) != count:
@@ -142,15 +156,16 @@ def _winograd_matrices(out_tile: int, kernel: int, points: Sequence | None):
     return bt, g, at, pts
 
 
-def _check_winograd_args(out_tile: int, kernel: int) -> None:
+def _check_winograd_args(out_tile: int, kernel: int, dims: int) -> None:
     for label, v in (("m", out_tile), ("r", kernel)):
         if not isinstance(v, int) or isinstance(v, bool):
             raise TypeError(f"{label} must be an int, got {type(v).__name__}")
     if not 1 <= kernel <= MAX_KERNEL:
         raise ValueError(f"r (kernel size) must be in [1, {MAX_KERNEL}], got {kernel}")
-    if out_tile < 1 or out_tile + kernel - 1 > MAX_WINOGRAD_POINTS:
+    limit = MAX_WINOGRAD_POINTS if dims == 1 else MAX_WINOGRAD_POINTS_2D
+    if out_tile < 1 or out_tile + kernel - 1 > limit:
         raise ValueError(
-            f"m (output tile) must be >= 1 with m + r - 1 <= {MAX_WINOGRAD_POINTS}, "
+            f"m (output tile) must be >= 1 with m + r - 1 <= {limit} ({dims}D Winograd), "
             f"got m={out_tile}, r={kernel}"
         )
 
@@ -186,7 +201,7 @@ def _nested_algorithm(
 
 
 def _winograd(out_tile: int, kernel: int, points: Sequence | None, dims: int) -> BilinearAlgorithm:
-    _check_winograd_args(out_tile, kernel)
+    _check_winograd_args(out_tile, kernel, dims)
     bt, g, at, pts = _winograd_matrices(out_tile, kernel, points)
     name_sfx, title_sfx = _points_suffix(pts, out_tile + kernel - 1)
     m, r = _tile_text(out_tile, dims), _tile_text(kernel, dims)
@@ -242,8 +257,10 @@ def _check_direct_args(out_tile: int, kernel: int) -> None:
 
 def _direct(kernel: int, out_tile: int, dims: int) -> BilinearAlgorithm:
     _check_direct_args(out_tile, kernel)
-    bt, g, at = _direct_matrices(out_tile, kernel)
     m, r = _tile_text(out_tile, dims), _tile_text(kernel, dims)
+    if dims == 2:
+        check_2d_size(f"direct ({m},{r})", out_tile + kernel - 1, (out_tile * kernel) ** 2)
+    bt, g, at = _direct_matrices(out_tile, kernel)
     return _nested_algorithm(
         (bt, g, at),
         dims=dims,

@@ -28,14 +28,36 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "MAX_INPUT_TILE_2D",
+    "MAX_MULTS_2D",
     "BilinearAlgorithm",
     "FractionMatrix",
     "as_int_matrix",
+    "check_2d_size",
     "exact_matrix",
     "signed_width",
 ]
 
 FractionMatrix = np.ndarray  # object array of Fraction
+
+#: Largest input tile side ``L = M + R - 1`` of a 2D algorithm.  Exact
+#: construction and verification cost ``m L^2 R^2`` rational products and the
+#: adder-network search grows with it; within these bounds every algorithm is
+#: built and summarized in seconds (SFC-6(6x6,7x7): L = 12, m = 388).
+MAX_INPUT_TILE_2D = 16
+#: Largest number of multiplications per 2D tile (direct 4x4 with 8x8 kernels: 1024).
+MAX_MULTS_2D = 1024
+
+
+def check_2d_size(title: str, input_tile: int, mults: int) -> None:
+    """ValueError naming ``title`` if a 2D tile exceeds :data:`MAX_INPUT_TILE_2D` or
+    :data:`MAX_MULTS_2D` (checked before the algorithm is constructed)."""
+    if input_tile > MAX_INPUT_TILE_2D or mults > MAX_MULTS_2D:
+        raise ValueError(
+            f"{title} is too large: 2D algorithms are limited to an input tile of at most "
+            f"{MAX_INPUT_TILE_2D}x{MAX_INPUT_TILE_2D} and {MAX_MULTS_2D} multiplications per "
+            f"tile; it would need {input_tile}x{input_tile} and {mults}"
+        )
 
 
 def exact_matrix(rows: Any) -> FractionMatrix:
@@ -55,6 +77,8 @@ def as_int_matrix(mat: FractionMatrix, what: str) -> np.ndarray:
     for idx, v in np.ndenumerate(mat):
         if Fraction(v).denominator != 1:
             raise ValueError(f"{what} has the non-integer entry {v} at {idx}")
+        if not -(2**63) <= int(v) < 2**63:
+            raise ValueError(f"{what} has the entry {v} at {idx}, which does not fit 64 bits")
         out[idx] = int(v)
     return out
 
@@ -176,13 +200,16 @@ class BilinearAlgorithm:
             _integer_scaled(x) for x in (self.bt, self.g, self.at)
         )
         bound = max(1, _max_abs(bt_i)) * max(1, _max_abs(g_i)) * max(1, _max_abs(at_i))
-        if bound * self.mults < 2**62:
+        scale = d_b * d_g * d_a
+        t = _correlation_tensor(self.dims, self.output_tile, self.kernel)
+        if bound * self.mults < 2**62 and scale < 2**62:
             bt_i, g_i, at_i = (x.astype(np.int64) for x in (bt_i, g_i, at_i))
+        else:  # exact Python integers: int64 would overflow
+            t = t.astype(object)
         # P[j, n, r] = B^T[j, n] * G[j, r]; identity: A^T @ P == scale * T.
         p = (bt_i[:, :, None] * g_i[:, None, :]).reshape(self.mults, -1)
         lhs = at_i @ p
-        scale = d_b * d_g * d_a
-        t = _correlation_tensor(self.dims, self.output_tile, self.kernel).reshape(lhs.shape)
+        t = t.reshape(lhs.shape)
         if not np.array_equal(lhs, t * scale):
             bad = np.argwhere(lhs != t * scale)[0]
             raise ArithmeticError(
@@ -250,7 +277,11 @@ class BilinearAlgorithm:
         A row with positive-coefficient sum ``P`` and negative-coefficient sum
         ``N`` (as magnitudes) spans ``[-(P*2^(b-1) + N*(2^(b-1)-1)), P*(2^(b-1)-1) + N*2^(b-1)]``.
         """
-        bt = self.bt_int
+        bt, den = _integer_scaled(self.bt)  # exact Python ints
+        if den != 1:
+            as_int_matrix(self.bt, f"{self.name} B^T")  # names the non-integer entry
+        if _max_abs(bt) * bt.shape[1] < 2 ** (62 - bits):
+            bt = bt.astype(np.int64)
         pos = np.where(bt > 0, bt, 0).sum(axis=1)
         neg = np.where(bt < 0, -bt, 0).sum(axis=1)
         lo_in, hi_in = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1

@@ -13,7 +13,12 @@ Names (case-insensitive) ::
     direct-<M>x<M>-<R>x<R>    direct over an MxM output tile
     direct-<R>, direct-<M>-<R>  1D direct
 
-Tiles and kernels are square; N is one of 3, 4, 6.
+Tiles and kernels are square; N is one of 3, 4, 6; kernels have at most 11
+taps per side.  Size bounds (:data:`SIZE_LIMITS`, checked before anything is
+constructed, so every accepted name is built in seconds): a 2D algorithm has
+an input tile ``L = M + R - 1`` of at most 16x16 and at most 1024
+multiplications per tile; Winograd has at most 16 interpolation points in 1D
+and 12 in 2D; a direct tile has at most 16 outputs per side.
 """
 
 from __future__ import annotations
@@ -21,11 +26,18 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from sfc_hls.baselines import direct_1d, direct_2d, winograd_1d, winograd_2d
-from sfc_hls.bilinear import BilinearAlgorithm
-from sfc_hls.sfc import sfc_1d, sfc_2d
+from sfc_hls.baselines import (
+    MAX_WINOGRAD_POINTS,
+    MAX_WINOGRAD_POINTS_2D,
+    direct_1d,
+    direct_2d,
+    winograd_1d,
+    winograd_2d,
+)
+from sfc_hls.bilinear import MAX_INPUT_TILE_2D, MAX_MULTS_2D, BilinearAlgorithm
+from sfc_hls.sfc import MAX_KERNEL, sfc_1d, sfc_2d
 
-__all__ = ["DEFAULT_ALGORITHMS", "NAME_SYNTAX", "get_algorithm", "parse_name"]
+__all__ = ["DEFAULT_ALGORITHMS", "NAME_SYNTAX", "SIZE_LIMITS", "get_algorithm", "parse_name"]
 
 #: The algorithms `sfc-hls algorithms` lists by default.
 DEFAULT_ALGORITHMS = (
@@ -46,6 +58,12 @@ NAME_SYNTAX = (
     "sfc<N>-<M>x<M>-<R>x<R> (e.g. sfc6-7x7-3x3), sfc<N>-<M>-<R> (1D, e.g. sfc4-4-3), "
     "wino-<m>x<m>-<r>x<r>[@points] (e.g. wino-4x4-3x3), wino-<m>-<r>, "
     "direct-<R>x<R> (e.g. direct-3x3), direct-<M>x<M>-<R>x<R>, direct-<R>"
+)
+
+SIZE_LIMITS = (
+    f"Limits: kernels up to {MAX_KERNEL}x{MAX_KERNEL}; 2D input tiles (M + R - 1) up to "
+    f"{MAX_INPUT_TILE_2D}x{MAX_INPUT_TILE_2D} with at most {MAX_MULTS_2D} multiplications; "
+    f"Winograd up to {MAX_WINOGRAD_POINTS} points (1D) / {MAX_WINOGRAD_POINTS_2D} (2D)."
 )
 
 _SIZE = r"(\d+)(?:x(\d+))?"

@@ -26,7 +26,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from sfc_hls.bilinear import BilinearAlgorithm, FractionMatrix
+from sfc_hls.bilinear import BilinearAlgorithm, FractionMatrix, check_2d_size
 
 __all__ = [
     "SUPPORTED_DFT_SIZES",
@@ -35,6 +35,7 @@ __all__ = [
     "sfc_2d",
     "sfc_output_tile_range",
     "sfc_correction_plan",
+    "sfc_2d_mults",
     "sfc_title",
     "sfc_name",
 ]
@@ -292,6 +293,24 @@ def _check_args(n: int, out_tile: int, kernel: int) -> None:
         )
 
 
+def _circular_mults(n: int, dims: int) -> int:
+    """Products of the N^d-point circular part: 1 per self-conjugate frequency, 3 per pair."""
+    self_conjugate = sum(
+        1 for f in itertools.product(range(n), repeat=dims) if all(2 * c % n == 0 for c in f)
+    )
+    return self_conjugate + 3 * (n**dims - self_conjugate) // 2
+
+
+def sfc_2d_mults(n: int, out_tile: int, kernel: int) -> int:
+    """Multiplications of SFC-N(MxM,RxR) without constructing it:
+    ``m_DFT2D + 2|C||K| + |K|^2`` (see :func:`sfc_2d`)."""
+    _check_args(n, out_tile, kernel)
+    _, taps = sfc_correction_plan(n, kernel, out_tile)
+    corrections = sum(len(t) for t in taps)
+    circular = _circular_mults(n, 1)
+    return _circular_mults(n, 2) + 2 * circular * corrections + corrections**2
+
+
 def sfc_name(n: int, out_tile: int, kernel: int, dims: int) -> str:
     if dims == 1:
         return f"sfc{n}-{out_tile}-{kernel}"
@@ -353,9 +372,9 @@ def sfc_2d(n: int, out_tile: int, kernel: int) -> BilinearAlgorithm:
     terms of ``(C + K) x (C + K)`` are Kronecker products of the 1D circular
     part C and correction part K.
     """
-    _check_args(n, out_tile, kernel)
-    c_part, k_part, p0 = _sfc_1d_parts(n, kernel, out_tile)
     in_tile = out_tile + kernel - 1
+    check_2d_size(sfc_title(n, out_tile, kernel, 2), in_tile, sfc_2d_mults(n, out_tile, kernel))
+    c_part, k_part, p0 = _sfc_1d_parts(n, kernel, out_tile)
     circ2 = _circular_correlation(n, kernel, 2)
     # Embed the N x N DFT window at (-p0, -p0) of the L x L tile.
     bt = np.full((circ2.m, in_tile, in_tile), Fraction(0), dtype=object)
