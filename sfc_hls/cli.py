@@ -1,305 +1,189 @@
-"""The ``sfc-hls`` command line.
+"""The ``sfc-hls`` command line: a registry of subcommands, each imported only when chosen.
 
-Subcommands:
-
-* ``sfc-hls algorithms [NAME ...] [--json]`` -- properties of algorithms
-  (the default table when no name is given).
-* ``sfc-hls show NAME [--json]`` -- one algorithm's matrices.
-* ``sfc-hls vectors ...`` -- golden-model test vectors of one layer.
-* ``sfc-hls generate --algo NAME --pco N -o DIR`` -- Verilog + manifest of an engine.
-* ``sfc-hls error-study OUT`` -- int8 error of every algorithm on a real network.
-* ``sfc-hls run ...`` -- a quantized ResNet on the engines (golden model or RTL).
-* ``sfc-hls synth --algo NAME --pco N`` -- Yosys resources of an engine, per block.
+Every subcommand is a module with ``add_arguments(parser)`` and
+``run(args) -> int`` (:data:`SUBCOMMANDS` names it; ``sfc-hls --help`` lists
+them without importing any).  The CLI owns the error handling of all of them:
+a bad argument, a bad input file or an OS error (read-only or full disk, a
+directory where a file should go) ends the command with exit code 2 and one
+line ``sfc-hls <command>: error: <message>`` on stderr; Ctrl-C or SIGTERM end
+it with 130 / 143 after the atomic writers removed their temporaries.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import math
+import contextlib
+import importlib
+import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import NoReturn
 
-import numpy as np
-
-from sfc_hls.bilinear import BilinearAlgorithm
-from sfc_hls.catalog import DEFAULT_ALGORITHMS, NAME_SYNTAX, get_algorithm
-
-__all__ = ["main", "algorithm_table"]
+__all__ = ["SUBCOMMANDS", "Subcommand", "main"]
 
 
-def _truncated_ratio(ratio: float) -> str:
-    """Ratio truncated (not rounded) to two decimals, as the SFC paper reports them."""
-    return f"{math.floor(ratio * 100) / 100:.2f}x"
+@dataclass(frozen=True)
+class Subcommand:
+    """One ``sfc-hls`` subcommand: its name, the module implementing it and its help texts."""
+
+    name: str
+    module: str
+    help: str
+    description: str
 
 
-def algorithm_table(algos: Sequence[BilinearAlgorithm]) -> str:
-    """A fixed-width text table of algorithm properties."""
-    header = (
-        "name",
-        "algorithm",
-        "tile",
-        "mults",
-        "std",
-        "ratio",
-        "ternary B^T",
-        "A^T entries",
-        "B^T adds",
-        "A^T adds",
-        "B^T x bits",
-    )
-    rows = []
-    for a in algos:
-        entries = sorted({abs(v) for v in a.output_transform_entries})
-        entries_text = ",".join(str(v) for v in entries)
-        if len(entries_text) > 18:
-            entries_text = f"{len(entries)} values <= {max(entries)}"
-        tile = (
-            f"{a.input_tile}->{a.output_tile}"
-            if a.dims == 1
-            else f"{a.input_tile}x{a.input_tile}->{a.output_tile}x{a.output_tile}"
-        )
-        rows.append(
-            (
-                a.name,
-                a.title,
-                tile,
-                str(a.mults),
-                str(a.standard_mults),
-                _truncated_ratio(a.ratio),
-                "yes" if a.ternary_input_transform else "no",
-                "+-" + entries_text,
-                str(a.input_adder_network.additions),
-                str(a.output_adder_network.additions),
-                str(a.input_transform_width(8)),
-            )
-        )
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
-    lines.append("")
-    lines.append(
-        "ratio = standard / fast multiplications per tile (truncated to 2 decimals); adds after "
-        "greedy pairwise CSE; B^T x bits = signed width of the widest B^T row for int8 inputs."
-    )
-    return "\n".join(lines)
+SUBCOMMANDS = (
+    Subcommand(
+        "algorithms",
+        "sfc_hls.commands.algorithms",
+        "table of algorithm properties",
+        "Properties of fast-convolution algorithms (the default table when no name is given).",
+    ),
+    Subcommand(
+        "show",
+        "sfc_hls.commands.show",
+        "print one algorithm's matrices",
+        "Print B^T, G and A^T of one algorithm.",
+    ),
+    Subcommand(
+        "vectors",
+        "sfc_hls.commands.vectors",
+        "write golden-model test vectors of one layer",
+        "Run one (random or given) quantized layer through the golden model and write every "
+        "stage as $readmemh .hex files, one .npz and a JSON manifest.",
+    ),
+    Subcommand(
+        "generate",
+        "sfc_hls.commands.generate",
+        "generate the Verilog of a conv engine",
+        "Generate one Verilog file for a conv engine plus a JSON manifest (ports, parameters, "
+        "widths, latency, register map).",
+    ),
+    Subcommand(
+        "error-study",
+        "sfc_hls.host.error_study",
+        "per-layer int8 error of the algorithms on the digits ResNet",
+        "Quantize the 3x3 layers of the trained digits ResNet with each algorithm and report "
+        "the per-layer output error against float (table, JSON, PNG).",
+    ),
+    Subcommand(
+        "synth",
+        "sfc_hls.hw.synth_report",
+        "Yosys resource report of a generated engine, per block",
+        "Synthesize a generated engine and its blocks with Yosys and report LUT, FF, DSP, "
+        "CARRY and BRAM counts (table and JSON).",
+    ),
+    Subcommand(
+        "run",
+        "sfc_hls.host.run",
+        "quantize a ResNet and run it on the accelerator (golden model or RTL)",
+        "Lower a PyTorch ResNet, quantize it to int8 with calibration images and run it layer "
+        "by layer on the conv engines (golden model or Verilator) and the host.",
+    ),
+)
+
+#: What a subcommand may raise for bad input; the CLI turns it into one line and exit code 2.
+USER_ERRORS = (ValueError, TypeError, OSError, ArithmeticError, MemoryError)
 
 
-def _matrix_text(mat: np.ndarray) -> list[list[str]]:
-    return [[str(v) for v in row] for row in mat]
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line (exit code 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _format_matrix(label: str, mat: np.ndarray) -> str:
-    cells = _matrix_text(mat)
-    width = max((len(c) for row in cells for c in row), default=1)
-    body = "\n".join("  [" + " ".join(c.rjust(width) for c in row) + "]" for row in cells)
-    return f"{label} ({mat.shape[0]} x {mat.shape[1]}):\n{body}"
+def _chosen(argv: Sequence[str]) -> Subcommand | None:
+    """The subcommand named by the first non-option word of ``argv``, if any."""
+    word = next((a for a in argv if not a.startswith("-")), None)
+    return next((c for c in SUBCOMMANDS if c.name == word), None)
 
 
-def _cmd_algorithms(args: argparse.Namespace) -> int:
-    names = args.names or list(DEFAULT_ALGORITHMS)
-    algos = [get_algorithm(n) for n in names]
-    if args.json:
-        json.dump([a.summary() for a in algos], sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    else:
-        print(algorithm_table(algos))
-    return 0
-
-
-def _cmd_show(args: argparse.Namespace) -> int:
-    a = get_algorithm(args.name)
-    if args.json:
-        out = a.summary()
-        out.update(bt=_matrix_text(a.bt), g=_matrix_text(a.g), at=_matrix_text(a.at))
-        json.dump(out, sys.stdout, indent=2)
-        sys.stdout.write("\n")
-        return 0
-    print(f"{a.title}  [{a.name}]")
-    print(
-        f"tile: {a.input_tile}^{a.dims} inputs -> {a.output_tile}^{a.dims} outputs, "
-        f"kernel {a.kernel}^{a.dims}; {a.mults} multiplications "
-        f"(direct: {a.standard_mults}, {_truncated_ratio(a.ratio)})"
-    )
-    if a.info:
-        print("construction: " + ", ".join(f"{k}={v}" for k, v in a.info.items()))
-    groups = a.summary()["product_groups"]
-    print("products: " + ", ".join(f"{k}: {v}" for k, v in groups.items()))
-    print("matrices act on row-major flattened tiles: y = A^T [(G w) * (B^T x)]")
-    print()
-    print(_format_matrix("B^T", a.bt))
-    print()
-    print(_format_matrix("G", a.g))
-    print()
-    print(_format_matrix("A^T", a.at))
-    return 0
-
-
-def _cmd_vectors(args: argparse.Namespace) -> int:
-    from sfc_hls.datapath import LayerQuant
-    from sfc_hls.vectors import write_vectors
-
-    params = LayerQuant.load(args.params) if args.params else None
-    x = None
-    if args.input:
-        try:
-            x = np.load(args.input)
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"cannot read --input {args.input}: {exc}") from None
-    result = write_vectors(
-        args.output,
-        algorithm=args.algo,
-        cin=args.cin,
-        cout=args.cout,
-        height=args.h,
-        width=args.w,
-        seed=args.seed,
-        batch=args.batch,
-        scale_mode=args.scale_mode,
-        relu=args.relu,
-        padding=args.padding,
-        params=params,
-        x=x,
-        overwrite=args.force,
-    )
-    layer = result.manifest["layer"]
-    print(
-        f"wrote {len(result.manifest['files'])} hex files, vectors.npz, params.json and "
-        f"manifest.json to {result.path} ({result.manifest['algorithm']['name']}, "
-        f"cin={layer['cin']} cout={layer['cout']} {layer['height']}x{layer['width']}, "
-        f"{layer['tiles'][0]}x{layer['tiles'][1]} tiles)"
-    )
-    return 0
-
-
-def _cmd_generate(args: argparse.Namespace) -> int:
-    from sfc_hls.config import EngineConfig
-    from sfc_hls.hw.generate import generate_engine
-
-    config = EngineConfig(
-        algorithm=args.algo,
-        pco=args.pco,
-        act_bits=args.act_bits,
-        scale_mode=args.scale_mode,
-        cin_max=args.cin_max,
-        cout_max=args.cout_max,
-    )
-    result = generate_engine(config, args.output, overwrite=args.force)
-    man = result.manifest
-    print(
-        f"{man['algorithm']['title']} engine, P_co={config.pco}: "
-        f"{man['multipliers']['mac_array']} MAC multipliers, "
-        f"{man['adders']['input_transform']} + {man['adders']['output_transform']} transform "
-        f"adders, latency {man['latency']['total']} cycles"
-    )
-    print(
-        f"wrote {result.verilog} and {result.manifest_path}"
-        + (" (cached)" if result.cached else "")
-    )
-    return 0
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def _parser(chosen: Subcommand | None) -> argparse.ArgumentParser:
+    """The parser with every subcommand listed and only ``chosen``'s options loaded."""
+    parser = _Parser(
         prog="sfc-hls",
         description="Integer-exact fast convolution (SFC, Winograd, direct): "
         "algorithms, golden model and FPGA accelerator generator.",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser(
-        "algorithms",
-        help="table of algorithm properties",
-        description=f"Properties of fast-convolution algorithms. Names: {NAME_SYNTAX}.",
-    )
-    p.add_argument("names", nargs="*", metavar="NAME", help="algorithms (default: a standard set)")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.set_defaults(func=_cmd_algorithms)
-    p = sub.add_parser(
-        "show",
-        help="print one algorithm's matrices",
-        description=f"Print B^T, G and A^T of one algorithm. Names: {NAME_SYNTAX}.",
-    )
-    p.add_argument("name", metavar="NAME")
-    p.add_argument("--json", action="store_true", help="print JSON (matrices as strings)")
-    p.set_defaults(func=_cmd_show)
-    p = sub.add_parser(
-        "vectors",
-        help="write golden-model test vectors of one layer",
-        description="Run one (random or given) quantized layer through the golden model and "
-        "write every stage as $readmemh .hex files, one .npz and a JSON manifest.",
-    )
-    p.add_argument("--algo", default="sfc6-7x7-3x3", help="algorithm name (default %(default)s)")
-    p.add_argument("--cin", type=int, default=4)
-    p.add_argument("--cout", type=int, default=4)
-    p.add_argument("--h", type=int, default=14, help="input height")
-    p.add_argument("--w", type=int, default=14, help="input width")
-    p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--scale-mode", choices=("pow2", "fixed"), default="pow2")
-    p.add_argument("--relu", action="store_true")
-    p.add_argument("--padding", type=int, default=None, help="default: R // 2")
-    p.add_argument("--params", help="use this LayerQuant JSON instead of a random layer")
-    p.add_argument("--input", help="use this .npy int8 input (N, Cin, H, W)")
-    p.add_argument("-o", "--output", required=True, help="output directory (created atomically)")
-    p.add_argument("--force", action="store_true", help="replace an existing output directory")
-    p.set_defaults(func=_cmd_vectors)
-    p = sub.add_parser(
-        "generate",
-        help="generate the Verilog of a conv engine",
-        description="Generate one Verilog file for a conv engine plus a JSON manifest "
-        "(ports, parameters, widths, latency, register map).",
-    )
-    p.add_argument("--algo", default="sfc6-7x7-3x3", help="algorithm name (default %(default)s)")
-    p.add_argument("--pco", type=int, default=4, help="output channels in parallel (MAC lanes)")
-    p.add_argument("--scale-mode", choices=("pow2", "fixed"), default="pow2")
-    p.add_argument("--act-bits", type=int, default=8)
-    p.add_argument("--cin-max", type=int, default=256)
-    p.add_argument("--cout-max", type=int, default=256)
-    p.add_argument("-o", "--output", required=True, help="output directory (created atomically)")
-    p.add_argument("--force", action="store_true", help="replace an existing output directory")
-    p.set_defaults(func=_cmd_generate)
-    from sfc_hls import error_study
-
-    p = sub.add_parser(
-        "error-study",
-        help="per-layer int8 error of the algorithms on the digits ResNet",
-        description="Quantize the 3x3 layers of the trained digits ResNet with each algorithm "
-        "and report the per-layer output error against float (table, JSON, PNG).",
-    )
-    error_study.add_arguments(p)
-    p.set_defaults(func=error_study.run)
-    from sfc_hls.hw import synth_report
-
-    p = sub.add_parser(
-        "synth",
-        help="Yosys resource report of a generated engine, per block",
-        description="Synthesize a generated engine and its blocks with Yosys and report LUT, FF, "
-        "DSP, CARRY and BRAM counts (table and JSON).",
-    )
-    synth_report.add_arguments(p)
-    p.set_defaults(func=synth_report.run)
-    from sfc_hls.host import run as host_run
-
-    p = sub.add_parser(
-        "run",
-        help="quantize a ResNet and run it on the accelerator (golden model or RTL)",
-        description="Lower a PyTorch ResNet, quantize it to int8 with calibration images and run "
-        "it layer by layer on the conv engines (golden model or Verilator) and the host.",
-    )
-    host_run.add_arguments(p)
-    p.set_defaults(func=host_run.run)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in SUBCOMMANDS:
+        p = sub.add_parser(command.name, help=command.help, description=command.description)
+        if command is chosen:
+            module = importlib.import_module(command.module)
+            module.add_arguments(p)
+            p.set_defaults(run=module.run)
     return parser
+
+
+def error_text(exc: BaseException) -> str:
+    """One line describing ``exc`` (an OS error as ``file: reason``)."""
+    if isinstance(exc, MemoryError):
+        text = "out of memory"
+    elif isinstance(exc, OSError) and exc.strerror and exc.filename:
+        text = f"{exc.filename}: {exc.strerror}"
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(text.split())
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's final flush does not fail again."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
+@contextlib.contextmanager
+def _sigterm_as_exit() -> Iterator[None]:
+    """SIGTERM raises SystemExit(143), so ``finally`` blocks and atomic writers clean up."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum: int, _frame: object) -> NoReturn:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``sfc-hls``; returns the process exit code."""
-    args = _parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    chosen = _chosen(argv)
     try:
-        return args.func(args)
-    except (ValueError, TypeError, FileExistsError) as exc:
-        print(f"sfc-hls {args.command}: error: {exc}", file=sys.stderr)
+        parser = _parser(chosen)
+    except ImportError as exc:
+        assert chosen is not None
+        print(
+            f"sfc-hls {chosen.name}: error: a dependency is missing ({error_text(exc)}); "
+            "install sfc-hls with its extras: pip install 'sfc-hls[rtl,host]'",
+            file=sys.stderr,
+        )
         return 2
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2, already printed)
+        return exc.code if isinstance(exc.code, int) else 2
+    with _sigterm_as_exit():
+        try:
+            return args.run(args)
+        except BrokenPipeError:  # the reader of stdout went away (e.g. `| head`)
+            _silence_stdout()
+            return 141
+        except USER_ERRORS as exc:
+            print(f"sfc-hls {args.command}: error: {error_text(exc)}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print(f"sfc-hls {args.command}: interrupted", file=sys.stderr)
+            return 130
 
 
 if __name__ == "__main__":

@@ -1,0 +1,49 @@
+"""``sfc-hls generate --algo NAME --pco N -o DIR``: Verilog and manifest of a conv engine.
+
+The engine comes from :func:`sfc_hls.hw.generate.generate_engine` (cached by
+content); the output directory is checked before generation starts, so an
+existing directory is reported at once, not after minutes of elaboration.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from sfc_hls.atomic_files import check_output_directory
+from sfc_hls.config import EngineConfig, add_engine_arguments
+from sfc_hls.hw.generate import generate_engine
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``sfc-hls generate``."""
+    add_engine_arguments(parser, required=False)
+    parser.add_argument(
+        "-o", "--output", type=Path, required=True, help="output directory (created atomically)"
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing output directory written by sfc-hls (nothing else)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Generate the engine and copy its Verilog and manifest into the output directory."""
+    config = EngineConfig.from_args(args)
+    check_output_directory(args.output, overwrite=args.force)
+    result = generate_engine(config, args.output, overwrite=args.force)
+    man = result.manifest
+    print(
+        f"{man['algorithm']['title']} engine, P_co={config.pco}: "
+        f"{man['multipliers']['mac_array']} MAC multipliers, "
+        f"{man['adders']['input_transform']} + {man['adders']['output_transform']} transform "
+        f"adders, latency {man['latency']['total']} cycles"
+    )
+    print(
+        f"wrote {result.verilog} and {result.manifest_path}"
+        + (" (cached)" if result.cached else "")
+    )
+    return 0
