@@ -1,4 +1,4 @@
-"""Tests of sfc_hls.error_study on a reduced setting (one small layer, few images)."""
+"""Tests of sfc_hls.host.error_study on a reduced setting (one small layer, few images)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,19 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("matplotlib")
 
-from sfc_hls import error_study  # noqa: E402
-from sfc_hls.error_study import (  # noqa: E402
+from sfc_hls.atomic_files import OUTPUT_MARKER  # noqa: E402
+from sfc_hls.cli import main as cli_main  # noqa: E402
+from sfc_hls.host import error_study  # noqa: E402
+from sfc_hls.host.error_study import (  # noqa: E402
     FILES,
     format_table,
-    main,
     run_error_study,
     write_error_study,
 )
+
+
+def main(argv):
+    return cli_main(["error-study", *argv])
 
 ALGORITHMS = ("direct-3x3", "wino-4x4-3x3", "sfc6-7x7-3x3")
 LAYER = "layer3.0.conv2"  # 64 -> 64 channels on 7x7 maps: the cheapest layer
@@ -69,7 +74,7 @@ def test_study_is_deterministic(reduced_result):
 
 def test_write_files(reduced_result, tmp_path):
     out = write_error_study(reduced_result, tmp_path / "study")
-    assert sorted(p.name for p in out.iterdir()) == sorted(FILES)
+    assert sorted(p.name for p in out.iterdir()) == sorted([*FILES, OUTPUT_MARKER])
     data = json.loads((out / "error_study.json").read_text())
     assert data["records"] == reduced_result["records"]
     md = (out / "error_study.md").read_text()
@@ -98,7 +103,7 @@ def test_cli_end_to_end(tmp_path, capsys):
     argv += ["--calib-images", "4", "--eval-images", "4", "--scale-modes", "fixed"]
     argv += ["--fine-tune", "off"]
     assert main(argv) == 0
-    assert sorted(p.name for p in out.iterdir()) == sorted(FILES)
+    assert sorted(p.name for p in out.iterdir()) == sorted([*FILES, OUTPUT_MARKER])
     assert "SFC-6(7x7,3x3)" in capsys.readouterr().out
     assert main(argv) == 2  # exists, no --force
     assert "exists" in capsys.readouterr().err

@@ -6,9 +6,11 @@ and every algorithm, the error of the layer quantized by
 :func:`sfc_hls.quantize.quantize_conv_layer` and run through the bit-accurate
 golden model (:func:`sfc_hls.golden.conv2d_int8`), against the float layer:
 
-1. BatchNorm is folded into each conv; forward hooks capture the float input
-   of each layer on calibration images (training set) and evaluation images
-   (test set), both chosen by a seeded permutation.
+1. The model is lowered to the host IR (:func:`sfc_hls.host.lowering.lower_model`:
+   BatchNorm folded into each conv); the IR's float walker
+   (:func:`sfc_hls.host.inference.float_tensors`, i.e. ``Network.evaluate``)
+   captures the float input of each layer on calibration images (training
+   set) and evaluation images (test set), both chosen by a seeded permutation.
 2. The layer input is quantized to int8, symmetric, with the scale
    ``max|x| / 127`` of the calibration inputs.
 3. The layer is quantized for each (algorithm, activation scale mode,
@@ -30,8 +32,9 @@ Layers are quantized without ReLU (the measured output is conv + BN, which in
 a BasicBlock's second conv is added to the shortcut before any ReLU).
 
 :func:`write_error_study` writes ``error_study.json``, ``error_study.md`` and
-``error_study.png`` into a directory atomically; :func:`main` is the
-``sfc-hls error-study`` command.
+``error_study.png`` into a directory atomically; :func:`add_arguments` and
+:func:`run` are the ``sfc-hls error-study`` command (which checks the output
+directory before the study starts).
 """
 
 from __future__ import annotations
@@ -44,15 +47,23 @@ import math
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from sfc_hls.atomic_files import atomic_directory, write_bytes_atomic, write_text_atomic
+from sfc_hls.arguments import check_int
+from sfc_hls.atomic_files import (
+    atomic_directory,
+    check_output_directory,
+    write_bytes_atomic,
+    write_text_atomic,
+)
 from sfc_hls.catalog import get_algorithm
 from sfc_hls.config import SCALE_MODES, EngineConfig
 from sfc_hls.golden import conv2d_int8
+from sfc_hls.host.ir import Conv, Network
 from sfc_hls.quantize import (
     ACT_METHODS,
     WEIGHT_GRANULARITIES,
@@ -61,17 +72,17 @@ from sfc_hls.quantize import (
     accumulator_scale,
     dequantize_output,
     float_conv2d,
-    fold_batchnorm,
     quantize_conv_layer,
     quantize_input,
 )
 from sfc_hls.reference import assemble_tiles
+from sfc_hls.text_table import format_table as text_table
 
 __all__ = [
+    "MAX_SEED",
     "STUDY_ALGORITHMS",
     "add_arguments",
     "format_table",
-    "main",
     "run",
     "run_error_study",
     "write_error_study",
@@ -90,60 +101,39 @@ FORMAT = "sfc-hls.error-study/1"
 FILES = ("error_study.json", "error_study.md", "error_study.png")
 _WINOGRAD = "wino-4x4-3x3"
 _SFC6 = ("sfc6-6x6-3x3", "sfc6-7x7-3x3")
+#: Largest image-selection seed.
+MAX_SEED = 2**63 - 1
+_NORMALIZATION = (
+    "nmse = mean((estimate - reference)^2) / var(reference) over all outputs of the "
+    "evaluation images; mse is the plain mean squared error in the units of the "
+    "BN-folded conv output. 'out': int8 engine output vs the float layer on the float "
+    "input. 'y': accumulator y + bias before output requantization vs the float layer "
+    "on the int8 input (transform-domain quantization error only)."
+)
 
 
 # ---------------------------------------------------------------------- data capture
-def _check_positive_int(name: str, value: Any) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
+def _stride1_convs(network: Network, kernel: int = 3) -> list[Conv]:
+    """The ``kernel x kernel`` stride-1 convs of the lowered network, in execution order."""
+    return [c for c in network.convs if c.kernel == kernel and c.stride == 1]
 
 
-def _stride1_convs(model: Any, kernel: int = 3) -> list[str]:
-    from torch import nn
-
-    return [
-        name
-        for name, mod in model.named_modules()
-        if isinstance(mod, nn.Conv2d)
-        and mod.kernel_size == (kernel, kernel)
-        and mod.stride == (1, 1)
-        and mod.groups == 1
-        and mod.dilation == (1, 1)
-        and mod.padding[0] == mod.padding[1]
-    ]
-
-
-def _batchnorm_of(modules: dict[str, Any], conv_name: str) -> Any:
-    """The BatchNorm after ``conv_name`` (``...convK`` -> ``...bnK``, torchvision naming)."""
-    prefix, _, leaf = conv_name.rpartition(".")
-    if not leaf.startswith("conv"):
-        raise ValueError(f"cannot find the BatchNorm of layer {conv_name!r} (not named convK)")
-    bn_name = (prefix + "." if prefix else "") + "bn" + leaf[len("conv") :]
-    if bn_name not in modules:
-        raise ValueError(f"layer {conv_name!r} has no BatchNorm {bn_name!r}")
-    return modules[bn_name]
-
-
-def _capture_inputs(model: Any, names: Sequence[str], images: Any) -> dict[str, np.ndarray]:
-    """Float64 input of each named module for ``images`` (forward hooks, no grad)."""
+def _capture_inputs(network: Network, convs: Sequence[Conv], images: Any) -> dict[str, np.ndarray]:
+    """Float64 input of each conv for ``images`` (the IR's float walker, BatchNorm folded)."""
     import torch
 
-    modules = dict(model.named_modules())
+    from sfc_hls.host.inference import float_tensors
+
+    readers: dict[str, list[str]] = {}
+    for conv in convs:
+        readers.setdefault(conv.input, []).append(conv.name)
     captured: dict[str, np.ndarray] = {}
-    hooks = []
-    for name in names:
 
-        def hook(_mod, inputs, _out, name=name):
-            captured[name] = inputs[0].detach().to(torch.float64).cpu().numpy().copy()
+    def visit(tensor: str, value: Any) -> None:
+        for name in readers.get(tensor, ()):
+            captured[name] = value.detach().to(torch.float64).cpu().numpy().copy()
 
-        hooks.append(modules[name].register_forward_hook(hook))
-    try:
-        with torch.no_grad():
-            model(images)
-    finally:
-        for h in hooks:
-            h.remove()
+    float_tensors(network, images, visit=visit)
     return captured
 
 
@@ -171,6 +161,131 @@ def _geomean(values: Sequence[float]) -> float:
 
 
 # ---------------------------------------------------------------------- the study
+@dataclass(frozen=True)
+class _Sweep:
+    """What is compared on every layer: algorithms x scale modes x fine-tuning."""
+
+    algorithms: list[str]
+    scale_modes: list[str]
+    fine_tune: list[bool]
+    options: QuantOptions
+
+
+def _check_sweep(
+    algorithms: Sequence[str],
+    scale_modes: Sequence[str],
+    fine_tune: Sequence[bool],
+    options: QuantOptions | None,
+) -> _Sweep:
+    algorithms = list(algorithms)
+    if not algorithms:
+        raise ValueError("algorithms must name at least one algorithm")
+    for name in algorithms:
+        if get_algorithm(name).kernel != 3 or get_algorithm(name).dims != 2:
+            raise ValueError(f"algorithms: {name!r} is not a 2D 3x3 algorithm")
+    scale_modes = list(scale_modes)
+    if not scale_modes or any(m not in SCALE_MODES for m in scale_modes):
+        raise ValueError(
+            f"scale_modes must be a non-empty subset of {SCALE_MODES}, got {scale_modes}"
+        )
+    fine_tune = list(fine_tune)
+    if not fine_tune or any(not isinstance(f, bool) for f in fine_tune):
+        raise ValueError(f"fine_tune must be a non-empty list of bools, got {fine_tune}")
+    options = QuantOptions() if options is None else options
+    if not isinstance(options, QuantOptions):
+        raise TypeError(f"options must be a QuantOptions, got {type(options).__name__}")
+    return _Sweep(algorithms, scale_modes, fine_tune, options)
+
+
+def _study_layer(
+    conv: Conv, xc: np.ndarray, xe: np.ndarray, sweep: _Sweep
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Per-layer data and one record per (algorithm, scale mode, fine-tune) of ``conv``."""
+    w, b, padding = conv.weight, conv.bias, conv.padding
+    sx = float(np.abs(xc).max()) / 127.0
+    xc_int, xe_int = quantize_input(xc, sx), quantize_input(xe, sx)
+    ref = float_conv2d(xe, w, b, padding)
+    ref_int_in = float_conv2d(xe_int * sx, w, b, padding)
+    calib_ref = float_conv2d(xc_int * sx, w, b, padding)
+    so = float(np.abs(calib_ref).max()) / 127.0
+    out_floor = np.clip(np.rint(ref_int_in / so), -128, 127) * so
+    info = {
+        "name": conv.name,
+        "cin": int(w.shape[1]),
+        "cout": int(w.shape[0]),
+        "height": int(xe.shape[2]),
+        "width": int(xe.shape[3]),
+        "input_scale": sx,
+        "output_scale": so,
+        "float_output_var": float(np.var(ref)),
+        # Errors every algorithm shares: int8 input (exact conv of it), and
+        # in addition int8 rounding of the exact output.
+        "nmse_input_quant": _errors(ref_int_in, ref)[1],
+        "nmse_input_output_quant": _errors(out_floor, ref)[1],
+    }
+    records = []
+    for algo in sweep.algorithms:
+        for mode in sweep.scale_modes:
+            config = EngineConfig(algorithm=algo, scale_mode=mode)
+            for ft in sweep.fine_tune:
+                t0 = time.perf_counter()
+                params = quantize_conv_layer(
+                    w, b, config=config, calib_inputs_int8=xc_int, input_scale=sx,
+                    output_scale=so, padding=padding,
+                    options=dataclasses.replace(sweep.options, fine_tune=ft, calib_samples=None),
+                )  # fmt: skip
+                t1 = time.perf_counter()
+                out, stages = conv2d_int8(xe_int, params, return_stages=True)
+                mse_out, nmse_out = _errors(dequantize_output(out, params), ref)
+                y = _accumulator_output(stages, params, out.shape)
+                mse_y, nmse_y = _errors(y, ref_int_in)
+                records.append(
+                    {"layer": conv.name, "algorithm": algo, "scale_mode": mode, "fine_tune": ft,
+                     "mse_out": mse_out, "nmse_out": nmse_out, "mse_y": mse_y, "nmse_y": nmse_y,
+                     "quantize_seconds": round(t1 - t0, 3)}
+                )  # fmt: skip
+    return info, records
+
+
+def _select_layers(network: Network, layers: Sequence[str] | None) -> list[Conv]:
+    available = _stride1_convs(network)
+    names = [c.name for c in available]
+    chosen = names if layers is None else list(layers)
+    if not chosen or any(name not in names for name in chosen):
+        raise ValueError(f"layers must be among the 3x3 stride-1 convs {names}, got {chosen}")
+    return [network[name] for name in chosen]
+
+
+def _settings(
+    meta: dict[str, Any],
+    sweep: _Sweep,
+    layers: list[str],
+    calib_images: int,
+    eval_images: int,
+    seed: int,
+) -> dict[str, Any]:
+    """The ``settings`` record of a study result."""
+    return {
+        "model": meta.get("model", "small_resnet"),
+        "dataset": meta.get("dataset", "digits"),
+        "algorithms": sweep.algorithms,
+        "layers": layers,
+        "calib_images": calib_images,
+        "eval_images": eval_images,
+        "scale_modes": sweep.scale_modes,
+        "fine_tune": sweep.fine_tune,
+        "act_method": sweep.options.act_method,
+        "weight_method": sweep.options.weight_method,
+        "weight_granularity": sweep.options.weight_granularity,
+        "seed": seed,
+        "engine": {
+            k: v
+            for k, v in EngineConfig().to_dict().items()
+            if k not in ("algorithm", "scale_mode", "pco", "cin_max", "cout_max")
+        },
+    }
+
+
 def run_error_study(
     *,
     algorithms: Sequence[str] = STUDY_ALGORITHMS,
@@ -195,7 +310,7 @@ def run_error_study(
         options: clipping methods and weight granularity passed to
             :func:`~sfc_hls.quantize.quantize_conv_layer` (``fine_tune`` is swept as above;
             all calibration images are used).
-        seed: seed of the image selection.
+        seed: seed of the image selection, in ``[0, MAX_SEED]``.
         progress: print one line per layer to stderr.
 
     Returns:
@@ -208,39 +323,17 @@ def run_error_study(
 
     from sfc_hls.host.checkpoint import load_digits_small_resnet
     from sfc_hls.host.digits import load_digits_split
+    from sfc_hls.host.lowering import lower_model
 
-    algorithms = list(algorithms)
-    if not algorithms:
-        raise ValueError("algorithms must name at least one algorithm")
-    for name in algorithms:
-        if get_algorithm(name).kernel != 3 or get_algorithm(name).dims != 2:
-            raise ValueError(f"algorithms: {name!r} is not a 2D 3x3 algorithm")
-    scale_modes = list(scale_modes)
-    if not scale_modes or any(m not in SCALE_MODES for m in scale_modes):
-        raise ValueError(
-            f"scale_modes must be a non-empty subset of {SCALE_MODES}, got {scale_modes}"
-        )
-    fine_tune = list(fine_tune)
-    if not fine_tune or any(not isinstance(f, bool) for f in fine_tune):
-        raise ValueError(f"fine_tune must be a non-empty list of bools, got {fine_tune}")
-    options = QuantOptions() if options is None else options
-    if not isinstance(options, QuantOptions):
-        raise TypeError(f"options must be a QuantOptions, got {type(options).__name__}")
-    calib_images = _check_positive_int("calib_images", calib_images)
-    eval_images = _check_positive_int("eval_images", eval_images)
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-
+    sweep = _check_sweep(algorithms, scale_modes, fine_tune, options)
+    check_int("calib_images", calib_images, 1)
+    check_int("eval_images", eval_images, 1)
+    check_int("seed", seed, 0, MAX_SEED)
     start = time.perf_counter()
     model, meta = load_digits_small_resnet()
     split = load_digits_split()
-    available = _stride1_convs(model)
-    if layers is None:
-        layers = available
-    layers = list(layers)
-    unknown = [name for name in layers if name not in available]
-    if unknown or not layers:
-        raise ValueError(f"layers must be among the 3x3 stride-1 convs {available}, got {layers}")
+    network = lower_model(model, tuple(split.x_train.shape[1:]), name="small_resnet")
+    convs = _select_layers(network, layers)
     for name, count, total in (
         ("calib_images", calib_images, len(split.x_train)),
         ("eval_images", eval_images, len(split.x_test)),
@@ -250,111 +343,26 @@ def run_error_study(
     rng = np.random.default_rng(seed)
     calib_idx = np.sort(rng.permutation(len(split.x_train))[:calib_images])
     eval_idx = np.sort(rng.permutation(len(split.x_test))[:eval_images])
-    calib_x = _capture_inputs(model, layers, split.x_train[torch.from_numpy(calib_idx)])
-    eval_x = _capture_inputs(model, layers, split.x_test[torch.from_numpy(eval_idx)])
-    modules = dict(model.named_modules())
-
-    layer_info = []
-    records = []
-    for layer in layers:
-        conv = modules[layer]
-        w, b = fold_batchnorm(conv, _batchnorm_of(modules, layer))
-        padding = int(conv.padding[0])
-        xc, xe = calib_x[layer], eval_x[layer]
-        sx = float(np.abs(xc).max()) / 127.0
-        xc_int, xe_int = quantize_input(xc, sx), quantize_input(xe, sx)
-        ref = float_conv2d(xe, w, b, padding)
-        ref_int_in = float_conv2d(xe_int * sx, w, b, padding)
-        calib_ref = float_conv2d(xc_int * sx, w, b, padding)
-        so = float(np.abs(calib_ref).max()) / 127.0
-        out_floor = np.clip(np.rint(ref_int_in / so), -128, 127) * so
-        info = {
-            "name": layer,
-            "cin": int(w.shape[1]),
-            "cout": int(w.shape[0]),
-            "height": int(xe.shape[2]),
-            "width": int(xe.shape[3]),
-            "input_scale": sx,
-            "output_scale": so,
-            "float_output_var": float(np.var(ref)),
-            # Errors every algorithm shares: int8 input (exact conv of it), and
-            # in addition int8 rounding of the exact output.
-            "nmse_input_quant": _errors(ref_int_in, ref)[1],
-            "nmse_input_output_quant": _errors(out_floor, ref)[1],
-        }
+    calib_x = _capture_inputs(network, convs, split.x_train[torch.from_numpy(calib_idx)])
+    eval_x = _capture_inputs(network, convs, split.x_test[torch.from_numpy(eval_idx)])
+    layer_info, records = [], []
+    for conv in convs:
+        info, layer_records = _study_layer(conv, calib_x[conv.name], eval_x[conv.name], sweep)
         layer_info.append(info)
-        for algo in algorithms:
-            for mode in scale_modes:
-                config = EngineConfig(algorithm=algo, scale_mode=mode)
-                for ft in fine_tune:
-                    t0 = time.perf_counter()
-                    params = quantize_conv_layer(
-                        w,
-                        b,
-                        config=config,
-                        calib_inputs_int8=xc_int,
-                        input_scale=sx,
-                        output_scale=so,
-                        padding=padding,
-                        options=dataclasses.replace(options, fine_tune=ft, calib_samples=None),
-                    )
-                    t1 = time.perf_counter()
-                    out, stages = conv2d_int8(xe_int, params, return_stages=True)
-                    mse_out, nmse_out = _errors(dequantize_output(out, params), ref)
-                    y = _accumulator_output(stages, params, out.shape)
-                    mse_y, nmse_y = _errors(y, ref_int_in)
-                    records.append(
-                        {
-                            "layer": layer,
-                            "algorithm": algo,
-                            "scale_mode": mode,
-                            "fine_tune": ft,
-                            "mse_out": mse_out,
-                            "nmse_out": nmse_out,
-                            "mse_y": mse_y,
-                            "nmse_y": nmse_y,
-                            "quantize_seconds": round(t1 - t0, 3),
-                        }
-                    )
+        records += layer_records
         if progress:
-            print(
-                f"error-study: {layer} done ({time.perf_counter() - start:.1f} s)", file=sys.stderr
-            )
-
-    result = {
+            elapsed = time.perf_counter() - start
+            print(f"error-study: {conv.name} done ({elapsed:.1f} s)", file=sys.stderr)
+    settings = _settings(meta, sweep, [c.name for c in convs], calib_images, eval_images, seed)
+    return {
         "format": FORMAT,
-        "settings": {
-            "model": meta.get("model", "small_resnet"),
-            "dataset": meta.get("dataset", "digits"),
-            "algorithms": algorithms,
-            "layers": layers,
-            "calib_images": calib_images,
-            "eval_images": eval_images,
-            "scale_modes": scale_modes,
-            "fine_tune": fine_tune,
-            "act_method": options.act_method,
-            "weight_method": options.weight_method,
-            "weight_granularity": options.weight_granularity,
-            "seed": seed,
-            "engine": {
-                k: v
-                for k, v in EngineConfig().to_dict().items()
-                if k not in ("algorithm", "scale_mode", "pco", "cin_max", "cout_max")
-            },
-        },
-        "normalization": (
-            "nmse = mean((estimate - reference)^2) / var(reference) over all outputs of the "
-            "evaluation images; mse is the plain mean squared error in the units of the "
-            "BN-folded conv output. 'out': int8 engine output vs the float layer on the float "
-            "input. 'y': accumulator y + bias before output requantization vs the float layer "
-            "on the int8 input (transform-domain quantization error only)."
-        ),
+        "settings": settings,
+        "normalization": _NORMALIZATION,
         "layers": layer_info,
         "records": records,
-        "summary": _summary(records, algorithms, scale_modes, fine_tune),
+        "summary": _summary(records, sweep.algorithms, sweep.scale_modes, sweep.fine_tune),
         "seconds": round(time.perf_counter() - start, 1),
     }
-    return result
 
 
 def _config_key(mode: str, ft: bool) -> str:
@@ -404,63 +412,62 @@ def _short(algo: str) -> str:
 
 
 def _table(headers: list[str], rows: list[list[str]], markdown: bool) -> str:
-    if markdown:
-        lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-        lines += ["| " + " | ".join(r) + " |" for r in rows]
-        return "\n".join(lines)
-    widths = [max(len(x) for x in col) for col in zip(headers, *rows, strict=True)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
-    return "\n".join(lines)
+    """Layer (or label) columns left-aligned, numbers right-aligned."""
+    labels = sum(1 for h in headers if h in ("layer", "SFC-6", "config"))
+    align = "l" * labels + "r" * (len(headers) - labels)
+    return text_table(headers, rows, align=align, markdown=markdown)
+
+
+def _metric_rows(result: dict[str, Any], metric: str, mode: str, ft: bool) -> list[list[str]]:
+    """One row per layer plus the geometric mean, for one metric and configuration."""
+    algos = result["settings"]["algorithms"]
+    index = {
+        (r["layer"], r["algorithm"], r["scale_mode"], r["fine_tune"]): r for r in result["records"]
+    }
+    with_floor = metric == "nmse_out"
+    rows = []
+    for info in result["layers"]:
+        shape = f"{info['cin']}->{info['cout']}, {info['height']}x{info['width']}"
+        row = [f"{info['name']} ({shape})"]
+        row += [f"{index[(info['name'], a, mode, ft)][metric]:.2e}" for a in algos]
+        if with_floor:
+            row.append(f"{info['nmse_input_output_quant']:.2e}")
+        rows.append(row)
+    geo = result["summary"]["geomean_over_layers"][_config_key(mode, ft)]
+    rows.append(["geomean"] + [f"{geo[a][metric]:.2e}" for a in algos])
+    if with_floor:
+        floor = _geomean([i["nmse_input_output_quant"] for i in result["layers"]])
+        rows[-1].append(f"{floor:.2e}")
+    return rows
+
+
+_METRIC_TITLES = {
+    "nmse_y": "normalized MSE of y (before output requantization) vs float layer on the int8 input",
+    "nmse_out": "normalized MSE of the int8 output vs float layer on the float input",
+}
 
 
 def format_table(result: dict[str, Any], *, markdown: bool = False) -> str:
     """Per-layer and summary tables of a study result (text or markdown)."""
     s = result["settings"]
-    algos = s["algorithms"]
-    configs = [(m, f) for m in s["scale_modes"] for f in s["fine_tune"]]
     heading = (lambda t: f"### {t}") if markdown else (lambda t: t)
     parts = []
-    index = {
-        (r["layer"], r["algorithm"], r["scale_mode"], r["fine_tune"]): r for r in result["records"]
-    }
-    for metric, title in (
-        (
-            "nmse_y",
-            "normalized MSE of y (before output requantization) vs float layer on the int8 input",
-        ),
-        ("nmse_out", "normalized MSE of the int8 output vs float layer on the float input"),
-    ):
-        for mode, ft in configs:
-            rows = []
-            for info in result["layers"]:
-                row = [
-                    f"{info['name']} ({info['cin']}->{info['cout']}, {info['height']}x{info['width']})"
-                ]
-                row += [f"{index[(info['name'], a, mode, ft)][metric]:.2e}" for a in algos]
-                if metric == "nmse_out":
-                    row.append(f"{info['nmse_input_output_quant']:.2e}")
-                rows.append(row)
-            geo = result["summary"]["geomean_over_layers"][_config_key(mode, ft)]
-            rows.append(["geomean"] + [f"{geo[a][metric]:.2e}" for a in algos])
-            if metric == "nmse_out":
-                rows[-1].append(
-                    f"{_geomean([i['nmse_input_output_quant'] for i in result['layers']]):.2e}"
-                )
-            headers = ["layer"] + [_short(a) for a in algos]
-            if metric == "nmse_out":
-                headers.append("floor")
-            parts.append(heading(f"{title} -- {_config_key(mode, ft)}"))
-            parts.append(_table(headers, rows, markdown))
-            parts.append("")
+    for metric, title in _METRIC_TITLES.items():
+        for mode in s["scale_modes"]:
+            for ft in s["fine_tune"]:
+                headers = ["layer"] + [_short(a) for a in s["algorithms"]]
+                headers += ["floor"] if metric == "nmse_out" else []
+                parts.append(heading(f"{title} -- {_config_key(mode, ft)}"))
+                parts.append(_table(headers, _metric_rows(result, metric, mode, ft), markdown))
+                parts.append("")
     ratios = result["summary"]["winograd4_over_sfc6"]
     if ratios:
         parts.append(heading("Winograd F(4x4,3x3) error / SFC-6 error (geomean over layers)"))
-        rows = []
-        for sfc, per in ratios.items():
-            for key, r in per.items():
-                rows.append([_short(sfc), key, f"{r['nmse_y']:.1f}x", f"{r['nmse_out']:.1f}x"])
+        rows = [
+            [_short(sfc), key, f"{r['nmse_y']:.1f}x", f"{r['nmse_out']:.1f}x"]
+            for sfc, per in ratios.items()
+            for key, r in per.items()
+        ]
         parts.append(_table(["SFC-6", "config", "y", "int8 out"], rows, markdown))
         parts.append("")
     parts.append(
@@ -539,8 +546,13 @@ def _markdown(result: dict[str, Any]) -> str:
 def write_error_study(
     result: dict[str, Any], out_dir: str | Path, *, overwrite: bool = False
 ) -> Path:
-    """Write ``error_study.{json,md,png}`` into ``out_dir`` atomically (all or nothing)."""
+    """Write ``error_study.{json,md,png}`` into ``out_dir`` atomically (all or nothing).
+
+    ``overwrite`` replaces only an earlier sfc-hls output directory
+    (:func:`sfc_hls.atomic_files.check_output_directory`).
+    """
     out_dir = Path(out_dir)
+    check_output_directory(out_dir, overwrite=overwrite)
     png = _plot_png(result)
     with atomic_directory(out_dir, overwrite=overwrite) as tmp:
         write_text_atomic(tmp / "error_study.json", json.dumps(result, indent=2) + "\n")
@@ -553,46 +565,47 @@ def write_error_study(
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``sfc-hls error-study``."""
     parser.add_argument("output", type=Path, help="output directory (created atomically)")
-    parser.add_argument("--force", action="store_true", help="replace an existing output directory")
     parser.add_argument(
-        "--algorithms",
-        nargs="+",
-        default=list(STUDY_ALGORITHMS),
-        metavar="NAME",
+        "--force",
+        action="store_true",
+        help="replace an existing output directory written by sfc-hls (nothing else)",
+    )
+    parser.add_argument(
+        "--algorithms", nargs="+", default=list(STUDY_ALGORITHMS), metavar="NAME",
         help="3x3 algorithms to compare (default: %(default)s)",
-    )
+    )  # fmt: skip
     parser.add_argument(
-        "--layers",
-        nargs="+",
-        default=None,
-        metavar="LAYER",
+        "--layers", nargs="+", default=None, metavar="LAYER",
         help="conv layers (default: all 3x3 stride-1)",
-    )
-    parser.add_argument(
-        "--calib-images", type=int, default=32, help="calibration images (default: 32)"
-    )
-    parser.add_argument(
-        "--eval-images", type=int, default=64, help="evaluation images (default: 64)"
-    )
+    )  # fmt: skip
+    parser.add_argument("--calib-images", type=int, default=32, help="calibration images (32)")
+    parser.add_argument("--eval-images", type=int, default=64, help="evaluation images (64)")
     parser.add_argument(
         "--scale-modes", nargs="+", choices=SCALE_MODES, default=list(SCALE_MODES),
         help="activation scale modes (default: both)",
     )  # fmt: skip
     parser.add_argument(
-        "--fine-tune",
-        choices=("off", "on", "both"),
-        default="both",
+        "--fine-tune", choices=("off", "on", "both"), default="both",
         help="scale fine-tuning (default: both)",
-    )
+    )  # fmt: skip
     parser.add_argument("--act-method", choices=ACT_METHODS, default="percentile")
     parser.add_argument("--weight-method", choices=WEIGHT_METHODS, default="mse")
     parser.add_argument("--granularity", choices=WEIGHT_GRANULARITIES, default="channel")
-    parser.add_argument("--seed", type=int, default=0, help="image selection seed (default: 0)")
+    parser.add_argument(
+        "--seed", type=int, default=0, help=f"image selection seed in [0, {MAX_SEED}] (0)"
+    )
     parser.add_argument("--quiet", action="store_true", help="print no table")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the study with parsed ``args``; write the files and print the table."""
+    """Run the study with parsed ``args``; write the files and print the table.
+
+    The options and the output directory are checked before the study starts.
+    """
+    check_int("--calib-images", args.calib_images, 1)
+    check_int("--eval-images", args.eval_images, 1)
+    check_int("--seed", args.seed, 0, MAX_SEED)
+    check_output_directory(args.output, overwrite=args.force)
     fine_tune = {"off": [False], "on": [True], "both": [False, True]}[args.fine_tune]
     result = run_error_study(
         algorithms=args.algorithms,
@@ -614,14 +627,3 @@ def run(args: argparse.Namespace) -> int:
         print(format_table(result))
     print(f"wrote {', '.join(FILES)} to {path} ({result['seconds']} s)")
     return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``sfc-hls error-study`` as a standalone entry point."""
-    from sfc_hls.cli import main as cli_main
-
-    return cli_main(["error-study", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    sys.exit(main())
