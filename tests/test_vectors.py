@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from sfc_hls.atomic_files import _umask
 from sfc_hls.cli import main
 from sfc_hls.config import EngineConfig
 from sfc_hls.datapath import LayerQuant, random_layer_quant
@@ -48,6 +49,7 @@ def test_cli_writes_and_refuses_to_overwrite(tmp_path, capsys):
     assert main(["vectors", "--algo", "wino-2x2-3x3", "--cin", "2", "--cout", "1", "--h", "5",
                  "--w", "6", "-o", str(out)]) == 0  # fmt: skip
     assert (out / "manifest.json").exists()
+    assert oct(out.stat().st_mode & 0o777) == oct(0o777 & ~_umask())
     assert main(["vectors", "-o", str(out)]) == 2
     assert "exists (use --force" in capsys.readouterr().err
     assert main(["vectors", "--seed", "9", "-o", str(out), "--force"]) == 0
