@@ -29,12 +29,30 @@ from typing import Any
 
 import numpy as np
 
+from sfc_hls.arguments import check_int
+from sfc_hls.atomic_files import check_output_file, write_text_atomic
 from sfc_hls.config import SCALE_MODES
+from sfc_hls.text_table import format_table
 
-__all__ = ["MODELS", "add_arguments", "main", "run", "format_layer_table"]
+__all__ = [
+    "MAX_IMAGE_SIZE",
+    "MAX_RANDOM_IMAGES",
+    "MAX_SEED",
+    "MODELS",
+    "add_arguments",
+    "check_options",
+    "format_layer_table",
+    "run",
+]
 
 MODELS = ("small_resnet", "resnet18", "resnet34")
 FORMAT = "sfc-hls.run/1"
+#: Largest ``--image-size`` (a 1024x1024 ResNet-18 image is 21x the work of 224x224).
+MAX_IMAGE_SIZE = 1024
+#: Largest ``--random-images``.
+MAX_RANDOM_IMAGES = 4096
+#: Largest ``--seed`` (torch seeds are 64-bit).
+MAX_SEED = 2**63 - 1
 #: ImageNet normalization of torchvision's ResNets (RGB, [0, 1] input).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -65,9 +83,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--random-images",
         type=int,
         metavar="N",
-        help="without --images: N seeded random inputs (resnet18/34 smoke runs)",
+        help=f"without --images: N <= {MAX_RANDOM_IMAGES} seeded random inputs (smoke runs)",
     )
-    parser.add_argument("--image-size", type=int, help="input side (default: 28 / 224)")
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        help=f"input side in [1, {MAX_IMAGE_SIZE}] (default: 28 / 224)",
+    )
     parser.add_argument("--backend", choices=("golden", "rtl"), default="golden")
     parser.add_argument(
         "--algo",
@@ -75,8 +97,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="fast algorithm of the stride-1 convs (default %(default)s)",
     )
     parser.add_argument("--scale-mode", choices=SCALE_MODES, default="pow2")
-    parser.add_argument("--pco", type=int, default=4, help="MAC lanes of the fast engine")
-    parser.add_argument("--direct-pco", type=int, default=16, help="MAC lanes of direct engines")
+    parser.add_argument("--pco", type=int, default=4, help="MAC lanes of the engine")
     parser.add_argument("--calib", type=int, default=32, help="calibration images (default 32)")
     parser.add_argument("--fine-tune", action="store_true", help="fine-tune the scales")
     parser.add_argument(
@@ -88,8 +109,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="rtl: also run the golden model and check every int8 tensor is identical",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of random weights/images")
-    parser.add_argument("--json", type=Path, dest="json_out", help="write a JSON report here")
+    parser.add_argument(
+        "--seed", type=int, default=0, help=f"seed of random weights/images in [0, {MAX_SEED}]"
+    )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        dest="json_out",
+        help="write a JSON report here (checked before the run, written atomically)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no tables, no progress bars")
 
 
@@ -162,7 +190,7 @@ def _load_data(args: argparse.Namespace, model: Any, info: dict[str, Any]) -> _D
 
     in_ch = model.conv1.in_channels
     num_classes = model.fc.out_features
-    size = args.image_size or (28 if args.model == "small_resnet" else 224)
+    size = args.image_size or (28 if args.model == "small_resnet" else 224)  # None: default
     if args.model == "small_resnet":
         meta = info.get("meta") or {}
         mean = meta.get("norm_mean", 0.3052247166633606)
@@ -178,8 +206,6 @@ def _load_data(args: argparse.Namespace, model: Any, info: dict[str, Any]) -> _D
             calib = _folder(args.calib_images, size, in_ch, mean, std).images
         return _Data(data.images, labels, names, calib, str(args.images), data.classes)
     if args.random_images is not None:
-        if args.random_images < 1:
-            raise ValueError(f"--random-images must be >= 1, got {args.random_images}")
         gen = torch.Generator().manual_seed(args.seed)
         images = torch.randn(args.random_images, in_ch, size, size, generator=gen)
         names = [f"random{k}" for k in range(args.random_images)]
@@ -196,49 +222,35 @@ def _load_data(args: argparse.Namespace, model: Any, info: dict[str, Any]) -> _D
 
 # ---------------------------------------------------------------------- output
 def format_layer_table(records: list[Any], images: int) -> str:
-    """Per-layer table: name, op, engine, MACs and multiplications per image, cycles, time."""
-    rows = [("layer", "op", "engine", "MACs/img", "mults/img", "cycles", "time ms")]
-    for r in records:
-        rows.append(
-            (
-                r.name,
-                r.op,
-                r.engine,
-                f"{r.macs:,}" if r.macs else "-",
-                f"{r.mults:,}" if r.mults else "-",
-                f"{r.cycles:,}" if r.cycles is not None else "-",
-                f"{r.seconds * 1e3:.1f}",
-            )
-        )
+    """Per-layer table: name, op, engine and mode, MACs and multiplications per image, cycles,
+    time."""
+    rows = [
+        [
+            r.name,
+            r.op,
+            r.engine,
+            r.mode,
+            f"{r.macs:,}" if r.macs else "-",
+            f"{r.mults:,}" if r.mults else "-",
+            f"{r.cycles:,}" if r.cycles is not None else "-",
+            f"{r.seconds * 1e3:.1f}",
+        ]
+        for r in records
+    ]
     macs = sum(r.macs for r in records if r.op == "conv")
     mults = sum(r.mults for r in records)
     cycles = [r.cycles for r in records if r.cycles is not None]
+    total_ms = sum(r.seconds for r in records) * 1e3
     rows.append(
-        (
-            "total",
-            "",
-            "",
-            f"{macs:,}",
-            f"{mults:,}",
-            f"{sum(cycles):,}" if cycles else "-",
-            f"{sum(r.seconds for r in records) * 1e3:.1f}",
-        )
+        ["total", "", "", "", f"{macs:,}", f"{mults:,}", f"{sum(cycles):,}" if cycles else "-",
+         f"{total_ms:.1f}"]
+    )  # fmt: skip
+    header = ["layer", "op", "engine", "mode", "MACs/img", "mults/img", "cycles", "time ms"]
+    table = format_table(header, rows, align="llllrrrr", rules=[len(rows) - 1])
+    return (
+        f"{table}\n({images} image(s); conv MACs / engine multiplications = "
+        f"{macs / max(mults, 1):.2f}; cycles: engine clock cycles in RTL simulation)"
     )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = [
-        "  ".join(
-            c.rjust(w) if i >= 3 else c.ljust(w)
-            for i, (c, w) in enumerate(zip(row, widths, strict=True))
-        )
-        for row in rows
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    lines.insert(len(lines) - 1, lines[1])
-    lines.append(
-        f"({images} image(s); conv MACs / engine multiplications = {macs / max(mults, 1):.2f}; "
-        "cycles: engine clock cycles in RTL simulation)"
-    )
-    return "\n".join(lines)
 
 
 def _predictions_text(data: _Data, int8_pred, float_pred, show: int = 10) -> str:
@@ -254,32 +266,93 @@ def _predictions_text(data: _Data, int8_pred, float_pred, show: int = 10) -> str
 
 
 # ---------------------------------------------------------------------- the command
+def _summary(
+    labels: np.ndarray | None, float_pred: np.ndarray, int8_pred: np.ndarray, identical: bool | None
+) -> dict[str, Any]:
+    """Image count, top-1 of both runs (with labels), agreement, golden identity (RTL check)."""
+    summary: dict[str, Any] = {"images": len(int8_pred)}
+    if labels is not None:
+        summary["float32_top1"] = float((float_pred == labels).mean())
+        summary["int8_top1"] = float((int8_pred == labels).mean())
+    summary["agreement_with_float"] = float((int8_pred == float_pred).mean())
+    if identical is not None:
+        summary["golden_identical"] = identical
+    return summary
+
+
+def _report(
+    args: argparse.Namespace,
+    info: dict[str, Any],
+    source: str,
+    net: Any,
+    qnet: Any,
+    result: Any,
+    names: list[str],
+    labels: np.ndarray | None,
+    float_pred: np.ndarray,
+) -> dict[str, Any]:
+    """The JSON report of a run (format ``sfc-hls.run/1``), without summary and times."""
+    return {
+        "format": FORMAT,
+        "model": args.model,
+        "weights": info["weights"],
+        "data": source,
+        "backend": args.backend,
+        "algorithm": args.algo,
+        "network": net.to_dict(),
+        "quantization": qnet.to_dict(),
+        "layers": [r.to_dict() for r in result.records],
+        "predictions": [
+            {
+                "image": names[k],
+                "label": None if labels is None else int(labels[k]),
+                "int8": int(result.predictions[k]),
+                "float32": int(float_pred[k]),
+            }
+            for k in range(len(names))
+        ],
+    }
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """ValueError/TypeError naming the option, and an OSError if ``--json`` cannot be
+    written: everything that can be checked before the model is loaded."""
+    for name in ("calib", "batch_size", "pco"):
+        check_int(f"--{name.replace('_', '-')}", getattr(args, name), 1)
+    if args.limit is not None:
+        check_int("--limit", args.limit, 1)
+    if args.image_size is not None:
+        check_int("--image-size", args.image_size, 1, MAX_IMAGE_SIZE)
+    if args.random_images is not None:
+        check_int("--random-images", args.random_images, 1, MAX_RANDOM_IMAGES)
+    check_int("--seed", args.seed, 0, MAX_SEED)
+    if args.json_out is not None:
+        check_output_file(args.json_out)
+
+
 def run(args: argparse.Namespace) -> int:
-    """Run ``sfc-hls run`` with parsed ``args``; returns the exit code."""
+    """Run ``sfc-hls run`` with parsed ``args``; returns the exit code.
+
+    Bad options and an unwritable ``--json`` path fail before any work (the
+    CLI prints them as one line, exit code 2); a simulator failure exits 1.
+    """
+    check_options(args)
     try:
         return _run(args)
-    except FileNotFoundError as exc:
-        raise ValueError(str(exc)) from None
     except RuntimeError as exc:  # simulator build or run failures
-        print(f"sfc-hls run: error: {exc}", file=sys.stderr)
+        print(f"sfc-hls run: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
 
 
 def _run(args: argparse.Namespace) -> int:
     import torch
 
-    from sfc_hls.atomic_files import write_text_atomic
     from sfc_hls.host.calibration import calibrate, engine_configs
     from sfc_hls.host.device import make_device
     from sfc_hls.host.inference import run_float, run_int8
     from sfc_hls.host.lowering import lower_model
     from sfc_hls.quantize import QuantOptions
 
-    for name in ("calib", "batch_size", "pco", "direct_pco"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    if args.limit is not None and args.limit < 1:
-        raise ValueError(f"--limit must be >= 1, got {args.limit}")
     say = (lambda *a: None) if args.quiet else print
     t0 = time.perf_counter()
     model, info = _load_model(args)
@@ -294,8 +367,7 @@ def _run(args: argparse.Namespace) -> int:
         say("note: random weights -- predictions and accuracy are meaningless")
     say(net.table() if not args.quiet else "")
     options = QuantOptions(fine_tune=args.fine_tune, calib_samples=args.calib)
-    pco = {a: args.direct_pco if a.startswith("direct-") else args.pco for a in net.algorithms}
-    engines = engine_configs(net, pco=pco, scale_mode=args.scale_mode)
+    engines = engine_configs(net, pco=args.pco, scale_mode=args.scale_mode)
     t_cal = time.perf_counter()
     qnet = calibrate(net, data.calib, options=options, engines=engines, progress=not args.quiet)
     t_cal = time.perf_counter() - t_cal
@@ -326,18 +398,14 @@ def _run(args: argparse.Namespace) -> int:
     say("")
     say(f"predictions ({args.backend} int8 vs float32):")
     say(_predictions_text(_Data(images, labels, names, None, None), result.predictions, float_pred))
-    summary: dict[str, Any] = {"images": len(images)}
+    summary = _summary(labels, float_pred, result.predictions, identical)
     if labels is not None:
-        summary["float32_top1"] = float((float_pred == labels).mean())
-        summary["int8_top1"] = float((result.predictions == labels).mean())
         say(
             f"top-1 on {len(images)} image(s) ({data.source}): float32 "
             f"{100 * summary['float32_top1']:.2f} %, int8 ({args.algo}, {args.backend}) "
             f"{100 * summary['int8_top1']:.2f} %"
         )
-    summary["agreement_with_float"] = float((result.predictions == float_pred).mean())
     if identical is not None:
-        summary["golden_identical"] = identical
         say(f"rtl int8 tensors identical to golden: {'yes' if identical else 'NO'}")
     total = time.perf_counter() - t0
     run_seconds = result.seconds - build_seconds  # engines are built on first use
@@ -347,47 +415,12 @@ def _run(args: argparse.Namespace) -> int:
         + f", total {total:.1f} s"
     )
     if args.json_out is not None:
-        report = {
-            "format": FORMAT,
-            "model": args.model,
-            "weights": info["weights"],
-            "data": data.source,
-            "backend": args.backend,
-            "algorithm": args.algo,
-            "network": net.to_dict(),
-            "quantization": qnet.to_dict(),
-            "layers": [r.to_dict() for r in result.records],
-            "predictions": [
-                {
-                    "image": names[k],
-                    "label": None if labels is None else int(labels[k]),
-                    "int8": int(result.predictions[k]),
-                    "float32": int(float_pred[k]),
-                }
-                for k in range(len(images))
-            ],
-            "summary": summary,
-            "seconds": {
-                "calibration": t_cal,
-                "run": run_seconds,
-                "engine_build": build_seconds,
-                "total": total,
-            },
-            "torch_threads": torch.get_num_threads(),
-        }
+        seconds = {"calibration": t_cal, "run": run_seconds, "engine_build": build_seconds,
+                   "total": total}  # fmt: skip
+        report = _report(args, info, data.source, net, qnet, result, names, labels, float_pred)
+        report.update(summary=summary, seconds=seconds, torch_threads=torch.get_num_threads())
         write_text_atomic(args.json_out, json.dumps(report, indent=1))
         say(f"wrote {args.json_out}")
     if identical is False:
         return 1
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``sfc-hls run`` as a standalone entry point (``python -m sfc_hls.host.run``)."""
-    from sfc_hls.cli import main as cli_main
-
-    return cli_main(["run", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    sys.exit(main())

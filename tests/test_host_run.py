@@ -7,8 +7,12 @@ import pytest
 import torch
 from PIL import Image
 
+from sfc_hls.cli import main as cli_main
 from sfc_hls.host.checkpoint import DIGITS_WEIGHTS, read_state_dict, save_checkpoint
-from sfc_hls.host.run import main
+
+
+def main(argv):
+    return cli_main(["run", *argv])
 
 
 def test_digits_run_prints_table_and_writes_json(tmp_path, capsys):
@@ -21,8 +25,9 @@ def test_digits_run_prints_table_and_writes_json(tmp_path, capsys):
     assert report["summary"]["images"] == 6 and 0.8 <= report["summary"]["int8_top1"] <= 1
     assert report["quantization"]["calib_images"] == 8
     layers = {r["name"]: r for r in report["layers"]}
-    assert layers["layer1.0.conv1"]["engine"] == "sfc6-7x7-3x3"
-    assert layers["layer2.0.downsample.0"]["engine"] == "direct-3x3"
+    assert layers["layer1.0.conv1"]["engine"] == "sfc6-7x7-3x3 P_co=4"
+    assert layers["layer1.0.conv1"]["mode"] == "fast"
+    assert layers["layer2.0.downsample.0"]["mode"] == "direct"
     assert [p.name for p in out.parent.iterdir()] == ["run.json"]  # no temporary left over
     code = main(["--limit", "3", "--calib", "4", "--algo", "wino-4x4-3x3"])
     text = capsys.readouterr().out
@@ -96,8 +101,8 @@ def test_mismatched_checkpoint_names_file_and_keys(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--limit", "0"], "--limit must be >= 1"),
-        (["--calib", "0"], "--calib must be >= 1"),
+        (["--limit", "0"], "--limit must be an int >= 1"),
+        (["--calib", "0"], "--calib must be an int >= 1"),
         (["--algo", "sfc5-2x2-3x3"], "algorithm"),
     ],
 )
