@@ -92,7 +92,27 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     state = dict(obj)
     if all(k.startswith("module.") for k in state):
         state = {k[len("module.") :]: v for k, v in state.items()}
+    _check_values(state, path)
     return state
+
+
+def _check_values(state: Mapping[str, torch.Tensor], path: Path) -> None:
+    """ValueError naming the file and the tensor if a value is NaN or infinite, or a
+    BatchNorm variance is negative."""
+    for key, value in state.items():
+        if not value.is_floating_point():
+            continue
+        bad = ~torch.isfinite(value)
+        if bool(bad.any()):
+            raise ValueError(
+                f"checkpoint file {str(path)!r}: {key} holds {int(bad.sum())} NaN or infinite "
+                f"value(s) (layer {key.rpartition('.')[0]!r})"
+            )
+        if key.endswith("running_var") and bool((value < 0).any()):
+            raise ValueError(
+                f"checkpoint file {str(path)!r}: {key} holds negative variances "
+                f"(layer {key.rpartition('.')[0]!r}); a BatchNorm variance must be >= 0"
+            )
 
 
 def load_checkpoint(model: nn.Module, path: str | os.PathLike[str]) -> nn.Module:

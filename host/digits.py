@@ -14,6 +14,7 @@ images from disk go through the same pipeline as the digits.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,12 +139,19 @@ def load_digits_split(
 
 
 def _read_image(path: Path, channels: int) -> np.ndarray:
-    """One image file as float32 (H, W, channels) in [0, 1]."""
+    """One image file as float32 (H, W, channels) in [0, 1].
+
+    Images above Pillow's decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``,
+    about 89 M pixels) are refused with a ValueError naming the file.
+    """
     from PIL import Image, UnidentifiedImageError  # Pillow ships with matplotlib
 
     mode = "L" if channels == 1 else "RGB"
     try:
-        with Image.open(path) as img:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(path)
+        with img:
             img.load()
             if img.mode in ("I;16", "I;16B", "I;16L", "I"):
                 # 16/32-bit grayscale: scale by the format's range, not by clipping.
@@ -153,6 +161,10 @@ def _read_image(path: Path, channels: int) -> np.ndarray:
                 arr = np.repeat(gray[..., None], channels, axis=2)
             else:
                 arr = np.asarray(img.convert(mode), dtype=np.float32) / 255.0
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ValueError(
+            f"image file {str(path)!r} is too large (Pillow's decompression-bomb limit): {exc}"
+        ) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise ValueError(
             f"cannot read image file {str(path)!r}: {type(exc).__name__}: {exc}"

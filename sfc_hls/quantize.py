@@ -241,17 +241,29 @@ def float_conv2d(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, padding:
     return out.reshape(n, ho, wo, -1).transpose(0, 3, 1, 2)
 
 
-def fold_batchnorm(conv: Any, bn: Any) -> tuple[np.ndarray, np.ndarray]:
+def fold_batchnorm(
+    conv: Any, bn: Any, *, layer: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Fold an inference-mode BatchNorm into the conv before it: ``(weight, bias)`` float64.
 
     ``bn(conv(x)) == conv'(x)`` with ``w' = w * g`` and ``b' = beta + (b - mean) * g``,
     ``g = gamma / sqrt(running_var + eps)``.  Takes torch modules (``nn.Conv2d``,
     ``nn.BatchNorm2d``) or any objects with the same attributes; ``bn=None``
     returns the conv's own weight and bias.
+
+    Raises ValueError, naming ``layer`` (the model's layer name, when given) and
+    the field, for NaN or infinite values, mismatched shapes, a negative
+    variance or ``eps``, and a zero variance (with ``eps < 1e-3``) in a channel
+    whose weights are not all zero: folding would scale that channel by
+    ``1/sqrt(eps)``, the sign of an untrained or corrupt BatchNorm.
     """
+    where = f"layer {layer!r}: " if layer else ""
 
     def arr(value: Any, name: str) -> np.ndarray:
-        return _check_float_array(_as_numpy(value, name), name)
+        try:
+            return _check_float_array(_as_numpy(value, name), name)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"{where}{exc}") from None
 
     w = arr(conv.weight, "conv.weight")
     cout = w.shape[0]
@@ -264,8 +276,23 @@ def fold_batchnorm(conv: Any, bn: Any) -> tuple[np.ndarray, np.ndarray]:
     beta = arr(bn.bias, "bn.bias") if bn.bias is not None else np.zeros(cout)
     for name, v in (("running_mean", mean), ("running_var", var), ("weight", gamma)):
         if v.shape != (cout,):
-            raise ValueError(f"bn.{name} has shape {v.shape}, the conv has {cout} output channels")
-    g = gamma / np.sqrt(var + float(bn.eps))
+            raise ValueError(
+                f"{where}bn.{name} has shape {v.shape}, the conv has {cout} output channels"
+            )
+    eps = float(bn.eps)
+    if not (math.isfinite(eps) and eps >= 0) or var.min() < 0:
+        raise ValueError(f"{where}bn.running_var and bn.eps must be >= 0 (eps={eps!r})")
+    # var = 0 makes g = gamma / sqrt(eps), > 30x for eps < 1e-3 (PyTorch's default: 1e-5).
+    zero_var = (var == 0) & (np.any(w.reshape(cout, -1) != 0, axis=1) | (eps == 0))
+    degenerate = np.flatnonzero(zero_var) if eps < 1e-3 else np.array([], dtype=np.int64)
+    if degenerate.size:
+        channels = ", ".join(map(str, degenerate[:8])) + (", ..." if degenerate.size > 8 else "")
+        raise ValueError(
+            f"{where}bn.running_var is 0 in channel(s) {channels} whose weights are not zero: "
+            f"folding would scale them by 1/sqrt(eps) = {1 / math.sqrt(max(eps, 1e-300)):.3g} "
+            "(an untrained or corrupt BatchNorm)"
+        )
+    g = gamma / np.sqrt(var + eps)
     return w * g[:, None, None, None], beta + (b - mean) * g
 
 
