@@ -156,8 +156,10 @@ def check_output_directory(path: str | os.PathLike[str], *, overwrite: bool = Fa
     Raises FileExistsError when ``path`` exists and ``overwrite`` is false, or
     when ``overwrite`` is true but ``path`` is not a directory sfc-hls wrote
     (see the module docstring); OSError when its parent cannot be written.
+    Temporaries of killed runs next to ``path`` are cleaned up first.
     """
     path = Path(path)
+    _remove_stale_temporaries(path)
     if os.path.lexists(path):
         if not overwrite:
             raise FileExistsError(
@@ -225,7 +227,6 @@ def atomic_directory(path: str | os.PathLike[str], *, overwrite: bool = False) -
     path = Path(path)
     check_output_directory(path, overwrite=overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temporaries(path)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=_temporary_prefix(path), suffix=".tmp"))
     try:
         yield tmp

@@ -180,12 +180,14 @@ def load_layer_params(path: str | Path) -> LayerQuant:
     path = Path(path)
     try:
         data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # incl. JSON syntax, UTF-8 and 4300-digit errors
         raise ValueError(f"cannot read the layer parameters {path}: {exc}") from None
     try:
-        return LayerQuant.from_dict(_check_layer_record(data))
+        params = LayerQuant.from_dict(_check_layer_record(data))
+        _check_padding(params.algo, params.padding)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"layer parameters {path}: {exc}") from None
+    return params
 
 
 # ---------------------------------------------------------------------- sizes
@@ -205,16 +207,20 @@ def planned_values(
     )
 
 
+def _check_padding(algo: BilinearAlgorithm, padding: int) -> None:
+    if padding > algo.kernel - 1:
+        raise ValueError(
+            f"padding must be in [0, {algo.kernel - 1}] (R - 1 for {algo.name}), got {padding}: "
+            "more padding only adds outputs that see no input"
+        )
+
+
 def _check_sizes(
     algo: BilinearAlgorithm, cin: int, cout: int, padding: int, batch: int, height: int, width: int
 ) -> None:
     """ValueError unless the layer's padding and the whole output are within bounds."""
     kernel = algo.kernel
-    if padding > kernel - 1:
-        raise ValueError(
-            f"padding must be in [0, {kernel - 1}] (R - 1 for {algo.name}), got {padding}: "
-            "more padding only adds outputs that see no input"
-        )
+    _check_padding(algo, padding)
     for name, size in (("height", height), ("width", width)):
         if size + 2 * padding < kernel:
             raise ValueError(

@@ -23,6 +23,7 @@ from sfc_hls.host.error_study import (  # noqa: E402
 def main(argv):
     return cli_main(["error-study", *argv])
 
+
 ALGORITHMS = ("direct-3x3", "wino-4x4-3x3", "sfc6-7x7-3x3")
 LAYER = "layer3.0.conv2"  # 64 -> 64 channels on 7x7 maps: the cheapest layer
 REDUCED = dict(
