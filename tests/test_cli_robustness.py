@@ -698,23 +698,40 @@ _PARAM_FIELDS = ["format", "config", "cin", "cout", "padding", "relu", "rescale_
                  "rescale_mult", "bias", "out_mult", "out_shift", "extra"]  # fmt: skip
 
 
+_ARRAY_FIELDS = ["act_mult", "act_shift", "weights", "rescale_mult", "bias", "out_mult",
+                 "out_shift"]  # fmt: skip
+_MUTATIONS = st.one_of(
+    st.tuples(st.just("set"), st.sampled_from([*_PARAM_FIELDS, "config.pco", "config.algorithm"]),
+              _JSON),
+    st.tuples(st.just("delete"), st.sampled_from([*_PARAM_FIELDS, "config.z_bits"]), st.none()),
+    st.tuples(st.just("document"), st.none(), _JSON),
+    st.tuples(st.just("element"), st.sampled_from(_ARRAY_FIELDS),
+              st.one_of(_JSON, st.floats(-300, 300), st.integers(-(2**70), 2**70))),
+)  # fmt: skip
+
+
+def _mutated(doc: dict, mutation: tuple) -> object:
+    kind, field, value = mutation
+    if kind == "document":
+        return value
+    target, key = (doc["config"], field[7:]) if field.startswith("config.") else (doc, field)
+    if kind == "delete":
+        target.pop(key, None)
+    elif kind == "set":
+        target[key] = value
+    else:  # one element of a (nested) array
+        array = target[key]
+        while isinstance(array[0], list):
+            array = array[0]
+        array[0] = value
+    return doc
+
+
 @FUZZ
-@given(
-    field=st.sampled_from([*_PARAM_FIELDS, "config.pco", "config.algorithm", "<document>"]),
-    value=_JSON,
-    delete=st.booleans(),
-)
-def test_fuzz_params_documents(field, value, delete):
+@given(mutation=_MUTATIONS)
+def test_fuzz_params_documents(mutation):
     cfg = EngineConfig(algorithm="direct-3x3", pco=1, cin_max=2, cout_max=2)
-    doc = random_layer_quant(cfg, 2, 2, np.random.default_rng(3)).to_dict()
-    if field == "<document>":
-        doc = value
-    else:
-        target, key = (doc["config"], field[7:]) if field.startswith("config.") else (doc, field)
-        if delete:
-            target.pop(key, None)
-        else:
-            target[key] = value
+    doc = _mutated(random_layer_quant(cfg, 2, 2, np.random.default_rng(3)).to_dict(), mutation)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         (root / "p.json").write_text(json.dumps(doc))
@@ -723,8 +740,10 @@ def test_fuzz_params_documents(field, value, delete):
         assert_clean_exit(code, err)
         if code == 2:
             assert snapshot(root) == before
-        else:
-            assert (root / "v" / "manifest.json").is_file()
+        else:  # the layer written is exactly the one given: nothing truncated or dropped
+            written = json.loads((root / "v" / "params.json").read_text())
+            for field in _ARRAY_FIELDS:
+                assert written[field] == doc[field], field
 
 
 _TOKENS = ["--cin", "--cout", "--h", "--w", "--padding", "--seed", "--batch", "--algo", "--relu",
