@@ -202,8 +202,8 @@ def planned_values(
     per_tile += cout * (2 * algo.mults + 2 * algo.output_tile**2)  # acc, z, y, out_tiles
     return (
         batch * (cin * height * width + tiles * per_tile + cout * out_h * out_w)
-        + algo.mults * (cout * cin + cout + 2)
-        + 4 * cout
+        + algo.mults * (cout * cin + cout + 2)  # weights, rescale_mult, act_mult, act_shift
+        + 3 * cout  # bias, out_mult, out_shift
     )
 
 

@@ -83,3 +83,14 @@ def test_failure_leaves_no_directory(tmp_path, capsys):
     assert main(["vectors", "--input", str(tmp_path / "corrupt.npy"), "-o", str(out)]) == 2
     assert "cannot read --input" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corrupt.npy", "x.npy"]
+
+
+def test_planned_values_counts_every_written_value(tmp_path):
+    from sfc_hls.catalog import get_algorithm
+    from sfc_hls.vectors import planned_values
+
+    res = write_vectors(tmp_path / "v", algorithm="sfc4-4x4-3x3", cin=3, cout=2, height=9,
+                        width=7, batch=2, padding=0)  # fmt: skip
+    written = sum(int(np.prod(f["shape"])) for f in res.manifest["files"].values())
+    algo = get_algorithm("sfc4-4x4-3x3")
+    assert planned_values(algo, 3, 2, 0, 2, 9, 7) == written
