@@ -200,12 +200,13 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
     write_bytes_atomic(path, text.encode())
 
 
-def _commit(tmp: Path, path: Path) -> None:
+def _commit(tmp: Path, path: Path, overwrite: bool) -> None:
     """Rename the finished ``tmp`` to ``path``, replacing a checked old ``path``."""
     if not os.path.lexists(path):
         os.replace(tmp, path)
         return
-    _check_replaceable(path)  # again: it may have changed while the content was built
+    # Checked again: ``path`` may have appeared or changed while the content was built.
+    check_output_directory(path, overwrite=overwrite)
     old = Path(tempfile.mkdtemp(dir=path.parent, prefix=_temporary_prefix(path), suffix=".old"))
     os.replace(path, old)  # onto the empty directory just made: no other name is touched
     try:
@@ -233,7 +234,7 @@ def atomic_directory(path: str | os.PathLike[str], *, overwrite: bool = False) -
         marker = {"format": _MARKER_FORMAT, "entries": _written_entries(tmp)}
         (tmp / OUTPUT_MARKER).write_text(json.dumps(marker, indent=1) + "\n")
         os.chmod(tmp, 0o777 & ~_umask())
-        _commit(tmp, path)
+        _commit(tmp, path, overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -765,3 +765,15 @@ def test_fuzz_argument_lists(command, tokens):
         assert (Path("out") / "keep.txt").read_text() == "keep"
         if code == 2:
             assert snapshot(Path(tmp)) == before
+
+
+def test_an_output_that_appears_during_the_run_is_not_replaced(tmp_path):
+    from sfc_hls.atomic_files import atomic_directory
+
+    out = tmp_path / "v"
+    with pytest.raises(FileExistsError, match="exists"), atomic_directory(out) as tmp:
+        (tmp / "a.txt").write_text("new")
+        out.mkdir()  # another run finished first
+        (out / "b.txt").write_text("theirs")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v"]
+    assert sorted(p.name for p in out.iterdir()) == ["b.txt"]
