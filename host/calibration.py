@@ -88,7 +88,9 @@ def engine_config(network: Network, *, pco: int = 4, scale_mode: str = "pow2") -
     return dataclasses.replace(base, cin_max=cin_max, direct_reduction_max=reduction)
 
 
-def engine_configs(network: Network, *, pco: int = 4, scale_mode: str = "pow2") -> list[EngineConfig]:
+def engine_configs(
+    network: Network, *, pco: int = 4, scale_mode: str = "pow2"
+) -> list[EngineConfig]:
     """``[engine_config(network, ...)]``: the device API takes a list of engines."""
     return [engine_config(network, pco=pco, scale_mode=scale_mode)]
 

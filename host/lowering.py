@@ -291,7 +291,7 @@ class _Lowering:
         out_shape = self._shape(node)
         if len(in_shape) != 3:
             raise UnsupportedLayerError(f"layer {path!r}: input shape {in_shape} is not (C, H, W)")
-        w, b = fold_batchnorm(mod, None)
+        w, b = fold_batchnorm(mod, None, layer=path)
         name = self._unique(path)
         conv = Conv(
             name=name,
@@ -328,7 +328,7 @@ class _Lowering:
                 f"layer {path!r} (BatchNorm2d) has no running statistics to fold"
             )
         shim = _ConvArrays(conv.weight, conv.bias)
-        conv.weight, conv.bias = fold_batchnorm(shim, mod)
+        conv.weight, conv.bias = fold_batchnorm(shim, mod, layer=path)
         conv.bn = path
         self.tensor[node] = conv.output
 
@@ -391,9 +391,7 @@ class _Lowering:
         (arg,) = node.all_input_nodes
         src = self._input(arg, path)
         out = self._unique(path)
-        self._add(
-            AvgPool(out, src, out, self._shape(arg), self._shape(node), kernel, stride), node
-        )
+        self._add(AvgPool(out, src, out, self._shape(arg), self._shape(node), kernel, stride), node)
 
     def _function(self, node: Any) -> None:
         import torch

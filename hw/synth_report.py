@@ -33,7 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from sfc_hls.atomic_files import write_text_atomic
+from sfc_hls.atomic_files import check_output_file, write_text_atomic
 from sfc_hls.cache import cache_dir
 from sfc_hls.config import EngineConfig, add_engine_arguments
 from sfc_hls.hw.interface import BLOCKS
@@ -394,16 +394,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``sfc-hls synth``; errors in the arguments print a message and return 2."""
-    try:
-        if args.blocks_only and args.no_blocks:
-            raise ValueError("--blocks-only and --no-blocks leave nothing to synthesize")
-        if args.jobs < 1:
-            raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
-        config = EngineConfig.from_args(args)
-    except (TypeError, ValueError) as exc:
-        print(f"sfc-hls synth: error: {exc}", file=sys.stderr)
-        return 2
+    """Run ``sfc-hls synth``; bad arguments raise ValueError before any synthesis."""
+    if args.blocks_only and args.no_blocks:
+        raise ValueError("--blocks-only and --no-blocks leave nothing to synthesize")
+    if args.jobs < 1:
+        raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
+    config = EngineConfig.from_args(args)
+    if args.json:
+        check_output_file(Path(args.json))
     print(
         f"synthesizing {config.algo.title} P_co={config.pco} with {yosys_version()}",
         file=sys.stderr,
@@ -426,13 +424,3 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         write_text_atomic(Path(args.json), json.dumps(report, indent=2) + "\n")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="sfc-hls synth", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

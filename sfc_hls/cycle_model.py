@@ -88,7 +88,9 @@ class EngineTiming:
         """``(front, back)`` latency of ``mode``."""
         if mode == "fast":
             return self.front_latency, self.back_latency
-        front = self.front_latency if self.front_latency_direct is None else self.front_latency_direct
+        front = (
+            self.front_latency if self.front_latency_direct is None else self.front_latency_direct
+        )
         back = self.back_latency if self.back_latency_direct is None else self.back_latency_direct
         return front, back
 

@@ -24,6 +24,7 @@ the golden models assert the bounds on the data they compute.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -289,6 +290,38 @@ _ARRAY_FIELDS = (
 )
 
 
+_INT_FIELDS = ("cin", "cout", "padding", "rescale_shift")
+
+
+def _integer_array(name: str, value: Any) -> np.ndarray:
+    """``value`` as an int64 array; ValueError naming ``name`` unless it holds only integers."""
+    try:
+        arr = np.asarray(value)
+    except ValueError:
+        raise ValueError(f"{name} is ragged (not a rectangular nested list)") from None
+    if arr.dtype.kind not in "iu" and arr.size:
+        raise ValueError(f"{name} must hold integers only (int64), got {arr.dtype} values")
+    return arr.astype(np.int64)
+
+
+def _integer_field(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    return value
+
+
+def _bool_field(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    return value
+
+
+def _finite_field(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
 @dataclass(frozen=True, eq=False)
 class LayerQuant:
     """Integer parameters of one quantized conv layer on an engine (the layer descriptor data).
@@ -462,22 +495,29 @@ class LayerQuant:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LayerQuant:
-        if d.get("format") != "sfc-hls.layer-quant/1":
+        """Rebuild from :meth:`to_dict`'s record; ValueError names a missing or ill-typed field.
+
+        Arrays must hold integers (a JSON 34.7 is an error, never truncated),
+        scalars their JSON type; the record's invariants are then checked by
+        ``__post_init__``.
+        """
+        if not isinstance(d, dict) or d.get("format") != "sfc-hls.layer-quant/1":
+            found = d.get("format") if isinstance(d, dict) else type(d).__name__
             raise ValueError(
-                f"not a layer-quant record (format={d.get('format')!r}, expected 'sfc-hls.layer-quant/1')"
+                f"not a layer-quant record (format={found!r}, expected 'sfc-hls.layer-quant/1')"
             )
         try:
-            kwargs = {name: np.array(d[name], dtype=np.int64) for name in _ARRAY_FIELDS}
+            if not isinstance(d["config"], dict):
+                raise ValueError(f"config must be an object, got {type(d['config']).__name__}")
+            kwargs = {name: _integer_array(name, d[name]) for name in _ARRAY_FIELDS}
+            ints = {name: _integer_field(name, d[name]) for name in _INT_FIELDS}
             return cls(
                 config=EngineConfig.from_dict(d["config"]),
-                cin=d["cin"],
-                cout=d["cout"],
-                padding=d["padding"],
-                relu=d["relu"],
-                rescale_shift=d["rescale_shift"],
-                input_scale=float(d["input_scale"]),
-                output_scale=float(d["output_scale"]),
+                relu=_bool_field("relu", d["relu"]),
+                input_scale=_finite_field("input_scale", d["input_scale"]),
+                output_scale=_finite_field("output_scale", d["output_scale"]),
                 mode=d.get("mode", "fast"),
+                **ints,
                 **kwargs,
             )
         except KeyError as exc:

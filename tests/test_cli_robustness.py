@@ -462,10 +462,6 @@ def test_zero_batchnorm_variance_is_refused(tmp_path):
     assert_one_line_error(code, err, "running_var is 0")
 
 
-@pytest.mark.xfail(
-    reason="needs host/lowering.py to pass layer=<path> to fold_batchnorm (not ours)",
-    strict=False,
-)
 def test_zero_batchnorm_variance_names_the_layer(tmp_path):
     pytest.importorskip("torch")
     from sfc_hls.host.checkpoint import save_checkpoint

@@ -89,10 +89,21 @@ def test_whole_engine_report_and_cli_json(tmp_path, capsys):
         (["--algo", "sfc6-7-3", "--pco", "2"], "2D"),
     ],
 )
-def test_argument_errors(argv, message, capsys):
-    assert run(_args(*argv)) == 2
+def test_argument_errors(argv, message, capsys, tmp_path):
+    from sfc_hls.cli import main
+
+    assert main(["synth", *argv, "--json", str(tmp_path / "r.json")]) == 2
     err = capsys.readouterr().err
-    assert "sfc-hls synth: error:" in err and message in err
+    assert err.startswith("sfc-hls synth: error:") and err.count("\n") == 1 and message in err
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_json_directory_refused_before_synthesis(capsys, tmp_path):
+    from sfc_hls.cli import main
+
+    argv = ["synth", "--algo", "wino-2x2-3x3", "--pco", "2", "--json", str(tmp_path)]
+    assert main(argv) == 2  # would take minutes of Yosys if checked only at the end
+    assert "is a directory" in capsys.readouterr().err
 
 
 def test_parser_rejects_bad_choices(capsys):
