@@ -5,13 +5,15 @@
    stride-1 3x3 algorithm, same calibration (32 training images), golden backend.
 2. ResNet-18 (seeded random weights, no pretrained weights offline) on one
    224x224 input through the golden backend (target < 10 s on 2 cores).
-3. One full ResNet-18 3x3 layer (``layer1.0.conv1``: 64x56x56 -> 64, the
-   SFC-6(7x7,3x3) engine, P_co=4) on the RTL backend in Verilator, bit-exact
-   against the golden backend, with its engine cycles.
+3. One whole ResNet-18 frame (the golden run's image) with all 20 convs on
+   the one generated engine in Verilator (native runner, ``--jobs``
+   processes), every int8 tensor compared with the golden backend's and every
+   conv's cycles with the cycle model (acceptance ``resnet18_rtl_frame_seconds``,
+   issue #11: at most 300 s on 2 cores).
 
 Writes bench/results/host.{json,md} (atomically).
 
-    python bench/bench_host.py [--repeat 3] [--skip-rtl] [--skip-accuracy]
+    python bench/bench_host.py [--repeat 3] [--jobs 2] [--skip-rtl] [--skip-accuracy]
 
 ``--skip-rtl`` keeps the previous run's RTL measurement (marked ``from_previous_run``).
 """
@@ -21,22 +23,26 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from sfc_hls.atomic_files import write_text_atomic
-from sfc_hls.config import EngineConfig
-from sfc_hls.host.calibration import calibrate, engine_configs
-from sfc_hls.host.checkpoint import load_digits_small_resnet
-from sfc_hls.host.device import GoldenDevice, RtlDevice
-from sfc_hls.host.digits import load_digits_split
-from sfc_hls.host.inference import run_float, run_int8
-from sfc_hls.host.lowering import lower_model
-from sfc_hls.host.models import resnet18
-from sfc_hls.quantize import QuantOptions
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from provenance import git_commit, tool_versions  # noqa: E402
+
+from sfc_hls.atomic_files import write_text_atomic  # noqa: E402
+from sfc_hls.host.calibration import calibrate, engine_configs  # noqa: E402
+from sfc_hls.host.checkpoint import load_digits_small_resnet  # noqa: E402
+from sfc_hls.host.device import GoldenDevice, RtlDevice  # noqa: E402
+from sfc_hls.host.digits import load_digits_split  # noqa: E402
+from sfc_hls.host.inference import run_float, run_int8  # noqa: E402
+from sfc_hls.host.lowering import lower_model  # noqa: E402
+from sfc_hls.host.models import resnet18  # noqa: E402
+from sfc_hls.quantize import QuantOptions  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ACCURACY_ALGORITHMS = ("direct-3x3", "wino-4x4-3x3", "sfc6-7x7-3x3")
@@ -80,7 +86,7 @@ def digits_accuracy(scale_modes: tuple[str, ...] = ("pow2", "fixed")) -> dict:
     return {"fp32_top1": fp32, "test_images": len(y), "calib_images": 32, "rows": rows}
 
 
-def resnet18_golden(repeat: int) -> tuple[dict, object, np.ndarray]:
+def resnet18_golden(repeat: int) -> tuple[dict, object, torch.Tensor, object]:
     torch.manual_seed(0)
     model = resnet18().eval()
     t0 = time.perf_counter()
@@ -112,36 +118,55 @@ def resnet18_golden(repeat: int) -> tuple[dict, object, np.ndarray]:
             "engine_mults": sum(c.mults for c in net.convs),
         },
         qnet,
-        result.tensors,
+        x[2:3],
+        result,
     )
 
 
-def resnet18_layer_rtl(qnet, tensors) -> dict:
-    name = "layer1.0.conv1"
-    conv = qnet.network[name]
-    params = qnet.convs[name]
-    x = tensors[conv.input]
-    engine = EngineConfig(algorithm=conv.algorithm, pco=4, cin_max=64, cout_max=64)
-    golden = GoldenDevice([engine]).run_conv(name, params, x)
+def resnet18_frame_rtl(qnet, x: torch.Tensor, golden, jobs: int) -> dict:
+    """One whole ResNet-18 frame with every conv on the one engine in Verilator.
+
+    Every int8 tensor of the frame is compared with the golden backend's
+    (exact equality), and each conv's simulated cycles with the cycle model's.
+    """
+    from bench_engines import ConvLayer, layer_row
+
+    from sfc_hls.hw.interface import EngineInterface
+
+    engines = list(qnet.engines.values())
     t0 = time.perf_counter()
-    with RtlDevice([engine]) as device:
+    with RtlDevice(engines, jobs=jobs) as device:
         device.prepare()
         t_build = time.perf_counter() - t0
-        rtl = device.run_conv(name, params, x)
-    exact = bool(np.array_equal(rtl.output, golden.output))
-    tiles = conv.tiles
-    groups = -(-conv.cout // engine.pco)
-    print(f"resnet18 {name} rtl: bit-exact {exact}, {rtl.cycles} cycles, {rtl.seconds:.1f} s")
+        result = run_int8(qnet, device, x, keep_tensors=True)
+    mismatched = [k for k, v in golden.tensors.items() if not np.array_equal(result.tensors[k], v)]
+    (engine,) = engines
+    interface = EngineInterface(engine)
+    predicted = {
+        c.name: layer_row(
+            interface, ConvLayer(c.name, c.kernel, c.stride, c.cin, c.cout, c.out_shape[1])
+        )["cycles"]
+        for c in qnet.network.convs
+    }
+    cycles = {r.name: r.cycles for r in result.records if r.cycles is not None}
+    worst = max(abs(cycles[n] - p) / p for n, p in predicted.items())
+    frame_cycles = sum(cycles.values())
+    print(
+        f"resnet18 frame rtl: {len(mismatched)} mismatched tensors, {frame_cycles:,} cycles, "
+        f"{result.seconds:.1f} s (+ build {t_build:.1f} s)"
+    )
     return {
-        "layer": name,
-        "shape": f"{conv.cin}x{conv.in_shape[1]}x{conv.in_shape[2]} -> {conv.cout}",
         "engine": engine.to_dict(),
-        "bit_exact": exact,
-        "cycles": rtl.cycles,
-        "act_beats": groups * tiles * conv.cin,
-        "cycles_per_act_beat": round(rtl.cycles / (groups * tiles * conv.cin), 3),
-        "simulation_seconds": round(rtl.seconds, 1),
+        "convs": len(cycles),
+        "bit_exact": not mismatched,
+        "mismatched_tensors": mismatched,
+        "frame_cycles": frame_cycles,
+        "cycle_model_worst_relative_error": worst,
+        "simulation_seconds": round(result.seconds, 1),
         "generate_and_build_seconds": round(t_build, 1),
+        "simulated_cycles_per_second": round(frame_cycles / result.seconds),
+        "jobs": jobs,
+        "layers": [{"name": n, "cycles": cycles[n], "model_cycles": predicted[n]} for n in cycles],
     }
 
 
@@ -181,14 +206,20 @@ def markdown(report: dict) -> str:
         f"logit correlation {r['logit_correlation_int8_vs_float']:.4f}.",
         "",
     ]
-    if "resnet18_layer_rtl" in report:
-        t = report["resnet18_layer_rtl"]
+    if "resnet18_frame_rtl" in report:
+        t = report["resnet18_frame_rtl"]
+        e = t["engine"]
         lines += [
-            f"ResNet-18 `{t['layer']}` ({t['shape']}, SFC-6(7x7,3x3), P_co="
-            f"{t['engine']['pco']}) in Verilator: bit-exact with golden: "
-            f"**{'yes' if t['bit_exact'] else 'NO'}**, {t['cycles']:,} cycles "
-            f"({t['cycles_per_act_beat']} per input beat), simulation "
-            f"{t['simulation_seconds']} s, generate + build {t['generate_and_build_seconds']} s.",
+            f"ResNet-18, one 224x224 frame, all {t['convs']} convs on the one "
+            f"{e['algorithm']} P_co={e['pco']} engine in Verilator (native runner, "
+            f"{t['jobs']} process(es)): every int8 tensor identical to golden: "
+            f"**{'yes' if t['bit_exact'] else 'NO'}**; {t['frame_cycles']:,} engine cycles "
+            f"(cycle model worst layer error {100 * t['cycle_model_worst_relative_error']:.2f} %); "
+            f"**{t['simulation_seconds']} s** of simulation "
+            f"({t['simulated_cycles_per_second']:,} cycles/s) + "
+            f"{t['generate_and_build_seconds']} s generate and build"
+            + (" (from the previous run)" if t.get("from_previous_run") else "")
+            + ".",
             "",
         ]
     lines.append(f"Machine: {report['machine']}, torch threads {report['torch_threads']}.")
@@ -198,6 +229,7 @@ def markdown(report: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--jobs", type=int, default=2, help="simulator processes (RTL frame)")
     parser.add_argument("--skip-rtl", action="store_true")
     parser.add_argument("--skip-accuracy", action="store_true")
     args = parser.parse_args()
@@ -205,16 +237,25 @@ def main() -> None:
     report: dict = {
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "torch_threads": torch.get_num_threads(),
+        "git_commit": git_commit(),
+        "versions": tool_versions(),
+        "seed": 0,
     }
     if not args.skip_accuracy:
         report["digits"] = digits_accuracy()
-    report["resnet18_golden"], qnet, tensors = resnet18_golden(args.repeat)
+    report["resnet18_golden"], qnet, x, golden = resnet18_golden(args.repeat)
     if not args.skip_rtl:
-        report["resnet18_layer_rtl"] = resnet18_layer_rtl(qnet, tensors)
+        report["resnet18_frame_rtl"] = resnet18_frame_rtl(qnet, x, golden, args.jobs)
     elif (RESULTS / "host.json").is_file():  # keep the last RTL measurement, marked as such
-        previous = json.loads((RESULTS / "host.json").read_text()).get("resnet18_layer_rtl")
+        previous = json.loads((RESULTS / "host.json").read_text()).get("resnet18_frame_rtl")
         if previous is not None:
-            report["resnet18_layer_rtl"] = {**previous, "from_previous_run": True}
+            report["resnet18_frame_rtl"] = {**previous, "from_previous_run": True}
+    frame = report.get("resnet18_frame_rtl", {})
+    report["acceptance"] = {
+        "resnet18_golden_seconds": report["resnet18_golden"]["golden_seconds_per_image"],
+        "resnet18_rtl_frame_seconds": frame.get("simulation_seconds"),
+        "resnet18_rtl_frame_bit_exact": frame.get("bit_exact"),
+    }
     write_text_atomic(RESULTS / "host.json", json.dumps(report, indent=2))
     write_text_atomic(RESULTS / "host.md", markdown(report))
     print(markdown(report))
