@@ -13,11 +13,15 @@ quantized weights, seeded), every run bit-exact against the golden model:
   stream), streams without stalls, wall time of the layer including the
   packing and the golden comparison;
 * cold build times of both simulators (fresh build directory; ccache off
-  unless ``--ccache``) and the Verilog generation time.
+  unless ``--ccache``) and the Verilog generation time;
+* ``resnet18_rtl_frame_seconds``: a whole ResNet-18 frame (random weights,
+  seed 0) with all 20 convs on the one engine, every conv from its golden
+  input in 2 simulator processes (``sfc-hls run --backend rtl --check-golden``),
+  every output bit-exact; also the chained run (:mod:`bench_host`).
 
 Writes bench/results/sim.{json,md} with an ``acceptance`` object (issue #11).
 
-    python bench/bench_sim.py [--ccache]
+    python bench/bench_sim.py [--ccache] [--skip-frame]
 """
 
 from __future__ import annotations
@@ -141,18 +145,37 @@ def markdown(result: dict) -> str:
     meta = result["meta"]
     return (
         "# RTL simulation speed\n\n"
-        f"Default engine (SFC-6(7x7,3x3), P_co=4, cin_max=cout_max=256), one ResNet-18 "
+        f"Default engine ({meta['engine']['algorithm']}, P_co={meta['engine']['pco']}, "
+        f"cin_max={meta['engine']['cin_max']}, cout_max={meta['engine']['cout_max']}), one ResNet-18 "
         f"`layer1` layer (64x56x56 -> 64, random weights, seed {SEED}), no stalls; "
         f"commit `{meta['git_commit']}`, Verilator {meta['verilator']}, cocotb "
         f"{meta['cocotb']}, {meta['cpus']} cores, ccache {'on' if meta['ccache'] else 'off'}. "
         "Before this runner: 409 cycles/s (cocotb, `--public-flat-rw`, -O0). "
-        "Regenerate: `make bench` (`python bench/bench_sim.py`).\n\n" + table + "\n"
+        "Regenerate: `make bench` (`python bench/bench_sim.py`).\n\n"
+        + table
+        + "\n"
+        + _frame_text(result)
+    )
+
+
+def _frame_text(result: dict) -> str:
+    if "resnet18_frame" not in result:
+        return ""
+    t = result["resnet18_frame"]
+    return (
+        f"\nWhole ResNet-18 frame (224x224, random weights, seed 0), all {t['convs']} convs on "
+        f"the one engine ({t['engine']['algorithm']}, P_co={t['engine']['pco']}, "
+        f"cin_max={t['engine']['cin_max']}), {t['frame_cycles']:,} engine cycles: every conv "
+        f"from its golden input in {t['jobs']} processes **{t['parallel_seconds']} s** "
+        f"(bit-exact: {'yes' if t['bit_exact'] else 'NO'}); chained in one process "
+        f"{t['chained_seconds']} s; generate and build {t['generate_and_build_seconds']} s.\n"
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ccache", action="store_true", help="allow ccache (warm builds)")
+    parser.add_argument("--skip-frame", action="store_true", help="no whole ResNet-18 frame")
     args = parser.parse_args()
     if not args.ccache:
         os.environ["SFC_HLS_CCACHE"] = "0"
@@ -162,6 +185,11 @@ def main() -> None:
     config = EngineConfig()
     with tempfile.TemporaryDirectory(prefix="sfc-hls-bench-sim-") as tmp:
         result = {"native": native(config, Path(tmp)), "cocotb": cocotb(config, Path(tmp))}
+    if not args.skip_frame:
+        from bench_host import resnet18_frame_rtl, resnet18_golden
+
+        _, qnet, x, golden = resnet18_golden(repeat=1)
+        result["resnet18_frame"] = resnet18_frame_rtl(qnet, x, golden, jobs=2)
     result["meta"] = {
         "git_commit": git_commit(),
         "versions": tool_versions(),
@@ -176,6 +204,10 @@ def main() -> None:
         "cycles_per_second_native": round(result["native"]["cycles_per_second"]),
         "cycles_per_second_cocotb": round(result["cocotb"]["cycles_per_second"]),
     }
+    if "resnet18_frame" in result:
+        frame = result["resnet18_frame"]
+        result["acceptance"]["resnet18_rtl_frame_seconds"] = frame["parallel_seconds"]
+        result["acceptance"]["resnet18_rtl_frame_bit_exact"] = frame["bit_exact"]
     print(json.dumps(result, indent=2))
     RESULTS.mkdir(parents=True, exist_ok=True)
     write_text_atomic(RESULTS / "sim.json", json.dumps(result, indent=2) + "\n")

@@ -9,6 +9,12 @@
   arithmetic (:mod:`sfc_hls.host.integer_ops`), logits dequantized at the end.
   Images go through in batches; per-layer time (and engine cycles on the RTL
   backend) is recorded.
+* :func:`check_convs` -- every conv of a golden run again on an RTL device,
+  each from its golden input tensor: the layers are then independent and run
+  ``jobs`` at a time (:meth:`~sfc_hls.host.device.RtlDevice.run_layers`).  If
+  every conv's output equals the golden one for the golden input, a chained
+  RTL run gives the golden tensors too (the host layers are the same code),
+  so this checks a whole network in a fraction of the chained run's time.
 """
 
 from __future__ import annotations
@@ -36,9 +42,18 @@ from sfc_hls.quantize import quantize_input
 
 if TYPE_CHECKING:
     from sfc_hls.host.calibration import QuantizedNetwork
-    from sfc_hls.host.device import ConvDevice
+    from sfc_hls.host.device import ConvDevice, RtlDevice
 
-__all__ = ["LayerRecord", "RunResult", "check_images", "float_tensors", "run_float", "run_int8"]
+__all__ = [
+    "ConvCheck",
+    "LayerRecord",
+    "RunResult",
+    "check_convs",
+    "check_images",
+    "float_tensors",
+    "run_float",
+    "run_int8",
+]
 
 
 def check_images(images: Any, network: Network, what: str = "images") -> np.ndarray:
@@ -255,3 +270,55 @@ def _host_layer(qnet: QuantizedNetwork, layer: Any, inputs: list[np.ndarray]) ->
     if isinstance(layer, Flatten):
         return inputs[0].reshape(inputs[0].shape[0], -1)
     raise TypeError(f"layer {layer.name!r}: no host operation for {type(layer).__name__}")
+
+
+@dataclass
+class ConvCheck:
+    """:func:`check_convs`'s answer: RTL records of every layer, convs whose output differs."""
+
+    records: list[LayerRecord]
+    mismatched: list[str]
+    seconds: float
+
+    @property
+    def identical(self) -> bool:
+        return not self.mismatched
+
+
+def check_convs(
+    qnet: QuantizedNetwork, device: RtlDevice, golden: RunResult, *, progress: bool = False
+) -> ConvCheck:
+    """Every conv of ``qnet`` on ``device``, from the golden run's input tensor of that conv.
+
+    ``golden`` must come from :func:`run_int8` with ``keep_tensors=True``.  The
+    convs are independent, so the device runs them ``device.jobs`` at a time;
+    each output is compared with the golden output (exact equality).  The
+    records are ``golden``'s with the RTL cycles and times of the convs.
+    """
+    network = qnet.network
+    convs = network.convs
+    missing = [c.name for c in convs if c.input not in golden.tensors]
+    if missing:
+        raise ValueError(
+            f"the golden run kept no input tensor of {missing[0]!r}: run it with keep_tensors=True"
+        )
+    from sfc_hls.host.device import LayerRequest
+
+    t0 = time.perf_counter()
+    requests = [
+        LayerRequest(c.name, qnet.convs[c.name], golden.tensors[c.input], c.stride) for c in convs
+    ]
+    results = device.run_layers(requests, progress=progress)
+    by_name = dict(zip((c.name for c in convs), results, strict=True))
+    mismatched = [
+        c.name
+        for c in convs
+        if not np.array_equal(by_name[c.name].output, golden.tensors[c.output])
+    ]
+    records = []
+    for rec in golden.records:
+        res = by_name.get(rec.name)
+        if res is not None:
+            rec = LayerRecord(**{**rec.to_dict(), "seconds": res.seconds, "cycles": res.cycles})
+        records.append(rec)
+    return ConvCheck(records, mismatched, time.perf_counter() - t0)

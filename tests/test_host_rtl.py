@@ -16,7 +16,7 @@ from sfc_hls.host.calibration import calibrate, engine_configs
 from sfc_hls.host.checkpoint import load_digits_small_resnet
 from sfc_hls.host.device import GoldenDevice, RtlDevice
 from sfc_hls.host.digits import load_digits_split
-from sfc_hls.host.inference import run_int8
+from sfc_hls.host.inference import check_convs, run_int8
 from sfc_hls.host.lowering import lower_model
 
 
@@ -40,6 +40,38 @@ def test_small_resnet_rtl_equals_golden_end_to_end(tmp_path):
     assert all(r.cycles and r.cycles > 0 for r in convs), convs
     assert {r.mode for r in convs} == {"fast", "direct"}
     assert len({r.engine for r in convs}) == 1
+
+    # The layer-parallel check: every conv from its golden input, two at a time.
+    with RtlDevice(engines, jobs=2) as device:
+        check = check_convs(qnet, device, golden)
+        assert check.identical, check.mismatched
+        cycles = {r.name: r.cycles for r in check.records if r.op == "conv"}
+        assert cycles == {r.name: r.cycles for r in convs}  # same beats, same cycles
+        # ... and it sees a wrong conv output: corrupt one golden tensor.
+        victim = qnet.network.convs[3]
+        bad = dataclasses.replace(golden, tensors=dict(golden.tensors))
+        bad.tensors[victim.output] = bad.tensors[victim.output].copy()
+        bad.tensors[victim.output].flat[7] ^= 1
+        assert check_convs(qnet, device, bad).mismatched == [victim.name]
+
+
+def test_run_cli_rtl_check_golden_reports_one_engine_and_modes(tmp_path, capsys):
+    """``sfc-hls run --backend rtl --check-golden``: every conv identical, the JSON names the
+    one engine for every conv and each conv's mode."""
+    import json
+
+    from sfc_hls.cli import main
+
+    out = tmp_path / "run.json"
+    argv = ["run", "--backend", "rtl", "--check-golden", "--limit", "1", "--jobs", "2",
+            "--quiet", "--json", str(out)]  # fmt: skip
+    assert main(argv) == 0, capsys.readouterr().err
+    report = json.loads(out.read_text())
+    assert report["summary"]["golden_identical"] is True
+    convs = [layer for layer in report["layers"] if layer["op"] == "conv"]
+    assert len({layer["engine"] for layer in convs}) == 1
+    assert {layer["mode"] for layer in convs} == {"fast", "direct"}
+    assert all(layer["cycles"] > 0 for layer in convs)
 
 
 def test_rtl_device_reports_a_layer_that_does_not_finish(tmp_path, monkeypatch):
