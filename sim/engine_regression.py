@@ -4,8 +4,8 @@
 the default engine (SFC-6(7x7,3x3), see :class:`~sfc_hls.config.EngineConfig`),
 draws random quantized layers (random Cin, Cout, H, W including sizes that are
 not multiples of the tile, ReLU on and off), runs them through the RTL with
-random stalls on every stream, a reset in the middle of a layer and a bad
-descriptor, checks every output bit-exactly against the golden model and
+random stalls on every stream, a reset in the middle of a layer of each mode and bad
+descriptors of both modes, checks every output bit-exactly against the golden model and
 prints a summary.  ``--waves`` (or ``WAVES=1``) writes a waveform.
 """
 
@@ -222,9 +222,9 @@ def summary_table(report: dict) -> str:
     header = ["layer", "mode", "batch", "cin", "cout", "HxW", "tiles", "act beats", "cycles",
               "beats/cycle", "bit-exact"]  # fmt: skip
     entries = list(report.get("layers", []))
-    for key in ("reset", "throughput"):
-        if key in report:
-            entries.append(report[key])
+    entries += report.get("resets", [])
+    if "throughput" in report:
+        entries.append(report["throughput"])
     rows = [
         [
             e["name"] + (" (native)" if e["name"] == "throughput" else ""),

@@ -39,7 +39,8 @@ def test_engine_bit_exact_against_golden(config, tmp_path):
     layers = report["layers"]
     assert len(layers) == 4
     assert all(layer["bit_exact"] for layer in layers)
-    assert report["throughput"]["bit_exact"] and report["reset"]["bit_exact"]
+    assert report["throughput"]["bit_exact"]
+    assert all(r["bit_exact"] for r in report["resets"])
     assert report["throughput"]["steady_cycles_per_beat"] <= 1.05
     assert report["status"]["desc_error"] == 0 and report["status"]["overflow"] == 0
     refused = report["bad_descriptor_status"]
@@ -48,6 +49,7 @@ def test_engine_bit_exact_against_golden(config, tmp_path):
     assert all(status["desc_error"] == 1 and status["busy"] == 0 for status in refused.values())
     modes = {layer["mode"].split()[0] for layer in layers}
     assert modes == {"fast", "direct"}, modes
+    assert {r["mode"].split()[0] for r in report["resets"]} == modes  # a reset in each mode
     expected_tests = ["layers_bit_exact", "reset_mid_layer_then_clean_layer",
                       "bad_descriptor_is_flagged"]  # fmt: skip
     assert sorted(report["tests"]) == sorted(expected_tests)
