@@ -35,7 +35,7 @@ import numpy as np
 __all__ = ["AdderNetwork", "SharedNode", "is_power_of_two"]
 
 
-def is_power_of_two(c: Fraction) -> bool:
+def is_power_of_two(c: Fraction | int) -> bool:
     """True for +-2^k, k any integer (a shift, possibly right)."""
     a = abs(Fraction(c))
     if a == 0:

@@ -127,13 +127,13 @@ def _build(family: str, dims: int, frozen: tuple) -> BilinearAlgorithm:
     if kw.get("points") is not None:
         kw["points"] = list(kw["points"])
     if family == "sfc":
-        build = sfc_1d if dims == 1 else sfc_2d
-        return build(kw["n"], kw["out_tile"], kw["kernel"])
+        build_sfc = sfc_1d if dims == 1 else sfc_2d
+        return build_sfc(kw["n"], kw["out_tile"], kw["kernel"])
     if family == "winograd":
-        build = winograd_1d if dims == 1 else winograd_2d
-        return build(kw["out_tile"], kw["kernel"], kw["points"])
-    build = direct_1d if dims == 1 else direct_2d
-    return build(kw["kernel"], kw["out_tile"])
+        build_winograd = winograd_1d if dims == 1 else winograd_2d
+        return build_winograd(kw["out_tile"], kw["kernel"], kw["points"])
+    build_direct = direct_1d if dims == 1 else direct_2d
+    return build_direct(kw["kernel"], kw["out_tile"])
 
 
 def get_algorithm(name: str) -> BilinearAlgorithm:

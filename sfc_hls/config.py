@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Self
+from dataclasses import Field, asdict, dataclass, fields
+from typing import Any, ClassVar, Self
 
 from sfc_hls.arguments import check_int
 from sfc_hls.bilinear import BilinearAlgorithm
@@ -50,6 +50,9 @@ DATAPATH_FIELDS = (
 
 class _DictFields:
     """``to_dict``/``from_dict`` of a dataclass whose fields are all JSON values."""
+
+    # Set by @dataclass on each subclass; declared so type checkers see a dataclass.
+    __dataclass_fields__: ClassVar[dict[str, Field[Any]]]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -109,8 +112,10 @@ class EngineConfig(_DictFields):
     out_mult_bits: int = 16
     in_bits: int = 8
     out_bits: int = 8
-    backend_width: int | None = None
-    direct_reduction_max: int | None = None
+    # None (the default) is derived in __post_init__, which always stores an int:
+    # every reader sees an int, so that is the declared type.
+    backend_width: int = None  # type: ignore[assignment]  # derived in __post_init__
+    direct_reduction_max: int = None  # type: ignore[assignment]  # derived in __post_init__
 
     def __post_init__(self) -> None:
         algo = get_algorithm(self.algorithm)  # raises ValueError for unknown names
@@ -179,7 +184,7 @@ class EngineConfig(_DictFields):
                     raise ValueError(
                         f"{where}{field}={theirs!r} differs from the engine's {ours!r}"
                     )
-        kernel = getattr(layer, "kernel", None)
+        kernel: Any = getattr(layer, "kernel", None)
         if getattr(layer, "mode", "fast") == "direct":
             reduction = kernel * kernel * layer.cin
             if reduction > self.direct_reduction_max:

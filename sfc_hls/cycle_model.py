@@ -197,7 +197,7 @@ def _simulate(
     """Group by group, tile by tile: when act beats enter, results are taken, beats leave."""
     pco_beats = timing.pco * timing.blocks  # parameter beats per group
     w = timing.cfg_writes  # config beats at cycles 0 .. w-1; START is the last
-    take_prev = None  # serializer take time of the previous tile
+    take_prev: int | None = None  # serializer take time of the previous tile
     beats_prev = 0
     last_beat_prev = w - 1  # last act beat of the previous group
     release: list[int] = []  # cycle the serializer frees each group's bank
@@ -228,6 +228,7 @@ def _simulate(
                 take = max(take, take_prev + max(beats_prev, reduction))
                 serializer_stall += take - max(unstalled, take_prev + reduction)
             take_prev, beats_prev = take, group.beats
+        assert take_prev is not None  # tiles >= 1 (checked by layer_cycles)
         last_beat_prev = max(first + tiles * reduction - 1, take_prev - front)
         release.append(take_prev + group.beats)
         last_issue = take_prev + group.beats

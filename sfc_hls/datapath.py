@@ -509,8 +509,8 @@ class LayerQuant:
         try:
             if not isinstance(d["config"], dict):
                 raise ValueError(f"config must be an object, got {type(d['config']).__name__}")
-            kwargs = {name: _integer_array(name, d[name]) for name in _ARRAY_FIELDS}
-            ints = {name: _integer_field(name, d[name]) for name in _INT_FIELDS}
+            kwargs: dict[str, Any] = {name: _integer_array(name, d[name]) for name in _ARRAY_FIELDS}
+            ints: dict[str, Any] = {name: _integer_field(name, d[name]) for name in _INT_FIELDS}
             return cls(
                 config=EngineConfig.from_dict(d["config"]),
                 relu=_bool_field("relu", d["relu"]),
@@ -642,8 +642,8 @@ def random_layer_quant(
     bias = np.clip(bias, -wd.bias_bound, wd.bias_bound)
     out_mult = rng.integers(1 << (config.out_mult_bits - 1), 1 << config.out_mult_bits, cout)
     prod_typ = y_typ * (1 << config.out_mult_bits)
-    out_shift = int(max(prod_typ, 1)).bit_length() - (config.out_bits - 1)
-    out_shift = np.clip(out_shift + rng.integers(-1, 2, cout), 0, wd.out_product_bits)
+    shift_typ = int(max(prod_typ, 1)).bit_length() - (config.out_bits - 1)
+    out_shift = np.clip(shift_typ + rng.integers(-1, 2, cout), 0, wd.out_product_bits)
     return LayerQuant(
         config=config,
         cin=cin,
@@ -697,10 +697,10 @@ def _random_direct_layer(
     bias = np.clip(rng.integers(-int(y_typ) - 1, int(y_typ) + 2, size=cout),
                    -wd.bias_bound, wd.bias_bound)  # fmt: skip
     out_mult = rng.integers(1 << (config.out_mult_bits - 1), 1 << config.out_mult_bits, cout)
-    out_shift = int(max(y_typ * (1 << config.out_mult_bits), 1)).bit_length() - (
+    shift_typ = int(max(y_typ * (1 << config.out_mult_bits), 1)).bit_length() - (
         config.out_bits - 1
     )
-    out_shift = np.clip(out_shift + rng.integers(-1, 2, cout), 0, wd.out_product_bits)
+    out_shift = np.clip(shift_typ + rng.integers(-1, 2, cout), 0, wd.out_product_bits)
     return LayerQuant(
         config=config,
         cin=cin,

@@ -298,9 +298,9 @@ def write_vectors(
                 "order": order,
                 "sha256": hashlib.sha256(text.encode()).hexdigest(),
             }
-        np.savez(
-            tmp / "vectors.npz", **{k: np.asarray(v[0], dtype=np.int64) for k, v in arrays.items()}
-        )
+        # Any: mypy matches a **dict of arrays against savez's allow_pickle: bool too.
+        npz: dict[str, Any] = {k: np.asarray(v[0], dtype=np.int64) for k, v in arrays.items()}
+        np.savez(tmp / "vectors.npz", **npz)
         (tmp / "params.json").write_text(json.dumps(params.to_dict()))
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return VectorSet(Path(out_dir), manifest)
