@@ -127,6 +127,7 @@ class DescriptorRegisters(wiring.Component):
                 for k, reg in enumerate(arrays):
                     in_range = (addr >= reg.address) & (addr < reg.address + n)
                     with m.If(in_range) if k == 0 else m.Elif(in_range):
+                        assert reg.field is not None  # only CONTROL has none, a scalar
                         field = getattr(desc, reg.field)
                         for j in range(n):
                             with m.If(addr == reg.address + j):

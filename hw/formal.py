@@ -52,6 +52,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 
@@ -318,7 +319,7 @@ class _Bit:
     """One netlist bit seen through registers: a constant, or bit ``index`` of ``word``."""
 
     const: str | None = None
-    word: tuple[str, object] | None = None
+    word: tuple[str, int | str] | None = None
     index: int = 0
     delay: int = 0
 
@@ -417,7 +418,7 @@ class _LinearNetlist:
             raise _Wrap(where, value, length, signed and extension != "zero")
         return value.scaled(1 << low_zeros)
 
-    def word(self, key: tuple[str, object]) -> LinearForm:
+    def word(self, key: tuple[str, int | str]) -> LinearForm:
         """Exact value of a word (an input element or a cell output) at delay 0."""
         if key[0] == "in":
             return LinearForm.variable(int(key[1]))
@@ -856,9 +857,9 @@ def _netlist_mutation(
         return commands, f"adder {name} of the unit made a subtractor"
     sites = []
     for name, body in sorted(_rtlil_cells(unit.rtlil, "$shl").items()):
-        amount = re.search(r"connect \\B (\d+)'([01]+)$", body, re.MULTILINE)
-        if amount and int(amount.group(2), 2):  # amount 0 is a sign extension, not a shift
-            sites.append((name, int(amount.group(2), 2), int(amount.group(1))))
+        found = re.search(r"connect \\B (\d+)'([01]+)$", body, re.MULTILINE)
+        if found and int(found.group(2), 2):  # amount 0 is a sign extension, not a shift
+            sites.append((name, int(found.group(2), 2), int(found.group(1))))
     if not sites:
         return None
     name, amount, width = rng.choice(sites)
@@ -931,7 +932,7 @@ def refute_mutant(unit: UnitUnderProof, kind: str, *, workdir: Path | None = Non
 class _OneLineParser(argparse.ArgumentParser):
     """Argument errors as one line naming the parameter, exit status 2."""
 
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 

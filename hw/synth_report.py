@@ -205,7 +205,7 @@ def synth_report(
 
 def format_report(report: dict[str, Any]) -> str:
     """The report as a fixed-width text table."""
-    rows = [("block", *RESOURCES)]
+    rows: list[tuple[str, ...]] = [("block", *RESOURCES)]
     for name, r in report["blocks"].items():
         rows.append((name, *(str(r[k]) for k in RESOURCES)))
     if "other" in report:
@@ -294,8 +294,8 @@ def ecp5_fmax(
         "nextpnr": (_nextpnr_version_output().strip().splitlines() or ["?"])[-1],
         "yosys": yosys_version(),
     }
-    with tempfile.TemporaryDirectory(prefix="sfc-hls-ecp5-") as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory(prefix="sfc-hls-ecp5-") as tmp_name:
+        tmp = Path(tmp_name)
         shutil.copy(verilog, tmp / "design.v")
         t0 = time.perf_counter()
         proc = subprocess.run(
@@ -322,8 +322,8 @@ def ecp5_fmax(
         rep = json.loads(report.read_text())
     fmax = rep.get("fmax", {})
     # {clock: {"achieved": MHz, "constraint": MHz}}
-    achieved = [v.get("achieved") for v in fmax.values() if isinstance(v, dict)]
-    achieved = [a for a in achieved if a is not None]
+    reported = [v.get("achieved") for v in fmax.values() if isinstance(v, dict)]
+    achieved = [a for a in reported if a is not None]
     out["fmax_mhz"] = min(achieved) if achieved else None
     out["clocks"] = fmax
     out["critical_path"] = _critical_path(rep.get("critical_paths", []))

@@ -318,6 +318,7 @@ class AdderNetlist:
     def _emit(self, tree: _Tree, want: int, name: str, counter: list[int], top: bool) -> _Ref:
         if tree.leaf is not None:
             return tree.leaf
+        assert tree.left is not None and tree.right is not None  # an inner node has both
         sign = want if want in tree.signs else -want
         a = self._emit(tree.left, sign if sign in tree.left.signs else -sign, name, counter, False)
         b = self._emit(
