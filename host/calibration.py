@@ -79,7 +79,9 @@ def engine_config(network: Network, *, pco: int = 4, scale_mode: str = "pow2") -
     cin_max = max(c.cin for c in convs)
     cout_max = math.ceil(max(c.cout for c in convs) / pco) * pco
     direct = [c.reduction for c in convs if c.mode == "direct"]
-    base = EngineConfig(algorithm=network.algorithm, pco=pco, scale_mode=scale_mode,
+    algorithm = network.algorithm
+    assert algorithm is not None  # the network has convs
+    base = EngineConfig(algorithm=algorithm, pco=pco, scale_mode=scale_mode,
                         cin_max=cin_max, cout_max=cout_max)  # fmt: skip
     if not direct:
         return base
@@ -233,7 +235,7 @@ def _calibrate_conv(
     else:
         per_image = layer.reduction * layer.out_shape[1] * layer.out_shape[2]
     n_cal = max(1, min(len(x), CALIB_VALUES // max(per_image, 1)))
-    common = dict(
+    common: dict[str, Any] = dict(
         config=config,
         calib_inputs_int8=x[:n_cal],
         input_scale=scales[layer.input],

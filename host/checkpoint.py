@@ -170,8 +170,7 @@ def save_checkpoint(
     previous file intact. Returns the resolved path.
     """
     path = Path(path)
-    is_model = isinstance(model_or_state, nn.Module)
-    state = model_or_state.state_dict() if is_model else model_or_state
+    state = model_or_state.state_dict() if isinstance(model_or_state, nn.Module) else model_or_state
     # clone(): save only each tensor's own data, not a larger shared storage.
     plain = {str(k): v.detach().cpu().clone() for k, v in state.items()}
     path.parent.mkdir(parents=True, exist_ok=True)

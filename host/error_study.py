@@ -202,6 +202,7 @@ def _study_layer(
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Per-layer data and one record per (algorithm, scale mode, fine-tune) of ``conv``."""
     w, b, padding = conv.weight, conv.bias, conv.padding
+    assert w is not None and b is not None  # lowered from a trained model
     sx = float(np.abs(xc).max()) / 127.0
     xc_int, xe_int = quantize_input(xc, sx), quantize_input(xe, sx)
     ref = float_conv2d(xe, w, b, padding)
@@ -253,7 +254,7 @@ def _select_layers(network: Network, layers: Sequence[str] | None) -> list[Conv]
     chosen = names if layers is None else list(layers)
     if not chosen or any(name not in names for name in chosen):
         raise ValueError(f"layers must be among the 3x3 stride-1 convs {names}, got {chosen}")
-    return [network[name] for name in chosen]
+    return [next(c for c in available if c.name == name) for name in chosen]
 
 
 def _settings(

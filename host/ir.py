@@ -91,8 +91,8 @@ class Conv(_OneInput):
     relu: bool
     algorithm: str
     bn: str | None = None
-    weight: np.ndarray = field(default=None, repr=False)
-    bias: np.ndarray = field(default=None, repr=False)
+    weight: np.ndarray | None = field(default=None, repr=False)
+    bias: np.ndarray | None = field(default=None, repr=False)
     mode: str = "fast"
 
     @property
@@ -157,8 +157,8 @@ class MaxPool(_OneInput):
     name: str
     input: str
     output: str
-    in_shape: tuple[int, int, int]
-    out_shape: tuple[int, int, int]
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
     kernel: int
     stride: int
     padding: int
@@ -175,7 +175,7 @@ class GlobalAvgPool(_OneInput):
     name: str
     input: str
     output: str
-    in_shape: tuple[int, int, int]
+    in_shape: tuple[int, ...]
     out_shape: tuple[int]
 
     def describe(self) -> str:
@@ -190,8 +190,8 @@ class AvgPool(_OneInput):
     name: str
     input: str
     output: str
-    in_shape: tuple[int, int, int]
-    out_shape: tuple[int, int, int]
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
     kernel: int
     stride: int
 
@@ -224,8 +224,8 @@ class Linear(_OneInput):
     output: str
     in_shape: tuple[int]
     out_shape: tuple[int]
-    weight: np.ndarray = field(default=None, repr=False)
-    bias: np.ndarray = field(default=None, repr=False)
+    weight: np.ndarray | None = field(default=None, repr=False)
+    bias: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def macs(self) -> int:
@@ -236,7 +236,7 @@ class Linear(_OneInput):
 
 
 Layer = Conv | Add | MaxPool | GlobalAvgPool | AvgPool | Flatten | Linear
-_KINDS: dict[str, type] = {
+_KINDS: dict[str, type[Layer]] = {
     k.op: k for k in (Conv, Add, MaxPool, GlobalAvgPool, AvgPool, Flatten, Linear)
 }
 _ARRAYS = ("weight", "bias")
@@ -286,7 +286,7 @@ class Network:
     """A lowered network: input shape, layers in execution order, output tensor name."""
 
     name: str
-    input_shape: tuple[int, int, int]
+    input_shape: tuple[int, ...]
     layers: list[Layer]
     output: str
 
@@ -383,18 +383,17 @@ class Network:
         header = ["#", "layer", "op", "engine / host", "in", "out", "details", "MACs", "mults"]
         rows = []
         for k, layer in enumerate(self.layers):
-            conv = isinstance(layer, Conv)
             rows.append(
                 [
                     str(k),
                     layer.name,
                     layer.op,
-                    f"{layer.algorithm} ({layer.mode})" if conv else "host",
+                    f"{layer.algorithm} ({layer.mode})" if isinstance(layer, Conv) else "host",
                     "x".join(map(str, layer.in_shape)),
                     "x".join(map(str, layer.out_shape)),
                     layer.describe(),
                     f"{layer.macs:,}" if isinstance(layer, Conv | Linear) else "-",
-                    f"{layer.mults:,}" if conv else "-",
+                    f"{layer.mults:,}" if isinstance(layer, Conv) else "-",
                 ]
             )
         convs = self.convs

@@ -98,7 +98,7 @@ def _module_path(node: Any) -> str:
 
 def lower_model(
     model: Any,
-    input_shape: tuple[int, int, int],
+    input_shape: tuple[int, ...],
     *,
     algorithm: str = DEFAULT_ALGORITHM,
     name: str | None = None,
@@ -187,7 +187,7 @@ class _Lowering:
     def _single_use(self, node: Any) -> bool:
         return len(node.users) == 1
 
-    def _fusable(self, node: Any, kinds: tuple[type, ...]) -> Any | None:
+    def _fusable(self, node: Any, kinds: tuple[type[Conv | Add], ...]) -> Any | None:
         """The layer producing ``node``'s input if ReLU/BN may fuse into it."""
         (arg,) = node.all_input_nodes
         layer = self.producer.get(self.tensor.get(arg, ""))
@@ -197,7 +197,7 @@ class _Lowering:
 
     # ------------------------------------------------------------------ the walk
     def run(self) -> Network:
-        output = None
+        output = ""  # set by the graph's output node (a traced graph has one)
         for node in self.gm.graph.nodes:
             if node.op == "placeholder":
                 if self.tensor:
@@ -235,8 +235,8 @@ class _Lowering:
             self._maxpool(node, mod, path)
         elif isinstance(mod, nn.AdaptiveAvgPool2d):
             size = mod.output_size
-            size = tuple(size) if isinstance(size, tuple | list) else (size, size)
-            if size != (1, 1):
+            pooled = tuple(size) if isinstance(size, tuple | list) else (size, size)
+            if pooled != (1, 1):
                 raise UnsupportedLayerError(
                     f"layer {path!r}: AdaptiveAvgPool2d({mod.output_size}) is not supported, "
                     "only global average pooling (output size 1)"
@@ -289,7 +289,7 @@ class _Lowering:
         src = self._input(arg, path)
         in_shape = self._shape(arg)
         out_shape = self._shape(node)
-        if len(in_shape) != 3:
+        if len(in_shape) != 3 or len(out_shape) != 3:  # (C, H, W) in gives (C, H, W) out
             raise UnsupportedLayerError(f"layer {path!r}: input shape {in_shape} is not (C, H, W)")
         w, b = fold_batchnorm(mod, None, layer=path)
         name = self._unique(path)
@@ -327,6 +327,7 @@ class _Lowering:
             raise UnsupportedLayerError(
                 f"layer {path!r} (BatchNorm2d) has no running statistics to fold"
             )
+        assert conv.weight is not None and conv.bias is not None  # set by _conv
         shim = _ConvArrays(conv.weight, conv.bias)
         conv.weight, conv.bias = fold_batchnorm(shim, mod, layer=path)
         conv.bn = path

@@ -348,14 +348,14 @@ def _check_against_golden(
     induction over the layers this equals a chained RTL run (the host layers
     are the same code on both backends) at a fraction of its time.
     """
-    from sfc_hls.host.device import make_device
+    from sfc_hls.host.device import RtlDevice, make_device
     from sfc_hls.host.inference import check_convs, run_int8
 
     golden = run_int8(
         qnet, make_device("golden", engines), images, batch_size=args.batch_size,
         keep_tensors=True,
     )  # fmt: skip
-    with make_device("rtl", engines, jobs=args.jobs) as device:
+    with RtlDevice(engines, jobs=args.jobs) as device:
         device.prepare()
         check = check_convs(qnet, device, golden, progress=not args.quiet)
         build_seconds = device.build_seconds
