@@ -101,12 +101,14 @@ class MacArrayTestbench:
         ]
 
     def send(self, beats: list[int], expected: np.ndarray) -> None:
+        assert self.driver is not None, "start() first"
         self.driver.send(beats)
         self.beats_sent += len(beats)
         self.scoreboard.expect(expected)
 
     async def finish(self, timeout_cycles: int) -> list[np.ndarray]:
         """Wait for all results, check them, return them decoded."""
+        assert self.monitor is not None, "start() first"
         await within_cycles(self.monitor.wait_for(len(self.scoreboard.expected)), timeout_cycles)
         await ClockCycles(self.dut.clk, 4)
         received = [np.array(self.acc_codec.decode(bits)) for bits in self.monitor.received]
@@ -189,6 +191,7 @@ async def one_beat_per_cycle(dut: Any) -> None:
         tb.send(tb.encode(accumulation), model.accumulate(accumulation))
     await tb.finish(timeout_cycles=4 * tb.beats_sent + 100)
 
+    assert tb.driver is not None and tb.monitor is not None  # started
     in_cycles = tb.driver.handshake_cycles
     cycles_per_beat = (in_cycles[-1] - in_cycles[0] + 1) / len(in_cycles)
     out_cycles = tb.monitor.handshake_cycles

@@ -75,7 +75,7 @@ class QuantizerHarness(wiring.Component):
         }
         self.rescale = Rescale(config, meta_layout=meta)
         self.outq = OutputQuantizer(config, tag_layout=meta)
-        self.blocks = {
+        self.blocks: dict[str, ActQuantizer | Rescale | OutputQuantizer] = {
             "aqp": self.acts["pow2"],
             "aqf": self.acts["fixed"],
             "rs": self.rescale,

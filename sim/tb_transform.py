@@ -87,7 +87,7 @@ class VectorCodec:
         return np.array(values, dtype=object), meta
 
     def self_check(self, data: np.ndarray, meta: int) -> None:
-        value = {"data": [int(v) for v in data]}
+        value: dict[str, Any] = {"data": [int(v) for v in data]}
         if self.has_meta:
             value["meta"] = meta
         assert self.layout.const(value).as_bits() == self.encode(data, meta), "codec mismatch"
@@ -159,10 +159,12 @@ class TransformTestbench:
             self.scoreboard.expect(row_out, meta)
             self.sent += 1
         self.in_codec.self_check(inputs[0], 0)
+        assert self.driver is not None, "start() first"
         self.driver.send(payloads)
 
     async def finish(self, timeout_cycles: int) -> list[tuple[np.ndarray, int]]:
         """Wait for every result, check them all, return them decoded."""
+        assert self.monitor is not None, "start() first"
         await within_cycles(self.monitor.wait_for(len(self.scoreboard.expected)), timeout_cycles)
         await ClockCycles(self.dut.clk, 4)
         received = [self.out_codec.decode(bits) for bits in self.monitor.received]
@@ -209,6 +211,7 @@ async def one_beat_per_cycle(dut: Any) -> None:
     tb.send(inputs, inputs @ matrix.T)
     await tb.finish(timeout_cycles=4 * count + 100)
 
+    assert tb.driver is not None and tb.monitor is not None  # started
     in_cycles = tb.driver.handshake_cycles
     out_cycles = tb.monitor.handshake_cycles
     cycles_per_beat = (in_cycles[-1] - in_cycles[0] + 1) / len(in_cycles)

@@ -61,6 +61,7 @@ import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sfc_hls.cache import sim_build_root
 
@@ -130,7 +131,7 @@ def top_ports(verilog_text: str, toplevel: str) -> list[tuple[str, str, int]]:
     match = re.search(rf"^module {re.escape(toplevel)}\b.*?^endmodule", verilog_text, re.M | re.S)
     if match is None:
         raise ValueError(f"no module {toplevel!r} in the Verilog")
-    ports = []
+    ports: list[tuple[str, str, int]] = []
     declaration = (
         r"\b(input|output|inout)\s+(?:wire\s+|reg\s+|logic\s+)?(?:signed\s+)?"
         r"(?:\[(\d+):(\d+)\]\s*)?\\?([\w$.]+)\s*(?=[,;)])"
@@ -619,7 +620,7 @@ def tb_config(*required: str) -> dict:
     return config
 
 
-def tb_report(config: Mapping[str, object], **values: object) -> None:
+def tb_report(config: Mapping[str, Any], **values: object) -> None:
     """Inside a cocotb test module: merge ``values`` into the JSON report file.
 
     The file is ``config["report_file"]`` (``config`` as from :func:`tb_config`);
