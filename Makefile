@@ -11,7 +11,7 @@ TOOLS_STAMP := $(VENV)/.system-tools
 SYSTEM_TOOLS := iverilog yosys ccache
 SYSTEM_PACKAGES := iverilog yosys ccache liblz4-dev
 
-.PHONY: all test test-slow sim formal lint format bench toolchain clean distclean
+.PHONY: all test test-slow sim formal lint typecheck format bench toolchain clean distclean
 
 all: test
 
@@ -41,6 +41,20 @@ toolchain: $(STAMP) $(TOOLS_STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(MAKE) --no-print-directory typecheck
+
+# mypy on the installed package layout: hw/, sim/ and host/ are the subpackages
+# sfc_hls.hw, .sim, .host, so build/typecheck/sfc_hls/ links every entry of
+# sfc_hls/ plus those three folders (rebuilt every run, so renamed or new files
+# are seen). Messages name the repository paths; mypy's exit status is kept.
+TYPECHECK_DIR := build/typecheck
+typecheck: $(STAMP)
+	@rm -rf $(TYPECHECK_DIR) && mkdir -p $(TYPECHECK_DIR)/sfc_hls
+	@for f in sfc_hls/*; do [ "$${f##*/}" = __pycache__ ] || ln -s "$(CURDIR)/$$f" $(TYPECHECK_DIR)/sfc_hls/; done
+	@for d in hw sim host; do ln -s "$(CURDIR)/$$d" $(TYPECHECK_DIR)/sfc_hls/$$d; done
+	@$(BIN)/mypy $(TYPECHECK_DIR)/sfc_hls > $(TYPECHECK_DIR)/mypy.out 2>&1; status=$$?; \
+	sed 's#$(TYPECHECK_DIR)/sfc_hls/\(hw\|sim\|host\)/#\1/#; s#$(TYPECHECK_DIR)/##' $(TYPECHECK_DIR)/mypy.out; \
+	exit $$status
 
 format: $(STAMP)
 	$(BIN)/ruff format .
@@ -50,6 +64,7 @@ format: $(STAMP)
 test: toolchain
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(MAKE) --no-print-directory typecheck
 	$(BIN)/pytest -m "not slow"
 
 test-slow: toolchain
