@@ -38,6 +38,7 @@ __all__ = [
     "apply_reset",
     "PayloadCodec",
     "Scoreboard",
+    "first_difference",
     "StreamDriver",
     "StreamMonitor",
     "never_pause",
@@ -96,14 +97,31 @@ async def within_cycles(awaitable: Awaitable[_T], cycles: int) -> _T:
     return await with_timeout(awaitable, cycles * CLOCK_PERIOD_NS, timeout_unit="ns")
 
 
-class Scoreboard:
-    """Compares received results with expected ones, in order, exactly.
+def first_difference(got: Any, want: Any) -> str | None:
+    """``None`` if equal; else where they first differ: ``"[i][j] = got, expected want"``."""
+    got, want = np.asarray(got, dtype=object), np.asarray(want).astype(object)
+    if got.shape != want.shape:
+        return f" shape {got.shape}, expected {want.shape}"
+    if np.array_equal(got, want):
+        return None
+    lane = tuple(int(i) for i in np.argwhere(got != want)[0])
+    text = "".join(f"[{i}]" for i in lane)
+    return f"{text} = {got[lane]}, expected {want[lane]} ({int((got != want).sum())} of {got.size} differ)"
 
-    A result is an array of lanes (any shape, Python or NumPy integers) and,
-    where the expected one has one, a ``meta`` value. :meth:`check` names the first
-    differing lane as ``<name> <index>: <field>[lane] = got, expected want``
-    and then forgets what it checked, so it can be called once per batch;
-    ``checked`` counts the results checked so far.
+
+class Scoreboard:
+    """Compares received results with expected ones, exactly: the one scoreboard of sim/.
+
+    Streams of results (block testbenches): :meth:`expect` each result (an
+    array of lanes, any shape, Python or NumPy integers, and optionally a
+    ``meta`` value), then :meth:`check` the received ones in order; it raises
+    naming the first differing lane as ``<name> <index>: <field>[lane] = got,
+    expected want`` and then forgets what it checked, so it can be called once
+    per batch; ``checked`` counts the results checked so far.
+
+    Whole results (the engine testbench's output maps): :meth:`compare`
+    returns whether they are equal and keeps each mismatch in ``mismatches``
+    for the report.
     """
 
     def __init__(self, name: str = "result", field: str = "value") -> None:
@@ -111,6 +129,15 @@ class Scoreboard:
         self.field = field
         self.expected: list[tuple[np.ndarray, int | None]] = []
         self.checked = 0
+        self.mismatches: list[str] = []
+
+    def compare(self, label: str, got: Any, want: Any) -> bool:
+        """Whether ``got`` equals ``want``; a mismatch is kept in :attr:`mismatches`."""
+        self.checked += 1
+        difference = first_difference(got, want)
+        if difference is not None:
+            self.mismatches.append(f"{label}: {self.field}{difference}")
+        return difference is None
 
     def expect(self, lanes: Any, meta: int | None = None) -> None:
         self.expected.append((np.asarray(lanes), meta))
@@ -121,21 +148,13 @@ class Scoreboard:
         assert len(received) == len(self.expected), (
             f"{self.name}s: received {len(received)}, expected {len(self.expected)}"
         )
-        metas = [None] * len(received) if metas is None else metas
+        got_metas: Sequence[int | None] = [None] * len(received) if metas is None else metas
         for index, (got, got_meta, (want, meta)) in enumerate(
-            zip(received, metas, self.expected, strict=True)
+            zip(received, got_metas, self.expected, strict=True)
         ):
-            got, want = np.asarray(got, dtype=object), want.astype(object)
-            if got.shape != want.shape:
-                raise AssertionError(
-                    f"{self.name} {index}: {self.field} shape {got.shape}, expected {want.shape}"
-                )
-            if not np.array_equal(got, want):
-                lane = tuple(int(i) for i in np.argwhere(got != want)[0])
-                text = "".join(f"[{i}]" for i in lane)
-                raise AssertionError(
-                    f"{self.name} {index}: {self.field}{text} = {got[lane]}, expected {want[lane]}"
-                )
+            difference = first_difference(got, want)
+            if difference is not None:
+                raise AssertionError(f"{self.name} {index}: {self.field}{difference}")
             if meta is not None:
                 assert got_meta == meta, f"{self.name} {index}: meta {got_meta}, expected {meta}"
         self.checked += len(received)

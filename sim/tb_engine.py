@@ -9,7 +9,7 @@ Run through :func:`sfc_hls.sim.verilator.run_cocotb` (see
 Pieces, as in cocotbext-axi: one :class:`~sfc_hls.sim.streams.StreamDriver`
 per input stream, a :class:`~sfc_hls.sim.streams.StreamMonitor` on ``o_out``,
 the golden model (:func:`sfc_hls.golden.conv2d_int8`) as the reference and a
-:class:`Scoreboard` comparing whole output feature maps exactly.  The host
+:class:`~sfc_hls.sim.streams.Scoreboard` comparing whole output feature maps exactly.  The host
 side of the protocol is :class:`sfc_hls.hw.engine_streams.EngineStreams`.
 """
 
@@ -30,8 +30,8 @@ from sfc_hls.golden import conv2d_int8
 from sfc_hls.hw.engine_streams import EngineStreams, pack
 from sfc_hls.hw.interface import EngineInterface
 from sfc_hls.hw.register_map import REGISTERS, START
-from sfc_hls.sim.streams import CLOCK_PERIOD_NS as CLOCK_PERIOD_NS  # re-exported for tb_host
 from sfc_hls.sim.streams import (
+    Scoreboard,
     StreamDriver,
     StreamMonitor,
     apply_reset,
@@ -61,26 +61,6 @@ class LayerResult:
     mode: str = "fast"  # "fast", or "direct KxK/S"
 
 
-class Scoreboard:
-    """Exact comparison of whole output maps; keeps the first mismatch for the report."""
-
-    def __init__(self) -> None:
-        self.mismatches: list[str] = []
-
-    def check(self, name: str, got: np.ndarray, want: np.ndarray) -> bool:
-        if got.shape != want.shape:
-            self.mismatches.append(f"{name}: shape {got.shape} != {want.shape}")
-            return False
-        if not np.array_equal(got, want):
-            idx = tuple(int(i) for i in np.argwhere(got != want)[0])
-            self.mismatches.append(
-                f"{name}: out{list(idx)} = {got[idx]}, golden {want[idx]} "
-                f"({int((got != want).sum())} of {got.size} differ)"
-            )
-            return False
-        return True
-
-
 class EngineTestbench:
     """Clock, reset, drivers, monitor, reference model and scoreboard for one engine."""
 
@@ -91,7 +71,7 @@ class EngineTestbench:
         self.interface = EngineInterface.from_config(self.engine_config)
         self.streams = EngineStreams(self.interface)
         self.rng = random.Random(int(config.get("seed", 0)))
-        self.scoreboard = Scoreboard()
+        self.scoreboard = Scoreboard("output map", "out")
         self.drivers: dict[str, StreamDriver] = {}
         self.monitor: StreamMonitor | None = None
 
@@ -139,6 +119,7 @@ class EngineTestbench:
         self, name: str, params: LayerQuant, x: np.ndarray, stride: int = 1
     ) -> LayerResult:
         """Send one layer, collect its outputs, compare with the golden model."""
+        assert self.monitor is not None, "start() first"
         t0 = time.perf_counter()
         act = self.drivers["i_act"]
         first_act = len(act.handshake_cycles)
@@ -152,7 +133,7 @@ class EngineTestbench:
         got = self.streams.assemble(list(self.monitor.received), params, n, h, w,
                                     stride=stride, schedule=beats.schedule)  # fmt: skip
         want = conv2d_int8(x, params, stride=stride)
-        ok = self.scoreboard.check(name, got, want)
+        ok = self.scoreboard.compare(name, got, want)
         # Steady-state throughput per group: act beats / cycles between first and last.
         hs = act.handshake_cycles[first_act:]
         per_group = len(hs) // beats.groups
@@ -230,6 +211,7 @@ async def reset_mid_layer_then_clean_layer(dut: Any) -> None:
     config = tb_config()
     tb = EngineTestbench(dut, config)
     await tb.start(input_pause=0.1, output_pause=0.1)
+    assert tb.monitor is not None  # started
     layers = _load_layers(config)
     results = []
     for mode in dict.fromkeys(params.mode for _, params, _, _ in layers):
