@@ -16,7 +16,7 @@ from sfc_hls.hw.descriptor import DescriptorRegisters
 from sfc_hls.hw.interface import EngineInterface
 from sfc_hls.hw.pipeline import StallPipeline
 from sfc_hls.hw.register_map import REGISTERS, START
-from sfc_hls.hw.serializer import ChannelSerializer
+from sfc_hls.hw.serializer import ResultSerializer
 from sfc_hls.sim.amaranth_streams import (
     collect,
     idle,
@@ -162,35 +162,49 @@ def test_descriptor_needs_nonzero_counts():
     assert seen[-1][:3] == (1, 0, 1)  # TILES = 0
 
 
-# -- ChannelSerializer ---------------------------------------------------------------------------
-@pytest.mark.parametrize("seed", [0, 1])
-def test_channel_serializer_order_framing_and_banks(seed):
-    """Results of a layer with cout = 7 on 3 lanes (a partial last group), 2 tiles per group,
-    with random gaps and backpressure: lanes in order, channels, tiles, last, bank releases."""
-    iface = EngineInterface.from_config(SMALL)
-    dut = ChannelSerializer(iface)
-    rng = np.random.default_rng(seed)
-    cout, tiles, pco, m = 7, 2, 3, iface.positions
-    groups = -(-cout // pco)
-    results = [rng.integers(-1000, 1000, size=(pco, m)) for _ in range(groups * tiles)]
-    chan = [[{"rescale_mult": [int(b * 100 + lane * 10 + j) for j in range(m)],
-              "params": {"bias": b * 10 + lane, "out_mult": 1, "out_shift": 0}}
-             for lane in range(pco)] for b in range(2)]  # fmt: skip
-    expected = []
+# -- ResultSerializer ----------------------------------------------------------------------------
+#: m = 16 positions in B = 4 blocks of W = 4, 3 lanes: every branch of the serializer is used.
+SERIAL = EngineConfig(algorithm="wino-2x2-3x3", pco=3, cin_max=4, cout_max=12, backend_width=4)
+
+
+def _param_word(bank: int, lane: int, block: int, width: int) -> dict:
+    """The parameter memory entry of (bank, lane, block): values that name their address."""
+    base = 1000 * bank + 100 * lane + 10 * block
+    return {"rescale_mult": [base + j for j in range(width)],
+            "params": {"bias": base, "out_mult": 1, "out_shift": 0}}  # fmt: skip
+
+
+def _serializer_expected(results, cout, tiles, pco, blocks, width, replicas):
+    """Beats in order: (data, param (bank, lane, block), channel, tile, index, end, last).
+
+    Fast mode: ``replicas = 1``, a packet of B blocks per lane.  Direct mode: a packet
+    of B / R blocks per (lane, replica), channel ``base + r P_co + lane``.
+    """
+    per_group, per_replica = pco * replicas, blocks // replicas
+    groups = -(-cout // per_group)
+    beats = []
     for g in range(groups):
         for t in range(tiles):
-            for lane in range(min(pco, cout - g * pco)):
-                last = g == groups - 1 and t == tiles - 1 and lane == cout - g * pco - 1
-                expected.append(
-                    (results[g * tiles + t][lane], g % 2, lane, g * pco + lane, t, last)
-                )
+            result = results[g * tiles + t]
+            for lane in range(pco):
+                for r in range(replicas):
+                    channel = g * per_group + r * pco + lane
+                    if channel >= cout:
+                        continue
+                    for k in range(per_replica):
+                        block = r * per_replica + k
+                        beats.append((result[lane][block * width : (block + 1) * width].tolist(),
+                                      (g % 2, lane, block), channel, t, k, k == per_replica - 1))  # fmt: skip
+    return [(*b, i == len(beats) - 1) for i, b in enumerate(beats)], groups
+
+
+def _run_serializer(dut, results, layer, total, gaps, param_memory):
+    """Stream ``results`` through ``dut`` with a one-cycle parameter memory; beats, releases."""
     received, releases = [], []
-    gaps = random.Random(seed)
 
     async def producer(ctx):
-        ctx.set(dut.chan, chan)
-        ctx.set(dut.cout, cout)
-        ctx.set(dut.tiles, tiles)
+        for port, value in layer.items():
+            ctx.set(getattr(dut, port), value)
         ctx.set(dut.start, 1)
         await ctx.tick()
         ctx.set(dut.start, 0)
@@ -198,21 +212,55 @@ def test_channel_serializer_order_framing_and_banks(seed):
             await idle(ctx, gaps.choice([0, 0, 1, 4]))
             await send(ctx, dut.i_acc, [[int(v) for v in row] for row in result])
 
+    async def memory(ctx):  # synchronous read port with enable, as in the engine
+        async for _, _, addr, en in ctx.tick().sample(dut.param_addr, dut.param_en):
+            if en:
+                ctx.set(dut.param_data, param_memory[addr])
+
     async def consumer(ctx):
-        await collect(ctx, dut.o_lane, len(expected), received, ready=lambda: gaps.random() < 0.7)
+        await collect(ctx, dut.o_lane, total, received, ready=lambda: gaps.random() < 0.7)
 
     async def watch(ctx):
         async for _, _, release, bank, done in ctx.tick().sample(dut.release, dut.bank, dut.done):
             if release:
                 releases.append((bank, done))
 
-    run_testbenches(dut, producer, consumer, watch, cycles=40 * len(expected) + 100)
+    run_testbenches(dut, producer, consumer, memory, watch, cycles=40 * total + 100)
+    return received, releases
+
+
+@pytest.mark.parametrize(
+    ("mode", "cout", "replicas"), [("fast", 7, 1), ("direct", 11, 2), ("direct", 12, 4)]
+)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_result_serializer_order_framing_params_and_banks(mode, cout, replicas, seed):
+    """A layer with a partial last group, 2 tiles per group, random gaps and backpressure:
+    the W-wide slices in order, each with its (bank, lane, block) parameters, channel, tile,
+    index, end and last; one bank release per group."""
+    iface = EngineInterface.from_config(SERIAL)
+    dut = ResultSerializer(iface)
+    rng = np.random.default_rng(seed)
+    pco, m, nb, w, tiles = SERIAL.pco, iface.positions, iface.blocks, iface.width, 2
+    assert (m, nb, w) == (16, 4, 4)
+    groups = -(-cout // (pco * replicas))
+    results = [rng.integers(-1000, 1000, size=(pco, m)) for _ in range(groups * tiles)]
+    expected, groups = _serializer_expected(results, cout, tiles, pco, nb, w, replicas)
+    param_memory = [_param_word(a // (pco * nb), a // nb % pco, a % nb, w)
+                    for a in range(2 * pco * nb)]  # fmt: skip
+    layer = {"cout": cout, "tiles": tiles, "direct": int(mode == "direct"), "replicas": replicas,
+             "blocks_per_replica": nb // replicas}  # fmt: skip
+    received, releases = _run_serializer(
+        dut, results, layer, len(expected), random.Random(seed), param_memory
+    )
     assert len(received) == len(expected)
-    for got, (acc, bank, lane, channel, tile, last) in zip(received, expected, strict=True):
-        assert [int(got.data[j]) for j in range(m)] == acc.tolist()
-        assert [int(got.mult[j]) for j in range(m)] == chan[bank][lane]["rescale_mult"]
-        assert int(got.meta.params.bias) == bank * 10 + lane
+    for n, (got, want) in enumerate(zip(received, expected, strict=True)):
+        data, (bank, lane, block), channel, tile, index, end, last = want
+        word = _param_word(bank, lane, block, w)
+        assert [int(got.data[j]) for j in range(w)] == data, n
+        assert [int(got.mult[j]) for j in range(w)] == word["rescale_mult"], n
+        assert int(got.meta.params.bias) == word["params"]["bias"], n
         tag = got.meta.tag
-        assert (int(tag.channel), int(tag.tile), int(tag.last)) == (channel, tile, int(last))
+        assert (int(tag.channel), int(tag.tile), int(tag.index), int(tag.end), int(tag.last)) == (
+            channel, tile, index, int(end), int(last)), n  # fmt: skip
     # One release per group, alternating banks, the last one before done rises.
     assert [bank for bank, _ in releases] == [g % 2 for g in range(groups)]
