@@ -5,7 +5,7 @@ Run through :func:`sfc_hls.sim.verilator.run_cocotb` with the Verilog of an
 (:func:`sfc_hls.sim.verilator.tb_config`) names the unit and the layer whose
 golden stages are the test vectors::
 
-    {"unit": {"kind": "input", "algorithm": "sfc6-7x7-3x3", "in_bits": 8, "meta_width": 5},
+    {"unit": {"kind": "input", "algorithm": "sfc6-7x7-3x3", "in_bits": 8, "meta_layout": 5},
      "layer": {"batch": 2, "cin": 4, "cout": 4, "size": 21},
      "seed": 3, "input_pause": 0.3, "output_pause": 0.4, "report_file": "/path/report.json"}
 

@@ -92,19 +92,19 @@ def spec_requant(value, mult, shift, bits: int | None = None, relu: bool = False
             r"y_bits must be an int >= 2, got 1",
         ),
         (
-            lambda: Rescale(EngineConfig(), cin_max=0),
+            lambda: Rescale(EngineConfig(), reduction_max=0),
             ValueError,
-            r"cin_max must be an int in \[1, 256\], got 0",
+            r"reduction_max must be an int in \[1, 2304\], got 0",
         ),
         (
-            lambda: Rescale(EngineConfig(), cin_max=257),
+            lambda: Rescale(EngineConfig(), reduction_max=2305),
             ValueError,
-            r"cin_max must be an int in \[1, 256\], got 257",
+            r"reduction_max must be an int in \[1, 2304\], got 2305",
         ),
         (
-            lambda: Rescale(EngineConfig(), cin_max="8"),
+            lambda: Rescale(EngineConfig(), reduction_max="8"),
             TypeError,
-            r"cin_max must be an int in \[1, 256\], got str '8'",
+            r"reduction_max must be an int in \[1, 2304\], got str '8'",
         ),
         (
             lambda: Rescale(EngineConfig(), meta_layout="x"),
@@ -112,9 +112,9 @@ def spec_requant(value, mult, shift, bits: int | None = None, relu: bool = False
             r"meta_layout must be a shape .*got 'x'",
         ),
         (
-            lambda: Rescale(EngineConfig(), cin_max=8).minimum_shift(9),
+            lambda: Rescale(EngineConfig(), reduction_max=8).minimum_shift(9),
             ValueError,
-            r"cin must be an int in \[1, 8\], got 9",
+            r"reduction must be an int in \[1, 8\], got 9",
         ),
     ],
 )
@@ -145,12 +145,17 @@ def test_widths_cover_every_legal_layer(algorithm, mode):
     mult_max = 1 if mode == "pow2" else (1 << config.act_mult_bits) - 1
     p_lo, p_hi = signed_range(act.product_bits)
     assert p_lo <= spec.v_lo.min() * mult_max and spec.v_hi.max() * mult_max <= p_hi
-    assert rescale.acc_bits == MacArray.accumulator_width(cin_max=64)
-    for cin in (1, 3, 17, 64):
+    # The longest accumulation is the engine's: a fast layer's cin or a direct layer's K^2 cin.
+    reduction_max = max(config.cin_max, config.direct_reduction_max)
+    assert rescale.acc_bits == MacArray.accumulator_width(cin_max=reduction_max)
+    layers = [("fast", None, cin) for cin in (1, 3, 17, 64)]
+    layers += [("direct", k, c) for k, c in ((1, 64), (3, 7), (7, 3)) if k * k * c <= reduction_max]
+    layers.append(("direct", 1, reduction_max))  # direct K = 1 with cin = the whole limit
+    for mode_, kernel, cin in layers:
+        reduction = cin * (kernel or 1) ** 2
         for extra in (0, 2):
-            wd = DatapathWidths.derive(
-                config.algo, config, cin, minimum_rescale_shift(cin, config) + extra
-            )
+            shift = minimum_rescale_shift(reduction, config) + extra
+            wd = DatapathWidths.derive(config.algo, config, cin, shift, mode=mode_, kernel=kernel)
             assert rescale.acc_bits >= wd.acc_bits
             assert rescale.product_bits >= wd.rescaled_bits
             assert rescale.max_shift >= wd.rescaled_bits
@@ -177,11 +182,16 @@ def test_default_engine_ports():
     assert fixed.act_mult.shape().size == 132 * 16
     assert "meta" not in dict(fixed.in_layout)  # meta_width 0: no field
     rescale = Rescale(config, meta_layout=2)
-    assert (rescale.acc_bits, rescale.product_bits, rescale.max_shift) == (24, 40, 39)
+    # The back-end is W = 11 of the 132 positions wide (config.backend_width).  The longest
+    # accumulation is a direct 3x3 layer at cin_max: 2304 products of 128 * 128 at most,
+    # 37,748,736 < 2^26, so 27 bits; times a 16-bit multiplier: 43 bits.
+    assert rescale.positions == config.backend_width == 11
+    assert (rescale.acc_bits, rescale.product_bits, rescale.max_shift) == (27, 43, 43)
     assert rescale.shift_width == 6 and rescale.minimum_shift(256) == 15
+    assert rescale.minimum_shift(2304) == 19
     assert rescale.o_z.payload.shape() == rescale.out_layout
     outq = OutputQuantizer(config, tag_layout=2)
-    assert outq.outputs == 49
+    assert outq.outputs == 11
     assert (outq.y_bits, outq.biased_bits, outq.product_bits, outq.max_shift) == (31, 32, 48, 48)
     assert signed_range(outq.y_bits)[1] >= 112 * (1 << 23)  # max row L1 of A^T times 2^23
     assert [b.latency for b in (act, rescale, outq)] == [2, 2, 3]
@@ -504,7 +514,7 @@ def test_output_quantizer_extremes():
             rows += [
                 (np.full(n, y_hi), b_hi, mult, shift),
                 (np.full(n, y_lo), b_lo, mult, shift),
-                (np.array([y_hi, y_lo, -1, 1]), 0, mult, shift),
+                (np.resize([y_hi, y_lo, -1, 1], n), 0, mult, shift),
             ]
     # Ties: (y + bias) * mult = odd multiple of 2^(s-1), both signs.
     for shift in range(1, dut.y_bits):

@@ -324,7 +324,7 @@ def test_amaranth_backpressure_holds_the_whole_pipeline():
 # -- Verilator through cocotb -------------------------------------------------------------
 
 VERILATOR_UNITS = {
-    "input_transform": {"kind": "input", "algorithm": FULL, "in_bits": 8, "meta_width": 5},
+    "input_transform": {"kind": "input", "algorithm": FULL, "in_bits": 8, "meta_layout": 5},
     "output_transform": {"kind": "output", "algorithm": FULL, "z_bits": 24},
 }
 
