@@ -15,7 +15,8 @@ engine side by side, their ports renamed with the prefixes ``aqp_``, ``aqf_``,
 For every layer and scale mode the reference model draws ``random_layer_quant`` parameters
 and an input, runs :func:`sfc_hls.golden.conv2d_int8` with all stages, and the
 three blocks must reproduce ``q`` from ``v``, ``z`` from ``acc`` and
-``rescale_mult[:, co]``, and ``out_tiles`` from ``y`` and the channel's
+``rescale_mult[:, co]`` (in blocks of the back-end width ``W``), and
+``out_tiles`` from ``y`` (``W`` values per beat) and the channel's
 ``bias``, ``out_mult``, ``out_shift`` -- bit-exactly, with random input pauses
 and output backpressure, and with ``meta`` carried through.
 """
@@ -144,18 +145,23 @@ class GoldenLayer:
             for vv, qq in zip(v.reshape(-1, m), q.reshape(-1, m), strict=True)
         ]
 
-    def rescale_beats(self) -> list[Beat]:
+    def rescale_beats(self, width: int) -> list[Beat]:
+        """The accumulators of each (image, channel, tile) in blocks of ``width`` positions
+        (the engine's back-end width, a divisor of ``m``), with their multipliers."""
         acc, z = self.stages.acc, self.stages.z  # (N, Cout, TH, TW, m)
         mult = self.params.rescale_mult  # (m, Cout)
         beats = []
         for index in np.ndindex(acc.shape[:-1]):
             co = index[1]
-            beats.append(
-                Beat({"data": acc[index].tolist(), "mult": mult[:, co].tolist()}, z[index])
-            )
+            for lo in range(0, acc.shape[-1], width):
+                block = slice(lo, lo + width)
+                payload = {"data": acc[index][block].tolist(), "mult": mult[block, co].tolist()}
+                beats.append(Beat(payload, z[index][block]))
         return beats
 
-    def outq_beats(self) -> list[Beat]:
+    def outq_beats(self, width: int) -> list[Beat]:
+        """Each output tile's ``y`` in beats of ``width`` values; a partial last beat is
+        filled with the tile's first values again (and expects their outputs)."""
         y, out = self.stages.y, self.stages.out_tiles  # (N, Cout, TH, TW, M*M)
         p = self.params
         beats = []
@@ -166,8 +172,11 @@ class GoldenLayer:
                 "out_mult": int(p.out_mult[co]),
                 "out_shift": int(p.out_shift[co]),
             }
-            payload = {"data": y[index].tolist(), "meta": {"params": params}}
-            beats.append(Beat(payload, out[index]))
+            count = -(-y.shape[-1] // width) * width
+            ys, outs = np.resize(y[index], count), np.resize(out[index], count)
+            for lo in range(0, count, width):
+                payload = {"data": ys[lo : lo + width].tolist(), "meta": {"params": params}}
+                beats.append(Beat(payload, outs[lo : lo + width]))
         return beats
 
 
@@ -345,8 +354,8 @@ async def golden_layers_with_stalls(dut: Any) -> None:
             act = tb.set_layer(golden.params)
             beats = {
                 act: golden.act_beats(),
-                "rescale": golden.rescale_beats(),
-                "outq": golden.outq_beats(),
+                "rescale": golden.rescale_beats(tb.harness.rescale.positions),
+                "outq": golden.outq_beats(tb.harness.outq.outputs),
             }
             await tb.run_beats(beats)
             assert tb.overflow() == 0, "overflow set by a legal layer"
@@ -379,7 +388,7 @@ async def overflow_flag_on_too_small_shift(dut: Any) -> None:
     engine = tb.engine
     rescale = tb.harness.rescale
     m = rescale.positions
-    cin = engine.cin_max
+    cin = rescale.reduction_max  # the engine's longest accumulation (direct K^2 cin)
     bound = accumulation_bound(cin, engine.act_bits, engine.weight_bits)
     mult_max = (1 << engine.rescale_bits) - 1
     minimum = minimum_rescale_shift(cin, engine)
@@ -431,8 +440,8 @@ async def one_beat_per_cycle(dut: Any) -> None:
     for mode in SCALE_MODES:  # the fixed layer's rescale and relu ports stay set
         golden = GoldenLayer(replace(tb.engine, scale_mode=mode), gen=tb.gen, **layer)
         beats[tb.set_layer(golden.params)] = repeat(golden.act_beats())
-    beats["rescale"] = repeat(golden.rescale_beats())
-    beats["outq"] = repeat(golden.outq_beats())
+    beats["rescale"] = repeat(golden.rescale_beats(tb.harness.rescale.positions))
+    beats["outq"] = repeat(golden.outq_beats(tb.harness.outq.outputs))
     await tb.run_beats(beats)
     measured = {}
     for name, channel in tb.channels.items():

@@ -658,11 +658,12 @@ def test_verilator_golden_layers(seed, tmp_path):
     }
     measured = json.loads(report.read_text())
     act_beats = 16 * 4 + 64 + 2 * 3 * 6
+    channel_tiles = 2 * (24 + 4 + 96)  # (image, channel, tile) triples, both scale modes
     assert measured["golden_beats"] == {
         "act_pow2": act_beats,
         "act_fixed": act_beats,
-        "rescale": 2 * (24 + 4 + 96),
-        "outq": 2 * (24 + 4 + 96),
+        "rescale": channel_tiles * 12,  # m = 132 accumulators in blocks of W = 11
+        "outq": channel_tiles * 5,  # 49 outputs per tile in beats of W = 11: 5 beats
     }
     assert measured["relu_layers"] == 2
     latencies = {"act_pow2": 2, "act_fixed": 2, "rescale": 2, "outq": 3}
