@@ -14,6 +14,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sfc_hls.atomic_files import atomic_directory, write_text_atomic
 from sfc_hls.cache import cache_dir
@@ -131,6 +132,24 @@ def engine_manifest(interface) -> dict:
     }
 
 
+def _verified_cache_entry(verilog_path: Path, manifest_path: Path) -> dict[str, Any] | None:
+    """The cached manifest if the entry is whole (the Verilog's hash is the manifest's), else None.
+
+    A truncated, emptied or edited file makes the entry miss, so it is rebuilt
+    (and healed) instead of being copied on.
+    """
+    if not (verilog_path.is_file() and manifest_path.is_file()):
+        return None
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        digest = hashlib.sha256(verilog_path.read_bytes()).hexdigest()
+    except (OSError, ValueError):
+        return None
+    if not isinstance(manifest, dict) or manifest.get("verilog_sha256") != digest:
+        return None
+    return manifest
+
+
 def generate_engine(
     config: EngineConfig, out_dir: str | Path | None = None, *, overwrite: bool = False
 ) -> GeneratedEngine:
@@ -147,8 +166,9 @@ def generate_engine(
     verilog_path = cache_dir / f"{TOPLEVEL}.v"
     manifest_path = cache_dir / f"{TOPLEVEL}.json"
     t0 = time.perf_counter()
-    cached = verilog_path.is_file() and manifest_path.is_file()
-    if not cached:
+    manifest = _verified_cache_entry(verilog_path, manifest_path)
+    cached = manifest is not None
+    if manifest is None:
         from amaranth.back import verilog
 
         from sfc_hls.hw.engine import ConvEngine
@@ -159,7 +179,6 @@ def generate_engine(
         manifest["verilog_sha256"] = hashlib.sha256(text.encode()).hexdigest()
         write_text_atomic(verilog_path, text)
         write_text_atomic(manifest_path, json.dumps(manifest, indent=2))
-    manifest = json.loads(manifest_path.read_text())
     result = GeneratedEngine(
         verilog_path, manifest_path, manifest, cached, time.perf_counter() - t0
     )

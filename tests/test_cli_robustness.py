@@ -773,3 +773,32 @@ def test_an_output_that_appears_during_the_run_is_not_replaced(tmp_path):
         (out / "b.txt").write_text("theirs")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["v"]
     assert sorted(p.name for p in out.iterdir()) == ["b.txt"]
+
+
+# -- #16 item 2: a broken cache entry is rebuilt, never copied on --------------------------------
+@pytest.mark.parametrize("damage", ["truncate", "empty", "bad-manifest", "no-hash"])
+def test_generate_rebuilds_a_broken_cache_entry(tmp_path, monkeypatch, damage):
+    import json
+
+    monkeypatch.setenv("SFC_HLS_CACHE", str(tmp_path / "cache"))
+    argv = ["generate", "--algo", "wino-2x2-3x3", "--pco", "1", "--cin-max", "4", "--cout-max", "2"]
+    code, _, err = run_cli([*argv, "-o", tmp_path / "first"])
+    assert code == 0, err
+    good = (tmp_path / "first" / "conv_engine.v").read_bytes()
+    (entry,) = (tmp_path / "cache" / "engines").iterdir()
+    verilog, manifest = entry / "conv_engine.v", entry / "conv_engine.json"
+    if damage == "truncate":
+        verilog.write_bytes(good[: len(good) // 2])
+    elif damage == "empty":
+        verilog.write_bytes(b"")
+    elif damage == "bad-manifest":
+        manifest.write_text(manifest.read_text()[:100])
+    else:
+        record = json.loads(manifest.read_text())
+        del record["verilog_sha256"]
+        manifest.write_text(json.dumps(record))
+    code, out, err = run_cli([*argv, "-o", tmp_path / "second"])
+    assert code == 0, err
+    assert (tmp_path / "second" / "conv_engine.v").read_bytes() == good
+    assert verilog.read_bytes() == good  # the cache is healed
+    assert json.loads(manifest.read_text())["verilog_sha256"]
