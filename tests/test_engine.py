@@ -116,8 +116,12 @@ def test_stream_encoding_round_trip_through_golden():
     beats = streams.layer_beats(params, x)
     assert beats.groups == 3 and beats.tiles == 2 * 3 * 2
     assert len(beats.act) == beats.groups * beats.tiles * 3
-    assert len(beats.weight) == beats.groups * 3 and len(beats.chan) == beats.groups * 2
-    assert beats.expected_outputs == beats.tiles * 5
+    iface = streams.interface
+    # Weights: cin beats per group; parameters: one beat per (lane, back-end block) per group;
+    # outputs: each channel's tile in output_beats beats of the back-end width.
+    assert len(beats.weight) == beats.groups * 3
+    assert len(beats.chan) == beats.groups * 2 * iface.blocks
+    assert beats.expected_outputs == beats.tiles * 5 * iface.output_beats
     with pytest.raises(ValueError, match="scale_mode='fixed' differs"):
         other = EngineConfig(algorithm="sfc4-4x4-3x3", pco=2, cin_max=8, cout_max=8,
                              scale_mode="fixed")  # fmt: skip

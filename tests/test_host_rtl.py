@@ -52,7 +52,11 @@ def test_small_resnet_rtl_equals_golden_end_to_end(tmp_path):
         bad = dataclasses.replace(golden, tensors=dict(golden.tensors))
         bad.tensors[victim.output] = bad.tensors[victim.output].copy()
         bad.tensors[victim.output].flat[7] ^= 1
-        assert check_convs(qnet, device, bad).mismatched == [victim.name]
+        # The victim's output differs, and so do the outputs of the convs that read it
+        # (their input changed): each is compared with the corrupted golden tensors.
+        readers = [c.name for c in qnet.network.convs if c.input == victim.output]
+        assert readers, "pick a victim whose output another conv reads"
+        assert check_convs(qnet, device, bad).mismatched == [victim.name, *readers]
 
 
 def test_run_cli_rtl_check_golden_reports_one_engine_and_modes(tmp_path, capsys):

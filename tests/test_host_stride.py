@@ -100,9 +100,12 @@ def test_strided_stream_encoding_round_trip():
     beats = streams.layer_beats(params, x, stride=2)
     assert beats.tiles == 2 * 5 * 3  # one tile per output pixel (5 x 3 per image)
     assert len(beats.act) == beats.groups * beats.tiles * 3
-    # Build the output beats the engine would send (golden values, tile-major,
-    # one beat per lane) and assemble them back.
+    # Build the output beats the engine would send (golden values, tile-major, one beat
+    # per lane, the tile's one output in the first of the back-end's W values) and
+    # assemble them back.
     want = conv2d_int8(x, params, stride=2)
+    width = streams.interface.width
+    assert streams.interface.output_beats == 1
     payloads = []
     for g in range(beats.groups):
         for t in range(beats.tiles):
@@ -113,9 +116,10 @@ def test_strided_stream_encoding_round_trip():
                 payloads += pack(
                     streams.layouts["out"],
                     {
-                        "data": np.array([[want[n, co, ty, tx]]]),
+                        "data": np.array([[want[n, co, ty, tx]] + [0] * (width - 1)]),
                         "meta.channel": np.array([co]),
                         "meta.tile": np.array([t]),
+                        "meta.end": np.array([1]),
                         "meta.last": np.array([int(last)]),
                     },
                 )
