@@ -361,8 +361,6 @@ def build_verilator(
     building the same design wait for each other instead of clobbering it.
     ``waves`` is as for :func:`run_cocotb`.
     """
-    from cocotb_tools.runner import get_runner
-
     sources = [Path(source).resolve() for source in verilog_sources]
     if not sources:
         raise ValueError("verilog_sources must name at least one file, not []")
@@ -386,40 +384,10 @@ def build_verilator(
             with contextlib.suppress(ValueError, OSError):
                 if json.loads(stamp.read_text()).get("key") == key:
                     return build_dir, False
-
         shutil.rmtree(build_dir, ignore_errors=True)
-        src_dir = build_dir / "src"
-        src_dir.mkdir(parents=True)
-        staged = []
-        for source, name in zip(sources, _staged_names(sources), strict=True):
-            shutil.copyfile(source, src_dir / name)
-            staged.append(src_dir / name)
-        text = "\n".join(source.read_text(errors="replace") for source in sources)
-        vlt = src_dir / "public_ports.vlt"
-        vlt.write_text(public_ports_config(text, toplevel))
-        staged.append(vlt)
-
-        log_file = build_dir / "build.log"
+        staged = _stage_sources(sources, toplevel, build_dir / "src")
         start = time.perf_counter()
-        with _patched_environ(_tool_environ(opt)):
-            runner = get_runner("verilator")
-            try:
-                runner.build(
-                    sources=staged,
-                    hdl_toplevel=toplevel,
-                    build_dir=build_dir,
-                    build_args=all_args,
-                    parameters=parameters,
-                    waves=wave_format is not None,
-                    always=True,
-                    log_file=log_file,
-                )
-            except (RuntimeError, SystemExit) as error:
-                raise VerilatorBuildError(
-                    f"Verilator build of {toplevel!r} failed ({error}); log {log_file}:\n"
-                    + _log_tail(log_file)
-                ) from None
-        seconds = time.perf_counter() - start
+        _run_verilator_build(staged, toplevel, build_dir, all_args, parameters, wave_format, opt)
         stamp.write_text(
             json.dumps(
                 {
@@ -430,13 +398,60 @@ def build_verilator(
                     "opt": {"OPT_FAST": opt[0], "OPT_SLOW": opt[1]},
                     "parameters": parameters,
                     "waves": wave_format,
-                    "build_seconds": round(seconds, 3),
+                    "build_seconds": round(time.perf_counter() - start, 3),
                 },
                 indent=2,
                 default=str,
             )
         )
     return build_dir, True
+
+
+def _stage_sources(sources: Sequence[Path], toplevel: str, src_dir: Path) -> list[Path]:
+    """Copy the sources into ``src_dir`` and add the ports-only public ``.vlt``; the staged files."""
+    src_dir.mkdir(parents=True)
+    staged = []
+    for source, name in zip(sources, _staged_names(sources), strict=True):
+        shutil.copyfile(source, src_dir / name)
+        staged.append(src_dir / name)
+    text = "\n".join(source.read_text(errors="replace") for source in sources)
+    vlt = src_dir / "public_ports.vlt"
+    vlt.write_text(public_ports_config(text, toplevel))
+    staged.append(vlt)
+    return staged
+
+
+def _run_verilator_build(
+    staged: list[Path],
+    toplevel: str,
+    build_dir: Path,
+    args: list[str],
+    parameters: dict[str, object],
+    wave_format: str | None,
+    opt: tuple[str, str],
+) -> None:
+    """cocotb's Verilator build; :class:`VerilatorBuildError` with the log's tail if it fails."""
+    from cocotb_tools.runner import get_runner
+
+    log_file = build_dir / "build.log"
+    with _patched_environ(_tool_environ(opt)):
+        runner = get_runner("verilator")
+        try:
+            runner.build(
+                sources=staged,
+                hdl_toplevel=toplevel,
+                build_dir=build_dir,
+                build_args=args,
+                parameters=parameters,
+                waves=wave_format is not None,
+                always=True,
+                log_file=log_file,
+            )
+        except (RuntimeError, SystemExit) as error:
+            raise VerilatorBuildError(
+                f"Verilator build of {toplevel!r} failed ({error}); log {log_file}:\n"
+                + _log_tail(log_file)
+            ) from None
 
 
 def _parse_results(results_xml: Path) -> tuple[list[str], list[str]]:
@@ -524,29 +539,8 @@ def run_cocotb(
     )
     build_seconds = time.perf_counter() - start
 
-    if test_dir is None:
-        # A fresh directory per run: concurrent runs of one design never collide.
-        run_name = f"{test_module}-{build_dir.name.rsplit('-', 1)[-1]}"
-        if seed is not None:
-            run_name += f"-{seed}"
-        runs = build_dir.parent / "runs"
-        runs.mkdir(parents=True, exist_ok=True)
-        test_dir = Path(tempfile.mkdtemp(prefix=run_name + "-", dir=runs))
-    else:
-        test_dir = Path(test_dir)
-        shutil.rmtree(test_dir, ignore_errors=True)
-        test_dir.mkdir(parents=True)
-    test_dir = test_dir.resolve()
-
-    env = dict(extra_env or {})
-    if config is not None or seed is not None:
-        config = dict(config or {})
-        if seed is not None:
-            config.setdefault("seed", seed)
-        config_file = test_dir / "tb_config.json"
-        config_file.write_text(json.dumps(config, indent=2))
-        env[TB_CONFIG_ENV] = str(config_file)
-
+    test_dir = _test_directory(build_dir, test_module, seed, test_dir)
+    env = {**(extra_env or {}), **_write_tb_config(test_dir, config, seed)}
     results_xml = test_dir / "results.xml"
     log_file = test_dir / "sim.log"
     start = time.perf_counter()
@@ -574,7 +568,52 @@ def run_cocotb(
             crash = error
     test_seconds = time.perf_counter() - start
 
-    where = f"{test_module} on {toplevel}"
+    passed = _check_results(f"{test_module} on {toplevel}", results_xml, log_file, crash)
+    return SimResult(
+        tests=tuple(passed),
+        results_xml=results_xml,
+        build_dir=build_dir,
+        test_dir=test_dir,
+        rebuilt=rebuilt,
+        build_seconds=build_seconds,
+        test_seconds=test_seconds,
+    )
+
+
+def _test_directory(
+    build_dir: Path, test_module: str, seed: int | None, test_dir: str | os.PathLike[str] | None
+) -> Path:
+    """``test_dir`` emptied, or a fresh ``<build_root>/runs/<module>-<hash>[-<seed>]-*``."""
+    if test_dir is None:
+        # A fresh directory per run: concurrent runs of one design never collide.
+        run_name = f"{test_module}-{build_dir.name.rsplit('-', 1)[-1]}"
+        if seed is not None:
+            run_name += f"-{seed}"
+        runs = build_dir.parent / "runs"
+        runs.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=run_name + "-", dir=runs)).resolve()
+    path = Path(test_dir)
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path.resolve()
+
+
+def _write_tb_config(
+    test_dir: Path, config: Mapping[str, object] | None, seed: int | None
+) -> dict[str, str]:
+    """Write the test configuration (with the seed) for :func:`tb_config`; its environment."""
+    if config is None and seed is None:
+        return {}
+    config = dict(config or {})
+    if seed is not None:
+        config.setdefault("seed", seed)
+    config_file = test_dir / "tb_config.json"
+    config_file.write_text(json.dumps(config, indent=2))
+    return {TB_CONFIG_ENV: str(config_file)}
+
+
+def _check_results(where: str, results_xml: Path, log_file: Path, crash: object) -> list[str]:
+    """The passed tests; :class:`SimulationError` (with the log's tail) unless all passed."""
     if not results_xml.is_file():
         raise SimulationError(
             f"{where}: no results file (simulator exit: {crash}); log {log_file}:\n"
@@ -595,15 +634,7 @@ def run_cocotb(
         raise SimulationError(
             f"{where}: simulator failed ({crash}); log {log_file}:\n" + _log_tail(log_file)
         )
-    return SimResult(
-        tests=tuple(passed),
-        results_xml=results_xml,
-        build_dir=build_dir,
-        test_dir=test_dir,
-        rebuilt=rebuilt,
-        build_seconds=build_seconds,
-        test_seconds=test_seconds,
-    )
+    return passed
 
 
 def tb_config(*required: str) -> dict:
