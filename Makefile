@@ -77,10 +77,12 @@ sim: toolchain
 	$(BIN)/python -m sfc_hls.sim.engine_regression $(SIM_ARGS)
 
 # Formal equivalence of InputTransform / OutputTransform with B^T / A^T for every
-# 2D catalogue algorithm, with mutants that must be refuted (docs/formal.md).
+# 2D catalogue algorithm, and of the packed DSP multiplier with two int8 products,
+# with mutants that must be refuted (docs/formal.md).
 # FORMAL_ARGS passes options (e.g. FORMAL_ARGS="--algo sfc6-7x7-3x3 --json out.json").
 formal: toolchain
 	$(BIN)/python -m sfc_hls.hw.formal --mutants $(FORMAL_ARGS)
+	$(BIN)/python -m sfc_hls.hw.formal_packing --mutants
 
 # Benchmarks (not tests): print and save figures under bench/results/.
 bench: toolchain

@@ -160,6 +160,8 @@ def engine_entry(algorithm: str, pco: int, layers: list[ConvLayer], synth: bool,
         "pco": pco,
         "config": config.to_dict(),
         "multipliers": mults,
+        "macs_per_dsp": config.macs_per_dsp,
+        "mac_array_dsp": iface.multipliers["mac_array_dsp"],
         "limit": iface.algo.ratio,
         "layers": rows,
         "frame_cycles": cycles,
@@ -233,17 +235,18 @@ def markdown(result: dict) -> str:
     for e in result["engines"]:
         res = e["synthesis"] or {}
         rows.append([
-            e["title"], str(e["pco"]), str(e["multipliers"]), f"{e['frame_cycles'] / 1e6:.3f}",
+            e["title"], str(e["pco"]), str(e["multipliers"]), str(e["macs_per_dsp"]),
+            f"{e['frame_cycles'] / 1e6:.3f}",
             f"{e['network_effective']:.2f}", f"{e['stride1_effective']:.2f}",
             *(str(res.get(k, "-")) for k in ("LUT", "FF", "DSP", "BRAM")),
             num(e, "network_macs_per_dsp", ".2f"), num(e, "stride1_macs_per_dsp", ".2f"),
             num(e, "lut_per_mac_multiplier", ".0f"),
         ])  # fmt: skip
     prev = PREVIOUS
-    rows.append([f"previous: 3 engines (commit {prev['commit']})", "4/64/11", "1643",
+    rows.append([f"previous: 3 engines (commit {prev['commit']})", "4/64/11", "1643", "1",
                  f"{prev['frame_cycles'] / 1e6:.3f}", "-", f"{prev['stride1_effective']:.2f}",
                  "-", "-", f"~{prev['dsp']}", "-", f"{prev['network_macs_per_dsp']:.2f}", "-", "-"])  # fmt: skip
-    header = ["accelerator", "P_co", "MAC mults", "Mcycles/frame", "eff. network",
+    header = ["accelerator", "P_co", "MAC mults", "MACs per DSP mult", "Mcycles/frame", "eff. network",
               "eff. stride-1 3x3", "LUT", "FF", "DSP", "BRAM", "MACs/DSP/cycle network",
               "MACs/DSP/cycle stride-1", "LUT per MAC mult"]  # fmt: skip
     default = result["engines"][0]
@@ -264,9 +267,10 @@ def markdown(result: dict) -> str:
         "Every conv runs on one engine: stride-1 3x3 in fast mode, the stem, stride-2 and 1x1 "
         "convs in direct mode on the same multipliers. *eff.* = standard MACs / (MAC multipliers "
         "x cycles); *MACs/DSP/cycle* divides the standard MACs per cycle by every DSP of the top "
-        "(MAC array, rescale and output quantizer). '-': not synthesized in this run.",
+        "(MAC array, rescale and output quantizer). *MACs per DSP mult*: 2 = two int8 "
+        "products per DSP48E2 (packed multiply, `macs_per_dsp`). '-': not synthesized in this run.",
         "",
-        format_table(header, rows, align="lrrrrrrrrrrrr", markdown=True),
+        format_table(header, rows, align="lrrrrrrrrrrrrr", markdown=True),
         "",
         f"## Layers on the default accelerator ({default['title']}, P_co={default['pco']})",
         "",

@@ -69,6 +69,7 @@ def datapath_blocks(
             act_bits=cfg.act_bits,
             weight_bits=cfg.weight_bits,
             cin_max=iface.reduction_max,
+            macs_per_dsp=cfg.macs_per_dsp,
         ),
         "serializer": lambda: ResultSerializer(iface),
         "rescale": lambda: Rescale(cfg, meta_layout=lay["lane_meta"]),

@@ -11,12 +11,14 @@ transform positions in parallel and takes one input channel per beat.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from sfc_hls.arguments import check_int
 from sfc_hls.datapath import accumulation_bound
+from sfc_hls.dsp_packing import PackedMultiply, packing_fits
+from sfc_hls.hw.dsp_packing import packed_multiply, split_packed
 
 __all__ = ["MacArray"]
 
@@ -46,6 +48,12 @@ class MacArray(wiring.Component):
         Largest number of beats (input channels) in one accumulation, >= 1.
         The accumulator width is derived from it (see
         :meth:`accumulator_width`); longer accumulations may overflow.
+    macs_per_dsp : int
+        1: one multiplier per (lane, position). 2: lanes ``2j`` and ``2j+1``
+        share one packed multiply per position (:mod:`sfc_hls.dsp_packing`:
+        one DSP48E2 computes both products; an odd last lane multiplies
+        alone); the products are split after the product register and
+        accumulated in fabric. Same results, same contract. Default 1.
 
     Attributes
     ----------
@@ -54,7 +62,9 @@ class MacArray(wiring.Component):
     acc_width : int
         Width of each signed accumulator, ``accumulator_width(...)``.
     multipliers : int
-        Number of multipliers, ``positions * lanes``.
+        Number of MAC multipliers (products per beat), ``positions * lanes``.
+    dsp_multipliers : int
+        Multiply operators built: ``positions * ceil(lanes / 2)`` when packed.
     beat_layout, acc_layout : data.Layout
         Payload layouts of ``i_beat`` and ``o_acc``.
 
@@ -82,6 +92,8 @@ class MacArray(wiring.Component):
       depends combinationally on ``o_acc.ready``; ``o_acc.valid`` does not
       depend on ``o_acc.ready``.
     * Reset: ``o_acc.valid`` is low and the accumulators are zero.
+    * Packed lanes (``macs_per_dsp=2``) keep this contract: the packed product
+      is registered in stage 1, split and accumulated in stage 2.
     """
 
     latency = 2
@@ -94,6 +106,7 @@ class MacArray(wiring.Component):
         act_bits: int = 8,
         weight_bits: int = 8,
         cin_max: int,
+        macs_per_dsp: int = 1,
     ) -> None:
         self.positions = check_int("positions", positions, 1)
         self.lanes = check_int("lanes", lanes, 1)
@@ -106,6 +119,15 @@ class MacArray(wiring.Component):
         )
         self.product_width = act_bits + weight_bits
         self.multipliers = positions * lanes
+        self.macs_per_dsp = check_int("macs_per_dsp", macs_per_dsp, 1, 2)
+        if macs_per_dsp == 2 and not packing_fits(act_bits, weight_bits):
+            raise ValueError(
+                f"macs_per_dsp=2 needs a packed multiply that fits one DSP48E2; "
+                f"act_bits={act_bits}, weight_bits={weight_bits} do not (see sfc_hls.dsp_packing)"
+            )
+        self.packing = PackedMultiply(act_bits, weight_bits)
+        self.pairs = lanes // 2 if macs_per_dsp == 2 else 0
+        self.dsp_multipliers = positions * (lanes - self.pairs)
 
         self.beat_layout = data.StructLayout(
             {
@@ -145,17 +167,20 @@ class MacArray(wiring.Component):
         m = Module()
 
         beat = self.i_beat.payload
-        acc = self.o_acc.payload
 
         # Stage 1: registered products (maps onto the multiplier's output
-        # register of a DSP slice).
-        products = [
-            [
-                Signal(signed(self.product_width), name=f"product_{lane}_{k}")
-                for k in range(self.positions)
-            ]
-            for lane in range(self.lanes)
-        ]
+        # register of a DSP slice); packed lane pairs register the packed product.
+        single = range(2 * self.pairs, self.lanes)
+        products = {
+            lane: [Signal(signed(self.product_width), name=f"product_{lane}_{k}")
+                   for k in range(self.positions)]
+            for lane in single
+        }  # fmt: skip
+        packed = [
+            [Signal(signed(self.packing.product_bits), name=f"packed_{2 * j}_{2 * j + 1}_{k}")
+             for k in range(self.positions)]
+            for j in range(self.pairs)
+        ]  # fmt: skip
         p_valid = Signal()
         p_first = Signal()
         p_last = Signal()
@@ -175,17 +200,42 @@ class MacArray(wiring.Component):
                     p_first.eq(beat.first),
                     p_last.eq(beat.last),
                 ]
-                for lane in range(self.lanes):
-                    for k in range(self.positions):
-                        m.d.sync += products[lane][k].eq(beat.act[k] * beat.weights[lane][k])
+                self._multiply(m, beat, products, packed)
 
         with m.If(advance):
             m.d.sync += self.o_acc.valid.eq(0)
             with m.If(p_valid):
                 m.d.sync += self.o_acc.valid.eq(p_last)
-                for lane in range(self.lanes):
-                    for k in range(self.positions):
-                        a = acc[lane][k]
-                        m.d.sync += a.eq(Mux(p_first, 0, a) + products[lane][k])
+                self._accumulate(m, p_first, products, packed)
 
         return m
+
+    def _multiply(self, m: Module, beat, products: dict, packed: list) -> None:
+        """Stage 1: register every product (packed lane pairs: the packed product)."""
+        for k in range(self.positions):
+            w = [beat.weights[lane][k] for lane in range(self.lanes)]
+            for j in range(self.pairs):
+                product = packed_multiply(self.packing, beat.act[k], w[2 * j + 1], w[2 * j])
+                m.d.sync += packed[j][k].eq(product)
+            for lane in products:
+                m.d.sync += products[lane][k].eq(beat.act[k] * w[lane])
+
+    def _accumulate(self, m: Module, first, products: dict, packed: list) -> None:
+        """Stage 2: add the products to the accumulators (``first``: start from zero)."""
+        acc = self.o_acc.payload
+        for k in range(self.positions):
+            for j in range(self.pairs):
+                high, low, borrow = split_packed(self.packing, packed[j][k])
+                a_lo, a_hi = acc[2 * j][k], acc[2 * j + 1][k]
+                # a_hi + high + borrow as one adder with the borrow as carry-in:
+                # {a_hi, borrow} + {high, borrow} = 2 * (a_hi + high + borrow).
+                with_carry = (
+                    Cat(borrow, Mux(first, 0, a_hi)).as_signed() + Cat(borrow, high).as_signed()
+                )
+                m.d.sync += [
+                    a_lo.eq(Mux(first, 0, a_lo) + low),
+                    a_hi.eq(with_carry[1:]),
+                ]
+            for lane in products:
+                a = acc[lane][k]
+                m.d.sync += a.eq(Mux(first, 0, a) + products[lane][k])

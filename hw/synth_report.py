@@ -36,7 +36,7 @@ from typing import Any
 from sfc_hls.atomic_files import check_output_file, write_text_atomic
 from sfc_hls.cache import cache_dir
 from sfc_hls.config import EngineConfig, add_engine_arguments
-from sfc_hls.hw.interface import BLOCKS
+from sfc_hls.hw.interface import BLOCKS, EngineInterface
 from sfc_hls.hw.synthesis import (
     SynthesisError,
     SynthesisResult,
@@ -178,7 +178,10 @@ def synth_report(
         "format": "sfc-hls.synth/1",
         "engine": config.to_dict(),
         "algorithm": {"name": config.algo.name, "title": config.algo.title},
-        "multipliers": {"mac_array": config.algo.mults * config.pco},
+        "multipliers": {
+            key: EngineInterface.from_config(config).multipliers[key]
+            for key in ("mac_array", "mac_array_dsp")
+        },
         "family": family,
         "tool": {
             "yosys": yosys_version(),

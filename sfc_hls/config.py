@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Self
 from sfc_hls.arguments import check_int
 from sfc_hls.bilinear import BilinearAlgorithm
 from sfc_hls.catalog import get_algorithm
+from sfc_hls.dsp_packing import packing_fits
 
 __all__ = [
     "CHANNELS_MAX",
@@ -97,6 +98,13 @@ class EngineConfig(_DictFields):
             ``backend_width`` direct-mode weight entries per row, so it is at most
             ``backend_width * cin_max``).  Default (``None``): a 3x3 conv over
             ``cin_max`` channels, ``9 * cin_max``, capped by that capacity.
+        macs_per_dsp: 1, or 2 to pack the products of two output channels
+            (lanes ``2j``, ``2j+1``) that share an activation into one
+            DSP48E2-sized multiply (:mod:`sfc_hls.dsp_packing`; bit-exact, the
+            same results).  Default (``None``): 2 when the packed multiply fits
+            a DSP48E2 (``act_bits + 2 * weight_bits + 1 <= 27``, int8 does) and
+            ``pco >= 2``, else 1.  Use 1 for ECP5, whose 18x18 multipliers
+            need two blocks for the packed multiply.
     """
 
     algorithm: str = "sfc6-7x7-3x3"
@@ -116,6 +124,7 @@ class EngineConfig(_DictFields):
     # every reader sees an int, so that is the declared type.
     backend_width: int = None  # type: ignore[assignment]  # derived in __post_init__
     direct_reduction_max: int = None  # type: ignore[assignment]  # derived in __post_init__
+    macs_per_dsp: int = None  # type: ignore[assignment]  # derived in __post_init__
 
     def __post_init__(self) -> None:
         algo = get_algorithm(self.algorithm)  # raises ValueError for unknown names
@@ -137,6 +146,7 @@ class EngineConfig(_DictFields):
         if self.cout_max % self.pco:
             raise ValueError(f"pco must divide cout_max: pco={self.pco}, cout_max={self.cout_max}")
         self._derive_backend(algo.mults)
+        self._derive_packing()
 
     def _derive_backend(self, m: int) -> None:
         """Fill in (or check) ``backend_width`` and ``direct_reduction_max``."""
@@ -158,6 +168,19 @@ class EngineConfig(_DictFields):
             reduction = min(9 * self.cin_max, capacity)
             object.__setattr__(self, "direct_reduction_max", reduction)
         check_int("direct_reduction_max", reduction, 1, capacity)
+
+    def _derive_packing(self) -> None:
+        """Fill in (or check) ``macs_per_dsp``."""
+        fits = packing_fits(self.act_bits, self.weight_bits)
+        if self.macs_per_dsp is None:
+            object.__setattr__(self, "macs_per_dsp", 2 if fits and self.pco >= 2 else 1)
+        check_int("macs_per_dsp", self.macs_per_dsp, 1, 2)
+        if self.macs_per_dsp == 2 and not fits:
+            raise ValueError(
+                f"macs_per_dsp=2 packs two weights into a DSP48E2's 27-bit port, which needs "
+                f"act_bits + 2 * weight_bits + 1 <= 27 and act_bits <= 18; got act_bits="
+                f"{self.act_bits}, weight_bits={self.weight_bits}: use macs_per_dsp=1"
+            )
 
     @property
     def algo(self) -> BilinearAlgorithm:
@@ -223,7 +246,7 @@ def add_engine_arguments(parser: argparse.ArgumentParser, *, required: bool = Fa
     """Command-line options of an engine configuration (``EngineConfig.from_args`` reads them).
 
     ``--algo``, ``--pco``, ``--scale-mode``, ``--act-bits``, ``--cin-max``,
-    ``--cout-max``; with ``required`` the algorithm and ``--pco`` must be given.
+    ``--cout-max``, ``--macs-per-dsp``; with ``required`` the algorithm and ``--pco`` must be given.
     """
     defaults = EngineConfig()
     group = parser.add_argument_group("engine")
@@ -250,6 +273,14 @@ def add_engine_arguments(parser: argparse.ArgumentParser, *, required: bool = Fa
         type=int,
         default=None,
         help=f"default: {defaults.cout_max} rounded up to a multiple of --pco",
+    )
+    group.add_argument(
+        "--macs-per-dsp",
+        type=int,
+        choices=(1, 2),
+        default=None,
+        help="2: two int8 MACs per DSP48E2 (packed multiply); default 2 where it fits and "
+        "P_co >= 2, 1 for ECP5",
     )
 
 

@@ -40,6 +40,8 @@ SIM_BUILD = Path(__file__).resolve().parents[1] / "sim_build"
         ({"act_bits": 1}, ValueError, r"act_bits must be an int >= 2, got 1"),
         ({"weight_bits": None}, TypeError, r"weight_bits must be an int >= 2, got NoneType None"),
         ({"cin_max": 0}, ValueError, r"cin_max must be an int >= 1, got 0"),
+        ({"macs_per_dsp": 3}, ValueError, r"macs_per_dsp must be an int in \[1, 2\], got 3"),
+        ({"macs_per_dsp": 2, "weight_bits": 10}, ValueError, r"macs_per_dsp=2 .* weight_bits=10"),
     ],
 )
 def test_rejects_bad_arguments(kwargs, error, match):
@@ -85,7 +87,9 @@ def test_accumulator_width_is_the_smallest_that_holds_every_sum(act_bits, weight
 
 def test_attributes_and_ports():
     array = MacArray(positions=132, lanes=8, cin_max=256)
-    assert array.multipliers == 132 * 8
+    assert array.multipliers == array.dsp_multipliers == 132 * 8
+    packed = MacArray(positions=132, lanes=5, cin_max=256, macs_per_dsp=2)
+    assert (packed.multipliers, packed.dsp_multipliers, packed.pairs) == (132 * 5, 132 * 3, 2)
     assert array.acc_width == 24
     assert array.product_width == 16
     assert array.i_beat.payload.shape() == array.beat_layout
@@ -115,14 +119,17 @@ def _as_array(payload, lanes: int, positions: int) -> np.ndarray:
 
 
 SMALL = {"positions": 4, "lanes": 2, "cin_max": 5}
+#: One packed lane pair and an odd lane that multiplies alone.
+PACKED = {"positions": 4, "lanes": 3, "cin_max": 5, "macs_per_dsp": 2}
 
 
+@pytest.mark.parametrize("params", [SMALL, PACKED], ids=["one_mac_per_dsp", "packed"])
 @pytest.mark.parametrize("seed", [1, 2], ids=lambda seed: f"seed{seed}")
-def test_random_sums_with_gaps_and_backpressure(seed):
-    dut = MacArray(**SMALL)
+def test_random_sums_with_gaps_and_backpressure(seed, params):
+    dut = MacArray(**params)
     rng = random.Random(seed)
     gen = np.random.default_rng(seed)
-    m, lanes, cin_max = SMALL["positions"], SMALL["lanes"], SMALL["cin_max"]
+    m, lanes, cin_max = params["positions"], params["lanes"], params["cin_max"]
 
     operands = []
     for value_a, value_w in [(-128, -128), (-128, 127), (127, -128), (127, 127)]:
@@ -193,7 +200,8 @@ def test_backpressure_stalls_only_behind_a_finished_result():
 
 # -- Verilator through cocotb --------------------------------------------------
 
-VERILATOR_PARAMS = {"positions": 16, "lanes": 4, "cin_max": 64}
+#: Two packed lane pairs and an odd lane (macs_per_dsp=2 covers both kinds of lane).
+VERILATOR_PARAMS = {"positions": 16, "lanes": 5, "cin_max": 64, "macs_per_dsp": 2}
 
 
 @pytest.mark.parametrize("seed", [7], ids=lambda seed: f"seed{seed}")

@@ -41,8 +41,10 @@ def test_blocks_from_real_yosys_runs():
     assert "Yosys" in report["tool"]["yosys"] == yosys_version()
     blocks = report["blocks"]
     assert set(blocks) == {"mac_array", "input_transform", "output_transform"}
-    # The MAC array's multipliers map to DSPs, one per product (8x8 bits).
-    assert blocks["mac_array"]["DSP"] == report["multipliers"]["mac_array"] == 16 * 2
+    # The MAC array's multipliers map to DSPs, one per packed pair of products
+    # (P_co = 2: one pair per position, macs_per_dsp = 2 by default).
+    assert report["multipliers"]["mac_array"] == 16 * 2
+    assert blocks["mac_array"]["DSP"] == report["multipliers"]["mac_array_dsp"] == 16
     # Adder-only transforms: no DSP, some LUTs.
     for name in ("input_transform", "output_transform"):
         assert blocks[name]["DSP"] == 0 and blocks[name]["LUT"] > 0, blocks[name]
@@ -58,7 +60,7 @@ def test_xc7_family_maps_the_mac_array_to_dsp48e1():
         SMALL, family="xc7", blocks=("mac_array", "input_transform"), whole=False, cache=False
     )
     assert report["family"] == "xc7"
-    assert report["blocks"]["mac_array"]["DSP"] == 16 * 2
+    assert report["blocks"]["mac_array"]["DSP"] == 16  # the 25-bit packed weight fits A
     assert report["blocks"]["input_transform"]["DSP"] == 0
 
 
@@ -72,7 +74,7 @@ def test_whole_engine_report_and_cli_json(tmp_path, capsys):
     total, other = report["total"], report["other"]
     for k in RESOURCES:
         assert total[k] == other[k] + sum(b[k] for b in report["blocks"].values())
-    assert total["DSP"] >= report["multipliers"]["mac_array"] > 0
+    assert total["DSP"] >= report["multipliers"]["mac_array_dsp"] > 0
     share = report["transforms"]["LUT_share_of_engine"]
     assert 0 < share < 1 and report["transforms"]["DSP"] == 0
     assert "total (whole engine)" in capsys.readouterr().out
