@@ -92,6 +92,7 @@ bench: toolchain
 	$(BIN)/python bench/bench_host.py
 	$(BIN)/python bench/bench_engines.py
 	$(BIN)/python bench/bench_timing.py
+	$(BIN)/python bench/bench_soak.py --budget-seconds 1200
 
 clean:
 	rm -rf build sim_build .pytest_cache .hypothesis
