@@ -149,7 +149,12 @@ def _native_layers(
             failures.append(_failure("native", exc, **context))
             continue
         ok = bool(np.array_equal(out, conv2d_int8(x, params, stride=shape.stride)))
-        entry = dict(shape.__dict__, name=f"native{k}", cycles=run.cycles, bit_exact=ok)
+        mode = (
+            "fast"
+            if shape.mode == "fast"
+            else f"direct {shape.kernel}x{shape.kernel}/{shape.stride}"
+        )
+        entry = dict(shape.__dict__, name=f"native{k}", mode=mode, cycles=run.cycles, bit_exact=ok)
         records.append(_record("native", entry))
         if not ok:
             failures.append({"where": "native", "error": "output differs from golden", **context})
