@@ -119,3 +119,18 @@ def test_wrong_channel_count_in_checkpoint_input(tmp_path, capsys):
     path = save_checkpoint(small_resnet(in_channels=3), tmp_path / "rgb.pt")
     assert main(["--weights", str(path), "--quiet"]) == 2
     assert "--images DIR" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_resnet18_runs_every_conv_on_one_engine(tmp_path):
+    # Issue #12: all 20 convs of ResNet-18 on the one engine, each with its mode.
+    out = tmp_path / "r18.json"
+    assert main(["--model", "resnet18", "--random-weights", "--random-images", "1",
+                 "--image-size", "64", "--quiet", "--json", str(out)]) == 0  # fmt: skip
+    convs = [r for r in json.loads(out.read_text())["layers"] if r["op"] == "conv"]
+    assert len(convs) == 20
+    assert {r["engine"] for r in convs} == {"sfc6-7x7-3x3 P_co=4"}
+    modes = {r["name"]: r["mode"] for r in convs}
+    assert modes["conv1"] == modes["layer2.0.conv1"] == modes["layer2.0.downsample.0"] == "direct"
+    # The 13 stride-1 3x3 convs in fast mode; the stem, 3 stride-2 3x3 and 3 1x1 direct.
+    assert sum(mode == "fast" for mode in modes.values()) == 13
