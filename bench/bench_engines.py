@@ -42,7 +42,7 @@ from provenance import RESULTS, git_commit, tool_versions  # noqa: E402
 
 from sfc_hls.atomic_files import write_text_atomic  # noqa: E402
 from sfc_hls.config import EngineConfig  # noqa: E402
-from sfc_hls.cycle_model import layer_cycles  # noqa: E402
+from sfc_hls.cycle_model import LayerCycles, layer_cycles  # noqa: E402
 from sfc_hls.hw.interface import EngineInterface  # noqa: E402
 from sfc_hls.schedule import direct_schedule  # noqa: E402
 from sfc_hls.text_table import format_table  # noqa: E402
@@ -119,28 +119,42 @@ def engine_config(algorithm: str, pco: int, layers: list[ConvLayer]) -> EngineCo
                         direct_reduction_max=direct)  # fmt: skip
 
 
-def layer_row(interface: EngineInterface, layer: ConvLayer) -> dict:
-    """Cycles (cycle model) and effective MACs per multiplier of one layer."""
-    timing = interface.timing()
+@dataclass(frozen=True)
+class LayerDescriptor:
+    """How one conv runs on an engine: the descriptor's mode, tiles, taps, replicas."""
+
+    mode: str
+    tiles: int
+    taps: int
+    replicas: int
+
+    def cycles(self, interface: EngineInterface, layer: ConvLayer) -> LayerCycles:
+        return layer_cycles(interface.timing(), cin=layer.cin, cout=layer.cout, tiles=self.tiles,
+                            mode=self.mode, taps=self.taps, replicas=self.replicas)  # fmt: skip
+
+
+def layer_descriptor(interface: EngineInterface, layer: ConvLayer) -> LayerDescriptor:
+    """Fast mode for the stride-1 convs with the algorithm's kernel, direct mode otherwise."""
     algo = interface.algo
     if layer.mode == "fast" and algo.kernel == 3:
-        tiles = algo.tiles(layer.out_size, layer.out_size)
-        lc = layer_cycles(timing, cin=layer.cin, cout=layer.cout, tiles=tiles)
-        replicas = 1
-    else:
-        sched = direct_schedule(positions=interface.positions, width=interface.width,
-                                lanes=interface.lanes, cout=layer.cout,
-                                pixels=layer.out_size**2)  # fmt: skip
-        lc = layer_cycles(timing, cin=layer.cin, cout=layer.cout, tiles=sched.tiles,
-                          mode="direct", taps=layer.kernel**2, replicas=sched.replicas)  # fmt: skip
-        tiles, replicas = sched.tiles, sched.replicas
+        return LayerDescriptor("fast", algo.tiles(layer.out_size, layer.out_size), 1, 1)
+    sched = direct_schedule(positions=interface.positions, width=interface.width,
+                            lanes=interface.lanes, cout=layer.cout,
+                            pixels=layer.out_size**2)  # fmt: skip
+    return LayerDescriptor("direct", sched.tiles, layer.kernel**2, sched.replicas)
+
+
+def layer_row(interface: EngineInterface, layer: ConvLayer) -> dict:
+    """Cycles (cycle model) and effective MACs per multiplier of one layer."""
+    desc = layer_descriptor(interface, layer)
+    lc = desc.cycles(interface, layer)
     mults = interface.positions * interface.lanes
     return {
         **asdict(layer),
-        "mode": layer.mode if algo.kernel == 3 else "direct",
+        "mode": desc.mode,
         "macs": layer.macs,
-        "tiles": tiles,
-        "replicas": replicas,
+        "tiles": desc.tiles,
+        "replicas": desc.replicas,
         "cycles": lc.cycles,
         "effective": layer.macs / (mults * lc.cycles),
     }

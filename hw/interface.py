@@ -21,7 +21,7 @@ from amaranth.utils import ceil_log2
 
 from sfc_hls.bilinear import BilinearAlgorithm
 from sfc_hls.config import EngineConfig
-from sfc_hls.cycle_model import EngineTiming
+from sfc_hls.cycle_model import EngineTiming, StreamBits
 from sfc_hls.hw.descriptor import CFG_LAYOUT
 from sfc_hls.hw.mac_array import MacArray
 from sfc_hls.hw.quantizers import (
@@ -176,6 +176,19 @@ class EngineInterface:
             "rescale": self.width,
             "output_quantizer": self.width,
         }
+
+    def stream_bits(self) -> StreamBits:
+        """Data bits per beat of each external stream (the cycle model's traffic counts)."""
+        lay, cfg = self.layouts, self.config
+        return StreamBits(
+            cfg=lay["cfg"].size,
+            chan=lay["chan"].size,
+            weight=lay["weight"].size,
+            direct_row=lay["direct_row"].size,
+            act_fast=self.algo.input_tile**2 * cfg.in_bits,
+            act_direct=self.positions * cfg.in_bits,
+            out=self.width * cfg.out_bits,
+        )
 
     def timing(self, *, weight_banks: int = 2) -> EngineTiming:
         """The cycle model's parameters of this engine (:mod:`sfc_hls.cycle_model`)."""

@@ -49,7 +49,19 @@ from typing import Any
 
 from sfc_hls.arguments import check_int
 
-__all__ = ["EngineTiming", "LayerCycles", "layer_cycles"]
+__all__ = [
+    "DDR4_2400_BYTES_PER_SECOND",
+    "EngineTiming",
+    "LayerCycles",
+    "LayerTraffic",
+    "StreamBits",
+    "bandwidth_bound_cycles",
+    "layer_cycles",
+    "layer_traffic",
+]
+
+#: One DDR4-2400 x64 channel, theoretical peak (2400 MT/s x 8 bytes).
+DDR4_2400_BYTES_PER_SECOND = 19.2e9
 
 MODES = ("fast", "direct")
 
@@ -234,3 +246,103 @@ def _simulate(
         last_issue = take_prev + group.beats
     return {"last_issue": last_issue, "first_act": first_act, "between": between,
             "serializer": serializer_stall}  # fmt: skip
+
+
+# ---------------------------------------------------------------------- external traffic
+
+
+@dataclass(frozen=True)
+class StreamBits:
+    """Data bits per beat of each external stream of an engine (``EngineInterface.stream_bits()``).
+
+    ``act_fast`` counts the ``L*L`` pixels a fast-mode beat uses and
+    ``act_direct`` the ``m`` pixels of a direct-mode beat (the port is as wide
+    as the larger; a DMA does not move the unused lanes); ``out`` the ``W``
+    int8 values of an output beat (its tag is produced by the engine, not
+    stored).
+    """
+
+    cfg: int
+    chan: int
+    weight: int
+    direct_row: int
+    act_fast: int
+    act_direct: int
+    out: int
+
+
+@dataclass(frozen=True)
+class LayerTraffic:
+    """Beats and bytes of every external stream of one layer (``cfg``, ``chan``, ``weight``,
+    ``act`` in; ``out`` out)."""
+
+    beats: dict[str, int]
+    bytes: dict[str, float]
+
+    @property
+    def total_bytes(self) -> float:
+        return sum(self.bytes.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"beats": self.beats, "bytes": self.bytes, "total_bytes": self.total_bytes}
+
+
+def layer_traffic(
+    timing: EngineTiming,
+    bits: StreamBits,
+    *,
+    cin: int,
+    cout: int,
+    tiles: int,
+    mode: str = "fast",
+    taps: int = 1,
+    replicas: int = 1,
+) -> LayerTraffic:
+    """Beats and bytes each stream moves for one layer, as the stream protocol defines them.
+
+    Per output-channel group: ``P_co * B`` parameter beats, the weight rows
+    (``cin``, or ``ceil(taps * cin / W)``), ``tiles * reduction`` activation
+    beats (the input is streamed again for every group); outputs: per tile,
+    ``output_beats`` per valid lane (fast) or ``B / R`` per valid (lane,
+    replica) (direct).  ``hw/engine_streams.py`` produces exactly these beats
+    (``tests/test_traffic.py``).
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    groups = _groups(timing, mode, cin, cout, taps, replicas)
+    reduction = cin if mode == "fast" else taps * cin
+    per_tile_out = timing.output_beats if mode == "fast" else timing.blocks // replicas
+    beats = {
+        "cfg": timing.cfg_writes,
+        "chan": len(groups) * timing.pco * timing.blocks,
+        "weight": sum(g.rows for g in groups),
+        "act": len(groups) * tiles * reduction,
+        "out": tiles * per_tile_out * sum(g.packets for g in groups),
+    }
+    beat_bits = {
+        "cfg": bits.cfg,
+        "chan": bits.chan,
+        "weight": bits.weight if mode == "fast" else bits.direct_row,
+        "act": bits.act_fast if mode == "fast" else bits.act_direct,
+        "out": bits.out,
+    }
+    return LayerTraffic(beats, {k: beats[k] * beat_bits[k] / 8 for k in beats})
+
+
+def bandwidth_bound_cycles(
+    cycles: LayerCycles, traffic: LayerTraffic, bytes_per_cycle: float
+) -> int:
+    """Cycles of the layer when its external streams share ``bytes_per_cycle`` of bandwidth.
+
+    The engine overlaps every transfer with compute (weights and parameters
+    of the next group load into the free bank, activations stream as they
+    are consumed, outputs leave as they are produced), so a layer takes the
+    larger of its compute cycles and its transfer cycles; the output drain
+    after the last input beat cannot overlap the input transfers and is
+    added to the latter.  An estimate of a DMA-fed engine, not yet checked
+    against an RTL run with a throttled memory.
+    """
+    if not bytes_per_cycle > 0:
+        raise ValueError(f"bytes_per_cycle must be > 0, got {bytes_per_cycle}")
+    transfer = math.ceil(traffic.total_bytes / bytes_per_cycle) + cycles.breakdown.get("drain", 0)
+    return max(cycles.cycles, transfer)
