@@ -387,7 +387,7 @@ class EngineStreams:
 
         The inverse of :meth:`assemble`: ``out`` is the golden ``(N, Cout, Ho, Wo)``
         map (:func:`sfc_hls.golden.conv2d_int8`); the beats come in the order
-        the engine emits them (docs/datapath.md, "Output beat order"): per
+        the engine emits them (docs/integration.md, "Output beat order"): per
         output-channel group, per tile, per lane (fast) or per (lane, replica)
         (direct), the packet's blocks.  ``masks[i]`` has a one on every payload
         bit of beat ``i`` that the engine determines from the layer: every
