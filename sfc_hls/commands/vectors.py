@@ -1,7 +1,7 @@
 """``sfc-hls vectors ... -o DIR``: golden-model test vectors of one layer (:mod:`sfc_hls.vectors`).
 
 With ``--engine ENG`` (the output of ``sfc-hls generate -o ENG``) it writes the
-beats on that engine's ports instead (:mod:`sfc_hls.engine_vectors`), for a
+beats on that engine's ports instead (:mod:`sfc_hls.sim.engine_vectors`), for a
 plain Verilog testbench (``replay_tb.sv``, written alongside).
 """
 
@@ -135,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_engine(args: argparse.Namespace) -> int:
     """``--engine DIR``: the port-level vectors of the layer on that engine."""
-    from sfc_hls.engine_vectors import LayerSpec, load_engine, write_engine_vectors
+    from sfc_hls.sim.engine_vectors import LayerSpec, load_engine, write_engine_vectors
 
     engine = load_engine(args.engine)
     for option, value, own in (

@@ -35,7 +35,6 @@ from typing import Any
 
 import numpy as np
 
-import sfc_hls.sim as sim_package
 from sfc_hls.atomic_files import atomic_directory, check_output_directory
 from sfc_hls.config import EngineConfig
 from sfc_hls.datapath import LayerQuant
@@ -54,7 +53,7 @@ __all__ = [
 ENGINE_PORTS = ("i_cfg", "i_chan", "i_weight", "i_act", "o_out", "status")
 _INPUTS = ENGINE_PORTS[:4]
 #: The SystemVerilog testbench that replays a vectors directory (package data of sfc_hls.sim).
-REPLAY_TB = Path(sim_package.__file__).with_name("replay_tb.sv")
+REPLAY_TB = Path(__file__).with_name("replay_tb.sv")
 _ENGINE_FORMAT = "sfc-hls.engine/1"
 #: Port -> its payload layout in :attr:`EngineInterface.layouts`.
 _LAYOUTS = {"i_cfg": "cfg", "i_chan": "chan", "i_weight": "weight", "i_act": "act",
