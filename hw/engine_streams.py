@@ -379,6 +379,97 @@ class EngineStreams:
             raise ValueError("output beats do not cover every output pixel")
         return out.reshape(params.cout, batch, ho, wo).transpose(1, 0, 2, 3)
 
+    # ------------------------------------------------------------------ expected outputs
+    def expected_output_beats(
+        self, out: np.ndarray, params: LayerQuant, *, schedule: DirectSchedule | None = None
+    ) -> tuple[list[int], list[int]]:
+        """The ``o_out`` beats of a layer whose output map is ``out``: ``(payloads, masks)``.
+
+        The inverse of :meth:`assemble`: ``out`` is the golden ``(N, Cout, Ho, Wo)``
+        map (:func:`sfc_hls.golden.conv2d_int8`); the beats come in the order
+        the engine emits them (docs/integration.md, "Output beat order"): per
+        output-channel group, per tile, per lane (fast) or per (lane, replica)
+        (direct), the packet's blocks.  ``masks[i]`` has a one on every payload
+        bit of beat ``i`` that the engine determines from the layer: every
+        ``meta`` bit and the data lanes that hold an output pixel.  Lanes
+        beyond it (the last block of a fast tile beyond ``M*M``, edge tiles
+        beyond ``Ho x Wo``, direct-mode pixels beyond the map) are zero in
+        ``payloads`` and in ``masks``.  Direct mode needs the layer's
+        ``schedule`` (:attr:`LayerBeats.schedule`).
+        """
+        out = np.asarray(out, dtype=np.int64)
+        if out.ndim != 4 or out.shape[1] != params.cout:
+            raise ValueError(f"out must be (N, {params.cout}, Ho, Wo), got shape {out.shape}")
+        if params.mode == "direct":
+            if schedule is None:
+                raise ValueError("a direct-mode layer needs its schedule")
+            fields = self._direct_output_fields(out, schedule)
+        else:
+            fields = self._fast_output_fields(out)
+        data_, valid = fields.pop("data"), fields.pop("valid")
+        end_index = fields.pop("packet_beats") - 1
+        count = len(data_)
+        last = np.zeros(count, dtype=np.int64)
+        last[-1:] = 1
+        meta = {**fields, "end": (fields["index"] == end_index).astype(np.int64), "last": last}
+        lay = self.layouts["out"]
+        payloads = pack(lay, {"data": np.where(valid, data_, 0),
+                              **{f"meta.{k}": v for k, v in meta.items()}})  # fmt: skip
+        ones = {path: np.full(count, -1 if signed else (1 << width) - 1, dtype=np.int64)
+                for path, _, width, signed, _ in flat_fields(lay) if path != "data"}  # fmt: skip
+        masks = pack(lay, {"data": np.where(valid, -1, 0), **ones})
+        return payloads, masks
+
+    def _fast_output_fields(self, out: np.ndarray) -> dict[str, np.ndarray]:
+        """Per beat (fast mode): data (k, W), valid (k, W), channel, tile, index; packet_beats."""
+        n, cout, ho, wo = out.shape
+        m_out, w, pco = self.algo.output_tile, self.interface.width, self.config.pco
+        beats = self.interface.output_beats
+        th, tw = self.algo.tiles(ho, 1), self.algo.tiles(wo, 1)
+        tiles = n * th * tw
+        padded = np.zeros((n, cout, th * m_out, tw * m_out), dtype=np.int64)
+        padded[:, :, :ho, :wo] = out
+        inside = np.zeros(padded.shape[2:], dtype=bool)
+        inside[:ho, :wo] = True
+        # (cout, tiles, beats * W): a tile's M*M pixels row-major, zero padded
+        slots = np.zeros((cout, tiles, beats * w), dtype=np.int64)
+        slots[:, :, : m_out * m_out] = (
+            padded.reshape(n, cout, th, m_out, tw, m_out).transpose(1, 0, 2, 4, 3, 5)
+            .reshape(cout, tiles, m_out * m_out)
+        )  # fmt: skip
+        ok = np.zeros((tiles, beats * w), dtype=bool)
+        ok[:, : m_out * m_out] = np.broadcast_to(
+            inside.reshape(th, m_out, tw, m_out).transpose(0, 2, 1, 3).reshape(1, th * tw, -1),
+            (n, th * tw, m_out * m_out),
+        ).reshape(tiles, -1)
+        g, t, lane, s = (a.reshape(-1) for a in np.indices(
+            (self.groups(cout), tiles, pco, beats)))  # fmt: skip
+        co = g * pco + lane
+        keep = co < cout
+        co, t, s = co[keep], t[keep], s[keep]
+        cols = s[:, None] * w + np.arange(w)[None, :]
+        return {"data": slots[co[:, None], t[:, None], cols], "valid": ok[t[:, None], cols],
+                "channel": co, "tile": t, "index": s, "packet_beats": beats}  # fmt: skip
+
+    def _direct_output_fields(
+        self, out: np.ndarray, sched: DirectSchedule
+    ) -> dict[str, np.ndarray]:
+        """Per beat (direct mode): data (k, W), valid (k, W), channel, tile, index; packet_beats."""
+        n, cout, ho, wo = out.shape
+        w, pco, r = self.interface.width, self.config.pco, sched.replicas
+        pixels, px, bpr = n * ho * wo, sched.pixels_per_tile, sched.blocks_per_replica
+        flat_out = out.transpose(1, 0, 2, 3).reshape(cout, pixels)
+        g, t, lane, rep, k = (a.reshape(-1) for a in np.indices(
+            (sched.groups, sched.tiles, pco, r, bpr)))  # fmt: skip
+        co = g * pco * r + rep * pco + lane
+        keep = co < cout
+        co, t, k = co[keep], t[keep], k[keep]
+        flat = (t * px + k * w)[:, None] + np.arange(w)[None, :]
+        valid = flat < np.minimum((t + 1) * px, pixels)[:, None]
+        data_ = flat_out[co[:, None], np.where(valid, flat, 0)]
+        return {"data": data_, "valid": valid, "channel": co, "tile": t, "index": k,
+                "packet_beats": bpr}  # fmt: skip
+
 
 def _pad_columns(values: np.ndarray, width: int) -> np.ndarray:
     """``values`` (rows, k) with zero columns up to ``width``."""

@@ -1,8 +1,12 @@
 """Verilog generation of a conv engine, with a JSON manifest and a content cache.
 
-``sfc-hls generate --algo sfc6-7x7-3x3 --pco 4 -o DIR`` writes ``DIR/conv_engine.v``
-and ``DIR/conv_engine.json`` (ports, parameters, widths, latency, memory map,
-limits).  Generation is cached under ``~/.cache/sfc-hls`` (or
+``sfc-hls generate --algo sfc6-7x7-3x3 --pco 4 -o DIR`` writes ``DIR/conv_engine.v``,
+``DIR/conv_engine.json`` (ports, parameters, widths, latency, memory map,
+limits) and ``DIR/conv_engine.vlt`` (the Verilator lint waivers, each
+justified: ``verilator --lint-only -Wall conv_engine.vlt conv_engine.v`` is
+clean).  ``--name NAME`` names the top module ``NAME`` and every submodule
+``NAME.<block>``, so engines of different names coexist in one design.
+Generation is cached under ``~/.cache/sfc-hls`` (or
 ``$SFC_HLS_CACHE``) by a hash of the configuration and of the generator's
 own source, so an unchanged engine is not re-elaborated.
 """
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +24,78 @@ from typing import Any
 from sfc_hls.atomic_files import atomic_directory, write_text_atomic
 from sfc_hls.cache import cache_dir
 from sfc_hls.config import EngineConfig
+from sfc_hls.hw.lint_waivers import lint_config
 
-__all__ = ["GeneratedEngine", "generate_engine", "engine_manifest", "TOPLEVEL"]
+__all__ = ["GeneratedEngine", "generate_engine", "engine_manifest", "check_engine_name", "TOPLEVEL"]
 
+#: Default name of the generated top module (``--name`` changes it).
 TOPLEVEL = "conv_engine"
+_NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+#: SystemVerilog keywords a module cannot be named (the ones a user might try).
+_KEYWORDS = frozenset(
+    {
+        "always",
+        "and",
+        "assign",
+        "begin",
+        "bit",
+        "buf",
+        "byte",
+        "case",
+        "class",
+        "default",
+        "do",
+        "edge",
+        "else",
+        "end",
+        "endmodule",
+        "for",
+        "function",
+        "generate",
+        "if",
+        "initial",
+        "inout",
+        "input",
+        "int",
+        "integer",
+        "interface",
+        "logic",
+        "module",
+        "negedge",
+        "not",
+        "or",
+        "output",
+        "package",
+        "parameter",
+        "posedge",
+        "program",
+        "reg",
+        "signed",
+        "static",
+        "string",
+        "task",
+        "time",
+        "type",
+        "unsigned",
+        "void",
+        "while",
+        "wire",
+        "xor",
+    }
+)
+
+
+def check_engine_name(name: object) -> str:
+    """``name`` if it can name the top module (a plain Verilog identifier of at most 63
+    characters, not a keyword); ValueError naming the rule otherwise."""
+    if not isinstance(name, str) or not _NAME_PATTERN.fullmatch(name) or name in _KEYWORDS:
+        raise ValueError(
+            f"--name must be a Verilog identifier ([A-Za-z_][A-Za-z0-9_]*, at most 63 "
+            f"characters, not a keyword), got {name!r}"
+        )
+    return name
+
+
 _SOURCES = [
     Path(__file__).resolve().parent,  # hw/
     Path(__file__).resolve().parents[1] / "sfc_hls",  # algorithms, datapath
@@ -65,7 +138,7 @@ def _layout_json(layout) -> object:
     return f"{'signed' if s.signed else 'unsigned'}({s.width})"
 
 
-def engine_manifest(interface) -> dict:
+def engine_manifest(interface, *, name: str = TOPLEVEL) -> dict:
     """Ports, parameters, widths, latency, limits and register map of an engine.
 
     ``interface`` is the engine's :class:`~sfc_hls.hw.interface.EngineInterface`
@@ -83,16 +156,16 @@ def engine_manifest(interface) -> dict:
     algo = interface.algo
     widths = DatapathWidths.derive(algo, cfg, cfg.cin_max, minimum_rescale_shift(cfg.cin_max, cfg))
     ports = {}
-    for name, member in ConvEngine.signature_of(interface).members.items():
+    for port, member in ConvEngine.signature_of(interface).members.items():
         if member.is_port:
-            ports[name] = {
+            ports[port] = {
                 "direction": str(member.flow.value),
                 "bits": Shape.cast(member.shape).width,
                 "shape": _layout_json(member.shape),
             }
         else:
             payload = member.signature.members["payload"].shape
-            ports[name] = {
+            ports[port] = {
                 "direction": str(member.flow.value),
                 "stream": True,
                 "payload_bits": Shape.cast(payload).width,
@@ -100,7 +173,11 @@ def engine_manifest(interface) -> dict:
             }
     return {
         "format": "sfc-hls.engine/1",
-        "toplevel": TOPLEVEL,
+        "toplevel": name,
+        "lint": {
+            "config": f"{name}.vlt",
+            "command": f"verilator --lint-only -Wall {name}.vlt {name}.v",
+        },
         "config": cfg.to_dict(),
         "algorithm": {
             "name": algo.name,
@@ -151,20 +228,26 @@ def _verified_cache_entry(verilog_path: Path, manifest_path: Path) -> dict[str, 
 
 
 def generate_engine(
-    config: EngineConfig, out_dir: str | Path | None = None, *, overwrite: bool = False
+    config: EngineConfig,
+    out_dir: str | Path | None = None,
+    *,
+    overwrite: bool = False,
+    name: str = TOPLEVEL,
 ) -> GeneratedEngine:
-    """Generate (or take from the cache) the Verilog of ``config``'s engine.
+    """Generate (or take from the cache) the Verilog of ``config``'s engine, top module ``name``.
 
-    With ``out_dir`` the two files are also written there (atomically).
+    With ``out_dir`` the Verilog, the manifest and the lint config
+    (``NAME.v``, ``NAME.json``, ``NAME.vlt``) are also written there (atomically).
     """
     if not isinstance(config, EngineConfig):
         raise TypeError(f"config must be an EngineConfig, got {type(config).__name__}")
+    check_engine_name(name)
     key = hashlib.sha256(
-        (json.dumps(config.to_dict(), sort_keys=True) + _source_digest()).encode()
+        (json.dumps(config.to_dict(), sort_keys=True) + name + _source_digest()).encode()
     ).hexdigest()[:24]
     cache_dir = _cache_root() / key
-    verilog_path = cache_dir / f"{TOPLEVEL}.v"
-    manifest_path = cache_dir / f"{TOPLEVEL}.json"
+    verilog_path = cache_dir / f"{name}.v"
+    manifest_path = cache_dir / f"{name}.json"
     t0 = time.perf_counter()
     manifest = _verified_cache_entry(verilog_path, manifest_path)
     cached = manifest is not None
@@ -174,8 +257,8 @@ def generate_engine(
         from sfc_hls.hw.engine import ConvEngine
 
         engine = ConvEngine(config)
-        manifest = engine_manifest(engine.interface)
-        text = verilog.convert(engine, name=TOPLEVEL, emit_src=False)
+        manifest = engine_manifest(engine.interface, name=name)
+        text = verilog.convert(engine, name=name, emit_src=False)
         manifest["verilog_sha256"] = hashlib.sha256(text.encode()).hexdigest()
         write_text_atomic(verilog_path, text)
         write_text_atomic(manifest_path, json.dumps(manifest, indent=2))
@@ -187,6 +270,7 @@ def generate_engine(
         with atomic_directory(out_dir, overwrite=overwrite) as tmp:
             (tmp / verilog_path.name).write_bytes(verilog_path.read_bytes())
             (tmp / manifest_path.name).write_bytes(manifest_path.read_bytes())
+            (tmp / f"{name}.vlt").write_text(lint_config(verilog_path.name))
         result = GeneratedEngine(
             out_dir / verilog_path.name,
             out_dir / manifest_path.name,

@@ -104,12 +104,18 @@ class TileSplitter(wiring.Component):
         if self.beats == 1:  # the whole tile in one beat
             m.d.comb += [out.data[i].eq(src.data[i]) for i in range(self.n)]
             return m
+        # The block is selected into its own signal, so that o.payload has only
+        # unconditional drivers (continuous assignments in the Verilog: a
+        # process driving part of the port would be an `always @*` that Icarus
+        # does not run at time 0, leaving the tag bits X until they change).
+        block = Signal(out.data.shape())
         with m.Switch(s):
             for b in range(self.beats):
                 with m.Case(b):
                     for i in range(self.width):
                         if b * self.width + i < self.n:
-                            m.d.comb += out.data[i].eq(src.data[b * self.width + i])
+                            m.d.comb += block[i].eq(src.data[b * self.width + i])
+        m.d.comb += out.data.eq(block)
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += s.eq(Mux(last_block, 0, s + 1))
         return m

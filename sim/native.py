@@ -300,12 +300,13 @@ def _verilator_flags(toplevel: str) -> list[str]:
 
 def engine_model(config: Any, *, build_root: str | os.PathLike[str] | None = None) -> NativeModel:
     """The native simulator of ``config``'s generated engine (both cached)."""
-    from sfc_hls.hw.generate import TOPLEVEL, generate_engine
+    from sfc_hls.hw.generate import generate_engine
 
     gen = generate_engine(config)
     return build_native(
-        gen.verilog, TOPLEVEL, ports_from_manifest(gen.manifest), build_root=build_root
-    )
+        gen.verilog, gen.manifest["toplevel"], ports_from_manifest(gen.manifest),
+        build_root=build_root,
+    )  # fmt: skip
 
 
 def run_layer(

@@ -12,7 +12,7 @@ from sfc_hls.config import EngineConfig
 from sfc_hls.hw.generate import TOPLEVEL, generate_engine
 from sfc_hls.hw.synthesis import SynthesisError, synthesize
 from sfc_hls.hw.transform import InputTransform, OutputTransform
-from sfc_hls.sim.verilator import LINT_WAIVERS, lint_verilog
+from sfc_hls.sim.verilator import LINT_WAIVERS, LintError, lint_verilog
 
 SMALL = EngineConfig(algorithm="wino-2x2-3x3", pco=2, cin_max=16, cout_max=4, scale_mode="fixed")
 DEFAULT = EngineConfig()
@@ -86,3 +86,57 @@ def test_synthesis_errors_are_clear(tmp_path):
     bad.write_text("module top(input a; endmodule\n")
     with pytest.raises(SynthesisError, match="failed"):
         synthesize(bad, "top")
+
+
+# -- engine names and the shipped lint config (issue #15) ---------------------------------
+
+OTHER = EngineConfig(algorithm="sfc4-4x4-3x3", pco=2, cin_max=8, cout_max=4)
+
+
+def test_shipped_lint_config_makes_wall_clean(tmp_path):
+    gen = generate_engine(SMALL, tmp_path / "out", name="eng_a")
+    vlt = tmp_path / "out" / "eng_a.vlt"
+    assert gen.manifest["toplevel"] == "eng_a"
+    assert gen.manifest["lint"]["command"] == "verilator --lint-only -Wall eng_a.vlt eng_a.v"
+    # Every waiver is justified by a comment right above it.
+    lines = vlt.read_text().splitlines()
+    rules = [i for i, line in enumerate(lines) if line.startswith("lint_off")]
+    assert len(rules) == len(LINT_WAIVERS) and all(lines[i - 1].startswith("//") for i in rules)
+    # Nothing waived on the command line: the .vlt alone makes -Wall clean.
+    assert lint_verilog(gen.verilog, toplevel="eng_a", waivers=(), config_files=[vlt]) == ""
+    with pytest.raises(LintError, match="WIDTHEXPAND"):  # and it is needed
+        lint_verilog(gen.verilog, toplevel="eng_a", waivers=())
+
+
+def _icarus(tmp_path, sources, tops):
+    cmd = ["iverilog", "-g2012", "-o", str(tmp_path / "both.vvp")]
+    cmd += [arg for top in tops for arg in ("-s", top)] + [str(s) for s in sources]
+    return subprocess.run(cmd, capture_output=True, text=True)
+
+
+def test_two_engines_with_different_names_elaborate_together(tmp_path):
+    a = generate_engine(SMALL, tmp_path / "a", name="eng_a")
+    b = generate_engine(OTHER, tmp_path / "b", name="eng_b")
+    text = b.verilog.read_text()
+    assert "module eng_b" in text and "module \\eng_b.mac_array" in text
+    proc = _icarus(tmp_path, [a.verilog, b.verilog], ["eng_a", "eng_b"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    vlts = [tmp_path / "a" / "eng_a.vlt", tmp_path / "b" / "eng_b.vlt"]
+    out = lint_verilog(a.verilog, waivers=(), config_files=vlts, extra_sources=[b.verilog],
+                       flags=["-Wno-MULTITOP"])  # fmt: skip
+    assert out == ""
+    # The same name twice collides, which is what the names are for.
+    c = generate_engine(OTHER, tmp_path / "c", name="eng_a")
+    clash = _icarus(tmp_path, [a.verilog, c.verilog], ["eng_a"])
+    assert clash.returncode != 0 and "already" in clash.stderr
+
+
+@pytest.mark.parametrize("name", ["9lives", "has-dash", "module", "", "x" * 64, "a.b"])
+def test_bad_engine_name_is_one_line_before_any_work(name, tmp_path, capsys):
+    from sfc_hls.cli import main
+
+    status = main(["generate", "--algo", "wino-2x2-3x3", "--pco", "2", "--name", name,
+                   "-o", str(tmp_path / "out")])  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and "\n" not in err and "--name must be a Verilog identifier" in err
+    assert not (tmp_path / "out").exists()

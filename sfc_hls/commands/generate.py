@@ -1,4 +1,4 @@
-"""``sfc-hls generate --algo NAME --pco N -o DIR``: Verilog and manifest of a conv engine.
+"""``sfc-hls generate --algo NAME --pco N -o DIR [--name TOP]``: Verilog, manifest and lint config.
 
 The engine comes from :func:`sfc_hls.hw.generate.generate_engine` (cached by
 content); the output directory is checked before generation starts, so an
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sfc_hls.atomic_files import check_output_directory
 from sfc_hls.config import EngineConfig, add_engine_arguments
-from sfc_hls.hw.generate import generate_engine
+from sfc_hls.hw.generate import TOPLEVEL, check_engine_name, generate_engine
 
 __all__ = ["add_arguments", "run"]
 
@@ -24,6 +24,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "-o", "--output", type=Path, required=True, help="output directory (created atomically)"
     )
     parser.add_argument(
+        "--name",
+        default=TOPLEVEL,
+        help="top module name; submodules are NAME.<block>, so engines of different names "
+        "coexist in one design (default %(default)s)",
+    )
+    parser.add_argument(
         "--force",
         action="store_true",
         help="replace an existing output directory written by sfc-hls (nothing else)",
@@ -33,8 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Generate the engine and copy its Verilog and manifest into the output directory."""
     config = EngineConfig.from_args(args)
+    check_engine_name(args.name)
     check_output_directory(args.output, overwrite=args.force)
-    result = generate_engine(config, args.output, overwrite=args.force)
+    result = generate_engine(config, args.output, overwrite=args.force, name=args.name)
     man = result.manifest
     print(
         f"{man['algorithm']['title']} engine, P_co={config.pco}: "
@@ -43,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         f"adders, latency {man['latency']['total']} cycles"
     )
     print(
-        f"wrote {result.verilog} and {result.manifest_path}"
+        f"wrote {result.verilog}, {result.manifest_path} and {result.verilog.with_suffix('.vlt')}"
         + (" (cached)" if result.cached else "")
     )
     return 0
