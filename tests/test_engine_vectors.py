@@ -128,6 +128,7 @@ def test_icarus_fails_on_a_flipped_expected_byte(wino_engine, tmp_path):
     assert f"FAIL: 1 of {man['beats']['o_out']} o_out beats differ" in out, out
 
 
+@pytest.mark.slow  # ~2 minutes of Icarus on the SFC-6 engine: make test-slow
 def test_icarus_replays_sfc6(tmp_path):
     engine = tmp_path / "eng"
     generate_engine(SFC6, engine, name="eng_sfc6")
