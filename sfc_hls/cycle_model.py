@@ -164,6 +164,16 @@ def _groups(
     return out
 
 
+def _check_descriptor(timing: EngineTiming, mode: str, **fields: int) -> None:
+    """TypeError / ValueError naming the first bad descriptor field (each an int >= 1)."""
+    if not isinstance(timing, EngineTiming):
+        raise TypeError(f"timing must be an EngineTiming, got {type(timing).__name__}")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    for name, value in fields.items():
+        check_int(name, value, 1)
+
+
 def layer_cycles(
     timing: EngineTiming,
     *,
@@ -175,15 +185,7 @@ def layer_cycles(
     replicas: int = 1,
 ) -> LayerCycles:
     """Cycles of one layer (the descriptor: mode, ``cin``, ``cout``, ``tiles``, ``taps``, ``replicas``)."""
-    if not isinstance(timing, EngineTiming):
-        raise TypeError(f"timing must be an EngineTiming, got {type(timing).__name__}")
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    check_int("cin", cin, 1)
-    check_int("cout", cout, 1)
-    check_int("tiles", tiles, 1)
-    check_int("taps", taps, 1)
-    check_int("replicas", replicas, 1)
+    _check_descriptor(timing, mode, cin=cin, cout=cout, tiles=tiles, taps=taps, replicas=replicas)
     reduction = cin if mode == "fast" else taps * cin
     groups = _groups(timing, mode, cin, cout, taps, replicas)
     front, back = timing.latencies(mode)
@@ -307,8 +309,7 @@ def layer_traffic(
     replica) (direct).  ``hw/engine_streams.py`` produces exactly these beats
     (``tests/test_traffic.py``).
     """
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    _check_descriptor(timing, mode, cin=cin, cout=cout, tiles=tiles, taps=taps, replicas=replicas)
     groups = _groups(timing, mode, cin, cout, taps, replicas)
     reduction = cin if mode == "fast" else taps * cin
     per_tile_out = timing.output_beats if mode == "fast" else timing.blocks // replicas
