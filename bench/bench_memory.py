@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -63,7 +64,7 @@ def layer_entry(iface: EngineInterface, layer: ConvLayer, batch: int, clock_hz: 
                 bytes_per_cycle: float) -> dict:  # fmt: skip
     """Traffic, cycles and bandwidth of one layer on ``batch`` images."""
     desc = layer_descriptor(iface, layer)
-    desc = type(desc)(desc.mode, desc.tiles * batch, desc.taps, desc.replicas)
+    desc = replace(desc, tiles=desc.tiles * batch)
     lc = desc.cycles(iface, layer)
     tr = layer_traffic(iface.timing(), iface.stream_bits(), cin=layer.cin, cout=layer.cout,
                        tiles=desc.tiles, mode=desc.mode, taps=desc.taps,

@@ -168,10 +168,9 @@ class EngineInterface:
         ``mac_array_dsp`` the multiply operators that compute them (half as
         many, rounded up, with ``macs_per_dsp=2``)."""
         m = self.positions
-        pairs = self.lanes // 2 if self.config.macs_per_dsp == 2 else 0
         return {
             "mac_array": m * self.lanes,
-            "mac_array_dsp": m * (self.lanes - pairs),
+            "mac_array_dsp": MacArray.dsp_multiplier_count(m, self.lanes, self.config.macs_per_dsp),
             "act_quantizer": m if self.act_widths.has_multiplier else 0,
             "rescale": self.width,
             "output_quantizer": self.width,

@@ -127,7 +127,7 @@ class MacArray(wiring.Component):
             )
         self.packing = PackedMultiply(act_bits, weight_bits)
         self.pairs = lanes // 2 if macs_per_dsp == 2 else 0
-        self.dsp_multipliers = positions * (lanes - self.pairs)
+        self.dsp_multipliers = self.dsp_multiplier_count(positions, lanes, macs_per_dsp)
 
         self.beat_layout = data.StructLayout(
             {
@@ -148,6 +148,13 @@ class MacArray(wiring.Component):
                 "o_acc": Out(stream.Signature(self.acc_layout)),
             }
         )
+
+    @staticmethod
+    def dsp_multiplier_count(positions: int, lanes: int, macs_per_dsp: int) -> int:
+        """Multiply operators of an array: one per position for each packed lane pair
+        (``macs_per_dsp=2``) and for each lane that multiplies alone."""
+        pairs = lanes // 2 if macs_per_dsp == 2 else 0
+        return positions * (lanes - pairs)
 
     @staticmethod
     def accumulator_width(*, act_bits: int = 8, weight_bits: int = 8, cin_max: int) -> int:
