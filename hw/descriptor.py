@@ -15,33 +15,47 @@ CFG_LAYOUT = data.StructLayout({"addr": unsigned(ADDR_BITS), "data": unsigned(DA
 
 
 class DescriptorRegisters(wiring.Component):
-    """Register writes on ``i_cfg`` -> the layer descriptor, a start pulse, error flags.
+    """Register writes on ``i_cfg`` -> a staged descriptor; START makes it the active one.
 
     Every row of :data:`~sfc_hls.hw.register_map.REGISTER_TABLE` is decoded
     here and nowhere else: a write to a row's address (or, for a per-position
-    array, to ``address + j``) loads the descriptor field it names; a value
-    above the row's limit (``limits[row.limit]``) or a write to an unmapped
-    address sets a sticky *bad write* flag.
+    array, to ``address + j``) loads the *staged* descriptor field it names; a
+    value above the row's limit (``limits[row.limit]``) or a write to an
+    unmapped address sets a sticky *bad write* flag.
+
+    Two copies of the descriptor: writes go to the staged one at any time,
+    also while a layer runs, so that the next layer is described during the
+    current one.  Writing CONTROL with START *commits* the staged descriptor:
+    ``i_cfg`` stalls (``pending``) until the engine is idle (``accept``); in
+    that cycle the staged descriptor is checked and, if valid, copied to
+    ``descriptor`` and ``start`` pulses in the next cycle.  A layer committed
+    during the previous one therefore starts one cycle after that one ends.
 
     Parameters: ``descriptor_layout`` (the fields the table names), ``positions``
     (``m``), ``limits`` (largest legal value per limit key).
 
     Ports:
-        i_cfg (In stream ``{addr, data}``): register writes; ``ready`` is ``accept``.
-        accept (In 1): the engine takes writes (it is idle).
-        descriptor (Out ``descriptor_layout``): the registers (reset: all zero).
-        start (Out 1, combinational): CONTROL was written with START this cycle.
-        valid (Out 1): the descriptor may start a layer: no bad write since the
-            last start, CIN, COUT, TILES >= 1, and in direct mode TAPS >= 1,
+        i_cfg (In stream ``{addr, data}``): register writes; ``ready`` is ``~pending``.
+        accept (In 1): the engine can start a layer (it is idle).
+        descriptor (Out ``descriptor_layout``): the running layer's registers (reset: all zero).
+        start (Out 1, registered): a layer with ``descriptor`` starts.
+        pending (Out 1): a START waits for the engine; the staged descriptor is locked.
+        valid (Out 1): the staged descriptor may start a layer: no bad write since the
+            last commit, CIN, COUT, TILES >= 1, and in direct mode TAPS >= 1,
             ``TAPS * CIN <= limits["direct_reduction"]`` and REPLICAS one of ``replicas``.
-        blocks_per_replica (Out): ``blocks / REPLICAS`` (``blocks`` in fast mode).
-        error (Out 1): sticky: the last start had an invalid descriptor (no
-            layer started); cleared by a valid start.  An invalid start also
+        blocks_per_replica (Out): ``blocks / REPLICAS`` of ``descriptor`` (``blocks`` in fast mode).
+        error (Out 1): sticky: the last commit had an invalid descriptor (no
+            layer started); cleared by a valid commit.  An invalid commit also
             clears the bad-write flag, so that a rewritten descriptor can start.
 
-    Latency: a write is visible on ``descriptor`` in the next cycle; ``start``
-    and ``valid`` in the cycle of the CONTROL write see every earlier write.
+    Latency: a write is visible in the staged descriptor in the next cycle.  A
+    START written in cycle ``t`` with the engine idle commits in cycle ``t``
+    (seeing every earlier write): ``descriptor`` and ``start`` (or ``error``)
+    change in cycle ``t + 1`` (:data:`START_DELAY` cycles after the write).
     """
+
+    #: Cycles from the START write (engine idle) to the ``start`` pulse.
+    START_DELAY = 1
 
     def __init__(
         self,
@@ -64,6 +78,7 @@ class DescriptorRegisters(wiring.Component):
                 "accept": In(1),
                 "descriptor": Out(descriptor_layout),
                 "start": Out(1),
+                "pending": Out(1),
                 "valid": Out(1),
                 "error": Out(1),
                 "blocks_per_replica": Out(range(blocks + 1)),
@@ -72,44 +87,53 @@ class DescriptorRegisters(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        desc = self.descriptor
+        staged = Signal(self.descriptor_layout)
         bad_write = Signal()
-        m.d.comb += self.i_cfg.ready.eq(self.accept)
+        start_write = Signal()
+        m.d.comb += self.i_cfg.ready.eq(~self.pending)
         with m.If(self.i_cfg.valid & self.i_cfg.ready):
-            self._decode(m, self.i_cfg.payload.addr, self.i_cfg.payload.data, bad_write)
-        m.d.comb += self.valid.eq(
-            ~bad_write
-            & (desc.cin >= 1)
-            & (desc.cout >= 1)
-            & (desc.tiles >= 1)
-            & (~desc.direct | self._direct_ok(m))
-        )
-        with m.If(self.start):
+            self._decode(m, staged, start_write, bad_write)
+        staged_ok, _ = self._checks(m, staged)
+        _, blocks_per_replica = self._checks(m, self.descriptor)
+        m.d.comb += [
+            self.valid.eq(~bad_write & staged_ok),
+            self.blocks_per_replica.eq(blocks_per_replica),
+        ]
+        commit = (start_write | self.pending) & self.accept & ~self.start
+        m.d.sync += self.start.eq(0)
+        with m.If(commit):
+            m.d.sync += self.pending.eq(0)
             with m.If(self.valid):
-                m.d.sync += self.error.eq(0)
+                m.d.sync += [self.descriptor.eq(staged), self.start.eq(1), self.error.eq(0)]
             with m.Else():
                 m.d.sync += [self.error.eq(1), bad_write.eq(0)]
+        with m.Elif(start_write):
+            m.d.sync += self.pending.eq(1)
         return m
 
-    def _direct_ok(self, m: Module) -> Signal:
-        """Direct-mode checks: TAPS >= 1, TAPS * CIN within the limit, REPLICAS divides the
-        blocks; also drives ``blocks_per_replica``."""
-        desc = self.descriptor
+    def _checks(self, m: Module, desc) -> tuple[Signal, Signal]:
+        """``(ok, blocks_per_replica)`` of descriptor ``desc``: CIN, COUT, TILES >= 1 and, in
+        direct mode, TAPS >= 1, TAPS * CIN within the limit, REPLICAS a divisor of the blocks."""
         replicas_ok = Signal()
+        blocks_per_replica = Signal(range(self.blocks + 1))
         with m.Switch(desc.replicas):
             for r in (r for r in range(1, self.blocks + 1) if self.blocks % r == 0):
                 with m.Case(r):
-                    m.d.comb += [replicas_ok.eq(1), self.blocks_per_replica.eq(self.blocks // r)]
+                    m.d.comb += [replicas_ok.eq(1), blocks_per_replica.eq(self.blocks // r)]
         with m.If(~desc.direct):
-            m.d.comb += self.blocks_per_replica.eq(self.blocks)
+            m.d.comb += blocks_per_replica.eq(self.blocks)
         ok = Signal()
         reduction_ok = desc.taps * desc.cin <= self.limits["direct_reduction"]
-        m.d.comb += ok.eq((desc.taps >= 1) & reduction_ok & replicas_ok)
-        return ok
+        direct_ok = (desc.taps >= 1) & reduction_ok & replicas_ok
+        m.d.comb += ok.eq(
+            (desc.cin >= 1) & (desc.cout >= 1) & (desc.tiles >= 1) & (~desc.direct | direct_ok)
+        )
+        return ok, blocks_per_replica
 
-    def _decode(self, m: Module, addr, value, bad_write: Signal) -> None:
-        """One write: scalar registers by case, per-position arrays by range, others are bad."""
-        desc = self.descriptor
+    def _decode(self, m: Module, desc, start_write: Signal, bad_write: Signal) -> None:
+        """One write into ``desc``: scalar registers by case, per-position arrays by range,
+        others are bad; CONTROL = START drives ``start_write``."""
+        addr, value = self.i_cfg.payload.addr, self.i_cfg.payload.data
         scalars = [r for r in REGISTER_TABLE if not r.per_position]
         arrays = [r for r in REGISTER_TABLE if r.per_position]
         n = self.registers.positions
@@ -117,7 +141,7 @@ class DescriptorRegisters(wiring.Component):
             for reg in scalars:
                 with m.Case(reg.address):
                     if reg.field is None:  # CONTROL
-                        m.d.comb += self.start.eq(value == START)
+                        m.d.comb += start_write.eq(value == START)
                     elif reg.bit is not None:
                         m.d.sync += getattr(desc, reg.field).eq(value[reg.bit])
                     else:

@@ -94,7 +94,8 @@ class ConvEngine(wiring.Component):
     Ports (see :mod:`sfc_hls.hw.register_map` for the protocol, the
     :class:`~sfc_hls.hw.interface.EngineInterface` for every layout):
 
-    * ``i_cfg``: register writes ``{addr: 16, data: 32}``; accepted while idle.
+    * ``i_cfg``: register writes ``{addr: 16, data: 32}`` into the staged descriptor, also while
+      a layer runs; after a START write it stalls until that layer has started.
     * ``i_chan``: per output-channel group, one beat per (lane, block):
       ``{rescale_mult[W], params: {bias, out_mult, out_shift}}``.
     * ``i_weight``: per group, weight rows of ``P_co x m`` int8 (fast: one per
@@ -102,7 +103,7 @@ class ConvEngine(wiring.Component):
     * ``i_act``: per group, ``TILES * reduction`` beats of ``max(L*L, m)`` int8
       (fast: an ``L x L`` tile of one channel; direct: ``m`` pixels of one tap and channel).
     * ``o_out``: ``{data[W], meta: {channel, tile, index, end, last}}``.
-    * ``status``: ``{busy, desc_error, overflow, layers_done}``.
+    * ``status``: ``{busy, desc_error, overflow, layers_done, start_pending}``.
 
     Throughput: one ``i_act`` beat per cycle while the output path keeps up
     (``W`` positions per cycle: a tile's result takes ``P_co * m / W`` cycles
@@ -221,7 +222,7 @@ class ConvEngine(wiring.Component):
         wiring.connect(m, wiring.flipped(self.i_cfg), regs.i_cfg)
         m.d.comb += [
             regs.accept.eq(~sched.busy),
-            sched.start.eq(regs.start & regs.valid),
+            sched.start.eq(regs.start),
             sched.cin.eq(desc.cin),
             sched.cout.eq(desc.cout),
             sched.tiles.eq(desc.tiles),
@@ -252,6 +253,7 @@ class ConvEngine(wiring.Component):
             self.status.desc_error.eq(regs.error),
             self.status.overflow.eq(rs.overflow),
             self.status.layers_done.eq(sched.layers_done),
+            self.status.start_pending.eq(regs.pending),
         ]
         if aq.widths.has_multiplier:
             m.d.comb += aq.act_mult.eq(desc.act_mult)

@@ -22,7 +22,7 @@ from amaranth.utils import ceil_log2
 from sfc_hls.bilinear import BilinearAlgorithm
 from sfc_hls.config import EngineConfig
 from sfc_hls.cycle_model import EngineTiming, StreamBits
-from sfc_hls.hw.descriptor import CFG_LAYOUT
+from sfc_hls.hw.descriptor import CFG_LAYOUT, DescriptorRegisters
 from sfc_hls.hw.mac_array import MacArray
 from sfc_hls.hw.quantizers import (
     ActQuantizer,
@@ -207,6 +207,7 @@ class EngineInterface:
             output_beats=self.output_beats,
             front_latency_direct=front_direct,
             back_latency_direct=back_direct,
+            start_delay=DescriptorRegisters.START_DELAY,
         )
 
 
@@ -305,7 +306,13 @@ def _layouts(
             {"data": data.ArrayLayout(signed(config.out_bits), width), "meta": tag}
         ),
         "status": data.StructLayout(
-            {"busy": 1, "desc_error": 1, "overflow": 1, "layers_done": unsigned(16)}
+            {
+                "busy": 1,
+                "desc_error": 1,
+                "overflow": 1,
+                "layers_done": unsigned(16),
+                "start_pending": 1,
+            }
         ),
         "beat_meta": beat_meta,
         "tag": tag,

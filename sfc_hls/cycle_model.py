@@ -17,7 +17,8 @@ hardware description):
 * ``pco``, ``blocks``, ``width``, ``output_beats``: lanes, the ``B = m / W``
   blocks a result leaves in (``W`` positions per cycle), and the beats of a
   channel's fast-mode output tile (``ceil(M*M / W)``);
-* ``cfg_writes``: register writes per layer (one per cycle);
+* ``cfg_writes``: register writes per layer (one per cycle), START the last;
+* ``start_delay``: cycles from the START write to the layer's start;
 * ``front_latency`` (fast, direct): from the handshake of a tile's last
   ``i_act`` beat to its result being offered to the result serializer;
 * ``back_latency`` (fast, direct): from a packet's last beat leaving the
@@ -80,6 +81,7 @@ class EngineTiming:
     output_beats: int = 1
     front_latency_direct: int | None = None
     back_latency_direct: int | None = None
+    start_delay: int = 0
 
     def __post_init__(self) -> None:
         check_int("pco", self.pco, 1)
@@ -90,6 +92,7 @@ class EngineTiming:
         check_int("blocks", self.blocks, 1)
         check_int("width", self.width, 1)
         check_int("output_beats", self.output_beats, 1)
+        check_int("start_delay", self.start_delay, 0)
 
     @property
     def latency(self) -> int:
@@ -193,7 +196,7 @@ def layer_cycles(
     last_output = events["last_issue"] + back
     cycles = last_output + 1
     act_beats = len(groups) * tiles * reduction
-    w = timing.cfg_writes
+    w = timing.cfg_writes + timing.start_delay
     breakdown = {
         "act_beats": act_beats,
         "config": w,
@@ -210,7 +213,8 @@ def _simulate(
 ) -> dict[str, int]:
     """Group by group, tile by tile: when act beats enter, results are taken, beats leave."""
     pco_beats = timing.pco * timing.blocks  # parameter beats per group
-    w = timing.cfg_writes  # config beats at cycles 0 .. w-1; START is the last
+    # config beats at cycles 0 .. cfg_writes - 1, START the last; the layer starts at w
+    w = timing.cfg_writes + timing.start_delay
     take_prev: int | None = None  # serializer take time of the previous tile
     beats_prev = 0
     last_beat_prev = w - 1  # last act beat of the previous group

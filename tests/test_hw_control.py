@@ -89,8 +89,8 @@ def _registers():
 
 
 def _run_writes(dut, writes):
-    """Write ``(addr, data)`` pairs; return, per write, (start, valid, error, descriptor) seen
-    in the cycle of the write (start/valid) and after it (error, descriptor)."""
+    """Write ``(addr, data)`` pairs with the engine idle; return, per write, (start, valid,
+    error, descriptor): ``valid`` in the cycle of the write, the others in the next cycle."""
     seen = []
 
     async def bench(ctx):
@@ -98,9 +98,9 @@ def _run_writes(dut, writes):
         for addr, value in writes:
             ctx.set(dut.i_cfg.payload, {"addr": addr, "data": value})
             ctx.set(dut.i_cfg.valid, 1)
-            start, valid = ctx.get(dut.start), ctx.get(dut.valid)
+            valid = ctx.get(dut.valid)
             await ctx.tick()
-            seen.append((start, valid, ctx.get(dut.error), ctx.get(dut.descriptor)))
+            seen.append((ctx.get(dut.start), valid, ctx.get(dut.error), ctx.get(dut.descriptor)))
         ctx.set(dut.i_cfg.valid, 0)
 
     run_testbenches(dut, bench, cycles=len(writes) + 5)
@@ -150,7 +150,7 @@ def test_descriptor_error_is_sticky_until_a_valid_start(bad_write):
     control = (REGISTERS["CONTROL"], START)
     seen = _run_writes(dut, [*good, bad_write, control, (REGISTERS["CIN"], 1), *good, control])
     bad_start, restart = seen[len(good) + 1], seen[-1]
-    assert bad_start[:3] == (1, 0, 1)  # start requested, descriptor invalid, error set
+    assert bad_start[:3] == (0, 0, 1)  # START written, descriptor invalid: no start, error set
     assert seen[-2][2] == 1  # still set while the descriptor is rewritten
     assert restart[:3] == (1, 1, 0)  # the rewritten descriptor starts and clears it
 
@@ -159,7 +159,44 @@ def test_descriptor_needs_nonzero_counts():
     _, dut = _registers()
     seen = _run_writes(dut, [(REGISTERS["CIN"], 2), (REGISTERS["COUT"], 3),
                              (REGISTERS["CONTROL"], START)])  # fmt: skip
-    assert seen[-1][:3] == (1, 0, 1)  # TILES = 0
+    assert seen[-1][:3] == (0, 0, 1)  # TILES = 0
+
+
+def test_descriptor_staged_during_a_layer_starts_when_the_engine_is_idle():
+    """Writes while busy go to the staged copy; START waits (``pending``, ``i_cfg`` stalls)
+    and commits in the first idle cycle: ``start`` one cycle later, with the staged values."""
+    _, dut = _registers()
+    first = [(REGISTERS["CIN"], 2), (REGISTERS["COUT"], 3), (REGISTERS["TILES"], 1),
+             (REGISTERS["CONTROL"], START)]  # fmt: skip
+    second = [(REGISTERS["CIN"], 4), (REGISTERS["TILES"], 9), (REGISTERS["CONTROL"], START)]
+    trace = {}
+
+    async def write(ctx, addr, value):
+        ctx.set(dut.i_cfg.payload, {"addr": addr, "data": value})
+        ctx.set(dut.i_cfg.valid, 1)
+        await ctx.tick().until(dut.i_cfg.ready)
+        ctx.set(dut.i_cfg.valid, 0)
+
+    async def bench(ctx):
+        ctx.set(dut.accept, 1)
+        for addr, value in first:
+            await write(ctx, addr, value)
+        assert ctx.get(dut.start) and ctx.get(dut.descriptor.cin) == 2
+        ctx.set(dut.accept, 0)  # the first layer runs
+        for addr, value in second:
+            await write(ctx, addr, value)
+        await ctx.tick()
+        trace["running"] = ctx.get(dut.descriptor.cin), ctx.get(dut.pending)
+        trace["ready_while_pending"] = ctx.get(dut.i_cfg.ready)
+        ctx.set(dut.accept, 1)  # the first layer ends
+        await ctx.tick()
+        trace["committed"] = ctx.get(dut.start), ctx.get(dut.descriptor.cin), ctx.get(dut.pending)
+        trace["tiles"] = ctx.get(dut.descriptor.tiles)
+
+    run_testbenches(dut, bench, cycles=40)
+    assert trace["running"] == (2, 1)  # staged writes leave the running descriptor alone
+    assert trace["ready_while_pending"] == 0
+    assert trace["committed"] == (1, 4, 0) and trace["tiles"] == 9
 
 
 # -- ResultSerializer ----------------------------------------------------------------------------
