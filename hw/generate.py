@@ -6,6 +6,9 @@ limits) and ``DIR/conv_engine.vlt`` (the Verilator lint waivers, each
 justified: ``verilator --lint-only -Wall conv_engine.vlt conv_engine.v`` is
 clean).  ``--name NAME`` names the top module ``NAME`` and every submodule
 ``NAME.<block>``, so engines of different names coexist in one design.
+``--axi`` wraps the engine in AXI4-Lite registers and AXI4-Stream ports
+(:class:`~sfc_hls.hw.axi_engine.AxiConvEngine`, top ``NAME``, the engine
+``NAME.engine``) and adds ``NAME_regs.h``, the register map as a C header.
 Generation is cached under ``~/.cache/sfc-hls`` (or
 ``$SFC_HLS_CACHE``) by a hash of the configuration and of the generator's
 own source, so an unchanged engine is not re-elaborated.
@@ -138,15 +141,18 @@ def _layout_json(layout) -> object:
     return f"{'signed' if s.signed else 'unsigned'}({s.width})"
 
 
-def engine_manifest(interface, *, name: str = TOPLEVEL) -> dict:
+def engine_manifest(interface, *, name: str = TOPLEVEL, axi: bool = False) -> dict:
     """Ports, parameters, widths, latency, limits and register map of an engine.
 
     ``interface`` is the engine's :class:`~sfc_hls.hw.interface.EngineInterface`
-    (or an :class:`~sfc_hls.config.EngineConfig`); nothing is elaborated.
+    (or an :class:`~sfc_hls.config.EngineConfig`); nothing is elaborated.  With
+    ``axi`` the ports are the AXI top's and an ``axi`` section gives its
+    register map and stream widths.
     """
     from amaranth.hdl import Shape
 
     from sfc_hls.datapath import DatapathWidths, minimum_rescale_shift
+    from sfc_hls.hw.axi_engine import axi_signature
     from sfc_hls.hw.engine import ConvEngine
     from sfc_hls.hw.interface import EngineInterface
 
@@ -156,7 +162,8 @@ def engine_manifest(interface, *, name: str = TOPLEVEL) -> dict:
     algo = interface.algo
     widths = DatapathWidths.derive(algo, cfg, cfg.cin_max, minimum_rescale_shift(cfg.cin_max, cfg))
     ports = {}
-    for port, member in ConvEngine.signature_of(interface).members.items():
+    signature = axi_signature(interface) if axi else ConvEngine.signature_of(interface)
+    for port, member in signature.members.items():
         if member.is_port:
             ports[port] = {
                 "direction": str(member.flow.value),
@@ -206,6 +213,47 @@ def engine_manifest(interface, *, name: str = TOPLEVEL) -> dict:
         "registers": interface.registers.describe(),
         "ports": ports,
         "clock": "clk (rising edge), synchronous active-high reset rst",
+    } | (_axi_manifest(interface, name) if axi else {})
+
+
+def _axi_manifest(interface, name: str) -> dict:
+    """The AXI top's part of the manifest: clock, register map, stream widths, C header."""
+    from sfc_hls.hw.axi_engine import axi_stream_widths
+    from sfc_hls.hw.axi_registers import (
+        AXI_ADDR_BITS,
+        AXI_REGISTER_TABLE,
+        DESCRIPTOR_WINDOW,
+        ERROR_BITS,  # fmt: skip
+        IRQ_BITS,
+        STATUS_BITS,
+        build_parameters,
+    )
+
+    tag = interface.layouts["out"].members["meta"]
+    return {
+        "interface": "axi",
+        "clock": "aclk (rising edge), synchronous active-low reset aresetn",
+        "axi": {
+            "address_bits": AXI_ADDR_BITS,
+            "descriptor_window": DESCRIPTOR_WINDOW,
+            "registers": [
+                {
+                    "name": r.name,
+                    "offset": r.offset,
+                    "access": r.access,
+                    "reset": r.reset,
+                    "meaning": r.meaning,
+                }
+                for r in AXI_REGISTER_TABLE
+            ],  # fmt: skip
+            "status_bits": STATUS_BITS,
+            "error_bits": ERROR_BITS,
+            "irq_bits": IRQ_BITS,
+            "build_parameters": build_parameters(interface),
+            "tdata_bits": axi_stream_widths(interface),
+            "tuser": {k: _layout_json(f.shape) for k, f in tag if k != "last"},
+            "c_header": f"{name}_regs.h",
+        },
     }
 
 
@@ -233,33 +281,44 @@ def generate_engine(
     *,
     overwrite: bool = False,
     name: str = TOPLEVEL,
+    axi: bool = False,
 ) -> GeneratedEngine:
     """Generate (or take from the cache) the Verilog of ``config``'s engine, top module ``name``.
 
     With ``out_dir`` the Verilog, the manifest and the lint config
-    (``NAME.v``, ``NAME.json``, ``NAME.vlt``) are also written there (atomically).
+    (``NAME.v``, ``NAME.json``, ``NAME.vlt``; with ``axi`` also ``NAME_regs.h``)
+    are also written there (atomically).  ``axi``: the AXI top
+    (:class:`~sfc_hls.hw.axi_engine.AxiConvEngine`) instead of the bare engine.
     """
     if not isinstance(config, EngineConfig):
         raise TypeError(f"config must be an EngineConfig, got {type(config).__name__}")
     check_engine_name(name)
     key = hashlib.sha256(
-        (json.dumps(config.to_dict(), sort_keys=True) + name + _source_digest()).encode()
+        (
+            json.dumps(config.to_dict(), sort_keys=True) + name + f"axi={axi}" + _source_digest()
+        ).encode()
     ).hexdigest()[:24]
     cache_dir = _cache_root() / key
     verilog_path = cache_dir / f"{name}.v"
     manifest_path = cache_dir / f"{name}.json"
     t0 = time.perf_counter()
     manifest = _verified_cache_entry(verilog_path, manifest_path)
+    if axi and not (cache_dir / f"{name}_regs.h").is_file():
+        manifest = None
     cached = manifest is not None
     if manifest is None:
         from amaranth.back import verilog
 
+        from sfc_hls.hw.axi_engine import AxiConvEngine
+        from sfc_hls.hw.axi_registers import c_header
         from sfc_hls.hw.engine import ConvEngine
 
-        engine = ConvEngine(config)
-        manifest = engine_manifest(engine.interface, name=name)
-        text = verilog.convert(engine, name=name, emit_src=False)
+        top = AxiConvEngine(config) if axi else ConvEngine(config)
+        manifest = engine_manifest(top.interface, name=name, axi=axi)
+        text = verilog.convert(top, name=name, emit_src=False)
         manifest["verilog_sha256"] = hashlib.sha256(text.encode()).hexdigest()
+        if axi:
+            write_text_atomic(cache_dir / f"{name}_regs.h", c_header(top.interface, name))
         write_text_atomic(verilog_path, text)
         write_text_atomic(manifest_path, json.dumps(manifest, indent=2))
     result = GeneratedEngine(
@@ -271,6 +330,9 @@ def generate_engine(
             (tmp / verilog_path.name).write_bytes(verilog_path.read_bytes())
             (tmp / manifest_path.name).write_bytes(manifest_path.read_bytes())
             (tmp / f"{name}.vlt").write_text(lint_config(verilog_path.name))
+            if axi:
+                header = cache_dir / f"{name}_regs.h"
+                (tmp / header.name).write_bytes(header.read_bytes())
         result = GeneratedEngine(
             out_dir / verilog_path.name,
             out_dir / manifest_path.name,

@@ -1,4 +1,7 @@
-"""``sfc-hls generate --algo NAME --pco N -o DIR [--name TOP]``: Verilog, manifest and lint config.
+"""``sfc-hls generate --algo NAME --pco N -o DIR [--name TOP] [--axi]``: Verilog, manifest, lint config.
+
+``--axi`` generates the AXI top (AXI4-Lite registers, AXI4-Stream data, an
+interrupt) and its register map as a C header.
 
 The engine comes from :func:`sfc_hls.hw.generate.generate_engine` (cached by
 content); the output directory is checked before generation starts, so an
@@ -30,6 +33,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "coexist in one design (default %(default)s)",
     )
     parser.add_argument(
+        "--axi",
+        action="store_true",
+        help="wrap the engine in AXI4-Lite registers and AXI4-Stream ports (docs/integration.md) "
+        "and write NAME_regs.h, the register map as a C header",
+    )
+    parser.add_argument(
         "--force",
         action="store_true",
         help="replace an existing output directory written by sfc-hls (nothing else)",
@@ -41,7 +50,9 @@ def run(args: argparse.Namespace) -> int:
     config = EngineConfig.from_args(args)
     check_engine_name(args.name)
     check_output_directory(args.output, overwrite=args.force)
-    result = generate_engine(config, args.output, overwrite=args.force, name=args.name)
+    result = generate_engine(
+        config, args.output, overwrite=args.force, name=args.name, axi=args.axi
+    )
     man = result.manifest
     print(
         f"{man['algorithm']['title']} engine, P_co={config.pco}: "
@@ -49,8 +60,8 @@ def run(args: argparse.Namespace) -> int:
         f"{man['adders']['input_transform']} + {man['adders']['output_transform']} transform "
         f"adders, latency {man['latency']['total']} cycles"
     )
-    print(
-        f"wrote {result.verilog}, {result.manifest_path} and {result.verilog.with_suffix('.vlt')}"
-        + (" (cached)" if result.cached else "")
-    )
+    files = [result.verilog, result.manifest_path, result.verilog.with_suffix(".vlt")]
+    if args.axi:
+        files.append(result.verilog.with_name(f"{args.name}_regs.h"))
+    print(f"wrote {', '.join(map(str, files))}" + (" (cached)" if result.cached else ""))
     return 0
