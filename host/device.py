@@ -245,6 +245,8 @@ class RtlDevice(ConvDevice):
             stream / of back-pressure on the output (0: full speed).
         seed: seed of the pause generators.
         jobs: simulator processes :meth:`run_layers` runs at once.
+        axi: drive each engine's AXI top (:class:`~sfc_hls.hw.axi_engine.AxiConvEngine`:
+            register writes over AXI4-Lite, data over AXI4-Stream) instead of its bare streams.
     """
 
     backend = "rtl"
@@ -259,6 +261,7 @@ class RtlDevice(ConvDevice):
         output_pause: float = 0.0,
         seed: int = 0,
         jobs: int = 1,
+        axi: bool = False,
     ) -> None:
         super().__init__(engines)
         for name, value in (("input_pause", input_pause), ("output_pause", output_pause)):
@@ -274,6 +277,7 @@ class RtlDevice(ConvDevice):
         self.output_pause = float(output_pause)
         self.seed = int(seed)
         self.jobs = jobs
+        self.axi = bool(axi)
         self._models: dict[str, Any] = {}
         self._lock = threading.Lock()
         #: Seconds spent generating and building engines (not in the layer times).
@@ -291,7 +295,7 @@ class RtlDevice(ConvDevice):
 
                 t0 = time.perf_counter()
                 self._models[algorithm] = engine_model(
-                    self.engines[algorithm], build_root=self.build_root
+                    self.engines[algorithm], build_root=self.build_root, axi=self.axi
                 )
                 self.build_seconds += time.perf_counter() - t0
             return self._models[algorithm]

@@ -112,6 +112,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(--jobs at a time) and check every conv output is identical",
     )
     parser.add_argument(
+        "--axi",
+        action="store_true",
+        help="rtl: drive each engine's AXI top (registers over AXI4-Lite, data over "
+        "AXI4-Stream, as `sfc-hls generate --axi` writes it) instead of its bare streams",
+    )
+    parser.add_argument(
         "--jobs",
         type=int,
         default=os.cpu_count() or 1,
@@ -334,6 +340,8 @@ def check_options(args: argparse.Namespace) -> None:
     if args.random_images is not None:
         check_int("--random-images", args.random_images, 1, MAX_RANDOM_IMAGES)
     check_int("--seed", args.seed, 0, MAX_SEED)
+    if args.axi and args.backend != "rtl":
+        raise ValueError("--axi needs --backend rtl (it chooses the RTL top the simulator drives)")
     if args.json_out is not None:
         check_output_file(args.json_out)
 
@@ -355,7 +363,7 @@ def _check_against_golden(
         qnet, make_device("golden", engines), images, batch_size=args.batch_size,
         keep_tensors=True,
     )  # fmt: skip
-    with RtlDevice(engines, jobs=args.jobs) as device:
+    with RtlDevice(engines, jobs=args.jobs, axi=args.axi) as device:
         device.prepare()
         check = check_convs(qnet, device, golden, progress=not args.quiet)
         build_seconds = device.build_seconds
@@ -421,7 +429,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.backend == "rtl" and args.check_golden:
         result, identical, build_seconds = _check_against_golden(args, qnet, engines, images)
     else:
-        with make_device(args.backend, engines) as device:
+        rtl_options = {"axi": args.axi} if args.backend == "rtl" else {}
+        with make_device(args.backend, engines, **rtl_options) as device:
             result = run_int8(
                 qnet, device, images, batch_size=args.batch_size, progress=not args.quiet
             )

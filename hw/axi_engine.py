@@ -107,6 +107,9 @@ class AxiConvEngine(wiring.Component):
         self.config = config
         self.interface = EngineInterface.from_config(config)
         self.parameters = build_parameters(self.interface)
+        tag = [name for name, _ in self.interface.layouts["tag"]]
+        if tag[-1] != "last":  # tdata | tuser | tlast is then the engine's o_out payload
+            raise AssertionError(f"the output tag must end with `last`, got {tag}")
         super().__init__(axi_signature(self.interface))
 
     def _port(self, name: str):

@@ -251,6 +251,11 @@ def _axi_manifest(interface, name: str) -> dict:
             "irq_bits": IRQ_BITS,
             "build_parameters": build_parameters(interface),
             "tdata_bits": axi_stream_widths(interface),
+            "engine_payload_bits": {
+                name: interface.layouts[name[2:]].size
+                for name in ("i_cfg", "i_chan", "i_weight", "i_act", "o_out")
+            },
+            "out_data_bits": interface.width * interface.config.out_bits,
             "tuser": {k: _layout_json(f.shape) for k, f in tag if k != "last"},
             "c_header": f"{name}_regs.h",
         },

@@ -46,8 +46,10 @@ __all__ = [
     "NativeModel",
     "NativeRun",
     "NativeRunError",
+    "Clocking",
     "PortSpec",
     "build_native",
+    "clocking_from_manifest",
     "engine_model",
     "run_layer",
     "ports_from_manifest",
@@ -68,11 +70,22 @@ class NativeRunError(RuntimeError):
 
 @dataclass(frozen=True)
 class PortSpec:
-    """A port of the design: a stream ``source`` (input) or ``sink`` (output), or a ``status``."""
+    """A port of the design: a stream ``source`` (input) or ``sink`` (output), or a ``status``.
+
+    By default a stream is the ports ``NAME__valid``, ``NAME__ready`` and
+    ``NAME__payload`` (an Amaranth stream) and a status the port ``NAME``.
+    Other designs give the C++ the harness runs (:mod:`native_main.cpp <sfc_hls.sim>`):
+    ``handshake`` = (code driving valid from ``v`` / ready from ``r``, the
+    expression sampling ready / valid) and ``beat`` = code putting beat ``w``
+    on the ports (source), gathering it into ``w`` (sink) or reading a status
+    into ``w``; ``bits`` is the beat's width in the hex files.
+    """
 
     name: str
     kind: str
     bits: int
+    handshake: tuple[str, str] | None = None
+    beat: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ("source", "sink", "status"):
@@ -85,16 +98,43 @@ class PortSpec:
 
     def macro(self) -> str:
         if self.kind == "status":
-            return f'SFC_STATUS("{self.name}", {self.member(self.name)}, {self.bits})'
-        macro = "SFC_SOURCE" if self.kind == "source" else "SFC_SINK"
+            beat = self.beat or f"get(dut->{self.member(self.name)}, w);"
+            return f'SFC_STATUS("{self.name}", {self.bits}, {beat})'
         valid, ready, payload = (
             self.member(f"{self.name}__{suffix}") for suffix in ("valid", "ready", "payload")
         )
-        return f'{macro}("{self.name}", {valid}, {ready}, {payload}, {self.bits})'
+        if self.kind == "source":
+            drive, sample = self.handshake or (f"dut->{valid} = v;", f"dut->{ready}")
+            beat = self.beat or f"put(dut->{payload}, w);"
+            return f'SFC_SOURCE("{self.name}", {self.bits}, {drive}, {sample}, {beat})'
+        drive, sample = self.handshake or (f"dut->{ready} = r;", f"dut->{valid}")
+        beat = self.beat or f"get(dut->{payload}, w);"
+        return f'SFC_SINK("{self.name}", {self.bits}, {drive}, {sample}, {beat})'
+
+
+@dataclass(frozen=True)
+class Clocking:
+    """The design's clock and reset for the harness, signals it holds constant (``init``,
+    C++) and an expression that flags a bus error on a cycle (``bus_error``)."""
+
+    clock: str = "clk"
+    reset: str = "rst"
+    reset_active: int = 1
+    init: str = ""
+    bus_error: str = "false"
 
 
 def ports_from_manifest(manifest: Mapping) -> tuple[PortSpec, ...]:
-    """Stream and status ports of a generated engine (``sfc-hls generate`` manifest)."""
+    """Stream and status ports of a generated engine (``sfc-hls generate`` manifest).
+
+    For the AXI top (``--axi``) the streams keep the engine's names (``i_cfg``:
+    register writes as AXI4-Lite writes into the descriptor window, ``i_chan``
+    ... on the AXI4-Stream ports, ``o_out`` gathered from ``tdata``, ``tuser``
+    and ``tlast``), with the same beats, and the statuses are the STATUS and
+    ERROR registers, read over AXI4-Lite after the run.
+    """
+    if manifest.get("interface") == "axi":
+        return _axi_ports(manifest["axi"])
     ports = []
     for name, port in manifest["ports"].items():
         direction = str(port["direction"]).lower()
@@ -108,12 +148,73 @@ def ports_from_manifest(manifest: Mapping) -> tuple[PortSpec, ...]:
     return tuple(ports)
 
 
-def _ports_header(toplevel: str, ports: Sequence[PortSpec]) -> str:
+def clocking_from_manifest(manifest: Mapping) -> Clocking:
+    """Clock, reset and bus-error check of a generated engine (the AXI top's or the engine's)."""
+    if manifest.get("interface") != "axi":
+        return Clocking()
+    axil = "dut->s_axi_control_"
+    return Clocking(
+        "aclk",
+        "aresetn",
+        0,
+        init=f"{axil}wstrb = 0xF; {axil}bready = 1; {axil}arvalid = 0; {axil}rready = 0;",
+        bus_error=f"({axil}bvalid && {axil}bresp != 0)",
+    )
+
+
+def _axi_ports(axi: Mapping) -> tuple[PortSpec, ...]:
+    """The AXI top's streams under the engine's names (see :func:`ports_from_manifest`)."""
+    bits = axi["engine_payload_bits"]
+    axil = "dut->s_axi_control_"
+    window = int(axi["descriptor_window"])
+    cfg = PortSpec(
+        "i_cfg", "source", bits["i_cfg"],
+        handshake=(f"{axil}awvalid = v; {axil}wvalid = v;", f"{axil}awready"),
+        beat=f"{axil}awaddr = {window} + 4 * slice(w, 0, 16)[0]; "
+        f"put({axil}wdata, slice(w, 16, 32));",
+    )  # fmt: skip
+    ports = [cfg]
+    for name in ("i_chan", "i_weight", "i_act"):
+        port = "dut->s_axis_" + name[2:]
+        handshake = (f"{port}_tvalid = v;", f"{port}_tready")
+        ports.append(PortSpec(name, "source", bits[name], handshake, f"put({port}_tdata, w);"))
+    data, user = int(axi["out_data_bits"]), int(axi["tdata_bits"]["m_axis_out_tuser"])
+    out = "dut->m_axis_out_"
+    gather = (f"get_at({out}tdata, w, 0, {data}); get_at({out}tuser, w, {data}, {user}); "
+              f"get_at({out}tlast, w, {data + user}, 1);")  # fmt: skip
+    ports.append(PortSpec("o_out", "sink", bits["o_out"], (f"{out}tready = r;", f"{out}tvalid"),
+                          gather))  # fmt: skip
+    for reg in ("STATUS", "ERROR"):
+        offset = next(r["offset"] for r in axi["registers"] if r["name"] == reg)
+        ports.append(PortSpec(reg, "status", 32, beat=_axil_read(offset)))
+    return tuple(ports)
+
+
+def _axil_read(offset: int) -> str:
+    """C++ reading the 32-bit AXI4-Lite register at byte ``offset`` into ``w`` (clocks the design)."""
+    a = "dut->s_axi_control_"
+    return (
+        f"{a}araddr = {offset}; {a}arvalid = 1; {a}rready = 0; "
+        f"for (int k = 0; k < 64; ++k) {{ dut->SFC_CLOCK = 0; dut->eval(); "
+        f"bool taken = {a}arready; tick(); if (taken) break; }} "
+        f"{a}arvalid = 0; {a}rready = 1; "
+        f"for (int k = 0; k < 64; ++k) {{ dut->SFC_CLOCK = 0; dut->eval(); "
+        f"bool ready = {a}rvalid; if (ready) get({a}rdata, w); tick(); if (ready) break; }} "
+        f"{a}rready = 0;"
+    )
+
+
+def _ports_header(toplevel: str, ports: Sequence[PortSpec], clocking: Clocking) -> str:
     model = f"V{toplevel}"
     lines = [
         "// generated by sfc_hls.sim.native: the design's ports for native_main.cpp",
         f"#define SFC_MODEL {model}",
         f'#define SFC_MODEL_HEADER "{model}.h"',
+        f"#define SFC_CLOCK {clocking.clock}",
+        f"#define SFC_RESET {clocking.reset}",
+        f"#define SFC_RESET_ACTIVE {clocking.reset_active}",
+        f"#define SFC_INIT {clocking.init}",
+        f"#define SFC_BUS_ERROR {clocking.bus_error}",
         "#define SFC_PORTS \\",
         *[f"    {port.macro()} \\" for port in ports],
         "",
@@ -196,6 +297,11 @@ class NativeModel:
                 )
             report = json.loads(proc.stdout)
             outputs = {name: read_hex(Path(tmp) / f"{name}.out.hex") for name in expect}
+        if report.get("bus_errors"):
+            raise NativeRunError(
+                f"{self.toplevel}: {report['bus_errors']} bus error responses (e.g. a register "
+                f"write refused with SLVERR); ports {report['ports']}"
+            )
         missing = {n: (len(outputs[n]), c) for n, c in expect.items() if len(outputs[n]) < c}
         if proc.returncode == 3 or missing:
             raise NativeRunError(
@@ -231,6 +337,7 @@ def build_native(
     *,
     build_root: str | os.PathLike[str] | None = None,
     opt: tuple[str, str] = NATIVE_OPT,
+    clocking: Clocking | None = None,
 ) -> NativeModel:
     """Build (or reuse) the native simulator of ``toplevel`` in ``verilog``.
 
@@ -241,7 +348,7 @@ def build_native(
     source = Path(verilog).resolve()
     if not source.is_file():
         raise FileNotFoundError(f"Verilog source {source} does not exist")
-    header = _ports_header(toplevel, ports)
+    header = _ports_header(toplevel, ports, clocking or Clocking())
     flags = _verilator_flags(toplevel)
     digest = hashlib.sha256()
     for item in (source.read_bytes(), NATIVE_MAIN.read_bytes(), header, *flags, *opt):
@@ -298,14 +405,17 @@ def _verilator_flags(toplevel: str) -> list[str]:
     ]
 
 
-def engine_model(config: Any, *, build_root: str | os.PathLike[str] | None = None) -> NativeModel:
-    """The native simulator of ``config``'s generated engine (both cached)."""
+def engine_model(
+    config: Any, *, build_root: str | os.PathLike[str] | None = None, axi: bool = False
+) -> NativeModel:
+    """The native simulator of ``config``'s generated engine (both cached); ``axi``: of its
+    AXI top, driven through the AXI4-Lite and AXI4-Stream ports."""
     from sfc_hls.hw.generate import generate_engine
 
-    gen = generate_engine(config)
+    gen = generate_engine(config, axi=axi)
     return build_native(
         gen.verilog, gen.manifest["toplevel"], ports_from_manifest(gen.manifest),
-        build_root=build_root,
+        build_root=build_root, clocking=clocking_from_manifest(gen.manifest),
     )  # fmt: skip
 
 
@@ -344,10 +454,22 @@ def run_layer(
     out = streams.assemble(
         run.outputs["o_out"], params, n, h, w, stride=stride, schedule=beats.schedule
     )
-    status = streams.interface.layouts["status"].from_bits(run.status["status"])
-    if status.desc_error or status.overflow or status.busy:
-        raise NativeRunError(
-            f"status after the layer: busy={int(status.busy)} "
-            f"desc_error={int(status.desc_error)} overflow={int(status.overflow)}"
-        )
+    _check_status(streams.interface, run.status)
     return out, run
+
+
+def _check_status(interface: Any, status: Mapping[str, int]) -> None:
+    """:class:`NativeRunError` if the engine (or the AXI top's STATUS and ERROR registers)
+    shows an error or a layer still running."""
+    if "STATUS" in status:  # the AXI top
+        from sfc_hls.hw.axi_registers import STATUS_BITS
+
+        flags = {name.lower(): status["STATUS"] >> bit & 1 for name, bit in STATUS_BITS.items()}
+        flags["error_register"] = status["ERROR"]
+    else:
+        value = interface.layouts["status"].from_bits(status["status"])
+        flags = {name: int(getattr(value, name)) for name in ("busy", "desc_error", "overflow")}
+    if any(value for name, value in flags.items() if name != "start_pending"):
+        raise NativeRunError(
+            "status after the layer: " + " ".join(f"{k}={v}" for k, v in flags.items())
+        )

@@ -2,8 +2,11 @@
 //
 // Generic over the design: the generated header "sfc_ports.h" (written by
 // sfc_hls.sim.native from the engine manifest) names the model class
-// (SFC_MODEL, SFC_MODEL_HEADER) and lists the ports in SFC_PORTS with the
-// SFC_SOURCE / SFC_SINK / SFC_STATUS macros; everything else is here.
+// (SFC_MODEL, SFC_MODEL_HEADER), its clock and reset (SFC_CLOCK, SFC_RESET,
+// SFC_RESET_ACTIVE), signals held constant (SFC_INIT) and lists the ports in
+// SFC_PORTS with the SFC_SOURCE / SFC_SINK / SFC_STATUS macros, each with the
+// C++ that drives or samples it (a beat may span several ports, e.g. an
+// AXI4-Lite write's address and data); everything else is here.
 //
 //   sim_main --in NAME=FILE ... --out NAME=FILE:COUNT ... [--seed S]
 //            [--in-pause P] [--out-pause P] [--max-cycles N] [--reset-cycles N]
@@ -15,13 +18,16 @@
 // generator idles valid / ready on that fraction of cycles (per stream).  The
 // run ends when every output has its COUNT beats and every input is empty.
 // One JSON object on stdout reports the cycles (cycle 0 is the first cycle
-// out of reset; `cycles` = last output transfer + 1) and, per port, the beats
-// and the cycles of the first and last transfers.  Exit 0 on success, 2 on
-// bad arguments or files, 3 when --max-cycles pass first.  After the last
-// transfer the streams idle for --drain-cycles (16) more cycles, not counted,
-// so that status ports (e.g. a busy flag) settle before they are reported.
+// out of reset; `cycles` = last output transfer + 1), per port the beats and
+// the cycles of the first and last transfers, the status values and
+// `bus_errors` (cycles on which SFC_BUS_ERROR held, e.g. an AXI SLVERR
+// response).  Exit 0 on success, 2 on bad arguments or files, 3 when
+// --max-cycles pass first.  After the last transfer the streams idle for
+// --drain-cycles (16) more cycles, not counted, so that status ports (e.g. a
+// busy flag) settle before they are read.
 #include <verilated.h>
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdint>
 #include <cstdio>
@@ -35,6 +41,18 @@
 
 #include "sfc_ports.h"
 #include SFC_MODEL_HEADER
+
+#ifndef SFC_CLOCK
+#define SFC_CLOCK clk
+#define SFC_RESET rst
+#define SFC_RESET_ACTIVE 1
+#endif
+#ifndef SFC_INIT
+#define SFC_INIT
+#endif
+#ifndef SFC_BUS_ERROR
+#define SFC_BUS_ERROR false
+#endif
 
 namespace {
 
@@ -117,6 +135,24 @@ template <std::size_t N> void get(const VlWide<N>& sig, Words& w) {
     for (std::size_t i = 0; i < N && i < w.size(); ++i) w[i] = sig[i];
 }
 
+// Bits [offset, offset + width) of w, as their own word vector (for a beat split over ports).
+Words slice(const Words& w, int offset, int width) {
+    Words out((width + 31) / 32, 0);
+    for (int b = 0; b < width; ++b) {
+        const int src = offset + b;
+        if ((size_t)(src / 32) < w.size() && (w[src / 32] >> (src % 32) & 1u))
+            out[b / 32] |= 1u << (b % 32);
+    }
+    return out;
+}
+// The low `width` bits of port sig, or-ed into w at bit `offset` (a beat gathered from ports).
+template <typename T> void get_at(const T& sig, Words& w, int offset, int width) {
+    Words part((width + 31) / 32 + 1, 0);
+    get(sig, part);
+    for (int b = 0; b < width; ++b)
+        if (part[b / 32] >> (b % 32) & 1u) w[(offset + b) / 32] |= 1u << ((offset + b) % 32);
+}
+
 // xorshift64*: a seeded pause generator per stream (same seed, same stalls).
 struct Pauses {
     uint64_t state;
@@ -197,19 +233,24 @@ int main(int argc, char** argv) {
     std::vector<Status> statuses;
     uint64_t stream_index = 0;
     SFC_MODEL* dut = top.get();
-    // The generated header lists the ports: SFC_SOURCE / SFC_SINK (name, valid, ready,
-    // payload members, payload bits) and SFC_STATUS (name, member, bits).
-#define SFC_SOURCE(NAME, VALID, READY, PAYLOAD, BITS)                                     \
+    // One clock cycle with the inputs as they are (for status reads that use the bus).
+    auto tick = [dut]() { dut->SFC_CLOCK = 0; dut->eval(); dut->SFC_CLOCK = 1; dut->eval(); };
+    (void)tick;
+    // The generated header lists the ports: SFC_SOURCE (name, bits, code setting valid from
+    // `v`, ready expression, code putting beat `w` on the ports), SFC_SINK (name, bits, code
+    // setting ready from `r`, valid expression, code gathering the beat into `w`, zeroed) and
+    // SFC_STATUS (name, bits, code reading the value into `w`; it may clock the design).
+#define SFC_SOURCE(NAME, BITS, SET_VALID, READY, ...)                                     \
     {                                                                                     \
         Source s; s.name = NAME; s.bits = BITS;                                           \
         if (in_files.count(NAME)) s.beats = read_hex(in_files[NAME], BITS);               \
         s.pauses.reset(new Pauses(seed + (++stream_index), in_pause));                   \
-        s.set_payload = [dut](const Words& w) { put(dut->PAYLOAD, w); };                  \
-        s.set_valid = [dut](bool v) { dut->VALID = v; };                                  \
-        s.ready = [dut]() { return (bool)dut->READY; };                                   \
+        s.set_payload = [dut](const Words& w) { __VA_ARGS__ };                            \
+        s.set_valid = [dut](bool v) { SET_VALID };                                        \
+        s.ready = [dut]() { return (bool)(READY); };                                      \
         sources.push_back(std::move(s)); in_files.erase(NAME);                            \
     }
-#define SFC_SINK(NAME, VALID, READY, PAYLOAD, BITS)                                       \
+#define SFC_SINK(NAME, BITS, SET_READY, VALID, ...)                                       \
     {                                                                                     \
         Sink s; s.name = NAME; s.bits = BITS; s.word.assign((BITS + 31) / 32, 0);         \
         if (out_files.count(NAME)) {                                                      \
@@ -218,15 +259,15 @@ int main(int argc, char** argv) {
             s.expect = out_counts[NAME];                                                  \
         }                                                                                 \
         s.pauses.reset(new Pauses(seed + (++stream_index), out_pause));                  \
-        s.set_ready = [dut](bool r) { dut->READY = r; };                                  \
-        s.valid = [dut]() { return (bool)dut->VALID; };                                   \
-        s.payload = [dut](Words& w) { get(dut->PAYLOAD, w); };                            \
+        s.set_ready = [dut](bool r) { SET_READY };                                        \
+        s.valid = [dut]() { return (bool)(VALID); };                                      \
+        s.payload = [dut](Words& w) { std::fill(w.begin(), w.end(), 0u); __VA_ARGS__ };   \
         sinks.push_back(std::move(s)); out_files.erase(NAME);                             \
     }
-#define SFC_STATUS(NAME, MEMBER, BITS)                                                    \
+#define SFC_STATUS(NAME, BITS, ...)                                                       \
     {                                                                                     \
         Status s; s.name = NAME; s.word.assign((BITS + 31) / 32, 0);                      \
-        s.value = [dut](Words& w) { get(dut->MEMBER, w); };                               \
+        s.value = [dut, tick](Words& w) { (void)tick; __VA_ARGS__ };                      \
         statuses.push_back(std::move(s));                                                 \
     }
     SFC_PORTS
@@ -237,13 +278,12 @@ int main(int argc, char** argv) {
     if (!out_files.empty()) fail(2, "no output stream " + out_files.begin()->first);
 
     // Reset, streams idle.
-    dut->rst = 1;
-    for (long k = 0; k < reset_cycles; ++k) {
-        dut->clk = 0; dut->eval(); dut->clk = 1; dut->eval();
-    }
-    dut->rst = 0;
+    SFC_INIT
+    dut->SFC_RESET = SFC_RESET_ACTIVE;
+    for (long k = 0; k < reset_cycles; ++k) tick();
+    dut->SFC_RESET = !SFC_RESET_ACTIVE;
 
-    long cycle = 0, last_out = -1;
+    long cycle = 0, last_out = -1, bus_errors = 0;
     bool done = false;
     for (; cycle < max_cycles && !done; ++cycle) {
         // Offer: a source keeps an offered beat; otherwise it may start the next one.
@@ -258,8 +298,9 @@ int main(int argc, char** argv) {
             s.ready = !s.pauses->next();
             s.set_ready(s.ready);
         }
-        dut->clk = 0;
+        dut->SFC_CLOCK = 0;
         dut->eval();
+        if (SFC_BUS_ERROR) ++bus_errors;
         // Transfers happen at this rising edge: sample them before it.
         for (auto& s : sources) {
             if (s.offered && s.ready()) { s.offered = false; ++s.next; s.stats.fire(cycle); }
@@ -271,7 +312,7 @@ int main(int argc, char** argv) {
                 if (s.file) { s.payload(s.word); write_hex(s.file, s.word, s.bits); }
             }
         }
-        dut->clk = 1;
+        dut->SFC_CLOCK = 1;
         dut->eval();
         done = true;
         for (auto& s : sources) done &= !s.offered && s.next == s.beats.size();
@@ -281,11 +322,10 @@ int main(int argc, char** argv) {
     // A few idle cycles after the last transfer, so that status ports settle.
     for (auto& s : sources) s.set_valid(false);
     for (auto& s : sinks) s.set_ready(false);
-    for (long k = 0; done && k < drain_cycles; ++k) {
-        dut->clk = 0; dut->eval(); dut->clk = 1; dut->eval();
-    }
+    for (long k = 0; done && k < drain_cycles; ++k) tick();
 
-    std::printf("{\"cycles\": %ld, \"simulated\": %ld, \"ports\": {", last_out + 1, cycle);
+    std::printf("{\"cycles\": %ld, \"simulated\": %ld, \"bus_errors\": %ld, \"ports\": {",
+                last_out + 1, cycle, bus_errors);
     const char* sep = "";
     for (auto& s : sources) {
         std::printf("%s\"%s\": {\"beats\": %ld, \"first\": %ld, \"last\": %ld, \"queued\": %zu}", sep,

@@ -9,6 +9,7 @@ import pytest
 
 from sfc_hls.cli import main
 from sfc_hls.config import EngineConfig
+from sfc_hls.golden import conv2d_int8
 from sfc_hls.hw.axi_registers import (
     AXI_REGISTER_TABLE,
     DESCRIPTOR_WINDOW,
@@ -16,9 +17,12 @@ from sfc_hls.hw.axi_registers import (
     c_header,
     descriptor_address,
 )
+from sfc_hls.hw.engine_streams import EngineStreams
 from sfc_hls.hw.generate import generate_engine
 from sfc_hls.hw.interface import EngineInterface
+from sfc_hls.hw.register_map import REGISTERS, START
 from sfc_hls.sim.engine_regression import LayerShape, random_layer
+from sfc_hls.sim.native import NativeRunError, engine_model, run_layer
 from sfc_hls.sim.verilator import lint_verilog, run_cocotb
 
 # Four output-channel groups in the first layer (cout 7, P_co 2): more than the two banks.
@@ -103,3 +107,37 @@ def test_integration_doc_lists_every_register():
     text = (Path(__file__).resolve().parents[1] / "docs" / "integration.md").read_text()
     for reg in AXI_REGISTER_TABLE:
         assert f"| 0x{reg.offset:02X} | {reg.name} | {reg.access} |" in text, reg.name
+
+
+def test_native_runner_drives_the_axi_top_bit_exact():
+    """The host's RTL backend path (``sfc-hls run --backend rtl --axi``): the native runner
+    writes the registers over AXI4-Lite and streams the beats over AXI4-Stream."""
+    model, bare = engine_model(SMALL, axi=True), engine_model(SMALL)
+    streams = EngineStreams(SMALL)
+    rng = np.random.default_rng(7)
+    for k, shape in enumerate(LAYERS):
+        params, x = random_layer(SMALL, shape, rng)
+        want = conv2d_int8(x, params, stride=shape.stride)
+        out, run = run_layer(model, streams, params, x, stride=shape.stride, seed=k,
+                             input_pause=0.2, output_pause=0.2)  # fmt: skip
+        assert np.array_equal(out, want) and run.status["ERROR"] == 0
+        _, ref = run_layer(bare, streams, params, x, stride=shape.stride)
+        _, fast = run_layer(model, streams, params, x, stride=shape.stride)
+        # the same engine behind the bus: only the register writes take longer (3 cycles each)
+        writes = len(streams.layer_beats(params, x, stride=shape.stride).cfg)
+        assert ref.cycles < fast.cycles <= ref.cycles + 2 * writes + 4, (ref.cycles, fast.cycles)
+
+
+def test_native_runner_reports_a_refused_register_write():
+    model = engine_model(SMALL, axi=True)
+    streams = EngineStreams(SMALL)
+    params, x = random_layer(SMALL, LAYERS[0], np.random.default_rng(8))
+    beats = streams.layer_beats(params, x)
+    cfg = EngineInterface.from_config(SMALL).layouts["cfg"]
+    start = cfg.const({"addr": REGISTERS["CONTROL"], "data": START}).as_value().value
+    cin = cfg.const({"addr": REGISTERS["CIN"], "data": 1}).as_value().value
+    # START again while the layer runs commits a second layer (pending); the next write is refused
+    inputs = {"i_cfg": [*beats.cfg, start, cin], "i_chan": beats.chan,
+              "i_weight": beats.weight, "i_act": beats.act}  # fmt: skip
+    with pytest.raises(NativeRunError, match="1 bus error responses"):
+        model.run(inputs, {"o_out": beats.expected_outputs})
