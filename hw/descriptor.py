@@ -6,7 +6,14 @@ from amaranth.hdl import Module, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from sfc_hls.hw.register_map import ADDR_BITS, DATA_BITS, REGISTER_TABLE, START, RegisterMap
+from sfc_hls.hw.register_map import (
+    ADDR_BITS,
+    DATA_BITS,
+    REGISTER_TABLE,
+    REGISTERS,
+    START,
+    RegisterMap,
+)
 
 __all__ = ["CFG_LAYOUT", "DescriptorRegisters"]
 
@@ -30,6 +37,8 @@ class DescriptorRegisters(wiring.Component):
     that cycle the staged descriptor is checked and, if valid, copied to
     ``descriptor`` and ``start`` pulses in the next cycle.  A layer committed
     during the previous one therefore starts one cycle after that one ends.
+    Writes are registered before they are decoded, so no decoder hangs on the
+    port (``ready`` is the register ``~pending``).
 
     Parameters: ``descriptor_layout`` (the fields the table names), ``positions``
     (``m``), ``limits`` (largest legal value per limit key).
@@ -48,14 +57,15 @@ class DescriptorRegisters(wiring.Component):
             layer started); cleared by a valid commit.  An invalid commit also
             clears the bad-write flag, so that a rewritten descriptor can start.
 
-    Latency: a write is visible in the staged descriptor in the next cycle.  A
-    START written in cycle ``t`` with the engine idle commits in cycle ``t``
-    (seeing every earlier write): ``descriptor`` and ``start`` (or ``error``)
-    change in cycle ``t + 1`` (:data:`START_DELAY` cycles after the write).
+    Latency: a write taken in cycle ``t`` is in the staged descriptor from
+    cycle ``t + 2``.  A START taken in cycle ``t`` with the engine idle
+    commits in cycle ``t + 1`` (seeing every earlier write): ``descriptor``
+    and ``start`` (or ``error``) change in cycle ``t + 2``
+    (:data:`START_DELAY` cycles after the write).
     """
 
     #: Cycles from the START write (engine idle) to the ``start`` pulse.
-    START_DELAY = 1
+    START_DELAY = 2
 
     def __init__(
         self,
@@ -89,25 +99,30 @@ class DescriptorRegisters(wiring.Component):
         m = Module()
         staged = Signal(self.descriptor_layout)
         bad_write = Signal()
-        start_write = Signal()
+        # Writes are registered before they are decoded (no decoder on the port's path).
+        beat, beat_valid = Signal(CFG_LAYOUT), Signal()
+        taken = self.i_cfg.valid & self.i_cfg.ready
         m.d.comb += self.i_cfg.ready.eq(~self.pending)
-        with m.If(self.i_cfg.valid & self.i_cfg.ready):
-            self._decode(m, staged, start_write, bad_write)
+        m.d.sync += [beat.eq(self.i_cfg.payload), beat_valid.eq(taken)]
+        control = (self.i_cfg.payload.addr == REGISTERS["CONTROL"]) & (
+            self.i_cfg.payload.data == START
+        )
+        with m.If(beat_valid):
+            self._decode(m, staged, beat, bad_write)
         staged_ok, _ = self._checks(m, staged)
         _, blocks_per_replica = self._checks(m, self.descriptor)
         m.d.comb += [
             self.valid.eq(~bad_write & staged_ok),
             self.blocks_per_replica.eq(blocks_per_replica),
         ]
-        commit = (start_write | self.pending) & self.accept & ~self.start
         m.d.sync += self.start.eq(0)
-        with m.If(commit):
+        with m.If(self.pending & self.accept & ~self.start):  # commit
             m.d.sync += self.pending.eq(0)
             with m.If(self.valid):
                 m.d.sync += [self.descriptor.eq(staged), self.start.eq(1), self.error.eq(0)]
             with m.Else():
                 m.d.sync += [self.error.eq(1), bad_write.eq(0)]
-        with m.Elif(start_write):
+        with m.Elif(taken & control):
             m.d.sync += self.pending.eq(1)
         return m
 
@@ -130,18 +145,18 @@ class DescriptorRegisters(wiring.Component):
         )
         return ok, blocks_per_replica
 
-    def _decode(self, m: Module, desc, start_write: Signal, bad_write: Signal) -> None:
-        """One write into ``desc``: scalar registers by case, per-position arrays by range,
-        others are bad; CONTROL = START drives ``start_write``."""
-        addr, value = self.i_cfg.payload.addr, self.i_cfg.payload.data
+    def _decode(self, m: Module, desc, beat, bad_write: Signal) -> None:
+        """One write ``beat`` into ``desc``: scalar registers by case, per-position arrays by
+        range, others are bad (CONTROL is seen on the port: it sets ``pending``)."""
+        addr, value = beat.addr, beat.data
         scalars = [r for r in REGISTER_TABLE if not r.per_position]
         arrays = [r for r in REGISTER_TABLE if r.per_position]
         n = self.registers.positions
         with m.Switch(addr):
             for reg in scalars:
                 with m.Case(reg.address):
-                    if reg.field is None:  # CONTROL
-                        m.d.comb += start_write.eq(value == START)
+                    if reg.field is None:  # CONTROL: nothing to store
+                        pass
                     elif reg.bit is not None:
                         m.d.sync += getattr(desc, reg.field).eq(value[reg.bit])
                     else:

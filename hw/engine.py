@@ -2,13 +2,18 @@
 
 Data flow (see docs/architecture.md for the block diagram)::
 
-    i_cfg -> DescriptorRegisters -> GroupScheduler (banks, counters, layer end)
+    i_cfg -> DescriptorRegisters (input register, staged + active descriptor) -> GroupScheduler
     i_chan -> GroupScheduler -> parameter memory      i_weight -> GroupScheduler -> WeightBuffer
-    i_act -> GroupScheduler -+- fast:   InputTransform (B^T) -+-> ActQuantizer -> WeightBuffer
-                             +- direct: the beat's pixels ----+       -> MacArray
+    i_act -> RegisterSlice -> GroupScheduler
+          -+- fast:   InputTransform (B^T) -+-> ActQuantizer -> WeightBuffer -> MacArray
+           +- direct: the beat's pixels ----+
           -> ResultSerializer (blocks of W positions, with their parameters) -> Rescale
           -+- fast:   TileCollector -> OutputTransform (A^T) -> TileSplitter -+-> OutputQuantizer
-           +- direct: -------------------------------------------------------+      -> o_out
+           +- direct: -------------------------------------------------------+
+          -> SkidBuffer -> o_out
+
+Every input port ends in a register and ``o_out`` leaves one (hw/port_buffers.py):
+no combinational path runs from a port into the datapath.
 
 The fast mode runs the engine's algorithm (stride-1 convs with its kernel);
 the direct mode runs any kernel and stride with the transforms bypassed, the
@@ -27,8 +32,9 @@ from amaranth.lib.wiring import In, Out
 
 from sfc_hls.config import EngineConfig
 from sfc_hls.hw.descriptor import DescriptorRegisters
-from sfc_hls.hw.interface import BLOCKS, EngineInterface
+from sfc_hls.hw.interface import BACK_BLOCKS, BLOCKS, FRONT_BLOCKS, EngineInterface
 from sfc_hls.hw.mac_array import MacArray
+from sfc_hls.hw.port_buffers import RegisterSlice, SkidBuffer
 from sfc_hls.hw.quantizers import ActQuantizer, OutputQuantizer, Rescale
 from sfc_hls.hw.scheduler import GroupScheduler
 from sfc_hls.hw.serializer import ResultSerializer
@@ -51,6 +57,7 @@ def datapath_blocks(
     cfg, lay, iface = interface.config, interface.layouts, interface
     rescale_out = Rescale.payload_layouts(iface.rescale_widths, lay["lane_meta"])[1]
     factories = {
+        "act_input": lambda: RegisterSlice(lay["act"]),
         "input_transform": lambda: InputTransform(
             iface.algo, in_bits=cfg.in_bits, meta_layout=lay["beat_meta"]
         ),
@@ -81,6 +88,7 @@ def datapath_blocks(
         "output_quantizer": lambda: OutputQuantizer(
             cfg, y_bits=iface.output_widths.y_bits, tag_layout=lay["tag"]
         ),
+        "output_buffer": lambda: SkidBuffer(lay["out"]),
     }
     unknown = set(names) - set(factories)
     if unknown:
@@ -156,7 +164,7 @@ class ConvEngine(wiring.Component):
 
     def _front(self, m: Module, sched: GroupScheduler, blocks: dict) -> tuple:
         """Ports -> scheduler -> (B^T | pixels) -> activation quantizer -> weights -> MAC array."""
-        it, aq, wb, mac = (blocks[name] for name in BLOCKS[:4])
+        port, it, aq, wb, mac = (blocks[name] for name in FRONT_BLOCKS)
         lay = self.interface.layouts
         m.submodules.front_split = split = StreamSplit(
             lay["act_beat"], it.i_layout, lay["direct_beat"]
@@ -166,7 +174,8 @@ class ConvEngine(wiring.Component):
         )
         wiring.connect(m, wiring.flipped(self.i_chan), sched.i_chan)
         wiring.connect(m, wiring.flipped(self.i_weight), sched.i_weight)
-        wiring.connect(m, wiring.flipped(self.i_act), sched.i_act)
+        wiring.connect(m, wiring.flipped(self.i_act), port.i)
+        wiring.connect(m, port.o, sched.i_act)
         wiring.connect(m, sched.o_weight, wb.i_weight)
         wiring.connect(m, sched.o_act, split.i)
         wiring.connect(m, split.o_fast, it.i_x)
@@ -179,7 +188,8 @@ class ConvEngine(wiring.Component):
 
     def _back(self, m: Module, blocks: dict) -> tuple:
         """MAC array -> serializer -> rescale -> (collect, A^T, split | direct) -> quantizer -> o_out."""
-        mac, ser, rs, col, ot, spl, oq = (blocks[name] for name in BLOCKS[3:])
+        mac = blocks["mac_array"]
+        ser, rs, col, ot, spl, oq, port = (blocks[name] for name in BACK_BLOCKS)
         m.submodules.back_split = split = StreamSplit(rs.out_layout, col.i.payload.shape(),
                                                       rs.out_layout)  # fmt: skip
         m.submodules.back_select = select = StreamSelect(
@@ -194,7 +204,8 @@ class ConvEngine(wiring.Component):
         wiring.connect(m, spl.o, select.i_fast)
         wiring.connect(m, split.o_direct, select.i_direct)
         wiring.connect(m, select.o, oq.i_y)
-        wiring.connect(m, oq.o_out, wiring.flipped(self.o_out))
+        wiring.connect(m, oq.o_out, port.i)
+        wiring.connect(m, port.o, wiring.flipped(self.o_out))
         return split, select
 
     def _parameter_memory(self, m: Module, sched: GroupScheduler, ser: ResultSerializer) -> None:

@@ -24,6 +24,7 @@ from sfc_hls.config import EngineConfig
 from sfc_hls.cycle_model import EngineTiming, StreamBits
 from sfc_hls.hw.descriptor import CFG_LAYOUT, DescriptorRegisters
 from sfc_hls.hw.mac_array import MacArray
+from sfc_hls.hw.port_buffers import RegisterSlice, SkidBuffer
 from sfc_hls.hw.quantizers import (
     ActQuantizer,
     ActQuantizerWidths,
@@ -43,6 +44,7 @@ TILE_BITS = 16
 
 #: Blocks of the datapath in stream order (keys of :attr:`EngineInterface.latency`).
 BLOCKS = (
+    "act_input",
     "input_transform",
     "act_quantizer",
     "weight_buffer",
@@ -53,10 +55,12 @@ BLOCKS = (
     "output_transform",
     "splitter",
     "output_quantizer",
+    "output_buffer",
 )
 #: The blocks of the front (to the MAC array's result) and of the output path,
 #: and the fast-mode-only ones (direct mode bypasses them).
-FRONT_BLOCKS = BLOCKS[:4]
+FRONT_BLOCKS = BLOCKS[: BLOCKS.index("mac_array") + 1]
+BACK_BLOCKS = BLOCKS[len(FRONT_BLOCKS) :]
 FAST_ONLY_BLOCKS = ("input_transform", "collector", "output_transform", "splitter")
 
 
@@ -193,8 +197,7 @@ class EngineInterface:
         """The cycle model's parameters of this engine (:mod:`sfc_hls.cycle_model`)."""
         lat = self.latency
         front_direct = sum(lat[b] for b in FRONT_BLOCKS if b not in FAST_ONLY_BLOCKS)
-        back = ("serializer", "rescale", "collector", "output_transform", "splitter",
-                "output_quantizer")  # fmt: skip
+        back = BACK_BLOCKS
         back_direct = sum(lat[b] for b in back if b not in FAST_ONLY_BLOCKS)
         return EngineTiming(
             pco=self.lanes,
@@ -231,6 +234,7 @@ def _interface(config: EngineConfig) -> EngineInterface:
     y_bits = max(output_netlist.out_width, config.z_bits)
     output = OutputQuantizerWidths.derive(config, y_bits)
     latency = {
+        "act_input": RegisterSlice.latency,
         "input_transform": input_netlist.latency,
         "act_quantizer": ActQuantizer.latency,
         "weight_buffer": WeightBuffer.latency,
@@ -241,6 +245,7 @@ def _interface(config: EngineConfig) -> EngineInterface:
         "output_transform": output_netlist.latency,
         "splitter": 0,
         "output_quantizer": OutputQuantizer.latency,
+        "output_buffer": SkidBuffer.latency,
     }
     return EngineInterface(
         config=config,

@@ -58,8 +58,8 @@ def test_timing_from_engine():
     assert timing.cfg_writes == 2 * 16 + 9 == 41
     latency = interface.latency
     assert timing.front_latency == sum(latency[b] for b in
-                                       ("input_transform", "act_quantizer", "weight_buffer",
-                                        "mac_array"))  # fmt: skip
+                                       ("act_input", "input_transform", "act_quantizer",
+                                        "weight_buffer", "mac_array"))  # fmt: skip
     assert timing.latencies("direct")[0] == timing.front_latency - latency["input_transform"]
     assert (timing.blocks, timing.width) == (interface.blocks, interface.width)
 
