@@ -2,15 +2,15 @@
 //
 // Generic over the design: the generated header "sfc_ports.h" (written by
 // sfc_hls.sim.native from the engine manifest) names the model class
-// (SFC_MODEL, SFC_MODEL_HEADER), its clock and reset (SFC_CLOCK, SFC_RESET,
-// SFC_RESET_ACTIVE), signals held constant (SFC_INIT) and lists the ports in
+// (SFC_MODEL, SFC_MODEL_HEADER: a simulation top that drives the design's
+// reset itself for SFC_RESET_CYCLES cycles), its clock (SFC_CLOCK), signals
+// held constant (SFC_INIT) and lists the ports in
 // SFC_PORTS with the SFC_SOURCE / SFC_SINK / SFC_STATUS macros, each with the
 // C++ that drives or samples it (a beat may span several ports, e.g. an
 // AXI4-Lite write's address and data); everything else is here.
 //
 //   sim_main --in NAME=FILE ... --out NAME=FILE:COUNT ... [--seed S]
-//            [--in-pause P] [--out-pause P] [--max-cycles N] [--reset-cycles N]
-//            [--drain-cycles N]
+//            [--in-pause P] [--out-pause P] [--max-cycles N] [--drain-cycles N]
 //
 // Each input stream offers the beats of its file in order (valid never waits
 // for ready; a beat stays until taken); each output stream takes beats into
@@ -44,8 +44,9 @@
 
 #ifndef SFC_CLOCK
 #define SFC_CLOCK clk
-#define SFC_RESET rst
-#define SFC_RESET_ACTIVE 1
+#endif
+#ifndef SFC_RESET_CYCLES
+#define SFC_RESET_CYCLES 3
 #endif
 #ifndef SFC_INIT
 #define SFC_INIT
@@ -70,28 +71,35 @@ int hex_value(char c) {
     return -1;
 }
 
-// One beat per line, most significant digit first ($readmemh); '//' comments and blank lines skipped.
+// One beat per line, most significant digit first ($readmemh); '//' comments and blank lines
+// skipped.  The file is read in one piece and parsed in place (a layer's act beats are MBs).
 std::vector<Words> read_hex(const std::string& path, int bits) {
-    FILE* f = std::fopen(path.c_str(), "r");
+    FILE* f = std::fopen(path.c_str(), "rb");
     if (!f) fail(2, "cannot read " + path);
+    std::string text;
+    char chunk[1 << 16];
+    size_t got;
+    while ((got = std::fread(chunk, 1, sizeof chunk, f)) > 0) text.append(chunk, got);
+    std::fclose(f);
     std::vector<Words> beats;
     const size_t nwords = (bits + 31) / 32;
-    std::string line;
-    int c;
     long lineno = 0;
-    auto flush = [&]() {
+    size_t pos = 0;
+    while (pos < text.size()) {
+        size_t eol = text.find('\n', pos);
+        if (eol == std::string::npos) eol = text.size();
         ++lineno;
-        size_t end = line.find("//");
-        std::string s = line.substr(0, end);
-        while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.pop_back();
-        size_t start = s.find_first_not_of(" \t");
-        line.clear();
-        if (start == std::string::npos) return;
-        s = s.substr(start);
+        size_t end = pos;  // the line's end, or its comment's start
+        while (end < eol && !(text[end] == '/' && end + 1 < eol && text[end + 1] == '/')) ++end;
+        size_t start = pos;
+        while (start < end && (text[start] == ' ' || text[start] == '\t')) ++start;
+        while (end > start && (text[end - 1] == ' ' || text[end - 1] == '\t' || text[end - 1] == '\r')) --end;
+        pos = eol + 1;
+        if (start == end) continue;
         Words w(nwords, 0);
         size_t nibble = 0;
-        for (size_t k = s.size(); k-- > 0; ++nibble) {
-            int v = hex_value(s[k]);
+        for (size_t k = end; k-- > start; ++nibble) {
+            int v = hex_value(text[k]);
             if (v < 0) fail(2, path + ":" + std::to_string(lineno) + ": not a hex digit");
             if (v && nibble * 4 >= (size_t)bits)
                 fail(2, path + ":" + std::to_string(lineno) + ": beat wider than " +
@@ -99,12 +107,7 @@ std::vector<Words> read_hex(const std::string& path, int bits) {
             if (nibble / 8 < nwords) w[nibble / 8] |= (uint32_t)v << (4 * (nibble % 8));
         }
         beats.push_back(std::move(w));
-    };
-    while ((c = std::fgetc(f)) != EOF) {
-        if (c == '\n') flush(); else line.push_back((char)c);
     }
-    if (!line.empty()) flush();
-    std::fclose(f);
     return beats;
 }
 
@@ -198,7 +201,7 @@ int main(int argc, char** argv) {
     std::map<std::string, long> out_counts;
     uint64_t seed = 0;
     double in_pause = 0, out_pause = 0;
-    long max_cycles = 100000000, reset_cycles = 3, drain_cycles = 16;
+    long max_cycles = 100000000, drain_cycles = 16;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         auto value = [&]() -> std::string {
@@ -219,7 +222,6 @@ int main(int argc, char** argv) {
         else if (a == "--in-pause") in_pause = std::atof(value().c_str());
         else if (a == "--out-pause") out_pause = std::atof(value().c_str());
         else if (a == "--max-cycles") max_cycles = std::atol(value().c_str());
-        else if (a == "--reset-cycles") reset_cycles = std::atol(value().c_str());
         else if (a == "--drain-cycles") drain_cycles = std::atol(value().c_str());
         else fail(2, "unknown argument " + a);
     }
@@ -277,11 +279,9 @@ int main(int argc, char** argv) {
     if (!in_files.empty()) fail(2, "no input stream " + in_files.begin()->first);
     if (!out_files.empty()) fail(2, "no output stream " + out_files.begin()->first);
 
-    // Reset, streams idle.
+    // Reset (driven inside the simulation top for SFC_RESET_CYCLES cycles), streams idle.
     SFC_INIT
-    dut->SFC_RESET = SFC_RESET_ACTIVE;
-    for (long k = 0; k < reset_cycles; ++k) tick();
-    dut->SFC_RESET = !SFC_RESET_ACTIVE;
+    for (long k = 0; k < SFC_RESET_CYCLES; ++k) tick();
 
     long cycle = 0, last_out = -1, bus_errors = 0;
     bool done = false;
