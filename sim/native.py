@@ -7,7 +7,7 @@ over the design: the ports come from the generated manifest) that replays
 ``$readmemh`` beat files on every input stream, with optional seeded stalls,
 writes every output beat and reports the cycles.  Python keeps the packing
 (:class:`~sfc_hls.hw.engine_streams.EngineStreams`), the assembly and the
-golden comparison.  Measured on the default engine: ~50k cycles/s on one
+golden comparison.  Measured on the default engine: ~79k cycles/s on one
 core against ~400 with cocotb's defaults (bench/results/sim.json).
 
 :func:`build_native` compiles (cached by the Verilog, the harness, every
