@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from sfc_hls.config import EngineConfig
-from sfc_hls.cycle_model import layer_cycles
+from sfc_hls.cycle_model import bandwidth_bound_cycles, layer_cycles, layer_traffic
 from sfc_hls.golden import conv2d_int8
 from sfc_hls.hw.engine_streams import EngineStreams
 from sfc_hls.hw.interface import EngineInterface
@@ -55,10 +55,12 @@ def measure_layers(
     *,
     seed: int = 1,
     build_root: str | os.PathLike | None = None,
+    bytes_per_cycle: float | None = None,
 ) -> list[dict]:
-    """Run ``shapes`` on ``config``'s engine (native runner, no stalls); per layer the
-    descriptor (tiles, taps, replicas), the measured cycles and whether the output
-    equals the golden model."""
+    """Run ``shapes`` on ``config``'s engine (native runner, no stalls; with
+    ``bytes_per_cycle`` every stream shares a memory of that bandwidth); per layer
+    the descriptor (tiles, taps, replicas), the measured cycles and whether the
+    output equals the golden model."""
     model = engine_model(config, build_root=build_root)
     streams = EngineStreams(config)
     rng = np.random.default_rng(seed)
@@ -66,7 +68,8 @@ def measure_layers(
     for shape in shapes:
         params, x = random_layer(config, shape, rng)
         beats = streams.layer_beats(params, x, stride=shape.stride)
-        out, run = run_layer(model, streams, params, x, stride=shape.stride)
+        out, run = run_layer(model, streams, params, x, stride=shape.stride,
+                             bytes_per_cycle=bytes_per_cycle)  # fmt: skip
         results.append(
             {
                 "tiles": beats.tiles,
@@ -85,14 +88,24 @@ def compare(
     *,
     seed: int = 1,
     build_root: str | os.PathLike | None = None,
+    bytes_per_cycle: float | None = None,
 ) -> list[CycleCheck]:
-    """Measured (Verilator) and modelled cycles of ``shapes`` on ``config``'s engine."""
-    timing = EngineInterface.from_config(config).timing()
+    """Measured (Verilator) and modelled cycles of ``shapes`` on ``config``'s engine; with
+    ``bytes_per_cycle`` through a memory of that bandwidth, against
+    :func:`~sfc_hls.cycle_model.bandwidth_bound_cycles`."""
+    interface = EngineInterface.from_config(config)
+    timing, bits = interface.timing(), interface.stream_bits()
     out = []
-    for shape, meas in zip(shapes, measure_layers(config, shapes, seed=seed,
-                                                  build_root=build_root), strict=True):  # fmt: skip
-        model = layer_cycles(timing, cin=shape.cin, cout=shape.cout, tiles=meas["tiles"],
-                             mode=shape.mode, taps=meas["taps"], replicas=meas["replicas"])  # fmt: skip
+    measured = measure_layers(config, shapes, seed=seed, build_root=build_root,
+                              bytes_per_cycle=bytes_per_cycle)  # fmt: skip
+    for shape, meas in zip(shapes, measured, strict=True):
+        descriptor = {"cin": shape.cin, "cout": shape.cout, "tiles": meas["tiles"],
+                      "mode": shape.mode, "taps": meas["taps"], "replicas": meas["replicas"]}  # fmt: skip
+        model = layer_cycles(timing, **descriptor).cycles
+        if bytes_per_cycle is not None:
+            traffic = layer_traffic(timing, bits, **descriptor)
+            model = bandwidth_bound_cycles(layer_cycles(timing, **descriptor), traffic,
+                                           bytes_per_cycle)  # fmt: skip
         out.append(
             CycleCheck(
                 shape.batch,
@@ -102,7 +115,7 @@ def compare(
                 shape.width,
                 meas["tiles"],
                 int(meas["cycles"]),
-                model.cycles,
+                model,
                 bool(meas["bit_exact"]),
                 shape.mode,
             )  # fmt: skip

@@ -48,10 +48,12 @@ __all__ = [
     "NativeRun",
     "NativeRunError",
     "Clocking",
+    "MemoryPort",
     "PortSpec",
     "build_native",
     "clocking_from_manifest",
     "engine_model",
+    "layer_memory",
     "run_layer",
     "ports_from_manifest",
     "read_hex",
@@ -260,6 +262,49 @@ def _ports_header(toplevel: str, ports: Sequence[PortSpec], clocking: Clocking) 
 
 
 @dataclass(frozen=True)
+class MemoryPort:
+    """A memory of ``bytes_per_cycle`` bytes per cycle that every stream shares (a DMA model).
+
+    Input beats are fetched into a prefetch buffer of ``prefetch`` beats per
+    stream and offered from it; output beats go into a write buffer of as many
+    beats and leave from it.  Each cycle the memory's budget grows by
+    ``bytes_per_cycle`` and is spent round robin over the streams, a beat of
+    stream ``s`` costing ``beat_bytes[s]`` bytes (streams not named cost nothing).
+    """
+
+    bytes_per_cycle: float
+    beat_bytes: Mapping[str, float]
+    prefetch: int = 4
+
+    def __post_init__(self) -> None:
+        if not self.bytes_per_cycle > 0:
+            raise ValueError(f"bytes_per_cycle must be > 0, got {self.bytes_per_cycle}")
+        if not isinstance(self.prefetch, int) or self.prefetch < 1:
+            raise ValueError(f"prefetch must be an int >= 1, got {self.prefetch!r}")
+        for name, cost in self.beat_bytes.items():
+            if not cost >= 0:
+                raise ValueError(f"beat_bytes[{name!r}] must be >= 0, got {cost}")
+
+    def args(self) -> list[str]:
+        """The harness options (``--bandwidth``, ``--prefetch``, ``--cost NAME=BYTES``)."""
+        out = ["--bandwidth", repr(float(self.bytes_per_cycle)), "--prefetch", str(self.prefetch)]
+        for name, cost in self.beat_bytes.items():
+            out += ["--cost", f"{name}={float(cost)!r}"]
+        return out
+
+
+def layer_memory(interface: Any, mode: str, bytes_per_cycle: float) -> MemoryPort:
+    """The :class:`MemoryPort` of an engine layer in ``mode``: each beat costs the data
+    bytes the cycle model's traffic counts (:meth:`EngineInterface.stream_bits`)."""
+    bits = interface.stream_bits()
+    fast = mode == "fast"
+    beat_bits = {"i_cfg": bits.cfg, "i_chan": bits.chan,
+                 "i_weight": bits.weight if fast else bits.direct_row,
+                 "i_act": bits.act_fast if fast else bits.act_direct, "o_out": bits.out}  # fmt: skip
+    return MemoryPort(bytes_per_cycle, {name: b / 8 for name, b in beat_bits.items()})
+
+
+@dataclass(frozen=True)
 class NativeRun:
     """One run: output beats per sink, cycles, per-port transfer counts, status values."""
 
@@ -300,12 +345,15 @@ class NativeModel:
         output_pause: float = 0.0,
         max_cycles: int | None = None,
         work_dir: str | os.PathLike[str] | None = None,
+        memory: MemoryPort | None = None,
     ) -> NativeRun:
         """Offer ``inputs[port]`` (raw payloads) on each input stream, take ``expect[port]``
         beats from each output stream; return them with the cycle counts.
 
         ``max_cycles`` (default: 20 cycles per beat plus 100,000) bounds the run;
-        :class:`NativeRunError` if the outputs have not all arrived by then.
+        :class:`NativeRunError` if the outputs have not all arrived by then.  With
+        ``memory`` the streams share its bandwidth (``cycles`` then ends with the
+        last output beat written to the memory).
         """
         kinds = {port.name: port.kind for port in self.ports}
         for name in inputs:
@@ -319,6 +367,8 @@ class NativeModel:
         with tempfile.TemporaryDirectory(prefix="sfc-hls-native-", dir=work_dir) as tmp:
             args = [str(self.binary), "--seed", str(seed), "--max-cycles", str(budget)]
             args += ["--in-pause", str(input_pause), "--out-pause", str(output_pause)]
+            if memory is not None:
+                args += memory.args()
             for name, payloads in inputs.items():
                 path = Path(tmp) / f"{name}.hex"
                 write_hex(path, payloads, self._bits[name])
@@ -472,9 +522,13 @@ def run_layer(
     input_pause: float = 0.0,
     output_pause: float = 0.0,
     work_dir: str | os.PathLike[str] | None = None,
+    bytes_per_cycle: float | None = None,
 ) -> tuple[Any, NativeRun]:
     """One layer on an engine: beats (``streams``, an :class:`~sfc_hls.hw.engine_streams.EngineStreams`)
     -> native run -> the output map ``(N, Cout, Ho, Wo)`` and the run.
+
+    ``bytes_per_cycle``: the streams share a memory of that bandwidth
+    (:func:`layer_memory`), as :func:`sfc_hls.cycle_model.bandwidth_bound_cycles` models.
 
     Raises :class:`NativeRunError` when the outputs do not all arrive or the
     engine's status after the layer shows an error (``desc_error``,
@@ -490,6 +544,9 @@ def run_layer(
         input_pause=input_pause,
         output_pause=output_pause,
         work_dir=work_dir,
+        memory=None
+        if bytes_per_cycle is None
+        else layer_memory(streams.interface, params.mode, bytes_per_cycle),
     )
     n, _, h, w = x.shape
     out = streams.assemble(

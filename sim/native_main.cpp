@@ -11,6 +11,7 @@
 //
 //   sim_main --in NAME=FILE ... --out NAME=FILE:COUNT ... [--seed S]
 //            [--in-pause P] [--out-pause P] [--max-cycles N] [--drain-cycles N]
+//            [--bandwidth BYTES --prefetch BEATS --cost NAME=BYTES ...]
 //
 // Each input stream offers the beats of its file in order (valid never waits
 // for ready; a beat stays until taken); each output stream takes beats into
@@ -25,6 +26,13 @@
 // --max-cycles pass first.  After the last transfer the streams idle for
 // --drain-cycles (16) more cycles, not counted, so that status ports (e.g. a
 // busy flag) settle before they are read.
+//
+// With --bandwidth the streams share a memory of BYTES per cycle (a DMA model): input beats
+// are fetched into a prefetch buffer of --prefetch beats per stream and offered from it,
+// output beats go into a write buffer of as many beats and leave from it; each cycle the
+// budget grows by BYTES (up to BYTES + the largest cost) and is spent round robin over the
+// streams, a beat of stream NAME costing its --cost.  `cycles` then ends with the last
+// output beat written.
 #include <verilated.h>
 
 #include <algorithm>
@@ -175,6 +183,7 @@ struct Stats {
 
 struct Source {
     std::string name; int bits; std::vector<Words> beats; size_t next = 0; bool offered = false;
+    size_t fetched = 0; double cost = 0;  // beats in from memory (--bandwidth), bytes per beat
     std::unique_ptr<Pauses> pauses; Stats stats;
     std::function<void(const Words&)> set_payload;
     std::function<void(bool)> set_valid;
@@ -183,10 +192,41 @@ struct Source {
 
 struct Sink {
     std::string name; int bits; long expect = 0; FILE* file = nullptr; Words word;
+    long unwritten = 0; double cost = 0;  // beats not yet in memory (--bandwidth), bytes per beat
     std::unique_ptr<Pauses> pauses; Stats stats; bool ready = false;
     std::function<void(bool)> set_ready;
     std::function<bool()> valid;
     std::function<void(Words&)> payload;
+};
+
+// The shared memory of --bandwidth: fills the prefetch buffers, empties the write buffers.
+struct Memory {
+    double bandwidth = 0, budget = 0, cap = 0; long prefetch = 4; size_t turn = 0;
+    bool on() const { return bandwidth > 0; }
+    // One cycle: grow the budget, then serve the streams round robin while it lasts.
+    bool serve(std::vector<Source>& sources, std::vector<Sink>& sinks) {
+        budget = std::min(budget + bandwidth, cap);
+        const size_t n = sources.size() + sinks.size();
+        bool wrote = false, progress = true;
+        while (progress) {
+            progress = false;
+            for (size_t k = 0; k < n; ++k) {
+                const size_t i = (turn + k) % n;
+                if (i < sources.size()) {
+                    Source& s = sources[i];
+                    if (s.fetched < s.beats.size() && (long)(s.fetched - s.next) < prefetch &&
+                        budget >= s.cost) { budget -= s.cost; ++s.fetched; progress = true; }
+                } else {
+                    Sink& s = sinks[i - sources.size()];
+                    if (s.unwritten > 0 && budget >= s.cost) {
+                        budget -= s.cost; --s.unwritten; progress = wrote = true;
+                    }
+                }
+            }
+        }
+        turn = n ? (turn + 1) % n : 0;
+        return wrote;
+    }
 };
 
 struct Status {
@@ -199,6 +239,8 @@ struct Status {
 int main(int argc, char** argv) {
     std::map<std::string, std::string> in_files, out_files;
     std::map<std::string, long> out_counts;
+    std::map<std::string, double> costs;
+    Memory memory;
     uint64_t seed = 0;
     double in_pause = 0, out_pause = 0;
     long max_cycles = 100000000, drain_cycles = 16;
@@ -223,6 +265,14 @@ int main(int argc, char** argv) {
         else if (a == "--out-pause") out_pause = std::atof(value().c_str());
         else if (a == "--max-cycles") max_cycles = std::atol(value().c_str());
         else if (a == "--drain-cycles") drain_cycles = std::atol(value().c_str());
+        else if (a == "--bandwidth") memory.bandwidth = std::atof(value().c_str());
+        else if (a == "--prefetch") memory.prefetch = std::atol(value().c_str());
+        else if (a == "--cost") {
+            std::string v = value();
+            size_t eq = v.find('=');
+            if (eq == std::string::npos) fail(2, "--cost takes NAME=BYTES, got " + v);
+            costs[v.substr(0, eq)] = std::atof(v.substr(eq + 1).c_str());
+        }
         else fail(2, "unknown argument " + a);
     }
     if (in_pause < 0 || in_pause >= 1 || out_pause < 0 || out_pause >= 1)
@@ -276,6 +326,21 @@ int main(int argc, char** argv) {
 #undef SFC_SOURCE
 #undef SFC_SINK
 #undef SFC_STATUS
+    if (memory.prefetch < 1) fail(2, "--prefetch must be >= 1");
+    double largest = 0;
+    for (auto& s : sources) {
+        s.cost = costs.count(s.name) ? costs[s.name] : 0;
+        largest = std::max(largest, s.cost);
+        if (!memory.on()) s.fetched = s.beats.size();
+        costs.erase(s.name);
+    }
+    for (auto& s : sinks) {
+        s.cost = costs.count(s.name) ? costs[s.name] : 0;
+        largest = std::max(largest, s.cost);
+        costs.erase(s.name);
+    }
+    if (!costs.empty()) fail(2, "--cost names no stream " + costs.begin()->first);
+    memory.cap = memory.bandwidth + largest;
     if (!in_files.empty()) fail(2, "no input stream " + in_files.begin()->first);
     if (!out_files.empty()) fail(2, "no output stream " + out_files.begin()->first);
 
@@ -286,16 +351,17 @@ int main(int argc, char** argv) {
     long cycle = 0, last_out = -1, bus_errors = 0;
     bool done = false;
     for (; cycle < max_cycles && !done; ++cycle) {
+        if (memory.on() && memory.serve(sources, sinks)) last_out = cycle;
         // Offer: a source keeps an offered beat; otherwise it may start the next one.
         for (auto& s : sources) {
-            if (!s.offered && s.next < s.beats.size() && !s.pauses->next()) {
+            if (!s.offered && s.next < s.fetched && !s.pauses->next()) {
                 s.set_payload(s.beats[s.next]);
                 s.offered = true;
             }
             s.set_valid(s.offered);
         }
         for (auto& s : sinks) {
-            s.ready = !s.pauses->next();
+            s.ready = !s.pauses->next() && (!memory.on() || s.unwritten < memory.prefetch);
             s.set_ready(s.ready);
         }
         dut->SFC_CLOCK = 0;
@@ -309,6 +375,7 @@ int main(int argc, char** argv) {
             if (s.ready && s.valid()) {
                 s.stats.fire(cycle);
                 last_out = cycle;
+                if (memory.on()) ++s.unwritten;
                 if (s.file) { s.payload(s.word); write_hex(s.file, s.word, s.bits); }
             }
         }
@@ -316,7 +383,7 @@ int main(int argc, char** argv) {
         dut->eval();
         done = true;
         for (auto& s : sources) done &= !s.offered && s.next == s.beats.size();
-        for (auto& s : sinks) done &= s.stats.beats >= s.expect;
+        for (auto& s : sinks) done &= s.stats.beats >= s.expect && s.unwritten == 0;
     }
 
     // A few idle cycles after the last transfer, so that status ports settle.

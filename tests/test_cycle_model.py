@@ -3,7 +3,7 @@
 import pytest
 
 from sfc_hls.config import EngineConfig
-from sfc_hls.cycle_model import EngineTiming, LayerCycles, layer_cycles
+from sfc_hls.cycle_model import EngineTiming, LayerCycles, layer_cycles, layer_traffic
 from sfc_hls.hw.interface import EngineInterface
 from sfc_hls.sim.cycle_check import compare
 from sfc_hls.sim.engine_regression import LayerShape
@@ -135,3 +135,24 @@ def test_sfc6_7x7_engine_model_matches_verilator():
     for c in compare(SFC_ENGINE, SFC_SHAPES, seed=5):
         assert c.bit_exact, c
         assert abs(c.error) <= 0.02, c.to_dict()
+
+
+# Bandwidth: the streams share a memory (native runner, --bandwidth) of half the bytes per
+# cycle the layer would need to run at its compute speed, so the transfer takes twice the
+# compute time: the model (bandwidth_bound_cycles) then matches the RTL within 2%.
+BANDWIDTH_SHAPES = [SHAPES[0], SHAPES[6]]  # one layer of each mode: fast 16->8, direct 3x3/2
+
+
+def test_bandwidth_model_matches_throttled_verilator_within_2_percent():
+    interface = EngineInterface.from_config(SMALL)
+    free = compare(SMALL, BANDWIDTH_SHAPES, seed=11)
+    for shape, unthrottled in zip(BANDWIDTH_SHAPES, free, strict=True):
+        taps = shape.kernel**2 if shape.mode == "direct" else 1
+        traffic = layer_traffic(interface.timing(), interface.stream_bits(), cin=shape.cin,
+                                cout=shape.cout, tiles=unthrottled.tiles, mode=shape.mode,
+                                taps=taps)  # fmt: skip
+        bytes_per_cycle = 0.5 * traffic.total_bytes / unthrottled.measured
+        (check,) = compare(SMALL, [shape], seed=11, bytes_per_cycle=bytes_per_cycle)
+        assert check.bit_exact, check
+        assert check.measured > 1.8 * unthrottled.measured, (check, unthrottled)  # throttled
+        assert abs(check.error) <= 0.02, check.to_dict()
