@@ -103,6 +103,8 @@ _WINOGRAD = "wino-4x4-3x3"
 _SFC6 = ("sfc6-6x6-3x3", "sfc6-7x7-3x3")
 #: Largest image-selection seed.
 MAX_SEED = 2**63 - 1
+#: Narrowest MAC operands the study takes (``--bits``): 4 is the smallest the project checks.
+MIN_BITS = 4
 _NORMALIZATION = (
     "nmse = mean((estimate - reference)^2) / var(reference) over all outputs of the "
     "evaluation images; mse is the plain mean squared error in the units of the "
@@ -169,6 +171,7 @@ class _Sweep:
     scale_modes: list[str]
     fine_tune: list[bool]
     options: QuantOptions
+    bits: int = 8
 
 
 def _check_sweep(
@@ -176,7 +179,9 @@ def _check_sweep(
     scale_modes: Sequence[str],
     fine_tune: Sequence[bool],
     options: QuantOptions | None,
+    bits: int = 8,
 ) -> _Sweep:
+    check_int("bits", bits, MIN_BITS, 8)
     algorithms = list(algorithms)
     if not algorithms:
         raise ValueError("algorithms must name at least one algorithm")
@@ -194,7 +199,7 @@ def _check_sweep(
     options = QuantOptions() if options is None else options
     if not isinstance(options, QuantOptions):
         raise TypeError(f"options must be a QuantOptions, got {type(options).__name__}")
-    return _Sweep(algorithms, scale_modes, fine_tune, options)
+    return _Sweep(algorithms, scale_modes, fine_tune, options, bits)
 
 
 def _study_layer(
@@ -227,7 +232,8 @@ def _study_layer(
     records = []
     for algo in sweep.algorithms:
         for mode in sweep.scale_modes:
-            config = EngineConfig(algorithm=algo, scale_mode=mode)
+            config = EngineConfig(algorithm=algo, scale_mode=mode, act_bits=sweep.bits,
+                                  weight_bits=sweep.bits)  # fmt: skip
             for ft in sweep.fine_tune:
                 t0 = time.perf_counter()
                 params = quantize_conv_layer(
@@ -281,7 +287,7 @@ def _settings(
         "seed": seed,
         "engine": {
             k: v
-            for k, v in EngineConfig().to_dict().items()
+            for k, v in EngineConfig(act_bits=sweep.bits, weight_bits=sweep.bits).to_dict().items()
             if k not in ("algorithm", "scale_mode", "pco", "cin_max", "cout_max")
         },
     }
@@ -298,6 +304,7 @@ def run_error_study(
     options: QuantOptions | None = None,
     seed: int = 0,
     progress: bool = False,
+    bits: int = 8,
 ) -> dict[str, Any]:
     """Quantize every selected layer with every algorithm and configuration; measure errors.
 
@@ -313,6 +320,9 @@ def run_error_study(
             all calibration images are used).
         seed: seed of the image selection, in ``[0, MAX_SEED]``.
         progress: print one line per layer to stderr.
+        bits: width of the transform-domain activations and weights (the MAC
+            operands, ``act_bits`` = ``weight_bits``) in ``[MIN_BITS, 8]``; the
+            feature maps stay int8.
 
     Returns:
         A JSON-serializable dict (``format`` ``sfc-hls.error-study/1``) with
@@ -326,7 +336,7 @@ def run_error_study(
     from sfc_hls.host.digits import load_digits_split
     from sfc_hls.host.lowering import lower_model
 
-    sweep = _check_sweep(algorithms, scale_modes, fine_tune, options)
+    sweep = _check_sweep(algorithms, scale_modes, fine_tune, options, bits)
     check_int("calib_images", calib_images, 1)
     check_int("eval_images", eval_images, 1)
     check_int("seed", seed, 0, MAX_SEED)
@@ -595,6 +605,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seed", type=int, default=0, help=f"image selection seed in [0, {MAX_SEED}] (0)"
     )
+    parser.add_argument(
+        "--bits",
+        type=int,
+        default=8,
+        help=f"transform-domain activation and weight bits (MAC operands) in [{MIN_BITS}, 8]; "
+        "feature maps stay int8 (default 8)",
+    )
     parser.add_argument("--quiet", action="store_true", help="print no table")
 
 
@@ -621,6 +638,7 @@ def run(args: argparse.Namespace) -> int:
             weight_granularity=args.granularity,
         ),
         seed=args.seed,
+        bits=args.bits,
         progress=not args.quiet,
     )
     path = write_error_study(result, args.output, overwrite=args.force)

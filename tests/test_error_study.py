@@ -128,3 +128,16 @@ def test_cli_end_to_end(tmp_path, capsys):
 def test_bad_arguments(kwargs, match):
     with pytest.raises((ValueError, TypeError), match=match):
         run_error_study(**{**REDUCED, **kwargs})
+
+
+def test_narrow_mac_operands_raise_the_error_winograd_most():
+    """``bits`` narrows the transform-domain activations and weights: at 4 bits every
+    algorithm's error grows, Winograd F(4x4)'s the most (its transforms amplify)."""
+    kwargs = {**REDUCED, "fine_tune": (False,)}
+    wide = run_error_study(**kwargs)["summary"]["geomean_over_layers"]["pow2"]
+    narrow = run_error_study(**kwargs, bits=4)["summary"]["geomean_over_layers"]["pow2"]
+    growth = {a: narrow[a]["nmse_y"] / wide[a]["nmse_y"] for a in ALGORITHMS}
+    assert all(g > 4 for g in growth.values()), growth
+    assert narrow["wino-4x4-3x3"]["nmse_y"] > 5 * narrow["sfc6-7x7-3x3"]["nmse_y"], narrow
+    with pytest.raises(ValueError, match=r"bits must be an int in \[4, 8\]"):
+        run_error_study(**kwargs, bits=3)
