@@ -28,7 +28,17 @@ from amaranth.lib.wiring import In, Out
 __all__ = ["RegisterSlice", "SkidBuffer"]
 
 
-class RegisterSlice(wiring.Component):
+class _StreamBuffer(wiring.Component):
+    """A one-cycle buffer from stream ``i`` to stream ``o`` of the same ``layout``."""
+
+    latency = 1
+
+    def __init__(self, layout: ShapeLike) -> None:
+        self.layout = layout
+        super().__init__({"i": In(stream.Signature(layout)), "o": Out(stream.Signature(layout))})
+
+
+class RegisterSlice(_StreamBuffer):
     """A pipeline register on a stream (forward path registered).
 
     Ports: ``i`` (In stream ``layout``), ``o`` (Out stream ``layout``).
@@ -39,12 +49,6 @@ class RegisterSlice(wiring.Component):
     ``o.valid`` and ``o.payload`` come from registers.
     """
 
-    latency = 1
-
-    def __init__(self, layout: ShapeLike) -> None:
-        self.layout = layout
-        super().__init__({"i": In(stream.Signature(layout)), "o": Out(stream.Signature(layout))})
-
     def elaborate(self, platform) -> Module:
         m = Module()
         m.d.comb += self.i.ready.eq(~self.o.valid | self.o.ready)
@@ -53,7 +57,7 @@ class RegisterSlice(wiring.Component):
         return m
 
 
-class SkidBuffer(wiring.Component):
+class SkidBuffer(_StreamBuffer):
     """A two-entry stream buffer with every output registered, ``ready`` included.
 
     Ports: ``i`` (In stream ``layout``), ``o`` (Out stream ``layout``).
@@ -63,12 +67,6 @@ class SkidBuffer(wiring.Component):
     the *skid*, holds a beat that arrived when ``o`` stalled); ``o.valid`` and
     ``o.payload`` are registers.  Beats leave in order, none is lost or doubled.
     """
-
-    latency = 1
-
-    def __init__(self, layout: ShapeLike) -> None:
-        self.layout = layout
-        super().__init__({"i": In(stream.Signature(layout)), "o": Out(stream.Signature(layout))})
 
     def elaborate(self, platform) -> Module:
         m = Module()
