@@ -276,6 +276,18 @@ class StreamBits:
     act_direct: int
     out: int
 
+    def per_beat(self, mode: str) -> dict[str, int]:
+        """Data bits of a beat of each stream (``cfg``, ``chan``, ``weight``, ``act``, ``out``)
+        in a layer of ``mode``."""
+        fast = mode == "fast"
+        return {
+            "cfg": self.cfg,
+            "chan": self.chan,
+            "weight": self.weight if fast else self.direct_row,
+            "act": self.act_fast if fast else self.act_direct,
+            "out": self.out,
+        }
+
 
 @dataclass(frozen=True)
 class LayerTraffic:
@@ -324,13 +336,7 @@ def layer_traffic(
         "act": len(groups) * tiles * reduction,
         "out": tiles * per_tile_out * sum(g.packets for g in groups),
     }
-    beat_bits = {
-        "cfg": bits.cfg,
-        "chan": bits.chan,
-        "weight": bits.weight if mode == "fast" else bits.direct_row,
-        "act": bits.act_fast if mode == "fast" else bits.act_direct,
-        "out": bits.out,
-    }
+    beat_bits = bits.per_beat(mode)
     return LayerTraffic(beats, {k: beats[k] * beat_bits[k] / 8 for k in beats})
 
 

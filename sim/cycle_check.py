@@ -101,11 +101,11 @@ def compare(
     for shape, meas in zip(shapes, measured, strict=True):
         descriptor = {"cin": shape.cin, "cout": shape.cout, "tiles": meas["tiles"],
                       "mode": shape.mode, "taps": meas["taps"], "replicas": meas["replicas"]}  # fmt: skip
-        model = layer_cycles(timing, **descriptor).cycles
+        cycles = layer_cycles(timing, **descriptor)
+        model = cycles.cycles
         if bytes_per_cycle is not None:
             traffic = layer_traffic(timing, bits, **descriptor)
-            model = bandwidth_bound_cycles(layer_cycles(timing, **descriptor), traffic,
-                                           bytes_per_cycle)  # fmt: skip
+            model = bandwidth_bound_cycles(cycles, traffic, bytes_per_cycle)
         out.append(
             CycleCheck(
                 shape.batch,

@@ -296,12 +296,9 @@ class MemoryPort:
 def layer_memory(interface: Any, mode: str, bytes_per_cycle: float) -> MemoryPort:
     """The :class:`MemoryPort` of an engine layer in ``mode``: each beat costs the data
     bytes the cycle model's traffic counts (:meth:`EngineInterface.stream_bits`)."""
-    bits = interface.stream_bits()
-    fast = mode == "fast"
-    beat_bits = {"i_cfg": bits.cfg, "i_chan": bits.chan,
-                 "i_weight": bits.weight if fast else bits.direct_row,
-                 "i_act": bits.act_fast if fast else bits.act_direct, "o_out": bits.out}  # fmt: skip
-    return MemoryPort(bytes_per_cycle, {name: b / 8 for name, b in beat_bits.items()})
+    beat_bits = interface.stream_bits().per_beat(mode)
+    port = {"cfg": "i_cfg", "chan": "i_chan", "weight": "i_weight", "act": "i_act", "out": "o_out"}
+    return MemoryPort(bytes_per_cycle, {port[name]: b / 8 for name, b in beat_bits.items()})
 
 
 @dataclass(frozen=True)
