@@ -77,6 +77,22 @@ SUBCOMMANDS = (
         "CARRY and BRAM counts (table and JSON).",
     ),
     Subcommand(
+        "estimate",
+        "sfc_hls.hw.estimate",
+        "LUT/FF/DSP/BRAM of an engine in milliseconds, without synthesis",
+        "Estimate the resources of a generated engine from per-block models fitted to Yosys "
+        "runs (bench/bench_estimator.py reports their error on held-out engines).",
+    ),
+    Subcommand(
+        "explore",
+        "sfc_hls.host.explore",
+        "design-space exploration: engines and per-layer modes on a Pareto front",
+        "Sweep engine configurations and per-layer fast/direct choices for a network: frames/s "
+        "(cycle model), MB/frame, resources (estimator or Yosys), accuracy (error study, digits "
+        "top-1); Pareto report (JSON, markdown, PNG) and the plan chosen for a budget, which "
+        "`sfc-hls run --plan` and `sfc-hls generate --plan` take. Runs on Dask.",
+    ),
+    Subcommand(
         "run",
         "sfc_hls.host.run",
         "quantize a ResNet and run it on the accelerator (golden model or RTL)",
