@@ -93,6 +93,8 @@ bench: toolchain
 	$(BIN)/python bench/bench_bits.py
 	$(BIN)/python bench/bench_engines.py
 	$(BIN)/python bench/bench_memory.py
+	$(BIN)/python bench/bench_estimator.py
+	$(BIN)/python bench/bench_explore.py
 	$(BIN)/python bench/bench_timing.py
 	$(BIN)/python bench/bench_soak.py --budget-seconds 1200
 

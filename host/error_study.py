@@ -82,7 +82,9 @@ __all__ = [
     "MAX_SEED",
     "STUDY_ALGORITHMS",
     "add_arguments",
+    "capture_inputs",
     "format_table",
+    "layer_errors",
     "run",
     "run_error_study",
     "write_error_study",
@@ -120,7 +122,7 @@ def _stride1_convs(network: Network, kernel: int = 3) -> list[Conv]:
     return [c for c in network.convs if c.kernel == kernel and c.stride == 1]
 
 
-def _capture_inputs(network: Network, convs: Sequence[Conv], images: Any) -> dict[str, np.ndarray]:
+def capture_inputs(network: Network, convs: Sequence[Conv], images: Any) -> dict[str, np.ndarray]:
     """Float64 input of each conv for ``images`` (the IR's float walker, BatchNorm folded)."""
     import torch
 
@@ -232,8 +234,10 @@ def _study_layer(
     records = []
     for algo in sweep.algorithms:
         for mode in sweep.scale_modes:
+            # The default engine's channel limits, raised for wider layers (ResNet-18's 512).
             config = EngineConfig(algorithm=algo, scale_mode=mode, act_bits=sweep.bits,
-                                  weight_bits=sweep.bits)  # fmt: skip
+                                  weight_bits=sweep.bits, cin_max=max(256, w.shape[1]),
+                                  cout_max=max(256, w.shape[0]))  # fmt: skip
             for ft in sweep.fine_tune:
                 t0 = time.perf_counter()
                 params = quantize_conv_layer(
@@ -252,6 +256,16 @@ def _study_layer(
                      "quantize_seconds": round(t1 - t0, 3)}
                 )  # fmt: skip
     return info, records
+
+
+def layer_errors(
+    conv: Conv, calib: np.ndarray, evaluate: np.ndarray, algorithm: str, bits: int, scale_mode: str
+) -> float:
+    """Normalized MSE of ``conv``'s int8 output run fast with ``algorithm`` at ``bits``-bit MAC
+    operands, calibrated on ``calib`` and measured on ``evaluate`` (float inputs, NCHW)."""
+    sweep = _check_sweep([algorithm], [scale_mode], [False], None, bits)
+    _, records = _study_layer(conv, calib, evaluate, sweep)
+    return float(records[0]["nmse_out"])
 
 
 def _select_layers(network: Network, layers: Sequence[str] | None) -> list[Conv]:
@@ -354,8 +368,8 @@ def run_error_study(
     rng = np.random.default_rng(seed)
     calib_idx = np.sort(rng.permutation(len(split.x_train))[:calib_images])
     eval_idx = np.sort(rng.permutation(len(split.x_test))[:eval_images])
-    calib_x = _capture_inputs(network, convs, split.x_train[torch.from_numpy(calib_idx)])
-    eval_x = _capture_inputs(network, convs, split.x_test[torch.from_numpy(eval_idx)])
+    calib_x = capture_inputs(network, convs, split.x_train[torch.from_numpy(calib_idx)])
+    eval_x = capture_inputs(network, convs, split.x_test[torch.from_numpy(eval_idx)])
     layer_info, records = [], []
     for conv in convs:
         info, layer_records = _study_layer(conv, calib_x[conv.name], eval_x[conv.name], sweep)

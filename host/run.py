@@ -94,11 +94,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=("golden", "rtl"), default="golden")
     parser.add_argument(
         "--algo",
-        default=DEFAULT_ALGORITHM,
-        help="fast algorithm of the stride-1 convs (default %(default)s)",
+        help=f"fast algorithm of the stride-1 convs (default {DEFAULT_ALGORITHM})",
     )
-    parser.add_argument("--scale-mode", choices=SCALE_MODES, default="pow2")
-    parser.add_argument("--pco", type=int, default=4, help="MAC lanes of the engine")
+    parser.add_argument("--scale-mode", choices=SCALE_MODES, help="default pow2")
+    parser.add_argument("--pco", type=int, help="MAC lanes of the engine (default 4)")
+    parser.add_argument(
+        "--plan",
+        type=Path,
+        help="a plan from `sfc-hls explore` (plan.json): its engine (algorithm, P_co, bits, "
+        "MACs per DSP, scale mode) and its per-layer modes; excludes --algo/--pco/--scale-mode",
+    )
     parser.add_argument("--calib", type=int, default=32, help="calibration images (default 32)")
     parser.add_argument("--fine-tune", action="store_true", help="fine-tune the scales")
     parser.add_argument(
@@ -312,7 +317,7 @@ def _report(
         "weights": info["weights"],
         "data": source,
         "backend": args.backend,
-        "algorithm": args.algo,
+        "algorithm": qnet.network.algorithm,
         "network": net.to_dict(),
         "quantization": qnet.to_dict(),
         "layers": [r.to_dict() for r in result.records],
@@ -331,8 +336,25 @@ def _report(
 def check_options(args: argparse.Namespace) -> None:
     """ValueError/TypeError naming the option, and an OSError if ``--json`` cannot be
     written: everything that can be checked before the model is loaded."""
-    for name in ("calib", "batch_size", "pco", "jobs"):
+    for name in ("calib", "batch_size", "jobs"):
         check_int(f"--{name.replace('_', '-')}", getattr(args, name), 1)
+    if args.pco is not None:
+        check_int("--pco", args.pco, 1)
+    if args.plan is not None:
+        given = [f"--{n.replace('_', '-')}" for n in ("algo", "pco", "scale_mode")
+                 if getattr(args, n) is not None]  # fmt: skip
+        if given:
+            raise ValueError(f"{', '.join(given)}: the --plan file sets the engine; drop them")
+        from sfc_hls.host.explore import load_plan
+
+        args.plan_data = load_plan(args.plan)
+        if args.plan_data["network"] != args.model:
+            raise ValueError(
+                f"--plan {args.plan} was made for --model {args.plan_data['network']}, "
+                f"not {args.model}"
+            )
+    else:
+        args.plan_data = None
     if args.limit is not None:
         check_int("--limit", args.limit, 1)
     if args.image_size is not None:
@@ -389,13 +411,44 @@ def run(args: argparse.Namespace) -> int:
         return 1
 
 
+def _network_and_engines(
+    args: argparse.Namespace, model: Any, shape: tuple[int, ...]
+) -> tuple[Any, list[Any]]:
+    """The lowered network and its engine: from the options, or from ``--plan`` (its engine
+    and per-layer modes; an error if the network does not size the engine the plan names)."""
+    from sfc_hls.host.calibration import engine_configs
+    from sfc_hls.host.explore_tasks import network_engine, with_modes
+    from sfc_hls.host.lowering import DEFAULT_ALGORITHM, lower_model
+
+    plan = args.plan_data
+    if plan is None:
+        net = lower_model(model, shape, algorithm=args.algo or DEFAULT_ALGORITHM, name=args.model)
+        return net, engine_configs(net, pco=args.pco or 4, scale_mode=args.scale_mode or "pow2")
+    engine = plan["engine"]
+    net = lower_model(model, shape, algorithm=engine.algorithm, name=args.model)
+    eligible = {c.name for c in net.convs if c.mode == "fast"}
+    unknown = sorted(set(plan["direct_layers"]) - eligible)
+    if unknown:
+        raise ValueError(f"--plan {args.plan}: {unknown} are not fast-mode convs of {args.model}")
+    net = with_modes(net, engine.algorithm, set(plan["direct_layers"]))
+    point = {"pco": engine.pco, "scale_mode": engine.scale_mode, "bits": engine.act_bits,
+             "macs_per_dsp": engine.macs_per_dsp}  # fmt: skip
+    sized = network_engine(net, point)
+    if sized != engine:
+        diff = [f"{k}={getattr(engine, k)!r} (this run: {getattr(sized, k)!r})"
+                for k in engine.to_dict() if getattr(engine, k) != getattr(sized, k)]  # fmt: skip
+        raise ValueError(
+            f"--plan {args.plan}: the engine differs for this input: {', '.join(diff)}"
+        )
+    return net, [engine]
+
+
 def _run(args: argparse.Namespace) -> int:
     import torch
 
-    from sfc_hls.host.calibration import calibrate, engine_configs
+    from sfc_hls.host.calibration import calibrate
     from sfc_hls.host.device import make_device
     from sfc_hls.host.inference import run_float, run_int8
-    from sfc_hls.host.lowering import lower_model
     from sfc_hls.quantize import QuantOptions
 
     say = (lambda *a: None) if args.quiet else print
@@ -406,13 +459,12 @@ def _run(args: argparse.Namespace) -> int:
     images = data.images[:limit] if limit else data.images
     labels = None if data.labels is None else data.labels[: len(images)]
     names = data.names[: len(images)]
-    net = lower_model(model, tuple(images.shape[1:]), algorithm=args.algo, name=args.model)
+    net, engines = _network_and_engines(args, model, tuple(images.shape[1:]))
     say(f"model {args.model} ({info['weights']}), input {'x'.join(map(str, images.shape[1:]))}")
     if "random" in info["weights"]:
         say("note: random weights -- predictions and accuracy are meaningless")
     say(net.table() if not args.quiet else "")
     options = QuantOptions(fine_tune=args.fine_tune, calib_samples=args.calib)
-    engines = engine_configs(net, pco=args.pco, scale_mode=args.scale_mode)
     t_cal = time.perf_counter()
     qnet = calibrate(net, data.calib, options=options, engines=engines, progress=not args.quiet)
     t_cal = time.perf_counter() - t_cal
@@ -444,7 +496,7 @@ def _run(args: argparse.Namespace) -> int:
     if labels is not None:
         say(
             f"top-1 on {len(images)} image(s) ({data.source}): float32 "
-            f"{100 * summary['float32_top1']:.2f} %, int8 ({args.algo}, {args.backend}) "
+            f"{100 * summary['float32_top1']:.2f} %, int8 ({engines[0].algorithm}, {args.backend}) "
             f"{100 * summary['int8_top1']:.2f} %"
         )
     if identical is not None:

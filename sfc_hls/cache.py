@@ -3,7 +3,8 @@
 Everything lives under one root, ``$SFC_HLS_CACHE`` (default
 ``~/.cache/sfc-hls``), in one folder per kind: ``engines/`` (Verilog and
 manifests, :mod:`sfc_hls.hw.generate`), ``synth/`` (Yosys and nextpnr results),
-``sim_build/`` (Verilator builds, also ``$SFC_HLS_SIM_BUILD``).  Entries are
+``sim_build/`` (Verilator builds, also ``$SFC_HLS_SIM_BUILD``), ``explore/``
+(design points of ``sfc-hls explore``).  Entries are
 named by a hash of everything that decides their content, so a stale entry is
 never reused and the whole root can be deleted at any time.
 """
@@ -15,7 +16,7 @@ from pathlib import Path
 
 __all__ = ["CACHE_KINDS", "cache_dir", "sim_build_root"]
 
-CACHE_KINDS = ("engines", "synth", "sim_build")
+CACHE_KINDS = ("engines", "synth", "sim_build", "explore")
 
 
 def cache_dir(kind: str) -> Path:

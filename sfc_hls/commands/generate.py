@@ -39,15 +39,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "and write NAME_regs.h, the register map as a C header",
     )
     parser.add_argument(
+        "--plan",
+        type=Path,
+        help="the engine of a plan from `sfc-hls explore` (plan.json) instead of the engine options",
+    )
+    parser.add_argument(
         "--force",
         action="store_true",
         help="replace an existing output directory written by sfc-hls (nothing else)",
     )
 
 
+def _config(args: argparse.Namespace) -> EngineConfig:
+    """The engine of ``--plan``, or of the engine options (which ``--plan`` excludes)."""
+    if args.plan is None:
+        return EngineConfig.from_args(args)
+    from sfc_hls.host.explore import load_plan
+
+    defaults = argparse.ArgumentParser()
+    add_engine_arguments(defaults)
+    given = [
+        f"--{name.replace('_', '-')}"
+        for name, value in vars(defaults.parse_args([])).items()
+        if getattr(args, name, value) != value
+    ]
+    if given:
+        raise ValueError(f"{', '.join(given)}: the --plan file sets the engine; drop them")
+    return load_plan(args.plan)["engine"]
+
+
 def run(args: argparse.Namespace) -> int:
     """Generate the engine and copy its Verilog and manifest into the output directory."""
-    config = EngineConfig.from_args(args)
+    config = _config(args)
     check_engine_name(args.name)
     check_output_directory(args.output, overwrite=args.force)
     result = generate_engine(
