@@ -271,19 +271,27 @@ class BilinearAlgorithm:
                 return False
         return True
 
+    @cached_property
+    def _input_row_sums(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per row of ``B^T``: the sums of its positive and of its negative entries' magnitudes."""
+        bt, den = _integer_scaled(self.bt)  # exact Python ints
+        if den != 1:
+            as_int_matrix(self.bt, f"{self.name} B^T")  # names the non-integer entry
+        pos = np.where(bt > 0, bt, 0).sum(axis=1)
+        neg = np.where(bt < 0, -bt, 0).sum(axis=1)
+        if max(_max_abs(pos), _max_abs(neg)) < 2**62:
+            return pos.astype(np.int64), neg.astype(np.int64)
+        return pos, neg
+
     def input_transform_range(self, bits: int = 8) -> tuple[np.ndarray, np.ndarray]:
         """Exact per-row (min, max) of ``B^T x`` for signed ``bits``-bit inputs.
 
         A row with positive-coefficient sum ``P`` and negative-coefficient sum
         ``N`` (as magnitudes) spans ``[-(P*2^(b-1) + N*(2^(b-1)-1)), P*(2^(b-1)-1) + N*2^(b-1)]``.
         """
-        bt, den = _integer_scaled(self.bt)  # exact Python ints
-        if den != 1:
-            as_int_matrix(self.bt, f"{self.name} B^T")  # names the non-integer entry
-        if _max_abs(bt) * bt.shape[1] < 2 ** (62 - bits):
-            bt = bt.astype(np.int64)
-        pos = np.where(bt > 0, bt, 0).sum(axis=1)
-        neg = np.where(bt < 0, -bt, 0).sum(axis=1)
+        pos, neg = self._input_row_sums
+        if max(pos.max(initial=0), neg.max(initial=0)) >= 2 ** (62 - bits):
+            pos, neg = pos.astype(object), neg.astype(object)  # exact Python ints
         lo_in, hi_in = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
         return pos * lo_in - neg * hi_in, pos * hi_in - neg * lo_in
 
