@@ -16,8 +16,8 @@ from sfc_hls.hw.estimate import (
     block_features,
     dsp_tiles,
     estimate,
-    memory_cells,
     fit,
+    memory_cells,
 )
 from sfc_hls.hw.interface import BLOCKS
 
