@@ -113,6 +113,26 @@ class Budget:
         )
 
 
+@dataclass(frozen=True)
+class ExploreOptions:
+    network: str = "resnet18"
+    weights: str | None = None
+    sweep: Sweep = Sweep()
+    budget: Budget = Budget()
+    clock_mhz: float = 200.0
+    #: Memory bandwidth the frames/s objective assumes (one DDR4-2400 x64 channel); None:
+    #: unlimited (compute-bound).
+    bandwidth_gbps: float | None = 19.2
+    synth: bool = False
+    fmax: bool = False
+
+    @property
+    def bytes_per_cycle(self) -> float | None:
+        if self.bandwidth_gbps is None:
+            return None
+        return self.bandwidth_gbps * 1e3 / self.clock_mhz
+
+
 # ------------------------------------------------------------------------- scheduling
 class TaskRunner:
     """Runs cached tasks on a Dask client (or inline without one), with progress lines."""
@@ -158,8 +178,9 @@ def _geomean(values: Sequence[float]) -> float:
     return math.exp(sum(math.log(max(v, 1e-30)) for v in values) / len(values)) if values else 0.0
 
 
-def _evaluate(runner: TaskRunner, network: str, weights: str | None, points: list[Point],
-              synth: bool, fmax: bool) -> list[dict[str, Any]]:  # fmt: skip
+def _evaluate(runner: TaskRunner, options: ExploreOptions) -> list[dict[str, Any]]:
+    network, weights, points = options.network, options.weights, options.sweep.points()
+    bpc = options.bytes_per_cycle
     combos = sorted({p.numerics_key for p in points})
     numerics = runner.run("numerics", {
         f"{net}|{a}|{b}|{s}": (numerics_task, (net, w, a, b, s), {})
@@ -171,8 +192,9 @@ def _evaluate(runner: TaskRunner, network: str, weights: str | None, points: lis
         errors = {net: numerics[f"{net}|{'|'.join(map(str, p.numerics_key))}"]["layers"]
                   for net in (network, "small_resnet")}  # fmt: skip
         hw = _hw_point(p)
-        direct = assign_modes(network, weights, hw, errors[network], p.max_layer_nmse)
-        digits = assign_modes("small_resnet", None, hw, errors["small_resnet"], p.max_layer_nmse)
+        direct = assign_modes(network, weights, hw, errors[network], p.max_layer_nmse, bpc)
+        digits = assign_modes("small_resnet", None, hw, errors["small_resnet"], p.max_layer_nmse,
+                              bpc)  # fmt: skip
         if (_hw_key(p), tuple(direct), tuple(digits)) in seen:
             continue  # another threshold gave the same point
         seen.add((_hw_key(p), tuple(direct), tuple(digits)))
@@ -183,14 +205,19 @@ def _evaluate(runner: TaskRunner, network: str, weights: str | None, points: lis
     })  # fmt: skip
     hardware = runner.run("hardware", {
         _name(_hw_key(p), direct): (hardware_task, (network, weights, _hw_point(p), direct),
-                                    {"synth": synth, "fmax": fmax})
+                                    {"synth": options.synth, "fmax": options.fmax,
+                                     "bytes_per_cycle": bpc})
         for p, direct, _, _ in plans
     })  # fmt: skip
     rows = []
     for p, direct, digits_direct, nmse in plans:
         hw = hardware[_name(_hw_key(p), direct)]
-        rows.append(_row(p, direct, digits_direct, nmse, hw,
-                         accuracy[_name(p.numerics_key, digits_direct)]["top1"]))  # fmt: skip
+        row = _row(p, direct, digits_direct, nmse, hw,
+                   accuracy[_name(p.numerics_key, digits_direct)]["top1"])  # fmt: skip
+        clock = options.clock_mhz * 1e6
+        row["frames_per_second"] = round(clock / hw["cycles_per_frame_at_bandwidth"], 2)
+        row["frames_per_second_compute_bound"] = round(clock / hw["cycles_per_frame"], 2)
+        rows.append(row)
     return rows
 
 
@@ -215,6 +242,7 @@ def _row(p: Point, direct: list[str], digits_direct: list[str], nmse: float | No
         "digits_direct_layers": digits_direct,
         "engine": hw["engine"],
         "cycles_per_frame": hw["cycles_per_frame"],
+        "cycles_per_frame_at_bandwidth": hw["cycles_per_frame_at_bandwidth"],
         "mb_per_frame": round(hw["mb_per_frame"], 3),
         "resources": resources,
         "resource_source": "yosys" if hw["yosys"] else "estimate",
@@ -258,26 +286,12 @@ def choose(rows: list[dict[str, Any]], budget: Budget) -> int | None:
 
 
 # ------------------------------------------------------------------------------ driver
-@dataclass(frozen=True)
-class ExploreOptions:
-    network: str = "resnet18"
-    weights: str | None = None
-    sweep: Sweep = Sweep()
-    budget: Budget = Budget()
-    clock_mhz: float = 200.0
-    synth: bool = False
-    fmax: bool = False
-
-
 def explore(options: ExploreOptions, client: Any = None, *, cache: ResultCache | None = None,
             say: Callable[[str], None] = print) -> dict[str, Any]:  # fmt: skip
     """Evaluate every point of ``options.sweep`` and return the report (see the module doc)."""
     t0 = time.perf_counter()
     runner = TaskRunner(client, cache or ResultCache(), say)
-    points = options.sweep.points()
-    rows = _evaluate(runner, options.network, options.weights, points, options.synth, options.fmax)
-    for row in rows:
-        row["frames_per_second"] = round(options.clock_mhz * 1e6 / row["cycles_per_frame"], 2)
+    rows = _evaluate(runner, options)
     front = pareto(rows)
     for i, row in enumerate(rows):
         row["pareto"] = i in front
@@ -287,6 +301,7 @@ def explore(options: ExploreOptions, client: Any = None, *, cache: ResultCache |
         "network": options.network,
         "weights": options.weights or ("digits" if options.network == "small_resnet" else "random"),
         "clock_mhz": options.clock_mhz,
+        "bandwidth_gbps": options.bandwidth_gbps,
         "sweep": {k: list(v) for k, v in asdict(options.sweep).items()},
         "budget": asdict(options.budget),
         "resources": "yosys synth_xilinx -family xcup"
@@ -391,6 +406,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-lut", type=int, help="budget: LUTs of the whole top")
     parser.add_argument("--min-accuracy", type=float, help="budget: digits top-1 in percent")
     parser.add_argument("--clock-mhz", type=float, default=200.0)
+    parser.add_argument("--bandwidth-gbps", type=float, default=19.2,
+                        help="memory bandwidth frames/s assumes (default: one DDR4-2400 "
+                        "channel, 19.2); 0: unlimited")  # fmt: skip
     parser.add_argument(
         "--workers",
         type=int,
@@ -446,6 +464,8 @@ def _options(args: argparse.Namespace) -> ExploreOptions:
         raise ValueError(f"--min-accuracy is a percentage in [0, 100], got {args.min_accuracy}")
     if not args.clock_mhz > 0:
         raise ValueError(f"--clock-mhz must be > 0, got {args.clock_mhz}")
+    if not args.bandwidth_gbps >= 0:
+        raise ValueError(f"--bandwidth-gbps must be >= 0 (0: unlimited), got {args.bandwidth_gbps}")
     check_int("--workers", args.workers, 0, 256)
     weights = None
     if args.weights is not None:
@@ -455,7 +475,8 @@ def _options(args: argparse.Namespace) -> ExploreOptions:
     budget = Budget(args.max_dsp, args.max_lut,
                     None if args.min_accuracy is None else args.min_accuracy / 100)  # fmt: skip
     return ExploreOptions(args.network, weights, sweep, budget, args.clock_mhz,
-                          synth=not args.quick, fmax=args.fmax)  # fmt: skip
+                          args.bandwidth_gbps or None, synth=not args.quick,
+                          fmax=args.fmax)  # fmt: skip
 
 
 def _client(args: argparse.Namespace) -> Any:

@@ -31,18 +31,24 @@ def _table_rows(report: dict[str, Any], indices: list[int]) -> list[list[str]]:
         r = report["points"][i]
         res = r["resources"]
         rows.append([
-            str(i), _label(r), f"{r['frames_per_second']:.1f}", f"{r['mb_per_frame']:.1f}",
+            str(i), _label(r), f"{r['frames_per_second']:.1f}",
+            f"{r['frames_per_second_compute_bound']:.1f}", f"{r['mb_per_frame']:.1f}",
             f"{res['DSP']:,}", f"{res['LUT']:,}", f"{res['BRAM']:,}",
             f"{100 * r['digits_top1']:.2f}", _nmse(r["layer_nmse_geomean"]),
         ])  # fmt: skip
     return rows
 
 
+def _bandwidth(report: dict[str, Any]) -> str:
+    gbps = report["bandwidth_gbps"]
+    return "unlimited" if gbps is None else f"{gbps:g} GB/s"
+
+
 def _nmse(value: float | None) -> str:
     return "-" if value is None else f"{value:.2e}"  # None: no layer runs fast
 
 
-HEADER = ["#", "point", "frames/s", "MB/frame", "DSP", "LUT", "BRAM", "digits top-1 %",
+HEADER = ["#", "point", "frames/s", "frames/s (compute)", "MB/frame", "DSP", "LUT", "BRAM", "digits top-1 %",
           "layer NMSE"]  # fmt: skip
 
 
@@ -56,7 +62,8 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         f"{len(report['points'])} design points, {len(front)} on the Pareto front (digits top-1 "
         f"and frames/s up, DSP and LUT down). Frames/s at {report['clock_mhz']:g} MHz from the "
-        f"cycle model; resources: {report['resources']}; accuracy: digits-ResNet top-1 "
+        f"cycle model with {_bandwidth(report)} of memory bandwidth (each layer the larger of "
+        f"its compute and its transfer time; the compute-bound figure next to it); resources: {report['resources']}; accuracy: digits-ResNet top-1 "
         "(golden model, 450 held-out images) with the point's layer rule, and the geometric "
         f"mean of the int8 output NMSE of {report['network']}'s fast layers. "
         f"{report['seconds']:.0f} s.",
@@ -106,7 +113,7 @@ def plot_png(report: dict[str, Any], path: Path) -> None:
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel(f"{res} ({'Yosys' if 'yosys' in report['resources'] else 'estimate'})")
-        ax.set_ylabel(f"frames/s at {report['clock_mhz']:g} MHz")
+        ax.set_ylabel(f"frames/s at {report['clock_mhz']:g} MHz, {_bandwidth(report)}")
         ax.legend(loc="lower right")
     fig.colorbar(sc, ax=axes, label="digits top-1 (%)")
     fig.suptitle(f"sfc-hls explore: {report['network']}")

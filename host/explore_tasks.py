@@ -203,8 +203,11 @@ def accuracy_task(algorithm: str, bits: int, scale_mode: str, direct: list[str])
 
 
 # ----------------------------------------------------------------------------- hardware
-def conv_cost(iface: Any, conv: Any) -> tuple[int, float]:
-    """(cycles, external bytes) of one conv on the engine ``iface`` (cycle model)."""
+def conv_cost(
+    iface: Any, conv: Any, bytes_per_cycle: float | None = None
+) -> tuple[int, float, int]:
+    """(cycles, external bytes, cycles with ``bytes_per_cycle`` of memory bandwidth) of one
+    conv on the engine ``iface`` (cycle model; no bandwidth limit: the cycles again)."""
     from sfc_hls.schedule import direct_schedule
 
     _, ho, wo = conv.out_shape
@@ -214,19 +217,24 @@ def conv_cost(iface: Any, conv: Any) -> tuple[int, float]:
         sched = direct_schedule(positions=iface.positions, width=iface.width, lanes=iface.lanes,
                                 cout=conv.cout, pixels=ho * wo)  # fmt: skip
         desc = ("direct", sched.tiles, conv.kernel**2, sched.replicas)
-    return _layer_cost(iface.timing(), iface.stream_bits(), conv.cin, conv.cout, *desc)
+    return _layer_cost(iface.timing(), iface.stream_bits(), conv.cin, conv.cout, *desc,
+                       bytes_per_cycle)  # fmt: skip
 
 
 @functools.lru_cache(maxsize=65536)
 def _layer_cost(timing: Any, bits: Any, cin: int, cout: int, mode: str, tiles: int, taps: int,
-                replicas: int) -> tuple[int, float]:  # fmt: skip
+                replicas: int, bytes_per_cycle: float | None) -> tuple[int, float, int]:  # fmt: skip
     """The cycle model of one layer, memoized (a sweep asks for the same layer many times)."""
-    from sfc_hls.cycle_model import layer_cycles, layer_traffic
+    from sfc_hls.cycle_model import bandwidth_bound_cycles, layer_cycles, layer_traffic
 
     desc = {"cin": cin, "cout": cout, "mode": mode, "tiles": tiles, "taps": taps,
             "replicas": replicas}  # fmt: skip
-    cycles = layer_cycles(timing, **desc).cycles
-    return cycles, layer_traffic(timing, bits, **desc).total_bytes
+    cycles = layer_cycles(timing, **desc)
+    traffic = layer_traffic(timing, bits, **desc)
+    bound = cycles.cycles
+    if bytes_per_cycle is not None:
+        bound = bandwidth_bound_cycles(cycles, traffic, bytes_per_cycle)
+    return cycles.cycles, traffic.total_bytes, bound
 
 
 def assign_modes(
@@ -235,12 +243,15 @@ def assign_modes(
     point: dict[str, Any],
     errors: dict[str, float],
     threshold: float | None,
+    bytes_per_cycle: float | None = None,
 ) -> list[str]:
     """The fast-eligible convs of ``network`` that ``point`` runs in direct mode.
 
     By error: a layer whose fast-mode error (``errors``) exceeds ``threshold``.
     By cost: a layer the cycle model finds faster in direct mode on the
-    point's engine (a stem with one input channel, a layer on a tiny map).
+    point's engine (a stem with one input channel, a layer on a tiny map, or,
+    with ``bytes_per_cycle`` of memory bandwidth, a layer whose transform-domain
+    weights cost more transfer time than the direct mode's slower compute).
     """
     direct = {name for name, nmse in errors.items() if threshold is not None and nmse > threshold}
     net = with_modes(load_network(network, weights), point["algorithm"], direct)
@@ -248,7 +259,10 @@ def assign_modes(
     for conv in net.convs:
         if conv.mode == "fast":
             as_direct = dataclasses.replace(conv, mode="direct")
-            if conv_cost(iface, as_direct)[0] < conv_cost(iface, conv)[0]:
+            if (
+                conv_cost(iface, as_direct, bytes_per_cycle)[2]
+                < conv_cost(iface, conv, bytes_per_cycle)[2]
+            ):
                 direct.add(conv.name)
     return sorted(direct)
 
@@ -265,21 +279,24 @@ def hardware_task(
     point: dict[str, Any],
     direct: list[str],
     *,
+    bytes_per_cycle: float | None = None,
     synth: bool = False,
     fmax: bool = False,
 ) -> dict[str, Any]:
-    """Engine, cycles and bytes per frame, resources (estimate; Yosys if ``synth``), Fmax."""
+    """Engine, cycles and bytes per frame (and cycles with ``bytes_per_cycle`` of memory
+    bandwidth), resources (estimate; Yosys if ``synth``), Fmax."""
     from sfc_hls.hw.estimate import estimate
 
     net = with_modes(load_network(network, weights), point["algorithm"], set(direct))
     config = network_engine(net, point)
     iface = _interface(config)
-    costs = [conv_cost(iface, conv) for conv in net.convs]
+    costs = [conv_cost(iface, conv, bytes_per_cycle) for conv in net.convs]
     est = estimate(config)
     out: dict[str, Any] = {
         "engine": config.to_dict(),
-        "cycles_per_frame": sum(c for c, _ in costs),
-        "mb_per_frame": sum(b for _, b in costs) / 1e6,
+        "cycles_per_frame": sum(c for c, _, _ in costs),
+        "cycles_per_frame_at_bandwidth": sum(c for _, _, c in costs),
+        "mb_per_frame": sum(b for _, b, _ in costs) / 1e6,
         "mac_multipliers": iface.multipliers["mac_array"],
         "estimate": est.total,
         "estimate_ms": round(1000 * est.seconds, 2),

@@ -187,3 +187,51 @@ def test_layer_rules_pick_direct_by_error_and_by_cost():
         c.name for c in moded.convs if c.mode == "direct" and c.stride == 1 and c.kernel == 3
     } == set(by_error)
     assert all(c.algorithm == "wino-4x4-3x3" for c in moded.convs)
+
+
+@pytest.mark.slow  # two Yosys runs of small engines, ~5 minutes: make test-slow
+def test_synthesis_sweep_resumes_after_being_killed(tmp_path, cache_root):
+    """The full (synthesizing) sweep on a LocalCluster, killed after its first synthesized
+    point, resumes from the cache: that point is not synthesized again."""
+    out = tmp_path / "report"
+    cmd = [sys.executable, "-m", "sfc_hls.cli", "explore", "--network", "small_resnet",
+           "--algos", "direct-3x3", "--pco", "2,4", "--macs-per-dsp", "2", "--bits", "8",
+           "--thresholds", "none", "--workers", "2", "-o", str(out)]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=os.environ.copy())  # fmt: skip
+    deadline = time.monotonic() + 1800
+    while not list((cache_root / "explore").glob("hardware-*.json")):
+        assert proc.poll() is None, proc.communicate()[0]
+        assert time.monotonic() < deadline
+        time.sleep(1)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == 143
+    first = {p.name for p in (cache_root / "explore").glob("hardware-*.json")}
+    assert len(first) == 1
+    done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "hardware: 2 tasks, 1 cached, 1 to run" in done.stdout
+    report = json.loads((out / "explore.json").read_text())
+    assert report["resources"].startswith("yosys")
+    assert all(r["resource_source"] == "yosys" for r in report["points"])
+
+
+@pytest.mark.slow  # a Verilator build of a 6-bit engine, ~3 minutes: make test-slow
+def test_plan_runs_in_rtl_bit_exact(tmp_path):
+    """A plan chosen under a budget runs through the RTL backend unchanged, every conv
+    identical to the golden model (6-bit MAC operands, a layer in direct mode by cost)."""
+    out = tmp_path / "report"
+    args = ["explore", "--quick", "--network", "small_resnet", "--algos", "wino-2x2-3x3",
+            "--pco", "2", "--macs-per-dsp", "2", "--bits", "6", "--thresholds", "none",
+            "--workers", "0", "--max-dsp", "100", "-o", str(out)]  # fmt: skip
+    assert main(args) == 0
+    plan = load_plan(out / "plan.json")
+    assert plan["engine"].act_bits == 6 and plan["direct_layers"]
+    result = tmp_path / "run.json"
+    assert main(["run", "--plan", str(out / "plan.json"), "--backend", "rtl", "--check-golden",
+                 "--limit", "2", "--quiet", "--json", str(result)]) == 0  # fmt: skip
+    report = json.loads(result.read_text())
+    assert report["summary"]["golden_identical"] is True
+    assert all(layer["cycles"] for layer in report["layers"] if layer["op"] == "conv")
+    modes = {layer["name"]: layer["mode"] for layer in report["layers"] if "mode" in layer}
+    assert all(modes[name] == "direct" for name in plan["direct_layers"])
