@@ -54,6 +54,7 @@ from sfc_hls.host.explore_tasks import (
     assign_modes,
     hardware_task,
     numerics_task,
+    user_accuracy_task,
 )
 
 __all__ = ["PLAN_FORMAT", "Point", "Sweep", "add_arguments", "explore", "pareto", "run"]
@@ -109,7 +110,7 @@ class Budget:
         return (
             (self.max_dsp is None or res["DSP"] <= self.max_dsp)
             and (self.max_lut is None or res["LUT"] <= self.max_lut)
-            and (self.min_accuracy is None or row["digits_top1"] >= self.min_accuracy)
+            and (self.min_accuracy is None or row["top1"] >= self.min_accuracy)
         )
 
 
@@ -117,6 +118,9 @@ class Budget:
 class ExploreOptions:
     network: str = "resnet18"
     weights: str | None = None
+    #: A folder ``DIR/<class>/<image>``: top-1 of the explored network on it is the accuracy
+    #: objective (instead of the digits ResNet's).
+    images: str | None = None
     sweep: Sweep = Sweep()
     budget: Budget = Budget()
     clock_mhz: float = 200.0
@@ -203,6 +207,13 @@ def _evaluate(runner: TaskRunner, options: ExploreOptions) -> list[dict[str, Any
     accuracy = runner.run("accuracy", {
         _name(p.numerics_key, d): (accuracy_task, (*p.numerics_key, d), {}) for p, _, d, _ in plans
     })  # fmt: skip
+    user: dict[str, Any] = {}
+    if options.images is not None:
+        user = runner.run("user_accuracy", {
+            _name(p.numerics_key, d): (user_accuracy_task,
+                                       (network, weights, options.images, *p.numerics_key, d), {})
+            for p, d, _, _ in plans
+        })  # fmt: skip
     hardware = runner.run("hardware", {
         _name(_hw_key(p), direct): (hardware_task, (network, weights, _hw_point(p), direct),
                                     {"synth": options.synth, "fmax": options.fmax,
@@ -214,6 +225,9 @@ def _evaluate(runner: TaskRunner, options: ExploreOptions) -> list[dict[str, Any
         hw = hardware[_name(_hw_key(p), direct)]
         row = _row(p, direct, digits_direct, nmse, hw,
                    accuracy[_name(p.numerics_key, digits_direct)]["top1"])  # fmt: skip
+        own = user.get(_name(p.numerics_key, direct))
+        row["images_top1"] = None if own is None else own["top1"]
+        row["top1"] = row["digits_top1"] if own is None else own["top1"]
         clock = options.clock_mhz * 1e6
         row["frames_per_second"] = round(clock / hw["cycles_per_frame_at_bandwidth"], 2)
         row["frames_per_second_compute_bound"] = round(clock / hw["cycles_per_frame"], 2)
@@ -254,7 +268,7 @@ def _row(p: Point, direct: list[str], digits_direct: list[str], nmse: float | No
 
 
 # --------------------------------------------------------------------------- analysis
-_OBJECTIVES = (("digits_top1", 1), ("frames_per_second", 1), ("DSP", -1), ("LUT", -1))
+_OBJECTIVES = (("top1", 1), ("frames_per_second", 1), ("DSP", -1), ("LUT", -1))
 
 
 def _objective(row: dict[str, Any], name: str) -> float:
@@ -262,7 +276,8 @@ def _objective(row: dict[str, Any], name: str) -> float:
 
 
 def pareto(rows: list[dict[str, Any]]) -> list[int]:
-    """Indices of the rows no other row dominates (top-1 and frames/s up, DSP and LUT down)."""
+    """Indices of the rows no other row dominates (top-1 and frames/s up, DSP and LUT down;
+    ``top1`` is the user's images' when given, else the digits ResNet's)."""
 
     def vec(row: dict[str, Any]) -> tuple[float, ...]:
         return tuple(sign * _objective(row, name) for name, sign in _OBJECTIVES)
@@ -300,6 +315,7 @@ def explore(options: ExploreOptions, client: Any = None, *, cache: ResultCache |
         "format": FORMAT,
         "network": options.network,
         "weights": options.weights or ("digits" if options.network == "small_resnet" else "random"),
+        "accuracy": f"top-1 on {options.images}" if options.images else "digits top-1",
         "clock_mhz": options.clock_mhz,
         "bandwidth_gbps": options.bandwidth_gbps,
         "sweep": {k: list(v) for k, v in asdict(options.sweep).items()},
@@ -330,6 +346,7 @@ def plan_of(report: dict[str, Any], index: int) -> dict[str, Any]:
                 "mb_per_frame",
                 "resources",
                 "digits_top1",
+                "top1",
             )
         },  # fmt: skip
     }
@@ -382,6 +399,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="checkpoint of --network (default: resnet "
         "random weights, seed 0; small_resnet: the committed digits weights)",
     )
+    parser.add_argument("--images", type=Path,
+                        help="image folder DIR/<class>/<image>: the accuracy objective becomes "
+                        "the explored network's top-1 on it (with --weights for resnet18/34)")  # fmt: skip
     parser.add_argument("--quick", action="store_true",
                         help="no synthesis: resources from the estimator (sfc-hls estimate); "
                         "without it every engine of the sweep is synthesized with Yosys (slow, "
@@ -404,7 +424,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "all fast (default none,0.1,0.03)")  # fmt: skip
     parser.add_argument("--max-dsp", type=int, help="budget: DSPs of the whole top")
     parser.add_argument("--max-lut", type=int, help="budget: LUTs of the whole top")
-    parser.add_argument("--min-accuracy", type=float, help="budget: digits top-1 in percent")
+    parser.add_argument("--min-accuracy", type=float,
+                        help="budget: top-1 in percent (--images, else the digits ResNet)")  # fmt: skip
     parser.add_argument("--clock-mhz", type=float, default=200.0)
     parser.add_argument("--bandwidth-gbps", type=float, default=19.2,
                         help="memory bandwidth frames/s assumes (default: one DDR4-2400 "
@@ -472,9 +493,17 @@ def _options(args: argparse.Namespace) -> ExploreOptions:
         if not args.weights.is_file():
             raise ValueError(f"--weights {args.weights}: no such file")
         weights = str(args.weights.resolve())
+    images = None
+    if args.images is not None:
+        if not args.images.is_dir():
+            raise ValueError(f"--images {args.images}: not a folder of DIR/<class>/<image> files")
+        if weights is None and args.network != "small_resnet":
+            raise ValueError(f"--images needs --weights: {args.network} has no trained weights "
+                             "offline, its top-1 would be meaningless")  # fmt: skip
+        images = str(args.images.resolve())
     budget = Budget(args.max_dsp, args.max_lut,
                     None if args.min_accuracy is None else args.min_accuracy / 100)  # fmt: skip
-    return ExploreOptions(args.network, weights, sweep, budget, args.clock_mhz,
+    return ExploreOptions(args.network, weights, images, sweep, budget, args.clock_mhz,
                           args.bandwidth_gbps or None, synth=not args.quick,
                           fmax=args.fmax)  # fmt: skip
 

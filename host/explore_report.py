@@ -25,18 +25,29 @@ def _label(row: dict[str, Any]) -> str:
     return text
 
 
+def _own_images(report: dict[str, Any]) -> bool:
+    return report["accuracy"] != "digits top-1"
+
+
 def _table_rows(report: dict[str, Any], indices: list[int]) -> list[list[str]]:
     rows = []
     for i in indices:
         r = report["points"][i]
         res = r["resources"]
+        own = [f"{100 * r['images_top1']:.2f}"] if _own_images(report) else []
         rows.append([
             str(i), _label(r), f"{r['frames_per_second']:.1f}",
             f"{r['frames_per_second_compute_bound']:.1f}", f"{r['mb_per_frame']:.1f}",
-            f"{res['DSP']:,}", f"{res['LUT']:,}", f"{res['BRAM']:,}",
+            f"{res['DSP']:,}", f"{res['LUT']:,}", f"{res['BRAM']:,}", *own,
             f"{100 * r['digits_top1']:.2f}", _nmse(r["layer_nmse_geomean"]),
         ])  # fmt: skip
     return rows
+
+
+def _header(report: dict[str, Any]) -> list[str]:
+    own = ["images top-1 %"] if _own_images(report) else []
+    return ["#", "point", "frames/s", "frames/s (compute)", "MB/frame", "DSP", "LUT", "BRAM",
+            *own, "digits top-1 %", "layer NMSE"]  # fmt: skip
 
 
 def _bandwidth(report: dict[str, Any]) -> str:
@@ -48,10 +59,6 @@ def _nmse(value: float | None) -> str:
     return "-" if value is None else f"{value:.2e}"  # None: no layer runs fast
 
 
-HEADER = ["#", "point", "frames/s", "frames/s (compute)", "MB/frame", "DSP", "LUT", "BRAM", "digits top-1 %",
-          "layer NMSE"]  # fmt: skip
-
-
 def markdown(report: dict[str, Any]) -> str:
     """The Pareto front, the chosen point and how the numbers were obtained."""
     front = sorted(report["pareto"], key=lambda i: -report["points"][i]["frames_per_second"])
@@ -60,10 +67,11 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [
         f"# sfc-hls explore: {report['network']} ({report['weights']} weights)",
         "",
-        f"{len(report['points'])} design points, {len(front)} on the Pareto front (digits top-1 "
+        f"{len(report['points'])} design points, {len(front)} on the Pareto front ({report['accuracy']} "
         f"and frames/s up, DSP and LUT down). Frames/s at {report['clock_mhz']:g} MHz from the "
         f"cycle model with {_bandwidth(report)} of memory bandwidth (each layer the larger of "
-        f"its compute and its transfer time; the compute-bound figure next to it); resources: {report['resources']}; accuracy: digits-ResNet top-1 "
+        f"its compute and its transfer time; the compute-bound figure next to it); resources: "
+        f"{report['resources']}; accuracy: {report['accuracy']} and digits-ResNet top-1 "
         "(golden model, 450 held-out images) with the point's layer rule, and the geometric "
         f"mean of the int8 output NMSE of {report['network']}'s fast layers. "
         f"{report['seconds']:.0f} s.",
@@ -76,19 +84,19 @@ def markdown(report: dict[str, Any]) -> str:
     else:
         r = report["points"][chosen]
         lines += [
-            format_table(HEADER, _table_rows(report, [chosen]), markdown=True), "",
+            format_table(_header(report), _table_rows(report, [chosen]), markdown=True), "",
             f"Layers in direct mode: {', '.join(r['direct_layers']) or 'none'}.", "",
         ]  # fmt: skip
     lines += [
         "## Pareto front",
         "",
-        format_table(HEADER, _table_rows(report, front), markdown=True),
+        format_table(_header(report), _table_rows(report, front), markdown=True),
     ]
     return "\n".join(lines) + "\n"
 
 
 def plot_png(report: dict[str, Any], path: Path) -> None:
-    """Frames/s against DSPs (colour: digits top-1; ringed: Pareto; star: chosen)."""
+    """Frames/s against DSPs and LUTs (colour: top-1; ringed: Pareto; star: chosen)."""
     import io
 
     import matplotlib
@@ -101,7 +109,7 @@ def plot_png(report: dict[str, Any], path: Path) -> None:
     for ax, res in zip(axes, ("DSP", "LUT"), strict=True):
         xs = [r["resources"][res] for r in rows]
         ys = [r["frames_per_second"] for r in rows]
-        acc = [100 * r["digits_top1"] for r in rows]
+        acc = [100 * r["top1"] for r in rows]
         sc = ax.scatter(xs, ys, c=acc, cmap="viridis", s=14, vmin=min(acc), vmax=max(acc))
         front = report["pareto"]
         ax.scatter([xs[i] for i in front], [ys[i] for i in front], s=60, facecolors="none",
@@ -115,7 +123,7 @@ def plot_png(report: dict[str, Any], path: Path) -> None:
         ax.set_xlabel(f"{res} ({'Yosys' if 'yosys' in report['resources'] else 'estimate'})")
         ax.set_ylabel(f"frames/s at {report['clock_mhz']:g} MHz, {_bandwidth(report)}")
         ax.legend(loc="lower right")
-    fig.colorbar(sc, ax=axes, label="digits top-1 (%)")
+    fig.colorbar(sc, ax=axes, label=f"{report['accuracy']} (%)")
     fig.suptitle(f"sfc-hls explore: {report['network']}")
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)

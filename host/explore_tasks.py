@@ -41,6 +41,7 @@ __all__ = [
     "ResultCache",
     "accuracy_task",
     "assign_modes",
+    "user_accuracy_task",
     "conv_cost",
     "hardware_task",
     "network_engine",
@@ -100,27 +101,37 @@ class ResultCache:
 
 # ----------------------------------------------------------------------------- networks
 @functools.lru_cache(maxsize=4)
-def load_network(name: str, weights: str | None = None) -> Any:
-    """The lowered network (fast algorithm: the default, modes reassigned per point)."""
+def _torch_model(name: str, weights: str | None) -> tuple[Any, dict[str, Any] | None]:
+    """The PyTorch model (eval mode) and its checkpoint metadata (digits weights only)."""
     import torch
 
     from sfc_hls.host import models
     from sfc_hls.host.checkpoint import load_checkpoint, load_digits_small_resnet
-    from sfc_hls.host.lowering import lower_model
 
     if name not in NETWORKS:
         raise ValueError(f"network must be one of {NETWORKS}, got {name!r}")
     if name == "small_resnet" and weights is None:
-        model, _ = load_digits_small_resnet()
-    else:
-        torch.manual_seed(NETWORK_SEED)
-        model = getattr(models, name)()
-        if weights is not None:
-            load_checkpoint(model, weights)
-    model.eval()
-    in_ch = model.conv1.in_channels
-    size = 28 if name == "small_resnet" else 224
-    return lower_model(model, (in_ch, size, size), name=name)
+        model, meta = load_digits_small_resnet()
+        return model.eval(), meta
+    torch.manual_seed(NETWORK_SEED)
+    model = getattr(models, name)()
+    if weights is not None:
+        load_checkpoint(model, weights)
+    return model.eval(), None
+
+
+def input_size(name: str) -> int:
+    return 28 if name == "small_resnet" else 224
+
+
+@functools.lru_cache(maxsize=4)
+def load_network(name: str, weights: str | None = None) -> Any:
+    """The lowered network (fast algorithm: the default, modes reassigned per point)."""
+    from sfc_hls.host.lowering import lower_model
+
+    model, _ = _torch_model(name, weights)
+    size = input_size(name)
+    return lower_model(model, (model.conv1.in_channels, size, size), name=name)
 
 
 def with_modes(network: Any, algorithm: str, direct: set[str] | frozenset[str]) -> Any:
@@ -202,6 +213,33 @@ def accuracy_task(algorithm: str, bits: int, scale_mode: str, direct: list[str])
     return {"top1": float((result.predictions == split.y_test.numpy()).mean())}
 
 
+@functools.lru_cache(maxsize=1)
+def _folder(network: str, weights: str | None, images: str) -> tuple[Any, np.ndarray]:
+    from sfc_hls.host.run import labelled_folder
+
+    model, meta = _torch_model(network, weights)
+    return labelled_folder(Path(images), network, model.conv1.in_channels,
+                           model.fc.out_features, input_size(network), meta)  # fmt: skip
+
+
+def user_accuracy_task(
+    network: str, weights: str | None, images: str, algorithm: str, bits: int, scale_mode: str,
+    direct: list[str],
+) -> dict[str, Any]:  # fmt: skip
+    """Top-1 of the explored network on the user's ``images`` folder (calibrated on it, as
+    ``sfc-hls run --images`` does), the convs in ``direct`` in direct mode."""
+    from sfc_hls.host.calibration import calibrate
+    from sfc_hls.host.device import GoldenDevice
+    from sfc_hls.host.inference import run_int8
+
+    x, labels = _folder(network, weights, images)
+    net = with_modes(load_network(network, weights), algorithm, set(direct))
+    point = {"pco": 4, "scale_mode": scale_mode, "bits": bits, "macs_per_dsp": 1}
+    qnet = calibrate(net, x, engines=[network_engine(net, point)])
+    result = run_int8(qnet, GoldenDevice(list(qnet.engines.values())), x)
+    return {"top1": float((result.predictions == labels).mean()), "images": len(labels)}
+
+
 # ----------------------------------------------------------------------------- hardware
 def conv_cost(
     iface: Any, conv: Any, bytes_per_cycle: float | None = None
@@ -227,8 +265,8 @@ def _layer_cost(timing: Any, bits: Any, cin: int, cout: int, mode: str, tiles: i
     """The cycle model of one layer, memoized (a sweep asks for the same layer many times)."""
     from sfc_hls.cycle_model import bandwidth_bound_cycles, layer_cycles, layer_traffic
 
-    desc = {"cin": cin, "cout": cout, "mode": mode, "tiles": tiles, "taps": taps,
-            "replicas": replicas}  # fmt: skip
+    desc: dict[str, Any] = {"cin": cin, "cout": cout, "mode": mode, "tiles": tiles,
+                            "taps": taps, "replicas": replicas}  # fmt: skip
     cycles = layer_cycles(timing, **desc)
     traffic = layer_traffic(timing, bits, **desc)
     bound = cycles.cycles

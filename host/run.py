@@ -202,6 +202,23 @@ def _folder_labels(data, num_classes: int) -> np.ndarray:
     return data.labels.numpy()
 
 
+def normalization(model: str, in_channels: int, meta: dict[str, Any] | None = None) -> tuple:
+    """(mean, std) the images of ``model`` are normalized with: the digits training
+    statistics for small_resnet (from its checkpoint's ``meta``), ImageNet's for 3 channels."""
+    if model == "small_resnet":
+        meta = meta or {}
+        return meta.get("norm_mean", 0.3052247166633606), meta.get("norm_std", 0.32459279894828796)
+    return (IMAGENET_MEAN, IMAGENET_STD) if in_channels == 3 else (0.5, 0.25)
+
+
+def labelled_folder(path: Path, model: str, in_channels: int, num_classes: int, size: int,
+                    meta: dict[str, Any] | None = None) -> tuple[Any, np.ndarray]:  # fmt: skip
+    """Images (normalized for ``model``) and labels of the folder ``path/<class>/<image>``."""
+    mean, std = normalization(model, in_channels, meta)
+    data = _folder(path, size, in_channels, mean, std)
+    return data.images, _folder_labels(data, num_classes)
+
+
 def _load_data(args: argparse.Namespace, model: Any, info: dict[str, Any]) -> _Data:
     import torch
 
@@ -210,12 +227,7 @@ def _load_data(args: argparse.Namespace, model: Any, info: dict[str, Any]) -> _D
     in_ch = model.conv1.in_channels
     num_classes = model.fc.out_features
     size = args.image_size or (28 if args.model == "small_resnet" else 224)  # None: default
-    if args.model == "small_resnet":
-        meta = info.get("meta") or {}
-        mean = meta.get("norm_mean", 0.3052247166633606)
-        std = meta.get("norm_std", 0.32459279894828796)
-    else:
-        mean, std = (IMAGENET_MEAN, IMAGENET_STD) if in_ch == 3 else (0.5, 0.25)
+    mean, std = normalization(args.model, in_ch, info.get("meta"))
     if args.images is not None:
         data = _folder(args.images, size, in_ch, mean, std)
         labels = _folder_labels(data, num_classes)

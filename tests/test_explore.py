@@ -13,7 +13,7 @@ import pytest
 from sfc_hls.cli import main
 from sfc_hls.config import EngineConfig
 from sfc_hls.host.explore import Budget, TaskRunner, choose, load_plan, pareto
-from sfc_hls.host.explore_tasks import ResultCache
+from sfc_hls.host.explore_tasks import ResultCache, load_network
 
 REPO = Path(__file__).resolve().parents[1]
 # One algorithm, two bit widths, two layer rules on the digits ResNet: ~30 s inline.
@@ -22,7 +22,7 @@ SWEEP = ["--network", "small_resnet", "--algos", "wino-2x2-3x3", "--pco", "2",
 
 
 def _row(top1, fps, dsp, lut):
-    return {"digits_top1": top1, "frames_per_second": fps,
+    return {"top1": top1, "frames_per_second": fps,
             "resources": {"DSP": dsp, "LUT": lut, "BRAM": 0, "FF": 0}}  # fmt: skip
 
 
@@ -64,8 +64,8 @@ def test_explore_plan_runs_through_run_and_generate(tmp_path, cache_root, capsys
     assert {r["point"]["bits"] for r in rows} == {8, 4}
     assert report["pareto"] and all(rows[i]["pareto"] for i in report["pareto"])
     chosen = rows[report["chosen"]]
-    assert chosen["digits_top1"] >= 0.95
-    inside = [r for r in rows if r["digits_top1"] >= 0.95]
+    assert chosen["top1"] == chosen["digits_top1"] >= 0.95
+    inside = [r for r in rows if r["top1"] >= 0.95]
     assert chosen["frames_per_second"] == max(r["frames_per_second"] for r in inside)
     for name in ("explore.md", "explore.png", "plan.json"):
         assert (out / name).stat().st_size > 0
@@ -152,13 +152,7 @@ def test_explore_resumes_after_being_killed(tmp_path, cache_root):
 
 
 def test_layer_rules_pick_direct_by_error_and_by_cost():
-    from sfc_hls.host.explore_tasks import (
-        assign_modes,
-        conv_cost,
-        load_network,
-        network_engine,
-        with_modes,
-    )
+    from sfc_hls.host.explore_tasks import assign_modes, conv_cost, network_engine, with_modes
     from sfc_hls.hw.interface import EngineInterface
 
     net = load_network("small_resnet")
@@ -219,14 +213,17 @@ def test_synthesis_sweep_resumes_after_being_killed(tmp_path, cache_root):
 @pytest.mark.slow  # a Verilator build of a 6-bit engine, ~3 minutes: make test-slow
 def test_plan_runs_in_rtl_bit_exact(tmp_path):
     """A plan chosen under a budget runs through the RTL backend unchanged, every conv
-    identical to the golden model (6-bit MAC operands, a layer in direct mode by cost)."""
+    identical to the golden model (4-bit MAC operands; the layers whose Winograd F(4x4)
+    error exceeds 0.8 in direct mode, the others fast)."""
     out = tmp_path / "report"
-    args = ["explore", "--quick", "--network", "small_resnet", "--algos", "wino-2x2-3x3",
-            "--pco", "2", "--macs-per-dsp", "2", "--bits", "6", "--thresholds", "none",
-            "--workers", "0", "--max-dsp", "100", "-o", str(out)]  # fmt: skip
+    args = ["explore", "--quick", "--network", "small_resnet", "--algos", "wino-4x4-3x3",
+            "--pco", "2", "--macs-per-dsp", "2", "--bits", "4", "--thresholds", "0.8",
+            "--workers", "0", "--max-dsp", "200", "-o", str(out)]  # fmt: skip
     assert main(args) == 0
     plan = load_plan(out / "plan.json")
-    assert plan["engine"].act_bits == 6 and plan["direct_layers"]
+    assert plan["engine"].act_bits == 4 and plan["direct_layers"]
+    fast = [c.name for c in load_network("small_resnet").convs if c.mode == "fast"]
+    assert set(fast) - set(plan["direct_layers"])  # some stay fast
     result = tmp_path / "run.json"
     assert main(["run", "--plan", str(out / "plan.json"), "--backend", "rtl", "--check-golden",
                  "--limit", "2", "--quiet", "--json", str(result)]) == 0  # fmt: skip
@@ -235,3 +232,42 @@ def test_plan_runs_in_rtl_bit_exact(tmp_path):
     assert all(layer["cycles"] for layer in report["layers"] if layer["op"] == "conv")
     modes = {layer["name"]: layer["mode"] for layer in report["layers"] if "mode" in layer}
     assert all(modes[name] == "direct" for name in plan["direct_layers"])
+
+
+def test_accuracy_on_the_users_images_and_checkpoint(tmp_path, cache_root):
+    """With --images (and --weights) the accuracy objective is the explored network's top-1
+    on that folder, the same number `sfc-hls run --plan --images` then measures."""
+    import numpy as np
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    from sfc_hls.host.checkpoint import read_state_dict, save_checkpoint
+
+    digits = load_digits()
+    folder = tmp_path / "images"
+    for label in range(10):
+        (folder / str(label)).mkdir(parents=True)
+        for k in np.flatnonzero(digits.target == label)[-3:]:
+            pixels = (digits.images[k] / 16 * 255).astype(np.uint8)
+            Image.fromarray(pixels).resize((28, 28), Image.BILINEAR).save(
+                folder / str(label) / f"{k}.png"
+            )
+    weights = REPO / "host" / "weights" / "digits_small_resnet.pt"
+    ckpt = save_checkpoint(read_state_dict(weights), tmp_path / "ckpt.pt")
+    out = tmp_path / "report"
+    args = ["explore", "--quick", "--network", "small_resnet", "--weights", str(ckpt),
+            "--images", str(folder), "--algos", "wino-4x4-3x3", "--pco", "2",
+            "--macs-per-dsp", "2", "--bits", "4", "--thresholds", "none,0.1", "--workers", "0",
+            "-o", str(out)]  # fmt: skip
+    assert main(args) == 0
+    report = json.loads((out / "explore.json").read_text())
+    assert report["accuracy"].startswith("top-1 on")
+    assert all(r["top1"] == r["images_top1"] for r in report["points"])
+    assert len({r["images_top1"] for r in report["points"]}) == 2  # the layer rule matters
+    chosen = report["points"][report["chosen"]]
+    result = tmp_path / "run.json"
+    assert main(["run", "--plan", str(out / "plan.json"), "--weights", str(ckpt), "--images",
+                 str(folder), "--quiet", "--json", str(result)]) == 0  # fmt: skip
+    assert json.loads(result.read_text())["summary"]["int8_top1"] == chosen["images_top1"]
+    assert main(["explore", "--quick", "--network", "resnet18", "--images", str(folder),
+                 "--workers", "0"]) == 2  # fmt: skip
