@@ -65,13 +65,17 @@ CALIB_VALUES = 1 << 24
 _QMAX = 127
 
 
-def engine_config(network: Network, *, pco: int = 4, scale_mode: str = "pow2") -> EngineConfig:
+def engine_config(
+    network: Network, *, pco: int = 4, scale_mode: str = "pow2", **fields: Any
+) -> EngineConfig:
     """The one engine that runs every conv of ``network``, just big enough for its layers.
 
     The network's fast algorithm with ``pco`` lanes; ``cin_max`` and ``cout_max``
     (rounded up to a multiple of ``pco``) the largest channel counts of its
     convs; ``direct_reduction_max`` the largest ``K^2 cin`` of its direct-mode
     convs (and ``cin_max`` raised if the weight buffer could not hold them).
+    ``fields`` sets other :class:`EngineConfig` fields (``act_bits``,
+    ``macs_per_dsp``, ``backend_width``, ...).
     """
     convs = network.convs
     if not convs:
@@ -82,7 +86,7 @@ def engine_config(network: Network, *, pco: int = 4, scale_mode: str = "pow2") -
     algorithm = network.algorithm
     assert algorithm is not None  # the network has convs
     base = EngineConfig(algorithm=algorithm, pco=pco, scale_mode=scale_mode,
-                        cin_max=cin_max, cout_max=cout_max)  # fmt: skip
+                        cin_max=cin_max, cout_max=cout_max, **fields)  # fmt: skip
     if not direct:
         return base
     reduction = max(direct)

@@ -76,6 +76,9 @@ class Point:
     bits: int
     scale_mode: str
     max_layer_nmse: float | None
+    #: Output-path width W (positions per cycle of rescale and output quantizer); None: the
+    #: engine's default (sized to the MAC array's result rate, ``EngineConfig``).
+    backend_width: int | None = None
 
     @property
     def numerics_key(self) -> tuple[str, int, str]:
@@ -92,11 +95,24 @@ class Sweep:
     bits: tuple[int, ...] = (8, 6, 4)
     scale_modes: tuple[str, ...] = ("pow2",)
     thresholds: tuple[float | None, ...] = THRESHOLDS
+    backend_widths: tuple[int | None, ...] = (None,)
 
     def points(self) -> list[Point]:
+        """Every combination, once; ``None`` widths resolved to the engine's default, and a
+        width that does not divide an algorithm's ``m`` transform positions skipped for it."""
+        from sfc_hls.catalog import get_algorithm
+        from sfc_hls.config import EngineConfig
+
         grid = itertools.product(self.algorithms, self.pco, self.macs_per_dsp, self.bits,
-                                 self.scale_modes, self.thresholds)  # fmt: skip
-        return [Point(*values) for values in grid]
+                                 self.scale_modes, self.thresholds, self.backend_widths)  # fmt: skip
+        points: dict[Point, None] = {}
+        for algorithm, pco, macs, bits, scale_mode, threshold, width in grid:
+            if width is None:
+                width = EngineConfig(algorithm=algorithm, pco=pco, cout_max=pco).backend_width
+            if get_algorithm(algorithm).mults % width == 0:
+                point = Point(algorithm, pco, macs, bits, scale_mode, threshold, width)
+                points[point] = None
+        return list(points)
 
 
 @dataclass(frozen=True)
@@ -385,6 +401,10 @@ def _csv(kind: Callable[[str], Any], name: str) -> Callable[[str], tuple]:
     return parse
 
 
+def _width(text: str) -> int | None:
+    return None if text == "auto" else int(text)
+
+
 def _threshold(text: str) -> float | None:
     return None if text == "none" else float(text)
 
@@ -422,6 +442,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         default=default.thresholds,
                         help="layer-error thresholds above which a layer runs direct; 'none' = "
                         "all fast (default none,0.1,0.03)")  # fmt: skip
+    parser.add_argument("--backend-widths", type=_csv(_width, "--backend-widths"),
+                        default=default.backend_widths,
+                        help="output-path widths W ('auto': the engine's default; a W that does "
+                        "not divide an algorithm's m is skipped for it; default auto)")  # fmt: skip
     parser.add_argument("--max-dsp", type=int, help="budget: DSPs of the whole top")
     parser.add_argument("--max-lut", type=int, help="budget: LUTs of the whole top")
     parser.add_argument("--min-accuracy", type=float,
@@ -469,10 +493,17 @@ def _check_sweep(args: argparse.Namespace) -> Sweep:
         raise ValueError(f"--scale-modes: {bad} not in {SCALE_MODES}")
     if any(t is not None and not t > 0 for t in args.thresholds):
         raise ValueError("--thresholds: every value must be > 0 or 'none'")
+    for value in args.backend_widths:
+        if value is not None:
+            check_int("--backend-widths", value, 1, 1024)
     sweep = Sweep(tuple(args.algos), tuple(args.pco), tuple(args.macs_per_dsp),
-                  tuple(args.bits), tuple(args.scale_modes), tuple(args.thresholds))  # fmt: skip
+                  tuple(args.bits), tuple(args.scale_modes), tuple(args.thresholds),
+                  tuple(args.backend_widths))  # fmt: skip
     if not sweep.points():
-        raise ValueError("the sweep is empty: every list option needs at least one value")
+        raise ValueError(
+            "the sweep is empty: every list option needs at least one value, and some "
+            "--backend-widths value must divide an algorithm's transform positions"
+        )
     return sweep
 
 

@@ -20,6 +20,7 @@ def _label(row: dict[str, Any]) -> str:
     )
     if p["scale_mode"] != "pow2":
         text += f" {p['scale_mode']}"
+    text += f" W {r_w}" if (r_w := p.get("backend_width")) is not None else ""
     if row["direct_layers"]:
         text += f" ({len(row['direct_layers'])} layers direct)"
     return text
@@ -71,7 +72,9 @@ def markdown(report: dict[str, Any]) -> str:
         f"and frames/s up, DSP and LUT down). Frames/s at {report['clock_mhz']:g} MHz from the "
         f"cycle model with {_bandwidth(report)} of memory bandwidth (each layer the larger of "
         f"its compute and its transfer time; the compute-bound figure next to it); resources: "
-        f"{report['resources']}; accuracy: {report['accuracy']} and digits-ResNet top-1 "
+        f"{report['resources']}; accuracy: "
+        + (f"{report['accuracy']} and " if _own_images(report) else "")
+        + "digits-ResNet top-1 "
         "(golden model, 450 held-out images) with the point's layer rule, and the geometric "
         f"mean of the int8 output NMSE of {report['network']}'s fast layers. "
         f"{report['seconds']:.0f} s.",

@@ -150,13 +150,15 @@ def with_modes(network: Any, algorithm: str, direct: set[str] | frozenset[str]) 
 
 
 def network_engine(network: Any, point: dict[str, Any]) -> EngineConfig:
-    """The one engine of ``point`` sized for ``network`` (as ``sfc-hls run`` sizes it)."""
+    """The one engine of ``point`` sized for ``network`` (as ``sfc-hls run`` sizes it);
+    ``point["backend_width"]`` None or absent: the engine's default output-path width."""
     from sfc_hls.host.calibration import engine_config
 
-    base = engine_config(network, pco=point["pco"], scale_mode=point["scale_mode"])
-    return dataclasses.replace(
-        base, act_bits=point["bits"], weight_bits=point["bits"], macs_per_dsp=point["macs_per_dsp"]
-    )
+    fields = {"act_bits": point["bits"], "weight_bits": point["bits"],
+              "macs_per_dsp": point["macs_per_dsp"]}  # fmt: skip
+    if point.get("backend_width") is not None:
+        fields["backend_width"] = point["backend_width"]
+    return engine_config(network, pco=point["pco"], scale_mode=point["scale_mode"], **fields)
 
 
 # ----------------------------------------------------------------------------- numerics

@@ -444,7 +444,7 @@ def _network_and_engines(
         raise ValueError(f"--plan {args.plan}: {unknown} are not fast-mode convs of {args.model}")
     net = with_modes(net, engine.algorithm, set(plan["direct_layers"]))
     point = {"pco": engine.pco, "scale_mode": engine.scale_mode, "bits": engine.act_bits,
-             "macs_per_dsp": engine.macs_per_dsp}  # fmt: skip
+             "macs_per_dsp": engine.macs_per_dsp, "backend_width": engine.backend_width}  # fmt: skip
     sized = network_engine(net, point)
     if sized != engine:
         diff = [f"{k}={getattr(engine, k)!r} (this run: {getattr(sized, k)!r})"

@@ -271,3 +271,16 @@ def test_accuracy_on_the_users_images_and_checkpoint(tmp_path, cache_root):
     assert json.loads(result.read_text())["summary"]["int8_top1"] == chosen["images_top1"]
     assert main(["explore", "--quick", "--network", "resnet18", "--images", str(folder),
                  "--workers", "0"]) == 2  # fmt: skip
+
+
+def test_sweep_resolves_and_filters_output_path_widths():
+    from sfc_hls.host.explore import Sweep
+
+    sweep = Sweep(algorithms=("wino-2x2-3x3", "sfc6-7x7-3x3"), pco=(4,), macs_per_dsp=(2,),
+                  bits=(8,), thresholds=(None,), backend_widths=(None, 4, 33, 16))  # fmt: skip
+    widths = {(p.algorithm, p.backend_width) for p in sweep.points()}
+    # m = 16 (default W 16) and 132 (default W 11); 33 does not divide 16, 16 not 132;
+    # the default and an explicit 16 are one point.
+    assert widths == {("wino-2x2-3x3", 16), ("wino-2x2-3x3", 4), ("sfc6-7x7-3x3", 11),
+                      ("sfc6-7x7-3x3", 4), ("sfc6-7x7-3x3", 33)}  # fmt: skip
+    assert len(sweep.points()) == 5
