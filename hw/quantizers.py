@@ -145,6 +145,15 @@ def _saturate(value: Value, bits: int, *, relu: Value | None = None) -> Value:
     return Mux(value < floor, floor, high)
 
 
+def _lanes(m: Module, layout: data.ArrayLayout, values: list, name: str) -> Value:
+    """A signal of ``layout`` whose element ``j`` is ``values[j]`` (each converted to the
+    element's shape, as an assignment does)."""
+    lanes = Signal(layout, name=f"{name}_next")
+    for j, value in enumerate(values):
+        m.d.comb += lanes[j].eq(value)
+    return lanes
+
+
 def _out_of_range(value: Value, bits: int) -> Value:
     lo, hi = signed_range(bits)
     if Value.cast(value).shape().width <= bits:
@@ -363,7 +372,8 @@ class Rescale(wiring.Component):
         (``DatapathWidths.rescaled_bits`` at ``cin_max``); ``shift_width``, the
         width of ``rescale_shift`` (``max_shift.bit_length()``).
     latency : int
-        2 (registered multiply-add, then shift, range check and clamp).
+        4 (multiply; add the rounding constant; shift; range check and clamp), each
+        stage registered, the per-layer shift decoded into registers once.
     in_layout, out_layout : data.StructLayout
 
     Ports
@@ -374,7 +384,9 @@ class Rescale(wiring.Component):
     o_z : Out(stream.Signature(out_layout))
         ``{"data": ArrayLayout(signed(z_bits), m), "meta": meta_layout}``.
     rescale_shift : In(unsigned(shift_width))
-        Per-layer shift.
+        Per-layer shift, decoded into a register: it must be stable from the
+        cycle before the layer's first beat enters ``i_acc`` (the engine holds it
+        for the whole layer, set before the layer starts).
     overflow : Out(1)
         Sticky: set in the cycle after a result with some ``z`` outside
         ``z_bits`` is offered on ``o_z`` (whether or not it is taken); stays
@@ -382,10 +394,10 @@ class Rescale(wiring.Component):
     clear : In(1)
         Clears ``overflow`` at the next clock edge.
 
-    Latency 2, one beat per cycle, backpressure and reset as in :mod:`sfc_hls.hw.quantizers`.
+    Latency 4, one beat per cycle, backpressure and reset as in :mod:`sfc_hls.hw.quantizers`.
     """
 
-    latency = 2
+    latency = 4
 
     def __init__(
         self,
@@ -456,33 +468,39 @@ class Rescale(wiring.Component):
         pipe = StallPipeline(m, i=self.i_acc, o=self.o_z, depth=self.latency, name="rescale")
         rounding = self._rounding
         n = self.positions
-        shift = rounding.effective(self.rescale_shift)
-        half = rounding.half(shift)
+        # The per-layer shift, decoded once into registers (constant while a layer's beats
+        # are in flight): no stage computes from the raw port.
+        effective = rounding.effective(self.rescale_shift)
+        shift = Signal(range(rounding.product_bits + 1), name="rescale_shift_r")
+        half = Signal(unsigned(rounding.product_bits), name="rescale_half_r")
+        m.d.sync += [shift.eq(effective), half.eq(rounding.half(effective))]
 
-        # Stage 1: acc * mult + 2^(s-1).
-        total_layout = data.ArrayLayout(signed(rounding.round_bits), n)
-        total_next = Signal(total_layout, name="rescale_total_next")
+        def stage(values, layout, name):
+            return pipe.register(m, _lanes(m, layout, values, name), name=name, shape=layout)
+
         payload = self.i_acc.payload
-        for j in range(n):
-            m.d.comb += total_next[j].eq(payload.data[j] * payload.mult[j] + half)
-        total = pipe.register(m, total_next, name="rescale_total", shape=total_layout)
-
-        # Stage 2: arithmetic shift, range check, clamp.
-        z_layout = self.out_layout.members["data"]
-        z_next = Signal(z_layout, name="rescale_z_next")
-        beyond = []
-        for j in range(n):
-            shifted = rounding.shift(total[j], shift)
-            beyond.append(_out_of_range(shifted, self.widths.z_bits))
-            m.d.comb += z_next[j].eq(_saturate(shifted, self.widths.z_bits))
-        z = pipe.register(m, z_next, name="rescale_z", shape=z_layout)
-        z_overflow = pipe.register(m, Cat(*beyond).any(), name="rescale_beyond")
+        prod_layout = data.ArrayLayout(signed(rounding.product_bits), n)
+        # Stage 1: acc * mult (the multiplier alone, registered in its DSP).
+        prod = stage([payload.data[j] * payload.mult[j] for j in range(n)], prod_layout,
+                     "rescale_prod")  # fmt: skip
+        # Stage 2: + 2^(s-1).
+        total_layout = data.ArrayLayout(signed(rounding.round_bits), n)
+        total = stage([prod[j] + half for j in range(n)], total_layout, "rescale_total")
+        # Stage 3: arithmetic shift.
+        shifted = stage([rounding.shift(total[j], shift) for j in range(n)], prod_layout,
+                        "rescale_shifted")  # fmt: skip
+        # Stage 4: range check and clamp (the overflow flag ORs the registered lane flags).
+        z_bits = self.widths.z_bits
+        z = stage([_saturate(shifted[j], z_bits) for j in range(n)],
+                  self.out_layout.members["data"], "rescale_z")  # fmt: skip
+        beyond = pipe.register(m, Cat(*(_out_of_range(shifted[j], z_bits) for j in range(n))),
+                               name="rescale_beyond")  # fmt: skip
         m.d.comb += self.o_z.payload.data.eq(z)
         pipe.carry_meta(m, self.i_acc, self.o_z, name="rescale_meta")
 
         with m.If(self.clear):
             m.d.sync += self.overflow.eq(0)
-        with m.If(self.o_z.valid & z_overflow):
+        with m.If(self.o_z.valid & beyond.any()):
             m.d.sync += self.overflow.eq(1)
         return m
 
@@ -572,7 +590,8 @@ class OutputQuantizer(wiring.Component):
         layer), ``shift_width`` (``max_shift.bit_length()``), and
         :attr:`~OutputQuantizerWidths.params_layout`.
     latency : int
-        3 (pre-add bias; registered multiply-add; shift, saturate and ReLU).
+        5 (add the bias and decode the shift; multiply; add the rounding constant;
+        shift; saturate and ReLU), each stage registered.
     in_layout, out_layout : data.StructLayout
 
     Ports
@@ -587,10 +606,10 @@ class OutputQuantizer(wiring.Component):
     relu : In(1)
         Per-layer: clamp outputs at 0.
 
-    Latency 3, one beat per cycle, backpressure and reset as in :mod:`sfc_hls.hw.quantizers`.
+    Latency 5, one beat per cycle, backpressure and reset as in :mod:`sfc_hls.hw.quantizers`.
     """
 
-    latency = 3
+    latency = 5
 
     def __init__(
         self,
@@ -645,31 +664,29 @@ class OutputQuantizer(wiring.Component):
         payload = self.i_y.payload
         params = payload.meta.params
 
-        # Stage 1: y + bias.
-        biased_layout = data.ArrayLayout(signed(self.widths.biased_bits), n)
-        biased_next = Signal(biased_layout, name="outq_biased_next")
-        for k in range(n):
-            m.d.comb += biased_next[k].eq(payload.data[k] + params.bias)
-        biased = pipe.register(m, biased_next, name="outq_biased", shape=biased_layout)
+        def stage(values, layout, name):
+            return pipe.register(m, _lanes(m, layout, values, name), name=name, shape=layout)
+
+        # Stage 1: y + bias; the channel's shift decoded (effective shift, rounding constant).
+        biased = stage([payload.data[k] + params.bias for k in range(n)],
+                       data.ArrayLayout(signed(self.widths.biased_bits), n), "outq_biased")  # fmt: skip
         out_mult = pipe.register(m, params.out_mult, name="outq_mult1")
-        shift1 = pipe.register(m, rounding.effective(params.out_shift), name="outq_shift1")
-
-        # Stage 2: (y + bias) * out_mult + 2^(s-1).
-        total_layout = data.ArrayLayout(signed(rounding.round_bits), n)
-        total_next = Signal(total_layout, name="outq_total_next")
-        half = rounding.half(shift1)
-        for k in range(n):
-            m.d.comb += total_next[k].eq(biased[k] * out_mult + half)
-        total = pipe.register(m, total_next, name="outq_total", shape=total_layout)
-        shift2 = pipe.register(m, shift1, name="outq_shift2")
-
-        # Stage 3: arithmetic shift, saturation, ReLU.
-        out_layout = self.out_layout.members["data"]
-        out_next = Signal(out_layout, name="outq_out_next")
-        for k in range(n):
-            shifted = rounding.shift(total[k], shift2)
-            m.d.comb += out_next[k].eq(_saturate(shifted, self.widths.out_bits, relu=self.relu))
-        out = pipe.register(m, out_next, name="outq_out", shape=out_layout)
+        effective = rounding.effective(params.out_shift)
+        shift = pipe.delay(m, pipe.register(m, effective, name="outq_shift1"), 2, name="outq_shift")
+        half = pipe.delay(m, pipe.register(m, rounding.half(effective), name="outq_half1"), 1,
+                          name="outq_half")  # fmt: skip
+        # Stage 2: (y + bias) * out_mult (the multiplier alone).
+        prod_layout = data.ArrayLayout(signed(rounding.product_bits), n)
+        prod = stage([biased[k] * out_mult for k in range(n)], prod_layout, "outq_prod")
+        # Stage 3: + 2^(s-1).
+        total = stage([prod[k] + half for k in range(n)],
+                      data.ArrayLayout(signed(rounding.round_bits), n), "outq_total")  # fmt: skip
+        # Stage 4: arithmetic shift.
+        shifted = stage([rounding.shift(total[k], shift) for k in range(n)], prod_layout,
+                        "outq_shifted")  # fmt: skip
+        # Stage 5: saturation and ReLU.
+        out = stage([_saturate(shifted[k], self.widths.out_bits, relu=self.relu) for k in range(n)],
+                    self.out_layout.members["data"], "outq_out")  # fmt: skip
         m.d.comb += self.o_out.payload.data.eq(out)
         if "tag" in self.in_meta_layout.members:
             tag = payload.meta.tag
