@@ -12,7 +12,9 @@ CABGA381, seed 1; :func:`sfc_hls.hw.synth_report.ecp5_fmax`) on
   handshake paths.
 
 Fmax is nextpnr's timing analysis of the register-to-register paths (ports
-are not timed out of context).  Results are cached by Verilog content,
+are not timed out of context).  The longest register-to-register path in
+cells (Yosys ``ltp`` after ``synth_xilinx``, :data:`DEPTH_ENGINES`) is the
+technology-independent proxy of issue 13 (``acceptance.max_logic_depth``).  Results are cached by Verilog content,
 seed and tool versions (``$SFC_HLS_CACHE/synth``).  Writes
 bench/results/timing.{json,md,png}.
 
@@ -39,6 +41,12 @@ from sfc_hls.config import EngineConfig  # noqa: E402
 SEED = 1  # nextpnr placement seed
 #: Whole engines that place on an LFE5U-85F (156 MULT18X18D): (algorithm, P_co, cin_max).
 WHOLE_ENGINES = [("wino-2x2-3x3", 2, 64), ("direct-3x3", 4, 64)]
+#: Whole tops whose longest register-to-register path (Yosys ``ltp`` after
+#: ``synth_xilinx``) is measured: the ECP5 engines and the default engine.
+DEPTH_ENGINES = [
+    *WHOLE_ENGINES,
+    (EngineConfig().algorithm, EngineConfig().pco, EngineConfig().cin_max),
+]
 
 
 def _row(label: str, kind: str, res: dict) -> dict:
@@ -57,6 +65,34 @@ def _row(label: str, kind: str, res: dict) -> dict:
         "nextpnr": res.get("nextpnr"),
         "critical_path": res.get("critical_path"),
     }
+
+
+def logic_depth_row(algorithm: str, pco: int, cin_max: int) -> dict:
+    """Longest register-to-register path (cells) of a whole generated top after synth_xilinx."""
+    from sfc_hls.hw.generate import TOPLEVEL, generate_engine
+    from sfc_hls.hw.synth_report import logic_depth_cached
+
+    config = EngineConfig(algorithm=algorithm, pco=pco, cin_max=cin_max, cout_max=cin_max)
+    label = f"{config.algo.title}, P_co={pco}, cin_max={cin_max}"
+    res = logic_depth_cached(generate_engine(config).verilog.read_text(), TOPLEVEL)
+    how = "cached" if res["cached"] else f"{res['seconds']:.0f} s"
+    print(f"{label:40s} logic depth {res['max_logic_depth']} cells ({how})", flush=True)
+    return {"engine": label, "family": res["family"], "max_logic_depth": res["max_logic_depth"]}
+
+
+def acceptance(rows: list[dict], depths: list[dict]) -> dict:
+    """Issue 13's timing keys: ECP5 Fmax of the largest whole engine that placed, logic depth."""
+    placed = [r for r in rows if r["unit"] == "whole engine" and r["fmax_mhz"] is not None]
+    out: dict = {}
+    if placed:
+        largest = max(placed, key=lambda r: r["luts"] or 0)
+        out["ecp5_fmax_mhz"] = round(largest["fmax_mhz"], 1)
+        out["ecp5_fmax_engine"] = largest["engine"]
+    if depths:
+        deepest = max(depths, key=lambda d: d["max_logic_depth"])
+        out["max_logic_depth"] = deepest["max_logic_depth"]
+        out["max_logic_depth_engine"] = deepest["engine"]
+    return out
 
 
 def _path_text(path: dict | None) -> str:
@@ -87,7 +123,21 @@ def markdown(result: dict) -> str:
             f"| {r['engine']} | {r['unit']} | {fmax} | {r['luts']} | {r['ffs']} | {r['mults']} | "
             f"{_path_text(r['critical_path'])} |"
         )
+    if result.get("logic_depth"):
+        out += [
+            "",
+            "Longest register-to-register path of whole generated tops, in cells (Yosys "
+            "`synth_xilinx -family xcup -flatten`, flip-flops, SRLs and block RAMs removed, "
+            "`ltp -noff`; a LUT, CARRY8, mux or DSP48E2 each count one):",
+            "",
+            "| engine | cells |",
+            "|---|---|",
+            *(f"| {d['engine']} | {d['max_logic_depth']} |" for d in result["logic_depth"]),
+        ]
     out += [
+        "",
+        "Acceptance (issue 13): "
+        + ", ".join(f"`{k}` = {v}" for k, v in result.get("acceptance", {}).items()),
         "",
         "Transform units: the engines of `bench/results/engines.md` (they do not depend on "
         "P_co: one tile of one channel per cycle). Whole engines: small configurations that "
@@ -153,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         rows = list(pool.map(one, units))
+    depths = [] if args.no_whole else [logic_depth_row(*engine) for engine in DEPTH_ENGINES]
     first = rows[0]
     result = {
         "meta": {
@@ -165,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
             "seconds": round(time.perf_counter() - t0, 1),
         },
         "rows": rows,
+        "logic_depth": depths,
+        "acceptance": acceptance(rows, depths),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(args.out / "timing.json", json.dumps(result, indent=2) + "\n")

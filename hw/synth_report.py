@@ -56,6 +56,8 @@ __all__ = [
     "format_report",
     "ecp5_fmax",
     "ecp5_fmax_cached",
+    "logic_depth",
+    "logic_depth_cached",
     "add_arguments",
     "run",
 ]
@@ -236,6 +238,12 @@ def format_report(report: dict[str, Any]) -> str:
         share = t.get("LUT_share_of_engine")
         share_text = f" = {100 * share:.1f}% of the engine's LUTs" if share is not None else ""
         tail.append(f"adder-only transforms: {t['LUT']} LUT{share_text}, {t['DSP']} DSP")
+    if "logic_depth" in report:
+        d = report["logic_depth"]
+        tail.append(
+            f"longest register-to-register path: {d['max_logic_depth']} cells "
+            f"(ltp -noff after synth_xilinx -flatten)"
+        )
     if "ecp5" in report:
         e = report["ecp5"]
         if e.get("fmax_mhz") is not None:
@@ -376,6 +384,76 @@ def ecp5_fmax_cached(text: str, top: str, *, seed: int = 1, cache: bool = True) 
     return {**out, "cached": False}
 
 
+#: Cells that start and end a register-to-register path after ``synth_xilinx``:
+#: flip-flops, shift-register LUTs and block RAMs (registered read).  They are
+#: deleted before ``ltp`` so that their outputs become path starts.  DSP48E2
+#: cells stay in the netlist and count as one level, registered or not.
+_PATH_BREAKERS = ("FD*", "SRL*", "RAMB*", "BUFG*")
+_LTP_LENGTH = re.compile(r"Longest topological path in \S+ \(length=(\d+)\)")
+
+
+def logic_depth(
+    verilog: str | Path, top: str, *, family: str = "xcup", timeout: float = 7200
+) -> dict[str, Any]:
+    """Longest register-to-register path of ``top`` after ``synth_xilinx``, in cells.
+
+    A technology-independent proxy for timing (issue 13): the design is
+    synthesized flattened (``synth_xilinx -flatten -noiopad``), its
+    sequential cells (:data:`_PATH_BREAKERS`) are deleted, and Yosys ``ltp
+    -noff`` reports the longest topological path through what remains: LUTs,
+    carry chains (one CARRY8 or CARRY4 per level), muxes, distributed RAM
+    reads and DSPs.  Returns ``{max_logic_depth, family, seconds, yosys}``.
+    """
+    verilog = Path(verilog)
+    if not verilog.is_file():
+        raise FileNotFoundError(f"Verilog file {verilog} does not exist")
+    if family not in XILINX_FAMILIES:
+        raise ValueError(f"family must be one of {XILINX_FAMILIES}, got {family!r}")
+    breakers = " ".join(f"t:{pattern}" for pattern in _PATH_BREAKERS)
+    script = (
+        f"read_verilog -sv design.v; synth_xilinx -family {family} -top {top} -flatten "
+        f"-noiopad; delete {breakers}; tee -o ltp.txt ltp -noff"
+    )
+    with tempfile.TemporaryDirectory(prefix="sfc-hls-ltp-") as tmp:
+        shutil.copy(verilog, Path(tmp) / "design.v")
+        t0 = time.perf_counter()
+        proc = subprocess.run(
+            [_yosys(), "-q", "-p", script], cwd=tmp, capture_output=True, text=True,
+            timeout=timeout,
+        )  # fmt: skip
+        seconds = time.perf_counter() - t0
+        if proc.returncode != 0:
+            tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-10:])
+            raise SynthesisError(f"yosys ltp after synth_xilinx failed on {verilog}:\n{tail}")
+        lengths = [int(n) for n in _LTP_LENGTH.findall((Path(tmp) / "ltp.txt").read_text())]
+    if not lengths:
+        raise SynthesisError(f"yosys ltp printed no path length for {top} in {verilog}")
+    return {
+        "max_logic_depth": max(lengths),
+        "family": family,
+        "seconds": round(seconds, 1),
+        "yosys": yosys_version(),
+    }
+
+
+def logic_depth_cached(
+    text: str, top: str, *, family: str = "xcup", cache: bool = True
+) -> dict[str, Any]:
+    """:func:`logic_depth` of Verilog ``text``, cached by content, family and Yosys version."""
+    key = hashlib.sha256(
+        "\0".join([text, top, family, yosys_version(), "ltp/1"]).encode()
+    ).hexdigest()[:32]
+    path = _cache_dir() / f"{top}-ltp-{family}-{key}.json"
+    if cache and path.is_file():
+        return {**json.loads(path.read_text()), "cached": True}
+    with tempfile.TemporaryDirectory(prefix="sfc-hls-ltp-src-") as tmp:
+        src = Path(tmp) / f"{top}.v"
+        src.write_text(text)
+        out = logic_depth(src, top, family=family)
+    write_text_atomic(path, json.dumps(out, indent=2))
+    return {**out, "cached": False}
+
+
 # ------------------------------------------------------------------ CLI
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``sfc-hls synth``."""
@@ -393,6 +471,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", type=int, default=1, help="parallel Yosys runs")
     parser.add_argument(
         "--ecp5", action="store_true", help="also synth_ecp5 + nextpnr-ecp5 for Fmax (slow)"
+    )
+    parser.add_argument(
+        "--logic-depth",
+        action="store_true",
+        help="also the longest register-to-register path in cells (Yosys ltp, whole engine)",
     )
 
 
@@ -418,6 +501,12 @@ def run(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         log=lambda msg: print(msg, file=sys.stderr),
     )
+    if args.logic_depth:
+        from sfc_hls.hw.generate import TOPLEVEL, generate_engine
+
+        print("logic depth: synth_xilinx -flatten + ltp (slow)...", file=sys.stderr)
+        text = generate_engine(config).verilog.read_text()
+        report["logic_depth"] = logic_depth_cached(text, TOPLEVEL, family=args.family)
     if args.ecp5:
         from sfc_hls.hw.generate import TOPLEVEL, generate_engine
 
