@@ -15,6 +15,8 @@ from sfc_hls.hw.synth_report import (
     ecp5_fmax,
     ecp5_fmax_cached,
     format_report,
+    logic_depth,
+    logic_depth_cached,
     run,
     synth_report,
     yosys_version,
@@ -178,3 +180,53 @@ def test_ecp5_fmax_cached_by_content(tmp_path, monkeypatch):
     other = ecp5_fmax_cached(PIPELINED_ADDER.replace("ra + rb", "ra - rb"), "pipelined_adder")
     assert other["cached"] is False
     assert len(list((tmp_path / "synth").glob("pipelined_adder-ecp5-*.json"))) == 2
+
+
+def _adder(width: int, *, split: bool = False) -> str:
+    """A registered ``width``-bit adder; ``split`` adds the halves in two register stages."""
+    if not split:
+        body = "s <= ra + rb;"
+    else:
+        h = width // 2
+        body = (
+            f"lo <= ra[{h - 1}:0] + rb[{h - 1}:0]; hi_a <= ra[{width - 1}:{h}]; "
+            f"hi_b <= rb[{width - 1}:{h}]; s <= {{hi_a + hi_b + lo[{h}], lo[{h - 1}:0]}};"
+        )
+    return f"""
+module adder(input clk, input [{width - 1}:0] a, b, output reg [{width}:0] s);
+  reg [{width - 1}:0] ra, rb; reg [{width // 2}:0] lo; reg [{width // 2 - 1}:0] hi_a, hi_b;
+  always @(posedge clk) begin ra <= a; rb <= b; {body} end
+endmodule
+"""
+
+
+def test_logic_depth_counts_cells_between_registers(tmp_path, monkeypatch):
+    # Real synth_xilinx + ltp runs: an AND of two registers is one LUT; a
+    # 64-bit add is a LUT level and a carry chain (Yosys 0.23 maps xcup adders
+    # to CARRY4 cells, 4 bits each: 1 + 17 cells; CARRY8 would give 1 + 9); the
+    # same add split by a register stage costs one 32-bit chain (1 + 9).
+    monkeypatch.setenv("SFC_HLS_CACHE", str(tmp_path))
+    and_gate = """
+module and_gate(input clk, input a, b, output reg y);
+  reg ra, rb;
+  always @(posedge clk) begin ra <= a; rb <= b; y <= ra & rb; end
+endmodule
+"""
+    assert logic_depth_cached(and_gate, "and_gate")["max_logic_depth"] == 1
+    whole = logic_depth_cached(_adder(64), "adder")
+    split = logic_depth_cached(_adder(64, split=True), "adder")
+    assert whole["max_logic_depth"] in (1 + 9, 1 + 17), whole
+    assert split["max_logic_depth"] in (1 + 5, 1 + 9), split
+    assert split["max_logic_depth"] < whole["max_logic_depth"]
+    again = logic_depth_cached(_adder(64), "adder")
+    assert (whole["cached"], again["cached"]) == (False, True)
+    assert again["max_logic_depth"] == whole["max_logic_depth"]
+
+
+def test_logic_depth_bad_arguments(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        logic_depth(tmp_path / "missing.v", "top")
+    src = tmp_path / "adder.v"
+    src.write_text(PIPELINED_ADDER)
+    with pytest.raises(ValueError, match=r"family must be one of \('xcup', 'xc7'\), got 'ecp5'"):
+        logic_depth(src, "pipelined_adder", family="ecp5")
