@@ -187,7 +187,16 @@ class GroupScheduler(wiring.Component):
         tile = Signal(unsigned(TILE_BITS))
         ready = self.busy & active & full.bit_select(bank, 1)
         meta = self.o_act.payload.meta
-        last_beat = beat == self.reduction - 1
+        # Registered so that the compares wait on no adder: `reduction` is latched at
+        # the layer start and `tiles` held by the descriptor; no beat is computed in
+        # the cycle after the start (no bank is full yet).
+        last_beat_index = Signal((self.reduction - 1).shape())
+        last_tile_index = Signal((self.tiles - 1).shape())
+        m.d.sync += [
+            last_beat_index.eq(self.reduction - 1),
+            last_tile_index.eq(self.tiles - 1),
+        ]
+        last_beat = beat == last_beat_index
         m.d.comb += [
             self.o_act.valid.eq(self.i_act.valid & ready),
             self.i_act.ready.eq(self.o_act.ready & ready),
@@ -203,7 +212,7 @@ class GroupScheduler(wiring.Component):
             m.d.sync += [slot.eq(Mux(wrap, 0, slot + 1)), row.eq(row + wrap), beat.eq(beat + 1)]
             with m.If(last_beat):
                 m.d.sync += [beat.eq(0), row.eq(0), slot.eq(0)]
-                with m.If(tile == self.tiles - 1):
+                with m.If(tile == last_tile_index):
                     m.d.comb += computed.eq(Mux(bank, 0b10, 0b01))
                     m.d.sync += [tile.eq(0), bank.eq(~bank), remaining.eq(remaining - per_group)]
                     with m.If(remaining <= per_group):

@@ -83,17 +83,28 @@ class ResultSerializer(wiring.Component):
         block = Signal(range(nb + 1))  # block within the lane
         tile = Signal(unsigned(TILE_BITS))
         base = Signal(range(self.cout_max + p * nb + 1))  # first channel of the group
-        rep_base = Signal.like(base)  # base + rep * P_co
+        channel = Signal.like(base)  # base + rep * P_co + lane, the packet's channel
+        next_lane = Signal.like(base)  # base + lane + 1, the next lane's channel
         remaining = Signal(range(self.cout_max + 1))  # channels from this group on
         per_group = Signal(range(p * nb + 1))
+        # Layer registers minus constants, registered so that no compare waits on an
+        # adder: the descriptor holds them from before `start` to the layer's end, and
+        # no result arrives in the cycle after `start`.
+        last_k = Signal((self.blocks_per_replica - 1).shape())
+        last_tile_index = Signal((self.tiles - 1).shape())
+        cout_minus_p = Signal((self.cout - p).shape())
+        m.d.sync += [
+            last_k.eq(self.blocks_per_replica - 1),
+            last_tile_index.eq(self.tiles - 1),
+            cout_minus_p.eq(self.cout - p),
+        ]
         advance = ~self.o_lane.valid | self.o_lane.ready
         issue = held & advance
-        channel = rep_base + lane
-        end = k == self.blocks_per_replica - 1
-        more_reps = (rep + 1 < self.replicas) & (channel + p < self.cout)
-        more_lanes = (lane + 1 < p) & (base + lane + 1 < self.cout)
+        end = k == last_k
+        more_reps = (rep + 1 < self.replicas) & (channel < cout_minus_p)
+        more_lanes = (lane + 1 < p) & (next_lane < self.cout)
         tile_done = end & ~more_reps & ~more_lanes
-        last_tile = tile == self.tiles - 1
+        last_tile = tile == last_tile_index
         last_group = remaining <= per_group
         m.d.comb += self.i_acc.ready.eq(~held | (issue & tile_done))
         self._output_stage(m, issue, advance, buf, lane, block, k, channel, tile, end,
@@ -103,14 +114,15 @@ class ResultSerializer(wiring.Component):
                 m.d.sync += [k.eq(k + 1), block.eq(block + 1)]
             with m.Elif(more_reps):
                 m.d.sync += [k.eq(0), block.eq(block + 1), rep.eq(rep + 1),
-                             rep_base.eq(rep_base + p)]  # fmt: skip
+                             channel.eq(channel + p)]  # fmt: skip
             with m.Else():
-                m.d.sync += [k.eq(0), block.eq(0), rep.eq(0), rep_base.eq(base)]
+                m.d.sync += [k.eq(0), block.eq(0), rep.eq(0)]
                 with m.If(more_lanes):
-                    m.d.sync += lane.eq(lane + 1)
+                    m.d.sync += [lane.eq(lane + 1), channel.eq(next_lane),
+                                 next_lane.eq(next_lane + 1)]  # fmt: skip
                 with m.Else():
-                    m.d.sync += lane.eq(0)
-                    self._next_tile(m, tile, last_tile, last_group, base, rep_base,
+                    m.d.sync += [lane.eq(0), channel.eq(base), next_lane.eq(base + 1)]
+                    self._next_tile(m, tile, last_tile, last_group, base, channel, next_lane,
                                     remaining, per_group)  # fmt: skip
         with m.If(self.i_acc.valid & self.i_acc.ready):
             m.d.sync += [buf.eq(self.i_acc.payload), held.eq(1)]
@@ -118,13 +130,16 @@ class ResultSerializer(wiring.Component):
             m.d.sync += held.eq(0)
         with m.If(self.start):
             m.d.sync += [
-                tile.eq(0), self.bank.eq(0), base.eq(0), rep_base.eq(0), lane.eq(0), rep.eq(0),
+                tile.eq(0), self.bank.eq(0), base.eq(0), channel.eq(0), next_lane.eq(1),
+                lane.eq(0), rep.eq(0),
                 k.eq(0), block.eq(0), remaining.eq(self.cout), self.done.eq(0),
                 per_group.eq(Mux(self.direct, p * self.replicas, p)),
             ]  # fmt: skip
         return m
 
-    def _next_tile(self, m, tile, last_tile, last_group, base, rep_base, remaining, per_group):
+    def _next_tile(
+        self, m, tile, last_tile, last_group, base, channel, next_lane, remaining, per_group
+    ):
         """After a tile's last beat: the next tile, or the next group (bank released)."""
         with m.If(last_tile):
             m.d.comb += self.release.eq(1)
@@ -132,7 +147,8 @@ class ResultSerializer(wiring.Component):
                 tile.eq(0),
                 self.bank.eq(~self.bank),
                 base.eq(base + per_group),
-                rep_base.eq(base + per_group),
+                channel.eq(base + per_group),
+                next_lane.eq(base + per_group + 1),
                 remaining.eq(remaining - per_group),
             ]
             with m.If(last_group):
