@@ -131,6 +131,45 @@ class _RoundingShift:
         """Arithmetic right shift of the rounded sum; the result fits ``product_bits``."""
         return (total >> shift)[: self.product_bits].as_signed()
 
+    @staticmethod
+    def doubled_shift(product: Value, shift: Value) -> Value:
+        """``t = (2 p) >> s`` (arithmetic), signed ``product_bits + 1``: the first half
+        of the shift-first form of ``rshift_round(p, s) = (t + 1) >> 1``.
+
+        Equal to the add-first form for every ``s``: for ``s >= 1``, ``t =
+        floor(p / 2^(s-1))`` and ``floor((p + 2^(s-1)) / 2^s) = floor((t + 1) / 2)``
+        (the dropped low bits of ``p`` add less than one half to ``(t + 1) / 2``,
+        which is an integer or a half); for ``s = 0``, ``t = 2p`` and ``(2p + 1) >> 1
+        = p``.  The rounding carry then runs through a value already cut to the
+        output range (:func:`_clamp`) instead of the whole product.
+        """
+        return Cat(Const(0, 1), product).as_signed() >> shift
+
+
+def _fits(value: Value, bits: int) -> Value:
+    """1 when signed ``value`` lies in ``signed(bits)``: its bits from ``bits - 1`` up are
+    all equal (a reduction in LUTs, no comparator carry chain)."""
+    value = Value.cast(value)
+    if value.shape().width <= bits:
+        return Const(1, 1)
+    upper = value[bits - 1 :]
+    return ~upper.any() | upper.all()
+
+
+def _clamp(value: Value, bits: int, *, relu: Value | None = None) -> Value:
+    """:func:`_saturate` built from the sign bit and :func:`_fits` (no comparators)."""
+    value = Value.cast(value)
+    lo, hi = signed_range(bits)
+    sign = value[-1]
+    if value.shape().width > bits:
+        value = Mux(_fits(value, bits), value[:bits].as_signed(), Mux(sign, lo, hi))
+    return value if relu is None else Mux(relu & sign, 0, value)
+
+
+def _stage(m: Module, pipe: StallPipeline, values: list, layout: data.ArrayLayout, name: str):
+    """The next pipeline register of ``pipe``: element ``j`` loads ``values[j]``."""
+    return pipe.register(m, _lanes(m, layout, values, name), name=name, shape=layout)
+
 
 def _saturate(value: Value, bits: int, *, relu: Value | None = None) -> Value:
     """Clamp ``value`` to ``signed(bits)`` (to ``[0, max]`` while ``relu`` is high)."""
@@ -152,13 +191,6 @@ def _lanes(m: Module, layout: data.ArrayLayout, values: list, name: str) -> Valu
     for j, value in enumerate(values):
         m.d.comb += lanes[j].eq(value)
     return lanes
-
-
-def _out_of_range(value: Value, bits: int) -> Value:
-    lo, hi = signed_range(bits)
-    if Value.cast(value).shape().width <= bits:
-        return Const(0, 1)
-    return (value < lo) | (value > hi)
 
 
 # -- ActQuantizer ----------------------------------------------------------------------------
@@ -468,32 +500,27 @@ class Rescale(wiring.Component):
         pipe = StallPipeline(m, i=self.i_acc, o=self.o_z, depth=self.latency, name="rescale")
         rounding = self._rounding
         n = self.positions
-        # The per-layer shift, decoded once into registers (constant while a layer's beats
-        # are in flight): no stage computes from the raw port.
-        effective = rounding.effective(self.rescale_shift)
+        # The per-layer shift, decoded once into a register (constant while a layer's
+        # beats are in flight): no stage computes from the raw port.
         shift = Signal(range(rounding.product_bits + 1), name="rescale_shift_r")
-        half = Signal(unsigned(rounding.product_bits), name="rescale_half_r")
-        m.d.sync += [shift.eq(effective), half.eq(rounding.half(effective))]
-
-        def stage(values, layout, name):
-            return pipe.register(m, _lanes(m, layout, values, name), name=name, shape=layout)
-
+        m.d.sync += shift.eq(rounding.effective(self.rescale_shift))
         payload = self.i_acc.payload
-        prod_layout = data.ArrayLayout(signed(rounding.product_bits), n)
-        # Stage 1: acc * mult (the multiplier alone, registered in its DSP).
-        prod = stage([payload.data[j] * payload.mult[j] for j in range(n)], prod_layout,
-                     "rescale_prod")  # fmt: skip
-        # Stage 2: + 2^(s-1).
-        total_layout = data.ArrayLayout(signed(rounding.round_bits), n)
-        total = stage([prod[j] + half for j in range(n)], total_layout, "rescale_total")
-        # Stage 3: arithmetic shift.
-        shifted = stage([rounding.shift(total[j], shift) for j in range(n)], prod_layout,
-                        "rescale_shifted")  # fmt: skip
-        # Stage 4: range check and clamp (the overflow flag ORs the registered lane flags).
         z_bits = self.widths.z_bits
-        z = stage([_saturate(shifted[j], z_bits) for j in range(n)],
-                  self.out_layout.members["data"], "rescale_z")  # fmt: skip
-        beyond = pipe.register(m, Cat(*(_out_of_range(shifted[j], z_bits) for j in range(n))),
+        # Stage 1: acc * mult (the multiplier alone, registered in its DSP).
+        prod = _stage(m, pipe, [payload.data[j] * payload.mult[j] for j in range(n)],
+                      data.ArrayLayout(signed(rounding.product_bits), n), "rescale_prod")  # fmt: skip
+        # Stage 2: t = (2 acc mult) >> s (shift first: _RoundingShift.doubled_shift).
+        t = _stage(m, pipe, [rounding.doubled_shift(prod[j], shift) for j in range(n)],
+                   data.ArrayLayout(signed(rounding.round_bits), n), "rescale_t")  # fmt: skip
+        # Stage 3: t clamped to z_bits + 2 bits (a value beyond stays beyond z's range).
+        t_cut = _stage(m, pipe, [_clamp(t[j], z_bits + 2) for j in range(n)],
+                       data.ArrayLayout(signed(z_bits + 2), n), "rescale_t_cut")  # fmt: skip
+        # Stage 4: the rounding carry (t + 1) >> 1, range check and clamp (the overflow
+        # flag ORs the registered lane flags).
+        rounded = [(t_cut[j] + 1) >> 1 for j in range(n)]
+        z = _stage(m, pipe, [_clamp(r, z_bits) for r in rounded],
+                   self.out_layout.members["data"], "rescale_z")  # fmt: skip
+        beyond = pipe.register(m, Cat(*(~_fits(r, z_bits) for r in rounded)),
                                name="rescale_beyond")  # fmt: skip
         m.d.comb += self.o_z.payload.data.eq(z)
         pipe.carry_meta(m, self.i_acc, self.o_z, name="rescale_meta")
@@ -664,29 +691,26 @@ class OutputQuantizer(wiring.Component):
         payload = self.i_y.payload
         params = payload.meta.params
 
-        def stage(values, layout, name):
-            return pipe.register(m, _lanes(m, layout, values, name), name=name, shape=layout)
-
-        # Stage 1: y + bias; the channel's shift decoded (effective shift, rounding constant).
-        biased = stage([payload.data[k] + params.bias for k in range(n)],
-                       data.ArrayLayout(signed(self.widths.biased_bits), n), "outq_biased")  # fmt: skip
+        out_bits = self.widths.out_bits
+        # Stage 1: y + bias; the channel's shift decoded.
+        biased = _stage(m, pipe, [payload.data[k] + params.bias for k in range(n)],
+                        data.ArrayLayout(signed(self.widths.biased_bits), n), "outq_biased")  # fmt: skip
         out_mult = pipe.register(m, params.out_mult, name="outq_mult1")
         effective = rounding.effective(params.out_shift)
-        shift = pipe.delay(m, pipe.register(m, effective, name="outq_shift1"), 2, name="outq_shift")
-        half = pipe.delay(m, pipe.register(m, rounding.half(effective), name="outq_half1"), 1,
-                          name="outq_half")  # fmt: skip
+        shift = pipe.delay(m, pipe.register(m, effective, name="outq_shift1"), 1, name="outq_shift")
         # Stage 2: (y + bias) * out_mult (the multiplier alone).
-        prod_layout = data.ArrayLayout(signed(rounding.product_bits), n)
-        prod = stage([biased[k] * out_mult for k in range(n)], prod_layout, "outq_prod")
-        # Stage 3: + 2^(s-1).
-        total = stage([prod[k] + half for k in range(n)],
-                      data.ArrayLayout(signed(rounding.round_bits), n), "outq_total")  # fmt: skip
-        # Stage 4: arithmetic shift.
-        shifted = stage([rounding.shift(total[k], shift) for k in range(n)], prod_layout,
-                        "outq_shifted")  # fmt: skip
-        # Stage 5: saturation and ReLU.
-        out = stage([_saturate(shifted[k], self.widths.out_bits, relu=self.relu) for k in range(n)],
-                    self.out_layout.members["data"], "outq_out")  # fmt: skip
+        prod = _stage(m, pipe, [biased[k] * out_mult for k in range(n)],
+                      data.ArrayLayout(signed(rounding.product_bits), n), "outq_prod")  # fmt: skip
+        # Stage 3: t = (2 prod) >> s (shift first: _RoundingShift.doubled_shift).
+        t = _stage(m, pipe, [rounding.doubled_shift(prod[k], shift) for k in range(n)],
+                   data.ArrayLayout(signed(rounding.round_bits), n), "outq_t")  # fmt: skip
+        # Stage 4: t clamped to out_bits + 2 bits.
+        t_cut = _stage(m, pipe, [_clamp(t[k], out_bits + 2) for k in range(n)],
+                       data.ArrayLayout(signed(out_bits + 2), n), "outq_t_cut")  # fmt: skip
+        # Stage 5: the rounding carry (t + 1) >> 1, saturation and ReLU.
+        out = _stage(m, pipe, [_clamp((t_cut[k] + 1) >> 1, out_bits, relu=self.relu)
+                               for k in range(n)],
+                     self.out_layout.members["data"], "outq_out")  # fmt: skip
         m.d.comb += self.o_out.payload.data.eq(out)
         if "tag" in self.in_meta_layout.members:
             tag = payload.meta.tag
