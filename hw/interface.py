@@ -216,6 +216,8 @@ class EngineInterface:
 
 @functools.lru_cache(maxsize=32)
 def _interface(config: EngineConfig) -> EngineInterface:
+    from sfc_hls.hw.serializer import ResultSerializer  # imports this module
+
     algo = config.algo
     m, lanes, width = algo.mults, config.pco, config.backend_width
     input_netlist = adder_netlist(algo.input_adder_network, config.in_bits)
@@ -239,7 +241,7 @@ def _interface(config: EngineConfig) -> EngineInterface:
         "act_quantizer": ActQuantizer.latency,
         "weight_buffer": WeightBuffer.latency,
         "mac_array": MacArray.latency,
-        "serializer": 1,
+        "serializer": ResultSerializer.latency,
         "rescale": Rescale.latency,
         "collector": 1,
         "output_transform": output_netlist.latency,

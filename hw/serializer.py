@@ -7,6 +7,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from sfc_hls.hw.interface import TILE_BITS, EngineInterface
+from sfc_hls.hw.port_buffers import SkidBuffer
 from sfc_hls.hw.quantizers import Rescale
 
 __all__ = ["ResultSerializer"]
@@ -41,9 +42,14 @@ class ResultSerializer(wiring.Component):
     ``release``, ``bank``, ``done``.
 
     Contract: one beat per cycle while ``o_lane`` is ready; a result is taken
-    in the cycle its last beat is issued (or when nothing is held); latency 1
-    (the parameter memory read), stall-together backpressure.
+    in the cycle its last beat is issued (or when nothing is held); latency
+    :attr:`latency` = 2 (the parameter memory read, then a
+    :class:`~sfc_hls.hw.port_buffers.SkidBuffer` whose registered ``ready`` ends
+    the output path's backpressure here instead of in the MAC array and the
+    front end).
     """
+
+    latency = 1 + SkidBuffer.latency
 
     def __init__(self, interface: EngineInterface) -> None:
         cfg = interface.config
@@ -98,7 +104,12 @@ class ResultSerializer(wiring.Component):
             last_tile_index.eq(self.tiles - 1),
             cout_minus_p.eq(self.cout - p),
         ]
-        advance = ~self.o_lane.valid | self.o_lane.ready
+        # The beats leave through a skid buffer: `advance` waits on a register, not on
+        # the rescale and the rest of the output path.
+        m.submodules.out_skid = skid = SkidBuffer(self.o_lane.payload.shape())
+        wiring.connect(m, skid.o, wiring.flipped(self.o_lane))
+        lane_out = skid.i
+        advance = ~lane_out.valid | lane_out.ready
         issue = held & advance
         end = k == last_k
         more_reps = (rep + 1 < self.replicas) & (channel < cout_minus_p)
@@ -107,7 +118,7 @@ class ResultSerializer(wiring.Component):
         last_tile = tile == last_tile_index
         last_group = remaining <= per_group
         m.d.comb += self.i_acc.ready.eq(~held | (issue & tile_done))
-        self._output_stage(m, issue, advance, buf, lane, block, k, channel, tile, end,
+        self._output_stage(m, lane_out, issue, advance, buf, lane, block, k, channel, tile, end,
                            tile_done & last_tile & last_group)  # fmt: skip
         with m.If(issue):
             with m.If(~end):
@@ -156,10 +167,11 @@ class ResultSerializer(wiring.Component):
         with m.Else():
             m.d.sync += tile.eq(tile + 1)
 
-    def _output_stage(self, m, issue, advance, buf, lane, block, k, channel, tile, end, last):
+    def _output_stage(self, m, lane_out, issue, advance, buf, lane, block, k, channel, tile, end,
+                      last):  # fmt: skip
         """The registered beat: the (lane, block) slice of the result, its parameters and tag."""
         p, nb, w = self.lanes, self.blocks, self.width
-        acc = Signal(self.o_lane.payload.data.shape())
+        acc = Signal(lane_out.payload.data.shape())
         # The slice as an explicit multiplexer over (lane, block): indexing with
         # signals would build one shifter over the whole result.
         with m.Switch(lane * nb + block):
@@ -171,11 +183,11 @@ class ResultSerializer(wiring.Component):
             self.param_addr.eq(Mux(self.bank, p * nb, 0) + lane * nb + block),
             self.param_en.eq(advance),
         ]
-        out = self.o_lane.payload
+        out = lane_out.payload
         tag = out.meta.tag
         with m.If(advance):
             m.d.sync += [
-                self.o_lane.valid.eq(issue),
+                lane_out.valid.eq(issue),
                 out.data.eq(acc),
                 tag.channel.eq(channel),
                 tag.tile.eq(tile),

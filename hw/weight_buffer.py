@@ -25,6 +25,7 @@ from amaranth.utils import ceil_log2
 
 from sfc_hls.arguments import check_int
 from sfc_hls.hw.pipeline import StallPipeline
+from sfc_hls.hw.port_buffers import SkidBuffer
 
 __all__ = ["WeightBuffer"]
 
@@ -50,15 +51,18 @@ class WeightBuffer(wiring.Component):
         o_beat (Out stream of ``{act, weights, first, last}``): the same beat with row ``ci``,
             the payload layout of ``MacArray.i_beat``.
 
-    Contract: latency :attr:`latency` = 1 cycle (synchronous memory read), one beat per cycle,
-    backpressure stalls the read stage together with the beat
-    (:class:`~sfc_hls.hw.pipeline.StallPipeline`).  A bank must not be written
+    Contract: latency :attr:`latency` = 2 cycles (a skid buffer, then the synchronous
+    memory read), one beat per cycle; ``i_beat.ready`` comes from a register (the
+    :class:`~sfc_hls.hw.port_buffers.SkidBuffer`), behind it backpressure stalls the
+    read stage together with the beat (:class:`~sfc_hls.hw.pipeline.StallPipeline`).  A bank must not be written
     while beats that read it are in flight (the engine frees a bank only after
     its group's last result has left the MAC array).  A read of a row not loaded since ``restart`` returns stale data;
     the engine only reads ``ci < cin <= loaded``.
     """
 
-    latency = 1
+    #: Cycles of the memory read stage.
+    READ_LATENCY = 1
+    latency = SkidBuffer.latency + READ_LATENCY
 
     @staticmethod
     def beat_meta_layout(cin_max: int, width: int = 1) -> data.StructLayout:
@@ -142,14 +146,20 @@ class WeightBuffer(wiring.Component):
         with m.Elif(self.i_weight.valid & (self.loaded < self.cin_max)):
             m.d.sync += self.loaded.eq(self.loaded + 1)
 
-        # Read side: one stage; the memory's output register is the stage register.
-        pipe = StallPipeline(m, i=self.i_beat, o=self.o_beat, depth=self.latency, name="wbuf")
-        meta = self.i_beat.payload.meta
+        # Read side: a skid buffer (``i_beat.ready`` from a register, so the MAC array's
+        # backpressure ends here instead of running on through the activation
+        # quantizer, the input transform and the scheduler), then one stage whose
+        # register is the memory's output register.
+        m.submodules.beat_skid = skid = SkidBuffer(self.in_beat_layout)
+        wiring.connect(m, wiring.flipped(self.i_beat), skid.i)
+        beat = skid.o
+        pipe = StallPipeline(m, i=beat, o=self.o_beat, depth=self.READ_LATENCY, name="wbuf")
+        meta = beat.payload.meta
         m.d.comb += [
             rd.addr.eq(meta.bank * self.cin_max + meta.ci),
             rd.en.eq(pipe.advance),
         ]
-        act = pipe.register(m, self.i_beat.payload.data, name="act")
+        act = pipe.register(m, beat.payload.data, name="act")
         first = pipe.register(m, meta.first, name="first")
         last = pipe.register(m, meta.last, name="last")
         slot = pipe.register(m, meta.slot, name="slot")
