@@ -56,6 +56,7 @@ __all__ = [
     "format_report",
     "ecp5_fmax",
     "ecp5_fmax_cached",
+    "endpoint_depths",
     "logic_depth",
     "logic_depth_cached",
     "add_arguments",
@@ -389,7 +390,72 @@ def ecp5_fmax_cached(text: str, top: str, *, seed: int = 1, cache: bool = True) 
 #: deleted before ``ltp`` so that their outputs become path starts.  DSP48E2
 #: cells stay in the netlist and count as one level, registered or not.
 _PATH_BREAKERS = ("FD*", "SRL*", "RAMB*", "BUFG*")
+#: Registers listed in a logic-depth report.
+DEEPEST = 12
+_BREAKER_TYPE = re.compile(r"^(FD|SRL|RAMB|BUFG)")
 _LTP_LENGTH = re.compile(r"Longest topological path in \S+ \(length=(\d+)\)")
+
+
+def endpoint_depths(netlist: dict[str, Any]) -> dict[str, int]:
+    """Cells on the longest path into each register of a flattened netlist (Yosys JSON).
+
+    The per-register view of ``ltp``: every sequential cell (flip-flop, SRL,
+    block RAM) is an endpoint, named by the signal on its output without the
+    bit index (``rescale.rescale_total``), with the most cells (LUTs, carries,
+    muxes, DSPs) on a path from another sequential cell or an input port into
+    it.  Used to say *which* registers a deep design has to pipeline.
+    """
+    module = max(netlist["modules"].values(), key=lambda mod: len(mod["cells"]))
+    cells = module["cells"]
+    names: dict[int, str] = {}
+    for name, info in module["netnames"].items():
+        for bit in info["bits"]:
+            if isinstance(bit, int) and (bit not in names or names[bit].startswith("$")):
+                names[bit] = name
+
+    def ports(cell: dict, direction: str) -> list[int]:
+        dirs = cell["port_directions"]
+        return [
+            b for p, bits in cell["connections"].items() if dirs.get(p) == direction
+            for b in bits if isinstance(b, int)
+        ]  # fmt: skip
+
+    driver = {bit: name for name, cell in cells.items() for bit in ports(cell, "output")}
+    sequential = {name for name, cell in cells.items() if _BREAKER_TYPE.match(cell["type"])}
+    depth: dict[str, int] = {}
+
+    def through(bit: int) -> int:
+        """Cells on the longest path ending at net ``bit`` (iterative depth-first search)."""
+        source = driver.get(bit)
+        if source is None or source in sequential:
+            return 0
+        stack = [source]
+        while stack:
+            name = stack[-1]
+            if name in depth:
+                stack.pop()
+                continue
+            pending = [
+                driver[b] for b in ports(cells[name], "input")
+                if b in driver and driver[b] not in sequential and driver[b] not in depth
+            ]  # fmt: skip
+            if pending:
+                stack.extend(pending)
+                continue
+            inputs = [depth[driver[b]] for b in ports(cells[name], "input")
+                      if b in driver and driver[b] not in sequential]  # fmt: skip
+            depth[name] = 1 + max(inputs, default=0)
+            stack.pop()
+        return depth[source]
+
+    out: dict[str, int] = {}
+    for name in sequential:
+        cell = cells[name]
+        q = ports(cell, "output")
+        label = names.get(q[0], name) if q else name
+        deepest = max((through(b) for b in ports(cell, "input")), default=0)
+        out[label] = max(out.get(label, 0), deepest)
+    return out
 
 
 def logic_depth(
@@ -402,7 +468,9 @@ def logic_depth(
     sequential cells (:data:`_PATH_BREAKERS`) are deleted, and Yosys ``ltp
     -noff`` reports the longest topological path through what remains: LUTs,
     carry chains (one CARRY8 or CARRY4 per level), muxes, distributed RAM
-    reads and DSPs.  Returns ``{max_logic_depth, family, seconds, yosys}``.
+    reads and DSPs.  Returns ``{max_logic_depth, deepest, family, seconds, yosys}``,
+    ``deepest`` the :data:`DEEPEST` registers with the longest paths into them
+    (:func:`endpoint_depths`).
     """
     verilog = Path(verilog)
     if not verilog.is_file():
@@ -412,7 +480,7 @@ def logic_depth(
     breakers = " ".join(f"t:{pattern}" for pattern in _PATH_BREAKERS)
     script = (
         f"read_verilog -sv design.v; synth_xilinx -family {family} -top {top} -flatten "
-        f"-noiopad; delete {breakers}; tee -o ltp.txt ltp -noff"
+        f"-noiopad; write_json netlist.json; delete {breakers}; tee -o ltp.txt ltp -noff"
     )
     with tempfile.TemporaryDirectory(prefix="sfc-hls-ltp-") as tmp:
         shutil.copy(verilog, Path(tmp) / "design.v")
@@ -426,10 +494,12 @@ def logic_depth(
             tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-10:])
             raise SynthesisError(f"yosys ltp after synth_xilinx failed on {verilog}:\n{tail}")
         lengths = [int(n) for n in _LTP_LENGTH.findall((Path(tmp) / "ltp.txt").read_text())]
+        endpoints = endpoint_depths(json.loads((Path(tmp) / "netlist.json").read_text()))
     if not lengths:
         raise SynthesisError(f"yosys ltp printed no path length for {top} in {verilog}")
     return {
         "max_logic_depth": max(lengths),
+        "deepest": dict(sorted(endpoints.items(), key=lambda kv: (-kv[1], kv[0]))[:DEEPEST]),
         "family": family,
         "seconds": round(seconds, 1),
         "yosys": yosys_version(),
@@ -441,7 +511,7 @@ def logic_depth_cached(
 ) -> dict[str, Any]:
     """:func:`logic_depth` of Verilog ``text``, cached by content, family and Yosys version."""
     key = hashlib.sha256(
-        "\0".join([text, top, family, yosys_version(), "ltp/1"]).encode()
+        "\0".join([text, top, family, yosys_version(), "ltp/2"]).encode()
     ).hexdigest()[:32]
     path = _cache_dir() / f"{top}-ltp-{family}-{key}.json"
     if cache and path.is_file():

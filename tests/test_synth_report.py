@@ -218,6 +218,9 @@ endmodule
     assert whole["max_logic_depth"] in (1 + 9, 1 + 17), whole
     assert split["max_logic_depth"] in (1 + 5, 1 + 9), split
     assert split["max_logic_depth"] < whole["max_logic_depth"]
+    # The per-register view agrees with ltp and names the register at the end of the path.
+    assert max(whole["deepest"].values()) == whole["max_logic_depth"] == whole["deepest"]["s"]
+    assert split["deepest"]["lo"] <= split["max_logic_depth"]
     again = logic_depth_cached(_adder(64), "adder")
     assert (whole["cached"], again["cached"]) == (False, True)
     assert again["max_logic_depth"] == whole["max_logic_depth"]
