@@ -77,7 +77,13 @@ def logic_depth_row(algorithm: str, pco: int, cin_max: int) -> dict:
     res = logic_depth_cached(generate_engine(config).verilog.read_text(), TOPLEVEL)
     how = "cached" if res["cached"] else f"{res['seconds']:.0f} s"
     print(f"{label:40s} logic depth {res['max_logic_depth']} cells ({how})", flush=True)
-    return {"engine": label, "family": res["family"], "max_logic_depth": res["max_logic_depth"]}
+    deepest = dict(list(res["deepest"].items())[:4])
+    return {
+        "engine": label,
+        "family": res["family"],
+        "max_logic_depth": res["max_logic_depth"],
+        "deepest": deepest,
+    }
 
 
 def acceptance(rows: list[dict], depths: list[dict]) -> dict:
@@ -130,9 +136,14 @@ def markdown(result: dict) -> str:
             "`synth_xilinx -family xcup -flatten`, flip-flops, SRLs and block RAMs removed, "
             "`ltp -noff`; a LUT, CARRY8, mux or DSP48E2 each count one):",
             "",
-            "| engine | cells |",
-            "|---|---|",
-            *(f"| {d['engine']} | {d['max_logic_depth']} |" for d in result["logic_depth"]),
+            "| engine | cells | deepest registers (cells) |",
+            "|---|---|---|",
+            *(
+                f"| {d['engine']} | {d['max_logic_depth']} | "
+                + ", ".join(f"`{name}` ({n})" for name, n in d["deepest"].items())
+                + " |"
+                for d in result["logic_depth"]
+            ),
         ]
     out += [
         "",
