@@ -253,9 +253,7 @@ class ConvEngine(wiring.Component):
             sched.release.eq(ser.release),
             sched.release_bank.eq(ser.bank),
             sched.results_done.eq(ser.done),
-            sched.packet_issued.eq(
-                ser.o_lane.valid & ser.o_lane.ready & ser.o_lane.payload.meta.tag.end
-            ),
+            sched.packet_issued.eq(ser.packet_issued),
             sched.packet_out.eq(self.o_out.valid & self.o_out.ready & self.o_out.payload.meta.end),
             aq.act_shift.eq(desc.act_shift),
             rs.rescale_shift.eq(desc.rescale_shift),

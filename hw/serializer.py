@@ -39,7 +39,8 @@ class ResultSerializer(wiring.Component):
     ``meta`` the interface's ``lane_meta``); ``param_addr``, ``param_en`` (Out),
     ``param_data`` (In): the parameter memory's read port; ``cout``, ``tiles``,
     ``direct``, ``replicas``, ``blocks_per_replica`` (layer registers); ``start``;
-    ``release``, ``bank``, ``done``.
+    ``release``, ``bank``, ``done``; ``packet_issued`` (a packet's last beat
+    entered the output skid buffer, for the scheduler's in-flight count).
 
     Contract: one beat per cycle while ``o_lane`` is ready; a result is taken
     in the cycle its last beat is issued (or when nothing is held); latency
@@ -75,6 +76,7 @@ class ResultSerializer(wiring.Component):
                 "release": Out(1),
                 "bank": Out(1),
                 "done": Out(1),
+                "packet_issued": Out(1),
             }
         )
 
@@ -109,6 +111,12 @@ class ResultSerializer(wiring.Component):
         m.submodules.out_skid = skid = SkidBuffer(self.o_lane.payload.shape())
         wiring.connect(m, skid.o, wiring.flipped(self.o_lane))
         lane_out = skid.i
+        # A packet counts as issued when its last beat enters the skid buffer (the
+        # scheduler's in-flight count then covers the buffer: the layer does not end,
+        # nor the next one start, while a beat of it waits there).
+        m.d.comb += self.packet_issued.eq(
+            lane_out.valid & lane_out.ready & lane_out.payload.meta.tag.end
+        )
         advance = ~lane_out.valid | lane_out.ready
         issue = held & advance
         end = k == last_k
