@@ -103,6 +103,17 @@ def _yosys() -> str:
     )
 
 
+def _stat_json(text: str) -> dict:
+    """Yosys ``stat -json`` output as a dict.
+
+    Yosys 0.23 writes the instance hierarchy of a design with submodules nested
+    two deep (``conv_engine.serializer.out_skid      1``) into the middle of
+    the JSON; those lines are the only ones without a quote, brace or bracket.
+    """
+    lines = [line for line in text.splitlines() if any(c in line for c in '"{}[]')]
+    return json.loads("\n".join(lines))
+
+
 def synthesize(verilog: str | Path, top: str, *, family: str = "xcup") -> SynthesisResult:
     """Synthesize ``top`` from ``verilog`` for ``family`` and count the mapped cells."""
     if family not in FAMILIES:
@@ -125,7 +136,7 @@ def synthesize(verilog: str | Path, top: str, *, family: str = "xcup") -> Synthe
         if proc.returncode != 0:
             tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-20:])
             raise SynthesisError(f"yosys {synth} failed on {verilog}:\n{tail}")
-        stat = json.loads((Path(tmp) / "stat.json").read_text())
+        stat = _stat_json((Path(tmp) / "stat.json").read_text())
     design = stat.get("design", {})
     cells = design.get("num_cells_by_type") or {}
     if not cells:  # older stat -json layouts: per module
