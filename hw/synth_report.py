@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -367,22 +368,38 @@ def _critical_path(paths: list[dict]) -> dict[str, Any] | None:
     }
 
 
-def ecp5_fmax_cached(text: str, top: str, *, seed: int = 1, cache: bool = True) -> dict[str, Any]:
-    """:func:`ecp5_fmax` on Verilog ``text``, cached by content, seed and tool versions."""
-    key = hashlib.sha256(
-        "\0".join(
-            [text, top, str(seed), yosys_version(), _nextpnr_version_output(), "ecp5-fmax/3"]
-        ).encode()
-    ).hexdigest()[:32]
-    path = _cache_dir() / f"{top}-ecp5-{key}.json"
+def _cached_tool_run(
+    text: str,
+    top: str,
+    kind: str,
+    key: list[str],
+    run: Callable[[Path], dict[str, Any]],
+    *,
+    cache: bool = True,
+) -> dict[str, Any]:
+    """``run(verilog_path)`` on Verilog ``text``, cached in ``$SFC_HLS_CACHE/synth`` by the
+    text, ``top`` and ``key`` (tool versions, options); adds ``cached``.  ``cache=False``
+    runs (and stores) even when a result is cached."""
+    digest = hashlib.sha256("\0".join([text, top, *key]).encode()).hexdigest()[:32]
+    path = _cache_dir() / f"{top}-{kind}-{digest}.json"
     if cache and path.is_file():
         return {**json.loads(path.read_text()), "cached": True}
-    with tempfile.TemporaryDirectory(prefix="sfc-hls-ecp5-src-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"sfc-hls-{kind}-src-") as tmp:
         src = Path(tmp) / f"{top}.v"
         src.write_text(text)
-        out = ecp5_fmax(src, top, seed=seed)
+        out = run(src)
     write_text_atomic(path, json.dumps(out, indent=2))
     return {**out, "cached": False}
+
+
+def ecp5_fmax_cached(text: str, top: str, *, seed: int = 1, cache: bool = True) -> dict[str, Any]:
+    """:func:`ecp5_fmax` on Verilog ``text``, cached by content, seed and tool versions."""
+
+    def run(src: Path) -> dict[str, Any]:
+        return ecp5_fmax(src, top, seed=seed)
+
+    key = [str(seed), yosys_version(), _nextpnr_version_output(), "ecp5-fmax/3"]
+    return _cached_tool_run(text, top, "ecp5", key, run, cache=cache)
 
 
 #: Cells that start and end a register-to-register path after ``synth_xilinx``:
@@ -510,18 +527,12 @@ def logic_depth_cached(
     text: str, top: str, *, family: str = "xcup", cache: bool = True
 ) -> dict[str, Any]:
     """:func:`logic_depth` of Verilog ``text``, cached by content, family and Yosys version."""
-    key = hashlib.sha256(
-        "\0".join([text, top, family, yosys_version(), "ltp/2"]).encode()
-    ).hexdigest()[:32]
-    path = _cache_dir() / f"{top}-ltp-{family}-{key}.json"
-    if cache and path.is_file():
-        return {**json.loads(path.read_text()), "cached": True}
-    with tempfile.TemporaryDirectory(prefix="sfc-hls-ltp-src-") as tmp:
-        src = Path(tmp) / f"{top}.v"
-        src.write_text(text)
-        out = logic_depth(src, top, family=family)
-    write_text_atomic(path, json.dumps(out, indent=2))
-    return {**out, "cached": False}
+
+    def run(src: Path) -> dict[str, Any]:
+        return logic_depth(src, top, family=family)
+
+    key = [family, yosys_version(), "ltp/2"]
+    return _cached_tool_run(text, top, f"ltp-{family}", key, run, cache=cache)
 
 
 # ------------------------------------------------------------------ CLI
