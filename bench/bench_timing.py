@@ -39,8 +39,17 @@ from sfc_hls.catalog import get_algorithm  # noqa: E402
 from sfc_hls.config import EngineConfig  # noqa: E402
 
 SEED = 1  # nextpnr placement seed
-#: Whole engines that place on an LFE5U-85F (156 MULT18X18D): (algorithm, P_co, cin_max).
+#: Whole engines that place on an LFE5U-85F (156 MULT18X18D): (algorithm, P_co, cin_max),
+#: with one MAC per multiplier (``macs_per_dsp=1``: the packed multiply needs a
+#: DSP48E2's 27 x 18 bits, ECP5's multipliers are 18 x 18).
 WHOLE_ENGINES = [("wino-2x2-3x3", 2, 64), ("direct-3x3", 4, 64)]
+
+
+def whole_engine_config(algorithm: str, pco: int, cin_max: int) -> EngineConfig:
+    """The ECP5 engine of a :data:`WHOLE_ENGINES` row."""
+    return EngineConfig(
+        algorithm=algorithm, pco=pco, cin_max=cin_max, cout_max=cin_max, macs_per_dsp=1
+    )
 #: Whole tops whose longest register-to-register path (Yosys ``ltp`` after
 #: ``synth_xilinx``) is measured: the ECP5 engines and the default engine.
 DEPTH_ENGINES = [
@@ -200,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         units += [(title, block, texts[block], block) for block in TRANSFORM_BLOCKS]
     if not args.no_whole:
         for algorithm, pco, cin_max in WHOLE_ENGINES:
-            config = EngineConfig(algorithm=algorithm, pco=pco, cin_max=cin_max, cout_max=cin_max)
+            config = whole_engine_config(algorithm, pco, cin_max)
             text = generate_engine(config).verilog.read_text()
             label = f"{config.algo.title}, P_co={pco}, cin_max={cin_max}"
             units.append((label, "whole engine", text, TOPLEVEL))

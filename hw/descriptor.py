@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal, unsigned
+from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -53,19 +53,28 @@ class DescriptorRegisters(wiring.Component):
             last commit, CIN, COUT, TILES >= 1, and in direct mode TAPS >= 1,
             ``TAPS * CIN <= limits["direct_reduction"]`` and REPLICAS one of ``replicas``.
         blocks_per_replica (Out): ``blocks / REPLICAS`` of ``descriptor`` (``blocks`` in fast mode).
+        reduction (Out, registered with ``descriptor``): products per accumulator of the
+            running layer, ``TAPS * CIN`` in direct mode, ``CIN`` in fast mode.  The one
+            control multiply of the engine (shared with the TAPS * CIN check): every
+            DSP of the top counts against the MAC array's efficiency.
         error (Out 1): sticky: the last commit had an invalid descriptor (no
             layer started); cleared by a valid commit.  An invalid commit also
             clears the bad-write flag, so that a rewritten descriptor can start.
 
     Latency: a write taken in cycle ``t`` is in the staged descriptor from
-    cycle ``t + 2``.  A START taken in cycle ``t`` with the engine idle
-    commits in cycle ``t + 1`` (seeing every earlier write): ``descriptor``
-    and ``start`` (or ``error``) change in cycle ``t + 2``
+    cycle ``t + 2``; ``valid`` follows two cycles later (``TAPS * CIN`` and the
+    checks are registered: no multiply and compare chain ends in the commit).
+    A START taken in cycle ``t`` with the engine idle commits in cycle
+    ``t + 3`` (:data:`COMMIT_WAIT` ``+ 1``, seeing every earlier write):
+    ``descriptor`` and ``start`` (or ``error``) change in cycle ``t + 4``
     (:data:`START_DELAY` cycles after the write).
     """
 
+    #: Cycles from a START being taken to the earliest commit: the write before it is
+    #: decoded, then the registered TAPS * CIN, then the registered checks see it.
+    COMMIT_WAIT = 2
     #: Cycles from the START write (engine idle) to the ``start`` pulse.
-    START_DELAY = 2
+    START_DELAY = COMMIT_WAIT + 2
 
     def __init__(
         self,
@@ -92,6 +101,7 @@ class DescriptorRegisters(wiring.Component):
                 "valid": Out(1),
                 "error": Out(1),
                 "blocks_per_replica": Out(range(blocks + 1)),
+                "reduction": Out(range(max(self.limits["direct_reduction"], self.limits["cin"]) + 1)),
             }
         )
 
@@ -109,26 +119,45 @@ class DescriptorRegisters(wiring.Component):
         )
         with m.If(beat_valid):
             self._decode(m, staged, beat, bad_write)
-        staged_ok, _ = self._checks(m, staged)
-        _, blocks_per_replica = self._checks(m, self.descriptor)
+        # The checks of the staged descriptor in two registered steps (TAPS * CIN, then
+        # the compares), so a commit waits until they have seen every earlier write.
+        product = Signal(range(self.limits["taps"] * self.limits["cin"] + 1), name="taps_cin")
+        m.d.sync += product.eq(staged.taps * staged.cin)
+        staged_ok, _ = self._checks(m, staged, product)
+        staged_ok_r = Signal(name="staged_ok")
+        m.d.sync += staged_ok_r.eq(staged_ok)
+        _, blocks_per_replica = self._checks(m, self.descriptor, None)
         m.d.comb += [
-            self.valid.eq(~bad_write & staged_ok),
+            self.valid.eq(~bad_write & staged_ok_r),
             self.blocks_per_replica.eq(blocks_per_replica),
         ]
+        # Cycles since the START was taken (saturating): the commit waits for
+        # COMMIT_WAIT of them (the last write before the START is decoded in the first).
+        age = Signal(range(self.COMMIT_WAIT + 1))
+        with m.If(taken & control):
+            m.d.sync += age.eq(0)
+        with m.Elif(age != self.COMMIT_WAIT):
+            m.d.sync += age.eq(age + 1)
         m.d.sync += self.start.eq(0)
-        with m.If(self.pending & self.accept & ~self.start):  # commit
+        with m.If(self.pending & self.accept & ~self.start & (age == self.COMMIT_WAIT)):  # commit
             m.d.sync += self.pending.eq(0)
             with m.If(self.valid):
-                m.d.sync += [self.descriptor.eq(staged), self.start.eq(1), self.error.eq(0)]
+                m.d.sync += [
+                    self.descriptor.eq(staged),
+                    self.reduction.eq(Mux(staged.direct, product, staged.cin)),
+                    self.start.eq(1),
+                    self.error.eq(0),
+                ]
             with m.Else():
                 m.d.sync += [self.error.eq(1), bad_write.eq(0)]
         with m.Elif(taken & control):
             m.d.sync += self.pending.eq(1)
         return m
 
-    def _checks(self, m: Module, desc) -> tuple[Signal, Signal]:
+    def _checks(self, m: Module, desc, taps_cin) -> tuple[Signal, Signal]:
         """``(ok, blocks_per_replica)`` of descriptor ``desc``: CIN, COUT, TILES >= 1 and, in
-        direct mode, TAPS >= 1, TAPS * CIN within the limit, REPLICAS a divisor of the blocks."""
+        direct mode, TAPS >= 1, TAPS * CIN (``taps_cin``; None: ``ok`` unused) within the
+        limit, REPLICAS a divisor of the blocks."""
         replicas_ok = Signal()
         blocks_per_replica = Signal(range(self.blocks + 1))
         with m.Switch(desc.replicas):
@@ -138,7 +167,7 @@ class DescriptorRegisters(wiring.Component):
         with m.If(~desc.direct):
             m.d.comb += blocks_per_replica.eq(self.blocks)
         ok = Signal()
-        reduction_ok = desc.taps * desc.cin <= self.limits["direct_reduction"]
+        reduction_ok = 1 if taps_cin is None else taps_cin <= self.limits["direct_reduction"]
         direct_ok = (desc.taps >= 1) & reduction_ok & replicas_ok
         m.d.comb += ok.eq(
             (desc.cin >= 1) & (desc.cout >= 1) & (desc.tiles >= 1) & (~desc.direct | direct_ok)

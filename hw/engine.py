@@ -32,7 +32,13 @@ from amaranth.lib.wiring import In, Out
 
 from sfc_hls.config import EngineConfig
 from sfc_hls.hw.descriptor import DescriptorRegisters
-from sfc_hls.hw.interface import BACK_BLOCKS, BLOCKS, FRONT_BLOCKS, EngineInterface
+from sfc_hls.hw.interface import (
+    BACK_BLOCKS,
+    BLOCKS,
+    FRONT_BLOCKS,
+    OUTPUT_ADDS_PER_STAGE,
+    EngineInterface,
+)
 from sfc_hls.hw.mac_array import MacArray
 from sfc_hls.hw.port_buffers import RegisterSlice, SkidBuffer
 from sfc_hls.hw.quantizers import ActQuantizer, OutputQuantizer, Rescale
@@ -82,7 +88,10 @@ def datapath_blocks(
         "rescale": lambda: Rescale(cfg, meta_layout=lay["lane_meta"]),
         "collector": lambda: TileCollector(in_layout=rescale_out, blocks=iface.blocks),
         "output_transform": lambda: OutputTransform(
-            iface.algo, z_bits=cfg.z_bits, meta_layout=lay["lane_meta"]
+            iface.algo,
+            z_bits=cfg.z_bits,
+            meta_layout=lay["lane_meta"],
+            adds_per_stage=OUTPUT_ADDS_PER_STAGE,
         ),
         "splitter": lambda: TileSplitter(in_layout=lay["tile_y"], width=iface.width),
         "output_quantizer": lambda: OutputQuantizer(
@@ -237,7 +246,7 @@ class ConvEngine(wiring.Component):
             sched.cin.eq(desc.cin),
             sched.cout.eq(desc.cout),
             sched.tiles.eq(desc.tiles),
-            sched.taps.eq(desc.taps),
+            sched.layer_reduction.eq(regs.reduction),
             sched.direct.eq(desc.direct),
             sched.replicas.eq(desc.replicas),
             wb.restart.eq(sched.restart),

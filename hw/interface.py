@@ -34,10 +34,19 @@ from sfc_hls.hw.quantizers import (
     RescaleWidths,
 )
 from sfc_hls.hw.register_map import RegisterMap
+from sfc_hls.hw.tile_blocks import TileSplitter
 from sfc_hls.hw.transform import AdderNetlist, adder_netlist
 from sfc_hls.hw.weight_buffer import WeightBuffer
 
-__all__ = ["TILE_BITS", "EngineInterface"]
+__all__ = ["OUTPUT_ADDS_PER_STAGE", "TILE_BITS", "EngineInterface"]
+
+#: Adder levels per pipeline stage of the engine's output transform ``A^T``: one,
+#: because its adders are 24-31 bits wide and two chained ones are the longest
+#: path of the engine (13 cells after ``synth_xilinx`` on SFC-6(7x7,3x3), 12 with one
+#: level).  The register cost (A^T latency 5 -> 9 cycles, about twice the register
+#: bits) does not stall the output path: the registered :class:`TileSplitter`
+#: takes a tile in one cycle.  The input transform's 8-14-bit adders keep two per stage.
+OUTPUT_ADDS_PER_STAGE = 1
 
 #: Width of the tile counter: a layer has at most 2^16 - 1 output tiles per group.
 TILE_BITS = 16
@@ -221,7 +230,9 @@ def _interface(config: EngineConfig) -> EngineInterface:
     algo = config.algo
     m, lanes, width = algo.mults, config.pco, config.backend_width
     input_netlist = adder_netlist(algo.input_adder_network, config.in_bits)
-    output_netlist = adder_netlist(algo.output_adder_network, config.z_bits)
+    output_netlist = adder_netlist(
+        algo.output_adder_network, config.z_bits, adds_per_stage=OUTPUT_ADDS_PER_STAGE
+    )
     act = ActQuantizerWidths.derive(config)
     if act.v_bits != input_netlist.out_width:
         raise AssertionError(f"{algo.name}: B^T width {input_netlist.out_width} != v_bits")
@@ -245,7 +256,7 @@ def _interface(config: EngineConfig) -> EngineInterface:
         "rescale": Rescale.latency,
         "collector": 1,
         "output_transform": output_netlist.latency,
-        "splitter": 0,
+        "splitter": TileSplitter.latency,
         "output_quantizer": OutputQuantizer.latency,
         "output_buffer": SkidBuffer.latency,
     }

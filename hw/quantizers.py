@@ -171,6 +171,43 @@ def _stage(m: Module, pipe: StallPipeline, values: list, layout: data.ArrayLayou
     return pipe.register(m, _lanes(m, layout, values, name), name=name, shape=layout)
 
 
+#: Signed width of the wide multiplier input of a DSP48E2 (27 x 18 bits signed).
+DSP_WIDE_INPUT_BITS = 27
+
+
+def _split_product(
+    m: Module, pipe: StallPipeline, values: list, mult: Value, name: str
+) -> tuple[list, list, int]:
+    """One pipeline stage of ``values[k] * mult`` for signed values wider than a DSP input.
+
+    Each value splits into ``hi * 2^L + lo`` with ``hi`` the top
+    :data:`DSP_WIDE_INPUT_BITS` bits (signed) and ``lo`` the low ``L`` bits
+    (unsigned); ``hi * mult`` is one DSP multiply, ``lo * mult`` a sum of ``L``
+    shifted copies of ``mult`` in fabric (no ``*``, so synthesis does not spend a
+    second DSP on it).  Returns the registered ``(hi products, lo products, L)``;
+    the product is ``(hi_product << L) + lo_product``, exactly (the next stage adds them).
+    ``L = 0`` (narrow values): the lo products are 0.
+    """
+    width = Value.cast(values[0]).shape().width
+    low = max(width - DSP_WIDE_INPUT_BITS, 0)
+    mult_bits = Value.cast(mult).shape().width
+    hi_layout = data.ArrayLayout(signed(width - low + mult_bits + 1), len(values))
+    hi = _stage(m, pipe, [v[low:].as_signed() * mult for v in values], hi_layout, f"{name}_hi")
+    if not low:
+        return hi, [0] * len(values), 0
+    lo_layout = data.ArrayLayout(unsigned(low + mult_bits), len(values))
+    lo_terms = [_balanced_sum([Mux(v[i], mult, 0) << i for i in range(low)]) for v in values]
+    return hi, _stage(m, pipe, lo_terms, lo_layout, f"{name}_lo"), low
+
+
+def _balanced_sum(terms: list) -> Value:
+    """The sum of ``terms`` as a tree of adders (depth ``ceil(log2(len(terms)))``)."""
+    while len(terms) > 1:
+        terms = [sum(terms[i : i + 2]) if i + 1 < len(terms) else terms[i]
+                 for i in range(0, len(terms), 2)]  # fmt: skip
+    return terms[0]
+
+
 def _saturate(value: Value, bits: int, *, relu: Value | None = None) -> Value:
     """Clamp ``value`` to ``signed(bits)`` (to ``[0, max]`` while ``relu`` is high)."""
     lo, hi = signed_range(bits)
@@ -617,8 +654,9 @@ class OutputQuantizer(wiring.Component):
         layer), ``shift_width`` (``max_shift.bit_length()``), and
         :attr:`~OutputQuantizerWidths.params_layout`.
     latency : int
-        5 (add the bias and decode the shift; multiply; add the rounding constant;
-        shift; saturate and ReLU), each stage registered.
+        6 (add the bias and decode the shift; multiply, the operand wider than a
+        DSP input split in two (:func:`_split_product`); join the two products;
+        shift by ``s - 1``; clamp; rounding carry, saturate and ReLU), each stage registered.
     in_layout, out_layout : data.StructLayout
 
     Ports
@@ -633,10 +671,10 @@ class OutputQuantizer(wiring.Component):
     relu : In(1)
         Per-layer: clamp outputs at 0.
 
-    Latency 5, one beat per cycle, backpressure and reset as in :mod:`sfc_hls.hw.quantizers`.
+    Latency 6, one beat per cycle, backpressure and reset as in :mod:`sfc_hls.hw.quantizers`.
     """
 
-    latency = 5
+    latency = 6
 
     def __init__(
         self,
@@ -698,16 +736,20 @@ class OutputQuantizer(wiring.Component):
         out_mult = pipe.register(m, params.out_mult, name="outq_mult1")
         effective = rounding.effective(params.out_shift)
         shift = pipe.delay(m, pipe.register(m, effective, name="outq_shift1"), 1, name="outq_shift")
-        # Stage 2: (y + bias) * out_mult (the multiplier alone).
-        prod = _stage(m, pipe, [biased[k] * out_mult for k in range(n)],
+        # Stage 2: (y + bias) * out_mult, the 32-bit operand split so that one DSP
+        # multiplies its top 27 bits and fabric adders the rest (_split_product).
+        hi, lo, low = _split_product(m, pipe, [biased[k] for k in range(n)], out_mult, "outq")
+        # Stage 3: the product joined, (hi << L) + lo (no DSP post-adder is inferred).
+        prod = _stage(m, pipe, [(hi[k] << low) + lo[k] for k in range(n)],
                       data.ArrayLayout(signed(rounding.product_bits), n), "outq_prod")  # fmt: skip
-        # Stage 3: t = (2 prod) >> s (shift first: _RoundingShift.doubled_shift).
+        shift = pipe.delay(m, shift, 1, name="outq_shift_p")
+        # Stage 4: t = (2 prod) >> s (shift first: _RoundingShift.doubled_shift).
         t = _stage(m, pipe, [rounding.doubled_shift(prod[k], shift) for k in range(n)],
                    data.ArrayLayout(signed(rounding.round_bits), n), "outq_t")  # fmt: skip
-        # Stage 4: t clamped to out_bits + 2 bits.
+        # Stage 5: t clamped to out_bits + 2 bits.
         t_cut = _stage(m, pipe, [_clamp(t[k], out_bits + 2) for k in range(n)],
                        data.ArrayLayout(signed(out_bits + 2), n), "outq_t_cut")  # fmt: skip
-        # Stage 5: the rounding carry (t + 1) >> 1, saturation and ReLU.
+        # Stage 6: the rounding carry (t + 1) >> 1, saturation and ReLU.
         out = _stage(m, pipe, [_clamp((t_cut[k] + 1) >> 1, out_bits, relu=self.relu)
                                for k in range(n)],
                      self.out_layout.members["data"], "outq_out")  # fmt: skip

@@ -37,9 +37,10 @@ class GroupScheduler(wiring.Component):
     serializer and ``o_out`` (counted from ``packet_issued`` and ``packet_out``).
 
     Ports: ``start`` (In, one cycle: a valid descriptor starts a layer; only
-    while not ``busy``); ``cin``, ``cout``, ``tiles``, ``taps``, ``direct``,
+    while not ``busy``); ``cin``, ``cout``, ``tiles``, ``direct``,
     ``replicas`` (In, the descriptor, held during the layer; a direct-mode group
-    covers ``P_co * REPLICAS`` output channels); ``i_chan``,
+    covers ``P_co * REPLICAS`` output channels); ``layer_reduction`` (In, products per
+    accumulator, ``TAPS * CIN`` or ``CIN``, computed by the descriptor registers); ``i_chan``,
     ``i_weight``, ``i_act`` (In streams, the engine's ports); ``param_addr``,
     ``param_data``, ``param_en`` (Out: parameter-memory writes); ``o_weight`` (Out
     stream to the weight buffer); ``restart``, ``load_bank`` (weight buffer
@@ -66,7 +67,7 @@ class GroupScheduler(wiring.Component):
                 "cin": In(range(cfg.cin_max + 1)),
                 "cout": In(range(cfg.cout_max + 1)),
                 "tiles": In(unsigned(TILE_BITS)),
-                "taps": In(range(cfg.direct_reduction_max + 1)),
+                "layer_reduction": In(unsigned(reduction_bits)),
                 "direct": In(1),
                 "replicas": In(range(interface.blocks + 1)),
                 "i_chan": In(stream.Signature(lay["chan"])),
@@ -102,7 +103,7 @@ class GroupScheduler(wiring.Component):
         m.d.comb += self.layer_start.eq(self.start & ~self.busy)
         # Products per accumulator, latched when the layer starts.
         with m.If(self.layer_start):
-            m.d.sync += self.reduction.eq(Mux(self.direct, self.taps * self.cin, self.cin))
+            m.d.sync += self.reduction.eq(self.layer_reduction)
         self._loader(m, full | in_use, set_full)
         self._compute(m, full, computed)
         with m.If(self.release):

@@ -70,15 +70,21 @@ class TileSplitter(wiring.Component):
     """One beat of ``n`` values -> ``ceil(n / W)`` beats of ``W`` (zero-padded), ``index`` 0, 1, ...
 
     Ports: ``i`` (stream ``{data: [n], meta}``), ``o`` (stream ``{data: [W], meta}``).
-    Contract: combinational (latency 0); the input is taken with its last
-    block, so it must hold its payload while offered (every stream does);
-    ``meta.tag.end`` is set on the last block, ``meta.tag.last`` only there too.
+    Contract: latency :attr:`latency` = 1: a beat on ``i`` is taken into a
+    register in one cycle, when the splitter is empty or sends the last block
+    of the previous beat (``i.ready = ~o.valid | (o.ready & last block)``), so
+    the output transform in front of it never waits while blocks leave; the
+    blocks then leave one per cycle.  ``meta.tag.end`` is set on the last
+    block, ``meta.tag.last`` only there too.
     """
+
+    latency = 1
 
     def __init__(self, *, in_layout: data.StructLayout, width: int) -> None:
         data_layout = in_layout.members["data"]
         self.n, self.width = data_layout.length, width
         self.beats = -(-self.n // width)
+        self.in_layout = in_layout
         out_data = data.ArrayLayout(data_layout.elem_shape, width)
         super().__init__(
             {
@@ -91,18 +97,24 @@ class TileSplitter(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         s = Signal(range(max(self.beats, 2)))
+        held = Signal(self.in_layout)
         last_block = (s == self.beats - 1) if self.beats > 1 else Const(1, 1)
-        out, src = self.o.payload, self.i.payload
+        out = self.o.payload
         m.d.comb += [
-            self.o.valid.eq(self.i.valid),
-            self.i.ready.eq(self.o.ready & last_block),
-            out.meta.eq(src.meta),
+            self.i.ready.eq(~self.o.valid | (self.o.ready & last_block)),
+            out.meta.eq(held.meta),
             out.meta.tag.index.eq(s),
             out.meta.tag.end.eq(last_block),
-            out.meta.tag.last.eq(src.meta.tag.last & last_block),
+            out.meta.tag.last.eq(held.meta.tag.last & last_block),
         ]
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += s.eq(Mux(last_block, 0, s + 1))
+            with m.If(last_block):
+                m.d.sync += self.o.valid.eq(0)
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [held.eq(self.i.payload), self.o.valid.eq(1)]
         if self.beats == 1:  # the whole tile in one beat
-            m.d.comb += [out.data[i].eq(src.data[i]) for i in range(self.n)]
+            m.d.comb += [out.data[i].eq(held.data[i]) for i in range(self.n)]
             return m
         # The block is selected into its own signal, so that o.payload has only
         # unconditional drivers (continuous assignments in the Verilog: a
@@ -114,8 +126,6 @@ class TileSplitter(wiring.Component):
                 with m.Case(b):
                     for i in range(self.width):
                         if b * self.width + i < self.n:
-                            m.d.comb += block[i].eq(src.data[b * self.width + i])
+                            m.d.comb += block[i].eq(held.data[b * self.width + i])
         m.d.comb += out.data.eq(block)
-        with m.If(self.o.valid & self.o.ready):
-            m.d.sync += s.eq(Mux(last_block, 0, s + 1))
         return m

@@ -51,8 +51,8 @@ class WeightBuffer(wiring.Component):
         o_beat (Out stream of ``{act, weights, first, last}``): the same beat with row ``ci``,
             the payload layout of ``MacArray.i_beat``.
 
-    Contract: latency :attr:`latency` = 2 cycles (a skid buffer, then the synchronous
-    memory read), one beat per cycle; ``i_beat.ready`` comes from a register (the
+    Contract: latency :attr:`latency` = 3 cycles (a skid buffer, the synchronous
+    memory read, the registered row and direct-mode entry), one beat per cycle; ``i_beat.ready`` comes from a register (the
     :class:`~sfc_hls.hw.port_buffers.SkidBuffer`), behind it backpressure stalls the
     read stage together with the beat (:class:`~sfc_hls.hw.pipeline.StallPipeline`).  A bank must not be written
     while beats that read it are in flight (the engine frees a bank only after
@@ -60,8 +60,8 @@ class WeightBuffer(wiring.Component):
     the engine only reads ``ci < cin <= loaded``.
     """
 
-    #: Cycles of the memory read stage.
-    READ_LATENCY = 1
+    #: Cycles from the skid buffer to ``o_beat``: the memory read, the selected weights.
+    READ_LATENCY = 2
     latency = SkidBuffer.latency + READ_LATENCY
 
     @staticmethod
@@ -148,8 +148,10 @@ class WeightBuffer(wiring.Component):
 
         # Read side: a skid buffer (``i_beat.ready`` from a register, so the MAC array's
         # backpressure ends here instead of running on through the activation
-        # quantizer, the input transform and the scheduler), then one stage whose
-        # register is the memory's output register.
+        # quantizer, the input transform and the scheduler), then two stages: the
+        # memory's output register, and the row and the direct-mode entry in
+        # registers (_weights), so that no block-RAM read shares a cycle with the
+        # entry select and only a 2:1 mux stands before the multipliers.
         m.submodules.beat_skid = skid = SkidBuffer(self.in_beat_layout)
         wiring.connect(m, wiring.flipped(self.i_beat), skid.i)
         beat = skid.o
@@ -159,20 +161,23 @@ class WeightBuffer(wiring.Component):
             rd.addr.eq(meta.bank * self.cin_max + meta.ci),
             rd.en.eq(pipe.advance),
         ]
-        act = pipe.register(m, beat.payload.data, name="act")
-        first = pipe.register(m, meta.first, name="first")
-        last = pipe.register(m, meta.last, name="last")
         slot = pipe.register(m, meta.slot, name="slot")
+        stages = self.READ_LATENCY
         m.d.comb += [
-            self.o_beat.payload.act.eq(act),
-            self.o_beat.payload.first.eq(first),
-            self.o_beat.payload.last.eq(last),
+            self.o_beat.payload.act.eq(pipe.delay(m, beat.payload.data, stages, name="act")),
+            self.o_beat.payload.first.eq(pipe.delay(m, meta.first, stages, name="first")),
+            self.o_beat.payload.last.eq(pipe.delay(m, meta.last, stages, name="last")),
         ]
-        self._weights(m, rd.data, slot)
+        self._weights(m, pipe, rd.data, slot)
         return m
 
-    def _weights(self, m: Module, row, slot) -> None:
-        """``o_beat.weights``: the row (fast) or entry ``slot`` broadcast over its blocks (direct)."""
+    def _weights(self, m: Module, pipe: StallPipeline, row, slot) -> None:
+        """``o_beat.weights`` from the row read in stage 1: the row (fast) or entry ``slot``
+        broadcast over its blocks (direct).  Stage 2 registers the row and the entry
+        apart (the entry select is a ``W``-way mux of ``P_co x B`` weights, not of all
+        ``P_co x m``); the 2:1 mode mux after them is the only logic before the multipliers.
+        """
+        row_r = pipe.register(m, row, name="row", shape=self.row_layout)
         if self.blocks == self.positions and self.width == 1:
             entry = data.View(self.entry_layout, row.as_value())
         else:
@@ -182,9 +187,10 @@ class WeightBuffer(wiring.Component):
                 for k in range(self.width):
                     with m.Case(k):
                         m.d.comb += entry.eq(entries[k])
+        entry_r = pipe.register(m, entry, name="entry", shape=self.entry_layout)
         out = self.o_beat.payload.weights
         for lane in range(self.lanes):
             for j in range(self.positions):
                 m.d.comb += out[lane][j].eq(
-                    Mux(self.direct, entry[lane][j // self.width], row[lane][j])
+                    Mux(self.direct, entry_r[lane][j // self.width], row_r[lane][j])
                 )

@@ -94,7 +94,8 @@ def _registers():
 def _run_writes(dut, writes):
     """Write ``(addr, data)`` pairs with the engine idle, each as soon as ``i_cfg`` is ready;
     return, per write taken in cycle ``t``: (start, valid, error, descriptor), ``valid`` in
-    cycle ``t + 1`` (when a START commits) and the others in cycle ``t + START_DELAY``."""
+    cycle ``t + START_DELAY - 1`` (when a START commits) and the others in cycle
+    ``t + START_DELAY``."""
     snaps, taken = [], []
 
     async def bench(ctx):
@@ -119,8 +120,8 @@ def _run_writes(dut, writes):
 
     run_testbenches(dut, bench, cycles=3 * len(writes) + 10)
     delay = DescriptorRegisters.START_DELAY
-    return [(snaps[t + delay - 1][0], snaps[t][1], snaps[t + delay - 1][2], snaps[t + delay - 1][3])
-            for t in taken]  # fmt: skip
+    return [(snaps[t + delay - 1][0], snaps[t + delay - 2][1], snaps[t + delay - 1][2],
+             snaps[t + delay - 1][3]) for t in taken]  # fmt: skip
 
 
 def test_descriptor_registers_decode_the_table():
@@ -197,12 +198,14 @@ def test_descriptor_staged_during_a_layer_starts_when_the_engine_is_idle():
         ctx.set(dut.accept, 1)
         for addr, value in first:
             await write(ctx, addr, value)
-        await ctx.tick()  # START commits in the cycle after it is taken, starts in the next
+        for _ in range(DescriptorRegisters.START_DELAY - 1):  # commit, then start
+            await ctx.tick()
         assert ctx.get(dut.start) and ctx.get(dut.descriptor.cin) == 2
         ctx.set(dut.accept, 0)  # the first layer runs
         for addr, value in second:
             await write(ctx, addr, value)
-        await ctx.tick()
+        for _ in range(DescriptorRegisters.START_DELAY - 1):  # long enough to have started
+            await ctx.tick()
         trace["running"] = ctx.get(dut.descriptor.cin), ctx.get(dut.pending)
         trace["ready_while_pending"] = ctx.get(dut.i_cfg.ready)
         ctx.set(dut.accept, 1)  # the first layer ends
