@@ -50,6 +50,8 @@ def whole_engine_config(algorithm: str, pco: int, cin_max: int) -> EngineConfig:
     return EngineConfig(
         algorithm=algorithm, pco=pco, cin_max=cin_max, cout_max=cin_max, macs_per_dsp=1
     )
+
+
 #: Whole tops whose longest register-to-register path (Yosys ``ltp`` after
 #: ``synth_xilinx``) is measured: the ECP5 engines and the default engine.
 DEPTH_ENGINES = [

@@ -101,7 +101,9 @@ class DescriptorRegisters(wiring.Component):
                 "valid": Out(1),
                 "error": Out(1),
                 "blocks_per_replica": Out(range(blocks + 1)),
-                "reduction": Out(range(max(self.limits["direct_reduction"], self.limits["cin"]) + 1)),
+                "reduction": Out(
+                    range(max(self.limits["direct_reduction"], self.limits["cin"]) + 1)
+                ),
             }
         )
 
