@@ -51,8 +51,9 @@ class WeightBuffer(wiring.Component):
         o_beat (Out stream of ``{act, weights, first, last}``): the same beat with row ``ci``,
             the payload layout of ``MacArray.i_beat``.
 
-    Contract: latency :attr:`latency` = 3 cycles (a skid buffer, the synchronous
-    memory read, the registered row and direct-mode entry), one beat per cycle; ``i_beat.ready`` comes from a register (the
+    Contract: latency :attr:`latency` = 4 cycles (a skid buffer, the synchronous
+    memory read, the registered row and direct-mode entry, the registered
+    weights of the mode), one beat per cycle; ``i_beat.ready`` comes from a register (the
     :class:`~sfc_hls.hw.port_buffers.SkidBuffer`), behind it backpressure stalls the
     read stage together with the beat (:class:`~sfc_hls.hw.pipeline.StallPipeline`).  A bank must not be written
     while beats that read it are in flight (the engine frees a bank only after
@@ -60,8 +61,9 @@ class WeightBuffer(wiring.Component):
     the engine only reads ``ci < cin <= loaded``.
     """
 
-    #: Cycles from the skid buffer to ``o_beat``: the memory read, the selected weights.
-    READ_LATENCY = 2
+    #: Cycles from the skid buffer to ``o_beat``: the memory read, the row and the entry,
+    #: the weights of the mode.
+    READ_LATENCY = 3
     latency = SkidBuffer.latency + READ_LATENCY
 
     @staticmethod
@@ -149,9 +151,12 @@ class WeightBuffer(wiring.Component):
         # Read side: a skid buffer (``i_beat.ready`` from a register, so the MAC array's
         # backpressure ends here instead of running on through the activation
         # quantizer, the input transform and the scheduler), then two stages: the
-        # memory's output register, and the row and the direct-mode entry in
-        # registers (_weights), so that no block-RAM read shares a cycle with the
-        # entry select and only a 2:1 mux stands before the multipliers.
+        # memory's output register, the row and the direct-mode entry in
+        # registers, and the weights of the mode in registers (_weights): no
+        # block-RAM read shares a cycle with the entry select, and the
+        # multipliers start from a register each (the broadcast of a direct-mode
+        # entry to its W positions is routed before that register, not into the
+        # multiplier: ECP5's MULT18X18D has no input register Yosys would use).
         m.submodules.beat_skid = skid = SkidBuffer(self.in_beat_layout)
         wiring.connect(m, wiring.flipped(self.i_beat), skid.i)
         beat = skid.o
@@ -175,7 +180,7 @@ class WeightBuffer(wiring.Component):
         """``o_beat.weights`` from the row read in stage 1: the row (fast) or entry ``slot``
         broadcast over its blocks (direct).  Stage 2 registers the row and the entry
         apart (the entry select is a ``W``-way mux of ``P_co x B`` weights, not of all
-        ``P_co x m``); the 2:1 mode mux after them is the only logic before the multipliers.
+        ``P_co x m``); stage 3 registers the 2:1 mode mux of the two.
         """
         row_r = pipe.register(m, row, name="row", shape=self.row_layout)
         if self.blocks == self.positions and self.width == 1:
@@ -188,9 +193,12 @@ class WeightBuffer(wiring.Component):
                     with m.Case(k):
                         m.d.comb += entry.eq(entries[k])
         entry_r = pipe.register(m, entry, name="entry", shape=self.entry_layout)
-        out = self.o_beat.payload.weights
+        weights = Signal(self.row_layout, name="weights_of_mode")
         for lane in range(self.lanes):
             for j in range(self.positions):
-                m.d.comb += out[lane][j].eq(
+                m.d.comb += weights[lane][j].eq(
                     Mux(self.direct, entry_r[lane][j // self.width], row_r[lane][j])
                 )
+        m.d.comb += self.o_beat.payload.weights.eq(
+            pipe.register(m, weights, name="weights", shape=self.row_layout)
+        )
