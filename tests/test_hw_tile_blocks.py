@@ -112,6 +112,8 @@ def test_collector_gathers_a_packet_into_one_beat():
         await collect(ctx, dut.o, len(packets), received, ready=lambda: rng.random() < 0.6)
 
     run_testbenches(dut, producer, consumer, cycles=400)
-    got = [([int(v) for v in p.data], int(p.meta.params), int(p.meta.tag.channel)) for p in received]
+    got = [
+        ([int(v) for v in p.data], int(p.meta.params), int(p.meta.tag.channel)) for p in received
+    ]
     assert got == [([v for block in packet for v in block], k, k)
                    for k, packet in enumerate(packets)]  # fmt: skip
