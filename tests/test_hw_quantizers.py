@@ -26,7 +26,13 @@ from sfc_hls.datapath import (
     signed_range,
 )
 from sfc_hls.hw.mac_array import MacArray
-from sfc_hls.hw.quantizers import ActQuantizer, OutputQuantizer, Rescale, engine_widths
+from sfc_hls.hw.quantizers import (
+    DSP_WIDE_INPUT_BITS,
+    ActQuantizer,
+    OutputQuantizer,
+    Rescale,
+    engine_widths,
+)
 from sfc_hls.sim.amaranth_streams import (
     collect,
     idle,
@@ -474,9 +480,16 @@ def _outq_beats(dut: OutputQuantizer, rows, gen, expected, *, relu: bool):
     return beats
 
 
+#: Output-quantizer configurations: narrow, and one whose ``y + bias`` (31 bits) is wider
+#: than a DSP input, so that the multiply is split (hw/quantizers.py ``_split_product``).
+OUTQ_CONFIGS = {"narrow": {}, "split": {"z_bits": 26, "out_mult_bits": 16}}
+
+
 @pytest.mark.parametrize("seed", [1, 2], ids=lambda seed: f"seed{seed}")
-def test_output_quantizer_random_with_gaps_and_backpressure(seed):
-    dut = OutputQuantizer(small_config(), tag_layout=4)
+@pytest.mark.parametrize("widths", list(OUTQ_CONFIGS))
+def test_output_quantizer_random_with_gaps_and_backpressure(seed, widths):
+    dut = OutputQuantizer(small_config(**OUTQ_CONFIGS[widths]), tag_layout=4)
+    assert (dut.biased_bits > DSP_WIDE_INPUT_BITS) == (widths == "split")
     gen = np.random.default_rng(seed)
     n = dut.outputs
     y_lo, y_hi = signed_range(dut.y_bits)
@@ -500,9 +513,10 @@ def test_output_quantizer_random_with_gaps_and_backpressure(seed):
     check_results(received, expected, "data", n, dut.meta_width)
 
 
-def test_output_quantizer_extremes():
+@pytest.mark.parametrize("widths", list(OUTQ_CONFIGS))
+def test_output_quantizer_extremes(widths):
     """Max/min y and bias, rounding ties of both signs, shift 0 / maximum, ReLU."""
-    dut = OutputQuantizer(small_config())
+    dut = OutputQuantizer(small_config(**OUTQ_CONFIGS[widths]))
     gen = np.random.default_rng(6)
     n = dut.outputs
     y_lo, y_hi = signed_range(dut.y_bits)
