@@ -39,6 +39,7 @@ import numpy as np
 from sfc_hls.atomic_files import check_output_file, write_text_atomic
 from sfc_hls.config import EngineConfig, add_engine_arguments
 from sfc_hls.hw.interface import BLOCKS, EngineInterface
+from sfc_hls.hw.quantizers import DSP_WIDE_INPUT_BITS as DSP_WIDE_INPUT
 from sfc_hls.hw.transform import AdderNetlist
 from sfc_hls.text_table import format_table
 
@@ -106,6 +107,7 @@ def _features(iface: EngineInterface) -> dict[str, dict[str, float]]:
     act, resc, out = iface.act_widths, iface.rescale_widths, iface.output_widths
     tile_y = iface.algo.output_tile**2
     lane_meta = _payload_bits(iface, "lane_meta")
+    out_mult = cfg.out_mult_bits + 1  # signed width of the unsigned multiplier
     row_bits = m * lanes * cfg.weight_bits
     return {
         "act_input": {"bits": _payload_bits(iface, "act")},
@@ -144,7 +146,9 @@ def _features(iface: EngineInterface) -> dict[str, dict[str, float]]:
         "output_quantizer": {
             "biased_bits": w * out.biased_bits,
             "shift_bits": w * out.product_bits * out.shift_width,
-            "dsp_tiles": w * dsp_tiles(out.biased_bits, cfg.out_mult_bits + 1),
+            # y + bias wider than a DSP input is split: its top bits in the DSP, the rest
+            # in fabric (hw/quantizers.py, _split_product).
+            "dsp_tiles": w * dsp_tiles(min(out.biased_bits, DSP_WIDE_INPUT), out_mult),
         },
         "output_buffer": {"bits": _payload_bits(iface, "out")},
         "other": {
