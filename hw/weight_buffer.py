@@ -150,7 +150,7 @@ class WeightBuffer(wiring.Component):
 
         # Read side: a skid buffer (``i_beat.ready`` from a register, so the MAC array's
         # backpressure ends here instead of running on through the activation
-        # quantizer, the input transform and the scheduler), then two stages: the
+        # quantizer, the input transform and the scheduler), then three stages: the
         # memory's output register, the row and the direct-mode entry in
         # registers, and the weights of the mode in registers (_weights): no
         # block-RAM read shares a cycle with the entry select, and the
