@@ -40,15 +40,15 @@ from sfc_hls.config import EngineConfig  # noqa: E402
 
 SEED = 1  # nextpnr placement seed
 #: Whole engines that place on an LFE5U-85F (156 MULT18X18D): (algorithm, P_co, cin_max),
-#: with one MAC per multiplier (``macs_per_dsp=1``: the packed multiply needs a
-#: DSP48E2's 27 x 18 bits, ECP5's multipliers are 18 x 18).
+#: generated for ECP5 (``target="ecp5"``: one MAC per MULT18X18D, the blocks'
+#: input and output registers used; the packed multiply needs a DSP48E2's 27 x 18 bits).
 WHOLE_ENGINES = [("wino-2x2-3x3", 2, 64), ("direct-3x3", 4, 64)]
 
 
 def whole_engine_config(algorithm: str, pco: int, cin_max: int) -> EngineConfig:
     """The ECP5 engine of a :data:`WHOLE_ENGINES` row."""
     return EngineConfig(
-        algorithm=algorithm, pco=pco, cin_max=cin_max, cout_max=cin_max, macs_per_dsp=1
+        algorithm=algorithm, pco=pco, cin_max=cin_max, cout_max=cin_max, target="ecp5"
     )
 
 

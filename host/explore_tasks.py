@@ -353,13 +353,14 @@ def hardware_task(
 
 
 def _ecp5_fmax(config: EngineConfig) -> float | None:
-    """nextpnr's Fmax on an LFE5U-85F, or None when the engine does not fit (MULT18X18D)."""
+    """nextpnr's Fmax of the point's ECP5 engine (``target="ecp5"``) on an LFE5U-85F,
+    or None when the engine does not fit (MULT18X18D)."""
     from sfc_hls.hw.generate import generate_engine
     from sfc_hls.hw.synth_report import ecp5_fmax_cached
 
     if config.macs_per_dsp != 1:
         return None  # the packed multiply needs two 18x18 blocks on ECP5
-    gen = generate_engine(config)
+    gen = generate_engine(dataclasses.replace(config, target="ecp5"))
     try:
         result = ecp5_fmax_cached(gen.verilog.read_text(), "conv_engine")
     except RuntimeError:

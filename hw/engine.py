@@ -75,6 +75,7 @@ def datapath_blocks(
             act_bits=cfg.act_bits,
             weight_bits=cfg.weight_bits,
             width=iface.width,
+            target=cfg.target,
         ),
         "mac_array": lambda: MacArray(
             positions=iface.positions,
@@ -83,6 +84,7 @@ def datapath_blocks(
             weight_bits=cfg.weight_bits,
             cin_max=iface.reduction_max,
             macs_per_dsp=cfg.macs_per_dsp,
+            target=cfg.target,
         ),
         "serializer": lambda: ResultSerializer(iface),
         "rescale": lambda: Rescale(cfg, meta_layout=lay["lane_meta"]),

@@ -17,6 +17,7 @@ own source, so an unchanged engine is not re-elaborated.
 from __future__ import annotations
 
 import hashlib
+import importlib.resources
 import json
 import re
 import time
@@ -99,6 +100,9 @@ def check_engine_name(name: object) -> str:
     return name
 
 
+#: Simulation model of the ECP5 multiplier blocks an ECP5 engine instantiates.
+ECP5_CELLS = Path(str(importlib.resources.files("sfc_hls.sim") / "ecp5_cells.v"))
+
 _SOURCES = [
     Path(__file__).resolve().parent,  # hw/
     Path(__file__).resolve().parents[1] / "sfc_hls",  # algorithms, datapath
@@ -127,6 +131,14 @@ class GeneratedEngine:
     manifest: dict
     cached: bool
     seconds: float
+
+    @property
+    def simulation_sources(self) -> list[Path]:
+        """The Verilog a simulator reads: the engine, and for an ECP5 engine the model
+        of its MULT18X18D blocks (``sim/ecp5_cells.v``; synthesis uses the primitive)."""
+        if self.manifest["config"].get("target") == "ecp5":
+            return [self.verilog, ECP5_CELLS]
+        return [self.verilog]
 
 
 def _layout_json(layout) -> object:

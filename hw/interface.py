@@ -250,14 +250,14 @@ def _interface(config: EngineConfig) -> EngineInterface:
         "act_input": RegisterSlice.latency,
         "input_transform": input_netlist.latency,
         "act_quantizer": ActQuantizer.latency,
-        "weight_buffer": WeightBuffer.latency,
-        "mac_array": MacArray.latency,
+        "weight_buffer": WeightBuffer.latency_of(config.target),
+        "mac_array": MacArray.latency_of(config.target),
         "serializer": ResultSerializer.latency,
-        "rescale": Rescale.latency,
+        "rescale": Rescale.latency_of(config.target),
         "collector": 1,
         "output_transform": output_netlist.latency,
         "splitter": TileSplitter.latency,
-        "output_quantizer": OutputQuantizer.latency,
+        "output_quantizer": OutputQuantizer.latency_of(config.target),
         "output_buffer": SkidBuffer.latency,
     }
     return EngineInterface(

@@ -16,9 +16,11 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from sfc_hls.arguments import check_int
+from sfc_hls.config import TARGETS
 from sfc_hls.datapath import accumulation_bound
 from sfc_hls.dsp_packing import PackedMultiply, packing_fits
 from sfc_hls.hw.dsp_packing import packed_multiply, split_packed
+from sfc_hls.hw.multiplier import PipelinedMultiplier
 
 __all__ = ["MacArray"]
 
@@ -54,11 +56,15 @@ class MacArray(wiring.Component):
         one DSP48E2 computes both products; an odd last lane multiplies
         alone); the products are split after the product register and
         accumulated in fabric. Same results, same contract. Default 1.
+    target : str
+        ``"xilinx"`` (default) or ``"ecp5"``: the products come from MULT18X18D
+        blocks with their input and output registers (one more stage,
+        :meth:`latency_of`; ``macs_per_dsp`` must be 1).
 
     Attributes
     ----------
     latency : int
-        2 (see Contract).
+        2, on ECP5 3 (:meth:`latency_of`; see Contract).
     acc_width : int
         Width of each signed accumulator, ``accumulator_width(...)``.
     multipliers : int
@@ -82,7 +88,8 @@ class MacArray(wiring.Component):
     Contract
     --------
     * Latency: ``o_acc.valid`` rises :attr:`latency` = 2 cycles after the
-      handshake of the ``last`` beat (products are registered, then accumulated).
+      handshake of the ``last`` beat (products are registered, then accumulated;
+      on ECP5 3 cycles: operands and products registered in the multiplier blocks).
     * Throughput: one beat per cycle, including back-to-back accumulations
       (the ``first`` beat of the next accumulation directly follows ``last``),
       as long as ``o_acc.ready`` is high whenever a result is offered.
@@ -94,9 +101,9 @@ class MacArray(wiring.Component):
     * Reset: ``o_acc.valid`` is low and the accumulators are zero.
     * Packed lanes (``macs_per_dsp=2``) keep this contract: the packed product
       is registered in stage 1, split and accumulated in stage 2.
+    * ECP5 keeps it too: the two multiply stages share one enable, low only when
+      the product stage is full and a result waits on ``o_acc``.
     """
-
-    latency = 2
 
     def __init__(
         self,
@@ -107,6 +114,7 @@ class MacArray(wiring.Component):
         weight_bits: int = 8,
         cin_max: int,
         macs_per_dsp: int = 1,
+        target: str = "xilinx",
     ) -> None:
         self.positions = check_int("positions", positions, 1)
         self.lanes = check_int("lanes", lanes, 1)
@@ -125,6 +133,13 @@ class MacArray(wiring.Component):
                 f"macs_per_dsp=2 needs a packed multiply that fits one DSP48E2; "
                 f"act_bits={act_bits}, weight_bits={weight_bits} do not (see sfc_hls.dsp_packing)"
             )
+        if target not in TARGETS:
+            raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+        if target != "xilinx" and macs_per_dsp != 1:
+            raise ValueError(f"macs_per_dsp=2 packs products for a DSP48E2; target={target!r} "
+                             "needs macs_per_dsp=1")  # fmt: skip
+        self.target = target
+        self.latency = self.latency_of(target)
         self.packing = PackedMultiply(act_bits, weight_bits)
         self.pairs = lanes // 2 if macs_per_dsp == 2 else 0
         self.dsp_multipliers = self.dsp_multiplier_count(positions, lanes, macs_per_dsp)
@@ -150,6 +165,13 @@ class MacArray(wiring.Component):
         )
 
     @staticmethod
+    def latency_of(target: str) -> int:
+        """Cycles from the ``last`` beat's handshake to ``o_acc.valid`` on ``target``:
+        2 (product register, accumulators), on ECP5 3 (the multiplier block's input
+        and output registers, accumulators)."""
+        return 3 if target == "ecp5" else 2
+
+    @staticmethod
     def dsp_multiplier_count(positions: int, lanes: int, macs_per_dsp: int) -> int:
         """Multiply operators of an array: one per position for each packed lane pair
         (``macs_per_dsp=2``) and for each lane that multiplies alone."""
@@ -172,7 +194,8 @@ class MacArray(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-
+        if self.target == "ecp5":
+            return self._elaborate_blocks(m)
         beat = self.i_beat.payload
 
         # Stage 1: registered products (maps onto the multiplier's output
@@ -215,6 +238,49 @@ class MacArray(wiring.Component):
                 m.d.sync += self.o_acc.valid.eq(p_last)
                 self._accumulate(m, p_first, products, packed)
 
+        return m
+
+    def _elaborate_blocks(self, m: Module) -> Module:
+        """The ECP5 array: every product from a MULT18X18D with its input and output
+        registers (:class:`~sfc_hls.hw.multiplier.PipelinedMultiplier`, two
+        stages), then the accumulators.  One enable for both multiply stages:
+        they advance unless the product stage is full and the accumulators are
+        held (``i_beat.ready`` low), the contract of the class docstring."""
+        beat = self.i_beat.payload
+        advance = Signal()
+        enable = Signal()
+        valid = [Signal(name=f"p_valid{s}") for s in range(2)]
+        first = [Signal(name=f"p_first{s}") for s in range(2)]
+        last = [Signal(name=f"p_last{s}") for s in range(2)]
+        m.d.comb += [
+            advance.eq(~self.o_acc.valid | self.o_acc.ready),
+            enable.eq(~valid[1] | advance),
+            self.i_beat.ready.eq(enable),
+        ]
+        with m.If(enable):
+            m.d.sync += [
+                valid[0].eq(self.i_beat.valid), valid[1].eq(valid[0]),
+                first[0].eq(beat.first), first[1].eq(first[0]),
+                last[0].eq(beat.last), last[1].eq(last[0]),
+            ]  # fmt: skip
+        products: dict[int, list] = {lane: [] for lane in range(self.lanes)}
+        for lane in range(self.lanes):
+            for k in range(self.positions):
+                mul = PipelinedMultiplier(
+                    signed(self.act_bits), signed(self.weight_bits), target=self.target
+                )
+                m.submodules[f"mul_{lane}_{k}"] = mul
+                m.d.comb += [
+                    mul.a.eq(beat.act[k]),
+                    mul.b.eq(beat.weights[lane][k]),
+                    mul.enable.eq(enable),
+                ]
+                products[lane].append(mul.p)
+        with m.If(advance):
+            m.d.sync += self.o_acc.valid.eq(0)
+            with m.If(valid[1]):
+                m.d.sync += self.o_acc.valid.eq(last[1])
+                self._accumulate(m, first[1], products, [])
         return m
 
     def _multiply(self, m: Module, beat, products: dict, packed: list) -> None:

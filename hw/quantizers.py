@@ -57,6 +57,7 @@ from sfc_hls.arguments import check_int
 from sfc_hls.bilinear import signed_width
 from sfc_hls.config import EngineConfig
 from sfc_hls.datapath import DatapathWidths, minimum_rescale_shift, signed_range
+from sfc_hls.hw.multiplier import PipelinedMultiplier
 from sfc_hls.hw.pipeline import StallPipeline, meta_field, meta_width
 from sfc_hls.hw.transform import adder_netlist
 
@@ -198,6 +199,28 @@ def _split_product(
     lo_layout = data.ArrayLayout(unsigned(low + mult_bits), len(values))
     lo_terms = [_balanced_sum([Mux(v[i], mult, 0) << i for i in range(low)]) for v in values]
     return hi, _stage(m, pipe, lo_terms, lo_layout, f"{name}_lo"), low
+
+
+#: Pipeline stages of a multiply on ECP5: the MULT18X18D blocks' input and output
+#: registers and the register of the joined limb products
+#: (:class:`~sfc_hls.hw.multiplier.PipelinedMultiplier`).
+ECP5_MULTIPLY_STAGES = 3
+
+
+def _block_products(
+    m: Module, pipe: StallPipeline, pairs: list, layout: data.ArrayLayout, name: str
+) -> Value:
+    """``a * b`` of each ``(a, b)`` in ``pairs`` from MULT18X18D blocks
+    (:data:`ECP5_MULTIPLY_STAGES` stages of ``pipe``, enabled with its advance)."""
+    products = []
+    for j, (a, b) in enumerate(pairs):
+        a, b = Value.cast(a), Value.cast(b)
+        mul = PipelinedMultiplier(a.shape(), b.shape(), target="ecp5",
+                                  latency=ECP5_MULTIPLY_STAGES)  # fmt: skip
+        m.submodules[f"{name}_mul{j}"] = mul
+        m.d.comb += [mul.a.eq(a), mul.b.eq(b), mul.enable.eq(pipe.advance)]
+        products.append(mul.p)
+    return _lanes(m, layout, products, name)
 
 
 def _balanced_sum(terms: list) -> Value:
@@ -442,7 +465,8 @@ class Rescale(wiring.Component):
         width of ``rescale_shift`` (``max_shift.bit_length()``).
     latency : int
         4 (multiply; add the rounding constant; shift; range check and clamp), each
-        stage registered, the per-layer shift decoded into registers once.
+        stage registered, the per-layer shift decoded into registers once; on ECP5
+        6 (the multiply in :data:`ECP5_MULTIPLY_STAGES` stages, :meth:`latency_of`).
     in_layout, out_layout : data.StructLayout
 
     Ports
@@ -463,10 +487,9 @@ class Rescale(wiring.Component):
     clear : In(1)
         Clears ``overflow`` at the next clock edge.
 
-    Latency 4, one beat per cycle, backpressure and reset as in :mod:`sfc_hls.hw.quantizers`.
+    Latency 4 (ECP5: 6), one beat per cycle, backpressure and reset as in
+    :mod:`sfc_hls.hw.quantizers`.
     """
-
-    latency = 4
 
     def __init__(
         self,
@@ -477,6 +500,7 @@ class Rescale(wiring.Component):
         meta_layout: ShapeLike | None = None,
     ) -> None:
         self.config = _check_config(config)
+        self.latency = self.latency_of(config.target)
         limit = max(config.cin_max, config.direct_reduction_max)
         self.reduction_max = (
             limit if reduction_max is None else check_int("reduction_max", reduction_max, 1, limit)
@@ -522,6 +546,11 @@ class Rescale(wiring.Component):
             data.StructLayout({"data": data.ArrayLayout(signed(widths.z_bits), n), **meta}),
         )
 
+    @staticmethod
+    def latency_of(target: str) -> int:
+        """Pipeline stages on ``target``: 4, with the multiply in MULT18X18D blocks 6."""
+        return 3 + (ECP5_MULTIPLY_STAGES if target == "ecp5" else 1)
+
     def minimum_shift(self, reduction: int) -> int:
         """Smallest legal ``rescale_shift`` of a layer with ``reduction`` products per accumulator."""
         check_int("reduction", reduction, 1, self.reduction_max)
@@ -543,9 +572,15 @@ class Rescale(wiring.Component):
         m.d.sync += shift.eq(rounding.effective(self.rescale_shift))
         payload = self.i_acc.payload
         z_bits = self.widths.z_bits
-        # Stage 1: acc * mult (the multiplier alone, registered in its DSP).
-        prod = _stage(m, pipe, [payload.data[j] * payload.mult[j] for j in range(n)],
-                      data.ArrayLayout(signed(rounding.product_bits), n), "rescale_prod")  # fmt: skip
+        # Stage 1: acc * mult (the multiplier alone, registered in its DSP; on ECP5
+        # stages 1-3, MULT18X18D blocks with their registers).
+        prod_layout = data.ArrayLayout(signed(rounding.product_bits), n)
+        if self.config.target == "ecp5":
+            pairs = [(payload.data[j], payload.mult[j]) for j in range(n)]
+            prod = _block_products(m, pipe, pairs, prod_layout, "rescale_prod")
+        else:
+            prod = _stage(m, pipe, [payload.data[j] * payload.mult[j] for j in range(n)],
+                          prod_layout, "rescale_prod")  # fmt: skip
         # Stage 2: t = (2 acc mult) >> s (shift first: _RoundingShift.doubled_shift).
         t = _stage(m, pipe, [rounding.doubled_shift(prod[j], shift) for j in range(n)],
                    data.ArrayLayout(signed(rounding.round_bits), n), "rescale_t")  # fmt: skip
@@ -656,7 +691,10 @@ class OutputQuantizer(wiring.Component):
     latency : int
         6 (add the bias and decode the shift; multiply, the operand wider than a
         DSP input split in two (:func:`_split_product`); join the two products;
-        shift by ``s - 1``; clamp; rounding carry, saturate and ReLU), each stage registered.
+        shift by ``s - 1``; clamp; rounding carry, saturate and ReLU), each stage
+        registered; on ECP5 7 (the multiply in MULT18X18D blocks, their input and
+        output registers and the joined limbs: :data:`ECP5_MULTIPLY_STAGES` stages
+        instead of two; :meth:`latency_of`).
     in_layout, out_layout : data.StructLayout
 
     Ports
@@ -671,10 +709,9 @@ class OutputQuantizer(wiring.Component):
     relu : In(1)
         Per-layer: clamp outputs at 0.
 
-    Latency 6, one beat per cycle, backpressure and reset as in :mod:`sfc_hls.hw.quantizers`.
+    Latency 6 (ECP5: 7), one beat per cycle, backpressure and reset as in
+    :mod:`sfc_hls.hw.quantizers`.
     """
-
-    latency = 6
 
     def __init__(
         self,
@@ -685,6 +722,7 @@ class OutputQuantizer(wiring.Component):
         tag_layout: ShapeLike | None = None,
     ) -> None:
         self.config = _check_config(config)
+        self.latency = self.latency_of(config.target)
         if y_bits is None:  # what the engine's output transform delivers
             y_bits = adder_netlist(config.algo.output_adder_network, config.z_bits).out_width
         if outputs is not None:
@@ -721,6 +759,11 @@ class OutputQuantizer(wiring.Component):
         """Bits of the ``meta`` field carried through the block (0 without)."""
         return meta_width(self.out_layout)
 
+    @staticmethod
+    def latency_of(target: str) -> int:
+        """Pipeline stages on ``target``: 6, with the multiply in MULT18X18D blocks 7."""
+        return 4 + (ECP5_MULTIPLY_STAGES if target == "ecp5" else 2)
+
     def elaborate(self, platform) -> Module:
         m = Module()
         pipe = StallPipeline(m, i=self.i_y, o=self.o_out, depth=self.latency, name="outq")
@@ -735,21 +778,16 @@ class OutputQuantizer(wiring.Component):
                         data.ArrayLayout(signed(self.widths.biased_bits), n), "outq_biased")  # fmt: skip
         out_mult = pipe.register(m, params.out_mult, name="outq_mult1")
         effective = rounding.effective(params.out_shift)
-        shift = pipe.delay(m, pipe.register(m, effective, name="outq_shift1"), 1, name="outq_shift")
-        # Stage 2: (y + bias) * out_mult, the 32-bit operand split so that one DSP
-        # multiplies its top 27 bits and fabric adders the rest (_split_product).
-        hi, lo, low = _split_product(m, pipe, [biased[k] for k in range(n)], out_mult, "outq")
-        # Stage 3: the product joined, (hi << L) + lo (no DSP post-adder is inferred).
-        prod = _stage(m, pipe, [(hi[k] << low) + lo[k] for k in range(n)],
-                      data.ArrayLayout(signed(rounding.product_bits), n), "outq_prod")  # fmt: skip
-        shift = pipe.delay(m, shift, 1, name="outq_shift_p")
-        # Stage 4: t = (2 prod) >> s (shift first: _RoundingShift.doubled_shift).
+        shift = pipe.register(m, effective, name="outq_shift1")
+        prod = self._product(m, pipe, biased, out_mult)
+        shift = pipe.delay(m, shift, self.latency - 4, name="outq_shift")
+        # Stage 4 (ECP5: 5): t = (2 prod) >> s (shift first: _RoundingShift.doubled_shift).
         t = _stage(m, pipe, [rounding.doubled_shift(prod[k], shift) for k in range(n)],
                    data.ArrayLayout(signed(rounding.round_bits), n), "outq_t")  # fmt: skip
-        # Stage 5: t clamped to out_bits + 2 bits.
+        # Stage 5 (6): t clamped to out_bits + 2 bits.
         t_cut = _stage(m, pipe, [_clamp(t[k], out_bits + 2) for k in range(n)],
                        data.ArrayLayout(signed(out_bits + 2), n), "outq_t_cut")  # fmt: skip
-        # Stage 6: the rounding carry (t + 1) >> 1, saturation and ReLU.
+        # Stage 6 (7): the rounding carry (t + 1) >> 1, saturation and ReLU.
         out = _stage(m, pipe, [_clamp((t_cut[k] + 1) >> 1, out_bits, relu=self.relu)
                                for k in range(n)],
                      self.out_layout.members["data"], "outq_out")  # fmt: skip
@@ -760,3 +798,17 @@ class OutputQuantizer(wiring.Component):
                 tag = pipe.register(m, tag, name=f"outq_meta_d{k}", shape=tag.shape())
             m.d.comb += self.o_out.payload.meta.eq(tag)
         return m
+
+    def _product(self, m: Module, pipe: StallPipeline, biased: Value, out_mult: Value) -> Value:
+        """``(y + bias) * out_mult`` of every output, registered :attr:`latency` - 4 stages later."""
+        n = self.outputs
+        layout = data.ArrayLayout(signed(self._rounding.product_bits), n)
+        if self.config.target == "ecp5":
+            # Stages 2-4: MULT18X18D blocks with their registers, the limbs joined.
+            pairs = [(biased[k], out_mult) for k in range(n)]
+            return _block_products(m, pipe, pairs, layout, "outq_prod")
+        # Stage 2: the 32-bit operand split so that one DSP multiplies its top 27
+        # bits and fabric adders the rest (_split_product).
+        hi, lo, low = _split_product(m, pipe, [biased[k] for k in range(n)], out_mult, "outq")
+        # Stage 3: the product joined, (hi << L) + lo (no DSP post-adder is inferred).
+        return _stage(m, pipe, [(hi[k] << low) + lo[k] for k in range(n)], layout, "outq_prod")

@@ -147,6 +147,11 @@ def synth_report(
 
     if not isinstance(config, EngineConfig):
         raise TypeError(f"config must be an EngineConfig, got {type(config).__name__}")
+    if config.target != "xilinx":
+        raise ValueError(
+            f"synth_report counts Xilinx resources; config.target={config.target!r} "
+            "instantiates ECP5 blocks: use ecp5_report (sfc-hls synth --target ecp5)"
+        )
     if family not in XILINX_FAMILIES:
         raise ValueError(f"family must be one of {XILINX_FAMILIES}, got {family!r}")
     if not isinstance(jobs, int) or jobs < 1:
@@ -210,6 +215,26 @@ def synth_report(
     return report
 
 
+def ecp5_report(config: EngineConfig, *, seed: int = 1) -> dict[str, Any]:
+    """Place and route ``config``'s whole engine on ECP5 (:func:`ecp5_fmax`); a report
+    :func:`format_report` prints (no Xilinx blocks)."""
+    from sfc_hls.hw.generate import TOPLEVEL, generate_engine
+
+    gen = generate_engine(config)
+    return {
+        "format": "sfc-hls.synth/1",
+        "engine": config.to_dict(),
+        "algorithm": {"name": config.algo.name, "title": config.algo.title},
+        "multipliers": {
+            key: EngineInterface.from_config(config).multipliers[key]
+            for key in ("mac_array", "mac_array_dsp")
+        },
+        "verilog_sha256": gen.manifest.get("verilog_sha256"),
+        "blocks": {},
+        "ecp5": ecp5_fmax(gen.verilog, TOPLEVEL, seed=seed),
+    }
+
+
 def format_report(report: dict[str, Any]) -> str:
     """The report as a fixed-width text table."""
     rows: list[tuple[str, ...]] = [("block", *RESOURCES)]
@@ -228,13 +253,17 @@ def format_report(report: dict[str, Any]) -> str:
         for r in rows
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    if len(rows) == 1:
+        lines = []
     cfg = report["engine"]
     head = (
         f"{report['algorithm']['title']}, P_co={cfg['pco']}, cin_max={cfg['cin_max']}, "
         f"cout_max={cfg['cout_max']}, {cfg['scale_mode']} scales: "
         f"{report['multipliers']['mac_array']} MAC multipliers"
     )
-    tail = [f"Yosys synth_xilinx -family {report['family']} ({report['tool']['yosys']})"]
+    tail = []
+    if "family" in report:
+        tail.append(f"Yosys synth_xilinx -family {report['family']} ({report['tool']['yosys']})")
     if "transforms" in report:
         t = report["transforms"]
         share = t.get("LUT_share_of_engine")
@@ -249,8 +278,11 @@ def format_report(report: dict[str, Any]) -> str:
     if "ecp5" in report:
         e = report["ecp5"]
         if e.get("fmax_mhz") is not None:
+            used = {k: v.get("used") for k, v in e.get("utilization", {}).items()}
             tail.append(
-                f"ECP5 ({e['device']}): Fmax {e['fmax_mhz']:.1f} MHz (nextpnr-ecp5 {e['nextpnr']})"
+                f"ECP5 ({e['device']}): Fmax {e['fmax_mhz']:.1f} MHz (nextpnr-ecp5 {e['nextpnr']}); "
+                f"{used.get('TRELLIS_COMB')} LUT4, {used.get('TRELLIS_FF')} FF, "
+                f"{used.get('MULT18X18D')} MULT18X18D"
             )
         else:
             tail.append(f"ECP5 ({e['device']}): no Fmax: {e.get('error', 'unknown error')}")
@@ -551,13 +583,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-cache", action="store_true", help="rerun Yosys even if cached")
     parser.add_argument("--jobs", type=int, default=1, help="parallel Yosys runs")
     parser.add_argument(
-        "--ecp5", action="store_true", help="also synth_ecp5 + nextpnr-ecp5 for Fmax (slow)"
+        "--ecp5",
+        action="store_true",
+        help="also synth_ecp5 + nextpnr-ecp5 for Fmax of this (Xilinx) netlist (slow); "
+        "--target ecp5 places and routes the ECP5 engine instead of the Xilinx report",
     )
     parser.add_argument(
         "--logic-depth",
         action="store_true",
         help="also the longest register-to-register path in cells (Yosys ltp, whole engine)",
     )
+
+
+def _run_ecp5(args: argparse.Namespace, config: EngineConfig) -> int:
+    """``sfc-hls synth --target ecp5``: the whole ECP5 engine through synth_ecp5 + nextpnr."""
+    xilinx_only = {"--blocks": args.blocks, "--blocks-only": args.blocks_only,
+                   "--logic-depth": args.logic_depth, "--family": args.family != "xcup"}  # fmt: skip
+    given = [name for name, value in xilinx_only.items() if value]
+    if given:
+        raise ValueError(
+            f"{', '.join(given)}: Xilinx synthesis options; --target ecp5 places and routes "
+            "the whole engine on ECP5 only"
+        )
+    print(f"ECP5: synth_ecp5 + nextpnr-ecp5 of {config.algo.title} P_co={config.pco} (slow)...",
+          file=sys.stderr)  # fmt: skip
+    report = ecp5_report(config)
+    print(format_report(report))
+    if args.json:
+        write_text_atomic(Path(args.json), json.dumps(report, indent=2) + "\n")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -569,6 +623,8 @@ def run(args: argparse.Namespace) -> int:
     config = EngineConfig.from_args(args)
     if args.json:
         check_output_file(Path(args.json))
+    if config.target == "ecp5":
+        return _run_ecp5(args, config)
     print(
         f"synthesizing {config.algo.title} P_co={config.pco} with {yosys_version()}",
         file=sys.stderr,

@@ -24,6 +24,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from sfc_hls.arguments import check_int
+from sfc_hls.config import TARGETS
 from sfc_hls.hw.pipeline import StallPipeline
 from sfc_hls.hw.port_buffers import SkidBuffer
 
@@ -35,7 +36,8 @@ class WeightBuffer(wiring.Component):
 
     Parameters (keyword-only): ``positions`` (m), ``lanes`` (P_co),
     ``cin_max`` (rows per bank), ``act_bits``, ``weight_bits``, ``width`` (``W``,
-    direct-mode entries per row; divides ``positions``; default ``positions``).
+    direct-mode entries per row; divides ``positions``; default ``positions``), ``target``
+    (``EngineConfig.target``, default ``"xilinx"``).
 
     Ports:
         restart (In 1): pulse before loading a group; the next row written goes to row 0.
@@ -53,7 +55,8 @@ class WeightBuffer(wiring.Component):
 
     Contract: latency :attr:`latency` = 4 cycles (a skid buffer, the synchronous
     memory read, the registered row and direct-mode entry, the registered
-    weights of the mode), one beat per cycle; ``i_beat.ready`` comes from a register (the
+    weights of the mode; ``target="ecp5"``: 5, the row registered before the
+    entry select, :meth:`read_latency_of`), one beat per cycle; ``i_beat.ready`` comes from a register (the
     :class:`~sfc_hls.hw.port_buffers.SkidBuffer`), behind it backpressure stalls the
     read stage together with the beat (:class:`~sfc_hls.hw.pipeline.StallPipeline`).  A bank must not be written
     while beats that read it are in flight (the engine frees a bank only after
@@ -61,10 +64,18 @@ class WeightBuffer(wiring.Component):
     the engine only reads ``ci < cin <= loaded``.
     """
 
-    #: Cycles from the skid buffer to ``o_beat``: the memory read, the row and the entry,
-    #: the weights of the mode.
-    READ_LATENCY = 3
-    latency = SkidBuffer.latency + READ_LATENCY
+    @staticmethod
+    def read_latency_of(target: str) -> int:
+        """Cycles from the skid buffer to ``o_beat`` on ``target``: the memory read, the
+        row and the entry, the weights of the mode (3); on ECP5 4, the row registered
+        once more before the entry select (a DP16KD's clock-to-output is most of a
+        cycle at the engine's clock: nothing but routing follows it)."""
+        return 4 if target == "ecp5" else 3
+
+    @classmethod
+    def latency_of(cls, target: str) -> int:
+        """:attr:`latency` on ``target``: the skid buffer and :meth:`read_latency_of`."""
+        return SkidBuffer.latency + cls.read_latency_of(target)
 
     @staticmethod
     def beat_meta_layout(cin_max: int, width: int = 1) -> data.StructLayout:
@@ -95,7 +106,13 @@ class WeightBuffer(wiring.Component):
         act_bits: int = 8,
         weight_bits: int = 8,
         width: int | None = None,
+        target: str = "xilinx",
     ) -> None:
+        if target not in TARGETS:
+            raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+        self.target = target
+        self.read_latency = self.read_latency_of(target)
+        self.latency = self.latency_of(target)
         self.positions = check_int("positions", positions, 1)
         self.width = positions if width is None else check_int("width", width, 1, positions)
         if positions % self.width:
@@ -160,14 +177,14 @@ class WeightBuffer(wiring.Component):
         m.submodules.beat_skid = skid = SkidBuffer(self.in_beat_layout)
         wiring.connect(m, wiring.flipped(self.i_beat), skid.i)
         beat = skid.o
-        pipe = StallPipeline(m, i=beat, o=self.o_beat, depth=self.READ_LATENCY, name="wbuf")
+        pipe = StallPipeline(m, i=beat, o=self.o_beat, depth=self.read_latency, name="wbuf")
         meta = beat.payload.meta
         m.d.comb += [
             rd.addr.eq(meta.bank * self.cin_max + meta.ci),
             rd.en.eq(pipe.advance),
         ]
         slot = pipe.register(m, meta.slot, name="slot")
-        stages = self.READ_LATENCY
+        stages = self.read_latency
         m.d.comb += [
             self.o_beat.payload.act.eq(pipe.delay(m, beat.payload.data, stages, name="act")),
             self.o_beat.payload.first.eq(pipe.delay(m, meta.first, stages, name="first")),
@@ -180,9 +197,13 @@ class WeightBuffer(wiring.Component):
         """``o_beat.weights`` from the row read in stage 1: the row (fast) or entry ``slot``
         broadcast over its blocks (direct).  Stage 2 registers the row and the entry
         apart (the entry select is a ``W``-way mux of ``P_co x B`` weights, not of all
-        ``P_co x m``); stage 3 registers the 2:1 mode mux of the two.
+        ``P_co x m``); stage 3 registers the 2:1 mode mux of the two.  On ECP5 stage 2
+        registers the row alone and the entry is selected from it in stage 3.
         """
         row_r = pipe.register(m, row, name="row", shape=self.row_layout)
+        if self.target == "ecp5":  # select from the registered row, one stage later
+            row, slot = row_r, pipe.register(m, slot, name="slot_r")
+            row_r = pipe.register(m, row_r, name="row_r", shape=self.row_layout)
         if self.blocks == self.positions and self.width == 1:
             entry = data.View(self.entry_layout, row.as_value())
         else:

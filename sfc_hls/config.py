@@ -32,6 +32,8 @@ CHANNELS_MAX = 4096
 #: Transform-domain activation requantization: ``pow2`` = rounding shift,
 #: ``fixed`` = unsigned fixed-point multiplier then rounding shift.
 SCALE_MODES = ("pow2", "fixed")
+#: Device families the generated Verilog is written for (``EngineConfig.target``).
+TARGETS = ("xilinx", "ecp5")
 
 #: Engine fields a layer's parameters must share with the engine that runs them
 #: (the datapath widths and modes its integers were computed for).
@@ -105,6 +107,14 @@ class EngineConfig(_DictFields):
             a DSP48E2 (``act_bits + 2 * weight_bits + 1 <= 27``, int8 does) and
             ``pco >= 2``, else 1.  Use 1 for ECP5, whose 18x18 multipliers
             need two blocks for the packed multiply.
+        target: the device family the Verilog is written for (:data:`TARGETS`).
+            ``"xilinx"`` (default): plain multiplies that Yosys ``synth_xilinx``
+            maps onto DSP48E2 slices.  ``"ecp5"``: every multiply is
+            instantiated as MULT18X18D blocks with their input and output
+            registers (:mod:`sfc_hls.hw.multiplier`; Yosys does not absorb
+            registers into ECP5 multipliers), which adds pipeline stages to the
+            MAC array, rescale and output quantizer; ``macs_per_dsp`` must be 1.
+            Same results on every target.
     """
 
     algorithm: str = "sfc6-7x7-3x3"
@@ -120,6 +130,7 @@ class EngineConfig(_DictFields):
     out_mult_bits: int = 16
     in_bits: int = 8
     out_bits: int = 8
+    target: str = "xilinx"
     # None (the default) is derived in __post_init__, which always stores an int:
     # every reader sees an int, so that is the declared type.
     backend_width: int = None  # type: ignore[assignment]  # derived in __post_init__
@@ -141,6 +152,8 @@ class EngineConfig(_DictFields):
         check_int("out_mult_bits", self.out_mult_bits, 1, 32)
         check_int("in_bits", self.in_bits, 2, 16)
         check_int("out_bits", self.out_bits, 2, 128)
+        if self.target not in TARGETS:
+            raise ValueError(f"target must be one of {TARGETS}, got {self.target!r}")
         if self.scale_mode not in SCALE_MODES:
             raise ValueError(f"scale_mode must be one of {SCALE_MODES}, got {self.scale_mode!r}")
         if self.cout_max % self.pco:
@@ -173,8 +186,14 @@ class EngineConfig(_DictFields):
         """Fill in (or check) ``macs_per_dsp``."""
         fits = packing_fits(self.act_bits, self.weight_bits)
         if self.macs_per_dsp is None:
-            object.__setattr__(self, "macs_per_dsp", 2 if fits and self.pco >= 2 else 1)
+            pack = fits and self.pco >= 2 and self.target == "xilinx"
+            object.__setattr__(self, "macs_per_dsp", 2 if pack else 1)
         check_int("macs_per_dsp", self.macs_per_dsp, 1, 2)
+        if self.macs_per_dsp == 2 and self.target != "xilinx":
+            raise ValueError(
+                f"macs_per_dsp=2 packs two weights into a DSP48E2's 27-bit port; target="
+                f"{self.target!r} has 18x18 multipliers: use macs_per_dsp=1"
+            )
         if self.macs_per_dsp == 2 and not fits:
             raise ValueError(
                 f"macs_per_dsp=2 packs two weights into a DSP48E2's 27-bit port, which needs "
@@ -281,6 +300,13 @@ def add_engine_arguments(parser: argparse.ArgumentParser, *, required: bool = Fa
         default=None,
         help="2: two int8 MACs per DSP48E2 (packed multiply); default 2 where it fits and "
         "P_co >= 2, 1 for ECP5",
+    )
+    group.add_argument(
+        "--target",
+        choices=TARGETS,
+        default=defaults.target,
+        help="device family: DSP48E2 multiplies (xilinx) or MULT18X18D blocks with their "
+        "pipeline registers (ecp5); default %(default)s",
     )
 
 

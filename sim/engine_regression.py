@@ -159,7 +159,7 @@ def run_regression(
         "report_file": str(report_file),
     }
     result = run_cocotb(
-        [gen.verilog],
+        gen.simulation_sources,
         TOPLEVEL,
         "sfc_hls.sim.tb_engine",
         build_root=build_root,

@@ -422,22 +422,28 @@ def build_native(
     build_root: str | os.PathLike[str] | None = None,
     opt: tuple[str, str] = NATIVE_OPT,
     clocking: Clocking | None = None,
+    extra_sources: Sequence[str | os.PathLike[str]] = (),
 ) -> NativeModel:
     """Build (or reuse) the native simulator of ``toplevel`` in ``verilog``.
 
-    The build directory ``<build_root>/<toplevel>-native-<hash>`` is keyed by the
-    Verilog, the harness, the port list, every Verilator flag, the
-    optimisation levels and the Verilator version.
+    ``extra_sources``: further Verilog files (models of vendor primitives the
+    design instantiates).  The build directory
+    ``<build_root>/<toplevel>-native-<hash>`` is keyed by the Verilog, the
+    harness, the port list, every Verilator flag, the optimisation levels and
+    the Verilator version.
     """
     source = Path(verilog).resolve()
-    if not source.is_file():
-        raise FileNotFoundError(f"Verilog source {source} does not exist")
+    extras = [Path(extra).resolve() for extra in extra_sources]
+    for path in (source, *extras):
+        if not path.is_file():
+            raise FileNotFoundError(f"Verilog source {path} does not exist")
     clocking = clocking or Clocking()
     top, wrapper = _reset_wrapper(source.read_text(), toplevel, clocking)
     header = _ports_header(top, ports, clocking)
     flags = _verilator_flags(top)
     digest = hashlib.sha256()
-    for item in (source.read_bytes(), NATIVE_MAIN.read_bytes(), header, wrapper, *flags, *opt):
+    sources = [path.read_bytes() for path in (source, *extras)]
+    for item in (*sources, NATIVE_MAIN.read_bytes(), header, wrapper, *flags, *opt):
         data = item if isinstance(item, bytes) else str(item).encode()
         digest.update(len(data).to_bytes(8, "little") + data)
     digest.update(_verilator_version().encode())
@@ -451,6 +457,9 @@ def build_native(
         shutil.rmtree(build_dir, ignore_errors=True)
         build_dir.mkdir(parents=True)
         shutil.copyfile(source, build_dir / f"{toplevel}.v")
+        staged = [build_dir / f"extra{i}_{path.name}" for i, path in enumerate(extras)]
+        for path, copy in zip(extras, staged, strict=True):
+            shutil.copyfile(path, copy)
         shutil.copyfile(NATIVE_MAIN, build_dir / "sim_main.cpp")
         (build_dir / "sfc_ports.h").write_text(header)
         (build_dir / f"{top}.v").write_text(wrapper)
@@ -461,6 +470,7 @@ def build_native(
             str(build_dir / "obj"),
             str(build_dir / f"{top}.v"),
             str(build_dir / f"{toplevel}.v"),
+            *(str(copy) for copy in staged),
             str(build_dir / "sim_main.cpp"),
         ]
         t0 = time.perf_counter()
@@ -504,6 +514,7 @@ def engine_model(
     return build_native(
         gen.verilog, gen.manifest["toplevel"], ports_from_manifest(gen.manifest),
         build_root=build_root, clocking=clocking_from_manifest(gen.manifest),
+        extra_sources=gen.simulation_sources[1:],
     )  # fmt: skip
 
 

@@ -60,7 +60,7 @@ class MacArrayTestbench:
     def __init__(
         self,
         dut: Any,
-        params: dict[str, int],
+        params: dict[str, Any],
         *,
         rng: random.Random,
         input_pause: float = 0.0,

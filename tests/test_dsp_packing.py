@@ -73,9 +73,14 @@ def test_default_engine_packs_where_it_fits():
     assert EngineConfig(pco=1, cout_max=8).macs_per_dsp == 1  # no lane pair
     assert EngineConfig(act_bits=10, weight_bits=10).macs_per_dsp == 1  # 31-bit packed weight
     assert EngineConfig(macs_per_dsp=1).macs_per_dsp == 1
+    assert EngineConfig(target="ecp5").macs_per_dsp == 1  # 18x18 multipliers
 
 
 def test_packing_that_does_not_fit_is_refused_naming_the_field():
+    with pytest.raises(ValueError, match=r"macs_per_dsp=2 .* target='ecp5' .* use macs_per_dsp=1"):
+        EngineConfig(target="ecp5", macs_per_dsp=2)
+    with pytest.raises(ValueError, match=r"target must be one of \('xilinx', 'ecp5'\), got 'ice40'"):
+        EngineConfig(target="ice40")
     with pytest.raises(ValueError, match=r"macs_per_dsp=2 .* act_bits=10, weight_bits=10"):
         EngineConfig(act_bits=10, weight_bits=10, macs_per_dsp=2)
     with pytest.raises(ValueError, match=r"macs_per_dsp must be an int in \[1, 2\], got 4"):
@@ -85,6 +90,10 @@ def test_packing_that_does_not_fit_is_refused_naming_the_field():
 def test_config_round_trip_keeps_the_choice():
     config = EngineConfig(pco=2, cout_max=8, macs_per_dsp=1)
     assert EngineConfig.from_dict(config.to_dict()) == config
+    ecp5 = EngineConfig(pco=2, cout_max=8, target="ecp5")
+    assert EngineConfig.from_dict(ecp5.to_dict()) == ecp5
+    old = {k: v for k, v in config.to_dict().items() if k != "target"}  # a manifest before target
+    assert EngineConfig.from_dict(old) == config
 
 
 # -- the RTL unit: SAT proof and mutants ---------------------------------------------------

@@ -30,10 +30,20 @@ ENGINES = [
     # 1x1 kernel: A^T is 1x1, so y is one bit narrower than the quantizer's
     # input (a power-of-two bound); catches raw-bit array copies between widths.
     EngineConfig(algorithm="direct-1x1", pco=4, cin_max=64, cout_max=8, scale_mode="pow2"),
+    # ECP5: MULT18X18D instances (simulated with sim/ecp5_cells.v) and the longer
+    # MAC array, rescale and output quantizer pipelines.
+    EngineConfig(
+        algorithm="wino-2x2-3x3", pco=2, cin_max=64, cout_max=8, scale_mode="fixed", target="ecp5"
+    ),  # fmt: skip
 ]
 
 
-@pytest.mark.parametrize("config", ENGINES, ids=[f"{c.algorithm}-{c.scale_mode}" for c in ENGINES])
+def _engine_id(config: EngineConfig) -> str:
+    suffix = "" if config.target == "xilinx" else f"-{config.target}"
+    return f"{config.algorithm}-{config.scale_mode}{suffix}"
+
+
+@pytest.mark.parametrize("config", ENGINES, ids=_engine_id)
 def test_engine_bit_exact_against_golden(config, tmp_path):
     report = run_regression(config, layers=4, seed=3)
     layers = report["layers"]

@@ -42,6 +42,8 @@ SIM_BUILD = Path(__file__).resolve().parents[1] / "sim_build"
         ({"cin_max": 0}, ValueError, r"cin_max must be an int >= 1, got 0"),
         ({"macs_per_dsp": 3}, ValueError, r"macs_per_dsp must be an int in \[1, 2\], got 3"),
         ({"macs_per_dsp": 2, "weight_bits": 10}, ValueError, r"macs_per_dsp=2 .* weight_bits=10"),
+        ({"macs_per_dsp": 2, "target": "ecp5"}, ValueError, r"target='ecp5' needs macs_per_dsp=1"),
+        ({"target": "ice40"}, ValueError, r"target must be one of \('xilinx', 'ecp5'\)"),
     ],
 )
 def test_rejects_bad_arguments(kwargs, error, match):

@@ -46,10 +46,12 @@ def _run(dut, rows, beats, *, seed, bank=0):
     return [_decode(dut, payload) for payload in got]
 
 
+@pytest.mark.parametrize("target", ["xilinx", "ecp5"])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_rows_pair_with_beats_under_stalls(seed):
+def test_rows_pair_with_beats_under_stalls(seed, target):
     rng = np.random.default_rng(seed)
-    dut = WeightBuffer(positions=5, lanes=3, cin_max=6)
+    dut = WeightBuffer(positions=5, lanes=3, cin_max=6, target=target)
+    assert dut.latency == {"xilinx": 4, "ecp5": 5}[target]
     rows = rng.integers(-128, 128, size=(6, 3, 5))
     rows[0] = -128
     rows[5] = 127
@@ -73,6 +75,7 @@ def test_rows_pair_with_beats_under_stalls(seed):
         ({"lanes": 1.5}, TypeError, "lanes must be an int >= 1"),
         ({"cin_max": 0}, ValueError, "cin_max must be an int >= 1"),
         ({"weight_bits": 1}, ValueError, "weight_bits must be an int >= 2"),
+        ({"target": "gowin"}, ValueError, r"target must be one of \('xilinx', 'ecp5'\)"),
     ],
 )
 def test_bad_arguments(kwargs, error, match):

@@ -91,6 +91,23 @@ def test_whole_engine_report_and_cli_json(tmp_path, capsys):
         (["--algo", "wino-2x2-3x3", "--pco", "2", "--jobs", "0"], "--jobs must be >= 1"),
         (["--algo", "wino-2x2-3x3", "--pco", "2", "--no-blocks", "--blocks-only"], "nothing"),
         (["--algo", "sfc6-7-3", "--pco", "2"], "2D"),
+        (
+            [
+                "--algo",
+                "wino-2x2-3x3",
+                "--pco",
+                "2",
+                "--target",
+                "ecp5",
+                "--blocks-only",
+                "--logic-depth",
+            ],
+            "--blocks-only, --logic-depth: Xilinx synthesis options",
+        ),
+        (
+            ["--algo", "wino-2x2-3x3", "--pco", "2", "--target", "ecp5", "--macs-per-dsp", "2"],
+            "target='ecp5' has 18x18 multipliers",
+        ),
     ],
 )
 def test_argument_errors(argv, message, capsys, tmp_path):
@@ -233,3 +250,9 @@ def test_logic_depth_bad_arguments(tmp_path):
     src.write_text(PIPELINED_ADDER)
     with pytest.raises(ValueError, match=r"family must be one of \('xcup', 'xc7'\), got 'ecp5'"):
         logic_depth(src, "pipelined_adder", family="ecp5")
+
+
+def test_xilinx_report_refuses_an_ecp5_engine():
+    # The ECP5 netlist instantiates MULT18X18D blocks synth_xilinx cannot map.
+    with pytest.raises(ValueError, match=r"config.target='ecp5' instantiates ECP5 blocks"):
+        synth_report(EngineConfig(algorithm="wino-2x2-3x3", pco=2, target="ecp5"))
