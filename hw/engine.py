@@ -220,17 +220,26 @@ class ConvEngine(wiring.Component):
         return split, select
 
     def _parameter_memory(self, m: Module, sched: GroupScheduler, ser: ResultSerializer) -> None:
-        """Two banks of per-(lane, block) parameters: written by the loader, read by the serializer."""
+        """Two banks of per-(lane, block) parameters: written by the loader, read by the serializer.
+
+        The write is registered (one cycle after the loader takes a beat): the
+        enable fans out to every cell of a wide distributed RAM, and the loader's
+        ``take`` decision comes from the scheduler's state through ``i_chan.ready``.
+        A bank's parameters are read only after its group's activations have
+        gone through the MAC array, many cycles after the group is loaded.
+        """
         iface = self.interface
         m.submodules.parameters = mem = Memory(
             shape=iface.layouts["chan"], depth=2 * iface.lanes * iface.blocks, init=[]
         )
         wr = mem.write_port()
         rd = mem.read_port(transparent_for=())
-        m.d.comb += [
+        m.d.sync += [
             wr.addr.eq(sched.param_addr),
             wr.data.eq(sched.param_data),
             wr.en.eq(sched.param_en),
+        ]
+        m.d.comb += [
             rd.addr.eq(ser.param_addr),
             rd.en.eq(ser.param_en),
             ser.param_data.eq(rd.data),

@@ -196,6 +196,11 @@ class ResourceModel:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def estimate(self, config: EngineConfig) -> Estimate:
+        if config.target != "xilinx":
+            raise ValueError(
+                f"the estimator predicts Xilinx resources (synth_xilinx); config.target="
+                f"{config.target!r}: estimate the same engine with target 'xilinx'"
+            )
         t0 = time.perf_counter()
         features = block_features(config)
         parts = {

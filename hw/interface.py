@@ -204,6 +204,8 @@ class EngineInterface:
 
     def timing(self, *, weight_banks: int = 2) -> EngineTiming:
         """The cycle model's parameters of this engine (:mod:`sfc_hls.cycle_model`)."""
+        from sfc_hls.hw.serializer import ResultSerializer  # imports this module
+
         lat = self.latency
         front_direct = sum(lat[b] for b in FRONT_BLOCKS if b not in FAST_ONLY_BLOCKS)
         back = BACK_BLOCKS
@@ -220,6 +222,7 @@ class EngineInterface:
             front_latency_direct=front_direct,
             back_latency_direct=back_direct,
             start_delay=DescriptorRegisters.START_DELAY,
+            take_gap=ResultSerializer.take_gap_of(self.config.target),
         )
 
 

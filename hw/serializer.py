@@ -43,7 +43,10 @@ class ResultSerializer(wiring.Component):
     entered the output skid buffer, for the scheduler's in-flight count).
 
     Contract: one beat per cycle while ``o_lane`` is ready; a result is taken
-    in the cycle its last beat is issued (or when nothing is held); latency
+    in the cycle its last beat is issued (or when nothing is held; on ECP5 only
+    when nothing is held, :meth:`take_gap_of`: ``i_acc.ready`` is then a
+    register, and the MAC array's and the weight buffer's stall enables do not
+    wait on the serializer's counters and compares); latency
     :attr:`latency` = 2 (the parameter memory read, then a
     :class:`~sfc_hls.hw.port_buffers.SkidBuffer` whose registered ``ready`` ends
     the output path's backpressure here instead of in the MAC array and the
@@ -52,8 +55,14 @@ class ResultSerializer(wiring.Component):
 
     latency = 1 + SkidBuffer.latency
 
+    @staticmethod
+    def take_gap_of(target: str) -> int:
+        """Cycles from a result's last issued beat to the earliest take of the next: 0, ECP5 1."""
+        return 1 if target == "ecp5" else 0
+
     def __init__(self, interface: EngineInterface) -> None:
         cfg = interface.config
+        self.take_gap = self.take_gap_of(cfg.target)
         lay = interface.layouts
         self.lanes = cfg.pco
         self.blocks = interface.blocks
@@ -125,7 +134,10 @@ class ResultSerializer(wiring.Component):
         tile_done = end & ~more_reps & ~more_lanes
         last_tile = tile == last_tile_index
         last_group = remaining <= per_group
-        m.d.comb += self.i_acc.ready.eq(~held | (issue & tile_done))
+        if self.take_gap:
+            m.d.comb += self.i_acc.ready.eq(~held)
+        else:
+            m.d.comb += self.i_acc.ready.eq(~held | (issue & tile_done))
         self._output_stage(m, lane_out, issue, advance, buf, lane, block, k, channel, tile, end,
                            tile_done & last_tile & last_group)  # fmt: skip
         with m.If(issue):

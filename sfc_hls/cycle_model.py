@@ -19,6 +19,9 @@ hardware description):
   channel's fast-mode output tile (``ceil(M*M / W)``);
 * ``cfg_writes``: register writes per layer (one per cycle), START the last;
 * ``start_delay``: cycles from the START write to the layer's start;
+* ``take_gap``: cycles between a tile's last serializer beat and the earliest
+  take of the next result (0; 1 on ECP5, whose serializer takes a result only
+  when its buffer is empty, so that its ``ready`` comes from a register);
 * ``front_latency`` (fast, direct): from the handshake of a tile's last
   ``i_act`` beat to its result being offered to the result serializer;
 * ``back_latency`` (fast, direct): from a packet's last beat leaving the
@@ -33,7 +36,7 @@ Per tile, the MAC array accumulates ``reduction`` beats (``cin``, or
 ``taps * cin`` in direct mode) and the serializer issues one beat per block
 of each valid packet (fast: ``B`` per valid lane; direct: ``B / R`` per valid
 (lane, replica)), taking the next result only when the previous one has
-left, so a tile costs ``max(reduction, beats)`` cycles in steady state.
+left, so a tile costs ``max(reduction, beats + take_gap)`` cycles in steady state.
 Loading a group costs ``P_co * B`` parameter beats and its weight rows
 (``cin``, or ``ceil(taps * cin / W)``), both streams at once.
 :attr:`LayerCycles.breakdown` splits the cycles into the activation beats
@@ -82,6 +85,7 @@ class EngineTiming:
     front_latency_direct: int | None = None
     back_latency_direct: int | None = None
     start_delay: int = 0
+    take_gap: int = 0
 
     def __post_init__(self) -> None:
         check_int("pco", self.pco, 1)
@@ -93,6 +97,7 @@ class EngineTiming:
         check_int("width", self.width, 1)
         check_int("output_beats", self.output_beats, 1)
         check_int("start_delay", self.start_delay, 0)
+        check_int("take_gap", self.take_gap, 0, 1)
 
     @property
     def latency(self) -> int:
@@ -243,7 +248,7 @@ def _simulate(
             unstalled = first + (t + 1) * reduction - 1 + front  # result offered, no stalls
             take = unstalled
             if take_prev is not None:
-                take = max(take, take_prev + max(beats_prev, reduction))
+                take = max(take, take_prev + max(beats_prev + timing.take_gap, reduction))
                 serializer_stall += take - max(unstalled, take_prev + reduction)
             take_prev, beats_prev = take, group.beats
         assert take_prev is not None  # tiles >= 1 (checked by layer_cycles)

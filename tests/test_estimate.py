@@ -167,3 +167,6 @@ def test_cli_estimate_bad_input(capsys):
     assert main(["estimate", "--pco", "0"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "pco" in err[0]
+    assert main(["estimate", "--target", "ecp5"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "predicts Xilinx resources" in err[0] and "'ecp5'" in err[0]
