@@ -163,7 +163,9 @@ def markdown(result: dict) -> str:
         "",
         "Transform units: the engines of `bench/results/engines.md` (they do not depend on "
         "P_co: one tile of one channel per cycle). Whole engines: small configurations that "
-        "fit the device's multipliers (the equal-budget engines need 536-758 DSPs). Fmax is "
+        "fit the device's multipliers (the equal-budget engines need 536-758 DSPs), generated "
+        "for ECP5 (`--target ecp5`: MULT18X18D blocks with their input and output registers, "
+        "one MAC per block). Logic depth: the Xilinx engines of the same configurations. Fmax is "
         "nextpnr's timing analysis after routing, speed grade 6 (nextpnr's default, the "
         "slowest).",
         "",

@@ -252,7 +252,7 @@ def _interface(config: EngineConfig) -> EngineInterface:
     latency = {
         "act_input": RegisterSlice.latency,
         "input_transform": input_netlist.latency,
-        "act_quantizer": ActQuantizer.latency,
+        "act_quantizer": ActQuantizer.latency_of(config.target),
         "weight_buffer": WeightBuffer.latency_of(config.target),
         "mac_array": MacArray.latency_of(config.target),
         "serializer": ResultSerializer.latency,

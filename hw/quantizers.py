@@ -314,7 +314,9 @@ class ActQuantizer(wiring.Component):
         (``DatapathWidths.act_product_bits``); ``shift_width``, the width of
         each ``act_shift`` entry (``max_shift.bit_length()``).
     latency : int
-        2 (registered multiply-add with the rounding constant, then shift and saturate).
+        2 (registered multiply-add with the rounding constant, then shift and saturate);
+        on ECP5 3 (the per-layer shifts decoded into registers, the shifted value
+        registered before the saturation: :meth:`latency_of`).
     in_layout, out_layout : data.StructLayout
         Payload layouts of ``i_v`` and ``o_q``.
 
@@ -330,13 +332,14 @@ class ActQuantizer(wiring.Component):
         Per-layer shift amounts. Every value is computed exactly; the spec's
         legal range is ``[0, max_shift]``.
 
-    Latency 2, one beat per cycle, backpressure and reset as in :mod:`sfc_hls.hw.quantizers`.
+    Latency 2 (ECP5: 3), one beat per cycle, backpressure and reset as in
+    :mod:`sfc_hls.hw.quantizers`.  On ECP5 ``act_shift`` must be stable from the
+    cycle before the layer's first beat (the engine sets it before the layer starts).
     """
-
-    latency = 2
 
     def __init__(self, config: EngineConfig, *, meta_layout: ShapeLike | None = None) -> None:
         self.config = _check_config(config)
+        self.latency = self.latency_of(config.target)
         self.widths = w = ActQuantizerWidths.derive(config)
         self.positions, self.v_bits, self.act_bits = w.positions, w.v_bits, w.act_bits
         self.has_multiplier = w.has_multiplier
@@ -367,12 +370,25 @@ class ActQuantizer(wiring.Component):
         """Bits of the ``meta`` field carried through the block (0 without)."""
         return meta_width(self.out_layout)
 
+    @staticmethod
+    def latency_of(target: str) -> int:
+        """Pipeline stages on ``target``: 2, on ECP5 3."""
+        return 3 if target == "ecp5" else 2
+
     def elaborate(self, platform) -> Module:
         m = Module()
         pipe = StallPipeline(m, i=self.i_v, o=self.o_q, depth=self.latency, name="act")
         rounding = self._rounding
         n = self.positions
         shifts = [rounding.effective(self.act_shift[j]) for j in range(n)]
+        ecp5 = self.config.target == "ecp5"
+        if ecp5:  # per-layer values, decoded once into registers
+            decoded = []
+            for j in range(n):
+                reg = Signal.like(shifts[j], name=f"act_shift_r{j}")
+                m.d.sync += reg.eq(shifts[j])
+                decoded.append(reg)
+            shifts = decoded
 
         # Stage 1: v * act_mult + 2^(s-1) (pow2: v + 2^(s-1)).
         total_layout = data.ArrayLayout(signed(rounding.round_bits), n)
@@ -383,12 +399,15 @@ class ActQuantizer(wiring.Component):
             m.d.comb += total_next[j].eq(product + rounding.half(shifts[j]))
         total = pipe.register(m, total_next, name="act_total", shape=total_layout)
 
-        # Stage 2: arithmetic shift and saturation.
+        # Stage 2: arithmetic shift and saturation (ECP5: the shift, then stage 3 saturates).
         q_layout = self.out_layout.members["data"]
         q_next = Signal(q_layout, name="act_q_next")
+        shifted = [rounding.shift(total[j], shifts[j]) for j in range(n)]
+        if ecp5:
+            shifted_layout = data.ArrayLayout(Value.cast(shifted[0]).shape(), n)
+            shifted = _stage(m, pipe, shifted, shifted_layout, "act_shifted")
         for j in range(n):
-            shifted = rounding.shift(total[j], shifts[j])
-            m.d.comb += q_next[j].eq(_saturate(shifted, self.widths.act_bits))
+            m.d.comb += q_next[j].eq(_saturate(shifted[j], self.widths.act_bits))
         q = pipe.register(m, q_next, name="act_q", shape=q_layout)
         m.d.comb += self.o_q.payload.data.eq(q)
         pipe.carry_meta(m, self.i_v, self.o_q, name="act_meta")

@@ -79,7 +79,9 @@ def test_default_engine_packs_where_it_fits():
 def test_packing_that_does_not_fit_is_refused_naming_the_field():
     with pytest.raises(ValueError, match=r"macs_per_dsp=2 .* target='ecp5' .* use macs_per_dsp=1"):
         EngineConfig(target="ecp5", macs_per_dsp=2)
-    with pytest.raises(ValueError, match=r"target must be one of \('xilinx', 'ecp5'\), got 'ice40'"):
+    with pytest.raises(
+        ValueError, match=r"target must be one of \('xilinx', 'ecp5'\), got 'ice40'"
+    ):
         EngineConfig(target="ice40")
     with pytest.raises(ValueError, match=r"macs_per_dsp=2 .* act_bits=10, weight_bits=10"):
         EngineConfig(act_bits=10, weight_bits=10, macs_per_dsp=2)
