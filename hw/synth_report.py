@@ -184,13 +184,7 @@ def synth_report(
         results = dict(pool.map(one, units))
     total = results.pop(TOPLEVEL, None)
     report: dict[str, Any] = {
-        "format": "sfc-hls.synth/1",
-        "engine": config.to_dict(),
-        "algorithm": {"name": config.algo.name, "title": config.algo.title},
-        "multipliers": {
-            key: EngineInterface.from_config(config).multipliers[key]
-            for key in ("mac_array", "mac_array_dsp")
-        },
+        **_report_head(config),
         "family": family,
         "tool": {
             "yosys": yosys_version(),
@@ -215,12 +209,8 @@ def synth_report(
     return report
 
 
-def ecp5_report(config: EngineConfig, *, seed: int = 1) -> dict[str, Any]:
-    """Place and route ``config``'s whole engine on ECP5 (:func:`ecp5_fmax`); a report
-    :func:`format_report` prints (no Xilinx blocks)."""
-    from sfc_hls.hw.generate import TOPLEVEL, generate_engine
-
-    gen = generate_engine(config)
+def _report_head(config: EngineConfig) -> dict[str, Any]:
+    """The fields every synthesis report starts with: format, engine, algorithm, multipliers."""
     return {
         "format": "sfc-hls.synth/1",
         "engine": config.to_dict(),
@@ -229,6 +219,17 @@ def ecp5_report(config: EngineConfig, *, seed: int = 1) -> dict[str, Any]:
             key: EngineInterface.from_config(config).multipliers[key]
             for key in ("mac_array", "mac_array_dsp")
         },
+    }
+
+
+def ecp5_report(config: EngineConfig, *, seed: int = 1) -> dict[str, Any]:
+    """Place and route ``config``'s whole engine on ECP5 (:func:`ecp5_fmax`); a report
+    :func:`format_report` prints (no Xilinx blocks)."""
+    from sfc_hls.hw.generate import TOPLEVEL, generate_engine
+
+    gen = generate_engine(config)
+    return {
+        **_report_head(config),
         "verilog_sha256": gen.manifest.get("verilog_sha256"),
         "blocks": {},
         "ecp5": ecp5_fmax(gen.verilog, TOPLEVEL, seed=seed),
