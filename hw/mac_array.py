@@ -16,7 +16,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from sfc_hls.arguments import check_int
-from sfc_hls.config import TARGETS
+from sfc_hls.config import check_target
 from sfc_hls.datapath import accumulation_bound
 from sfc_hls.dsp_packing import PackedMultiply, packing_fits
 from sfc_hls.hw.dsp_packing import packed_multiply, split_packed
@@ -133,8 +133,7 @@ class MacArray(wiring.Component):
                 f"macs_per_dsp=2 needs a packed multiply that fits one DSP48E2; "
                 f"act_bits={act_bits}, weight_bits={weight_bits} do not (see sfc_hls.dsp_packing)"
             )
-        if target not in TARGETS:
-            raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+        check_target(target)
         if target != "xilinx" and macs_per_dsp != 1:
             raise ValueError(f"macs_per_dsp=2 packs products for a DSP48E2; target={target!r} "
                              "needs macs_per_dsp=1")  # fmt: skip

@@ -20,7 +20,7 @@ from amaranth.hdl import ClockSignal, Const, Instance, Module, Shape, ShapeLike,
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from sfc_hls.config import TARGETS
+from sfc_hls.config import check_target
 
 __all__ = ["BLOCK_BITS", "PipelinedMultiplier"]
 
@@ -77,8 +77,7 @@ class PipelinedMultiplier(wiring.Component):
     def __init__(
         self, a_shape: ShapeLike, b_shape: ShapeLike, *, target: str, latency: int | None = None
     ) -> None:
-        if target not in TARGETS:
-            raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+        check_target(target)
         self.target = target
         self.a_shape = Shape.cast(a_shape)
         self.b_shape = Shape.cast(b_shape)

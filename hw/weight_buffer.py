@@ -24,7 +24,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from sfc_hls.arguments import check_int
-from sfc_hls.config import TARGETS
+from sfc_hls.config import check_target
 from sfc_hls.hw.pipeline import StallPipeline
 from sfc_hls.hw.port_buffers import SkidBuffer
 
@@ -108,8 +108,7 @@ class WeightBuffer(wiring.Component):
         width: int | None = None,
         target: str = "xilinx",
     ) -> None:
-        if target not in TARGETS:
-            raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+        check_target(target)
         self.target = target
         self.read_latency = self.read_latency_of(target)
         self.latency = self.latency_of(target)

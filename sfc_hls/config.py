@@ -35,6 +35,13 @@ SCALE_MODES = ("pow2", "fixed")
 #: Device families the generated Verilog is written for (``EngineConfig.target``).
 TARGETS = ("xilinx", "ecp5")
 
+
+def check_target(target: object) -> None:
+    """ValueError naming the allowed values unless ``target`` is one of :data:`TARGETS`."""
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+
+
 #: Engine fields a layer's parameters must share with the engine that runs them
 #: (the datapath widths and modes its integers were computed for).
 DATAPATH_FIELDS = (
@@ -152,8 +159,7 @@ class EngineConfig(_DictFields):
         check_int("out_mult_bits", self.out_mult_bits, 1, 32)
         check_int("in_bits", self.in_bits, 2, 16)
         check_int("out_bits", self.out_bits, 2, 128)
-        if self.target not in TARGETS:
-            raise ValueError(f"target must be one of {TARGETS}, got {self.target!r}")
+        check_target(self.target)
         if self.scale_mode not in SCALE_MODES:
             raise ValueError(f"scale_mode must be one of {SCALE_MODES}, got {self.scale_mode!r}")
         if self.cout_max % self.pco:
