@@ -46,7 +46,6 @@ from sfc_hls.hw.axi_registers import (
 )
 from sfc_hls.hw.engine import ConvEngine
 from sfc_hls.hw.interface import EngineInterface
-from sfc_hls.hw.register_map import REGISTER_TABLE
 
 __all__ = ["AxiConvEngine", "INPUT_STREAMS", "axi_signature", "axi_stream_widths"]
 
@@ -104,6 +103,11 @@ class AxiConvEngine(wiring.Component):
     def __init__(self, config: EngineConfig) -> None:
         if not isinstance(config, EngineConfig):
             raise TypeError(f"config must be an EngineConfig, got {type(config).__name__}")
+        if config.map_kib:
+            raise ValueError(
+                f"map_kib={config.map_kib}: the AXI top has no map stream yet; generate the "
+                "engine without --axi, or with --map-kib 0"
+            )
         self.config = config
         self.interface = EngineInterface.from_config(config)
         self.parameters = build_parameters(self.interface)
@@ -148,7 +152,7 @@ class AxiConvEngine(wiring.Component):
         ]
 
     def _mirror_depth(self) -> int:
-        arrays = sum(1 for reg in REGISTER_TABLE if reg.per_position)
+        arrays = sum(1 for reg in self.interface.registers.table if reg.per_position)
         return _SCALAR_SPAN + arrays * self.interface.positions
 
     def _mirror_index(self, m: Module, engine_addr) -> tuple[Signal, Signal]:
@@ -156,11 +160,11 @@ class AxiConvEngine(wiring.Component):
         index = Signal(range(self._mirror_depth()))
         mapped = Signal()
         n = self.interface.positions
-        scalars = [reg.address for reg in REGISTER_TABLE if not reg.per_position]
+        scalars = [reg.address for reg in self.interface.registers.table if not reg.per_position]
         assert max(scalars) < _SCALAR_SPAN, "scalar engine registers must be below 16"
         with m.If(engine_addr < _SCALAR_SPAN):
             m.d.comb += [index.eq(engine_addr), mapped.eq(1)]
-        arrays = [reg for reg in REGISTER_TABLE if reg.per_position]
+        arrays = [reg for reg in self.interface.registers.table if reg.per_position]
         for k, reg in enumerate(arrays):
             with m.If((engine_addr >= reg.address) & (engine_addr < reg.address + n)):
                 m.d.comb += [index.eq(_SCALAR_SPAN + k * n + engine_addr - reg.address),

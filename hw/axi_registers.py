@@ -157,8 +157,6 @@ def build_parameters(interface) -> dict[str, int]:
 
 def c_header(interface, name: str) -> str:
     """A C header with the register map of the AXI top ``name`` and its build parameters."""
-    from sfc_hls.hw.register_map import REGISTER_TABLE, RegisterMap
-
     p = name.upper()
     lines = [
         f"/* Register map of the sfc-hls AXI engine `{name}` (generated; do not edit). */",
@@ -181,8 +179,8 @@ def c_header(interface, name: str) -> str:
         f"#define {p}_DESCRIPTOR_WINDOW 0x{DESCRIPTOR_WINDOW:05X}u",
         f"#define {p}_DESC(a) ({p}_DESCRIPTOR_WINDOW + 4u * (a))",
     ]
-    regs = RegisterMap(interface.positions)
-    for row in REGISTER_TABLE:
+    regs = interface.registers
+    for row in regs.table:
         lines.append(f"#define {p}_DESC_{row.name} 0x{row.address:04X}u /* {row.meaning} */")
     lines += [
         f"#define {p}_DESC_POSITIONS {regs.positions}u",

@@ -9,7 +9,6 @@ from amaranth.lib.wiring import In, Out
 from sfc_hls.hw.register_map import (
     ADDR_BITS,
     DATA_BITS,
-    REGISTER_TABLE,
     REGISTERS,
     START,
     RegisterMap,
@@ -24,7 +23,8 @@ CFG_LAYOUT = data.StructLayout({"addr": unsigned(ADDR_BITS), "data": unsigned(DA
 class DescriptorRegisters(wiring.Component):
     """Register writes on ``i_cfg`` -> a staged descriptor; START makes it the active one.
 
-    Every row of :data:`~sfc_hls.hw.register_map.REGISTER_TABLE` is decoded
+    Every row of the engine's register table (:attr:`RegisterMap.table
+    <sfc_hls.hw.register_map.RegisterMap.table>`) is decoded
     here and nowhere else: a write to a row's address (or, for a per-position
     array, to ``address + j``) loads the *staged* descriptor field it names; a
     value above the row's limit (``limits[row.limit]``) or a write to an
@@ -40,8 +40,9 @@ class DescriptorRegisters(wiring.Component):
     Writes are registered before they are decoded, so no decoder hangs on the
     port (``ready`` is the register ``~pending``).
 
-    Parameters: ``descriptor_layout`` (the fields the table names), ``positions``
-    (``m``), ``limits`` (largest legal value per limit key).
+    Parameters: ``descriptor_layout`` (the fields the table names), ``registers``
+    (the engine's :class:`~sfc_hls.hw.register_map.RegisterMap`: ``m`` positions and
+    whether the map rows are decoded), ``limits`` (largest legal value per limit key).
 
     Ports:
         i_cfg (In stream ``{addr, data}``): register writes; ``ready`` is ``~pending``.
@@ -51,7 +52,8 @@ class DescriptorRegisters(wiring.Component):
         pending (Out 1): a START waits for the engine; the staged descriptor is locked.
         valid (Out 1): the staged descriptor may start a layer: no bad write since the
             last commit, CIN, COUT, TILES >= 1, and in direct mode TAPS >= 1,
-            ``TAPS * CIN <= limits["direct_reduction"]`` and REPLICAS one of ``replicas``.
+            ``TAPS * CIN <= limits["direct_reduction"]`` and REPLICAS one of ``replicas``;
+            with MAP_INPUT set, fast mode and IMAGES, HEIGHT, WIDTH >= 1.
         blocks_per_replica (Out): ``blocks / REPLICAS`` of ``descriptor`` (``blocks`` in fast mode).
         reduction (Out, registered with ``descriptor``): products per accumulator of the
             running layer, ``TAPS * CIN`` in direct mode, ``CIN`` in fast mode.  The one
@@ -80,15 +82,17 @@ class DescriptorRegisters(wiring.Component):
         self,
         *,
         descriptor_layout: data.StructLayout,
-        positions: int,
+        registers: RegisterMap,
         limits: dict[str, int],
         blocks: int = 1,
     ) -> None:
+        if not isinstance(registers, RegisterMap):
+            raise TypeError(f"registers must be a RegisterMap, got {type(registers).__name__}")
         self.blocks = blocks
         self.descriptor_layout = descriptor_layout
-        self.registers = RegisterMap(positions)
+        self.registers = registers
         self.limits = dict(limits)
-        for reg in REGISTER_TABLE:
+        for reg in registers.table:
             if reg.limit is not None and reg.limit not in self.limits:
                 raise ValueError(f"limits has no entry {reg.limit!r} (register {reg.name})")
         super().__init__(
@@ -171,8 +175,16 @@ class DescriptorRegisters(wiring.Component):
         ok = Signal()
         reduction_ok = 1 if taps_cin is None else taps_cin <= self.limits["direct_reduction"]
         direct_ok = (desc.taps >= 1) & reduction_ok & replicas_ok
+        map_ok = 1
+        if self.registers.map_input:
+            shape_ok = (desc.images >= 1) & (desc.height >= 1) & (desc.width >= 1)
+            map_ok = ~desc.map_input | (~desc.direct & shape_ok)
         m.d.comb += ok.eq(
-            (desc.cin >= 1) & (desc.cout >= 1) & (desc.tiles >= 1) & (~desc.direct | direct_ok)
+            (desc.cin >= 1)
+            & (desc.cout >= 1)
+            & (desc.tiles >= 1)
+            & (~desc.direct | direct_ok)
+            & map_ok
         )
         return ok, blocks_per_replica
 
@@ -180,8 +192,8 @@ class DescriptorRegisters(wiring.Component):
         """One write ``beat`` into ``desc``: scalar registers by case, per-position arrays by
         range, others are bad (CONTROL is seen on the port: it sets ``pending``)."""
         addr, value = beat.addr, beat.data
-        scalars = [r for r in REGISTER_TABLE if not r.per_position]
-        arrays = [r for r in REGISTER_TABLE if r.per_position]
+        scalars = [r for r in self.registers.table if not r.per_position]
+        arrays = [r for r in self.registers.table if r.per_position]
         n = self.registers.positions
         with m.Switch(addr):
             for reg in scalars:

@@ -25,7 +25,7 @@ width and latency from its :class:`~sfc_hls.hw.interface.EngineInterface`.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -40,6 +40,7 @@ from sfc_hls.hw.interface import (
     EngineInterface,
 )
 from sfc_hls.hw.mac_array import MacArray
+from sfc_hls.hw.map_buffer import MapBuffer
 from sfc_hls.hw.port_buffers import RegisterSlice, SkidBuffer
 from sfc_hls.hw.quantizers import ActQuantizer, OutputQuantizer, Rescale
 from sfc_hls.hw.scheduler import GroupScheduler
@@ -142,12 +143,14 @@ class ConvEngine(wiring.Component):
     def signature_of(interface: EngineInterface) -> wiring.Signature:
         """The engine's ports (a signature, nothing to elaborate): for manifests and wrappers."""
         lay = interface.layouts
+        map_port = {"i_map": In(stream.Signature(lay["map"]))} if interface.config.map_kib else {}
         return wiring.Signature(
             {
                 "i_cfg": In(stream.Signature(lay["cfg"])),
                 "i_chan": In(stream.Signature(lay["chan"])),
                 "i_weight": In(stream.Signature(lay["weight"])),
                 "i_act": In(stream.Signature(lay["act"])),
+                **map_port,
                 "o_out": Out(stream.Signature(lay["out"])),
                 "status": Out(lay["status"]),
             }
@@ -159,7 +162,7 @@ class ConvEngine(wiring.Component):
         lay = iface.layouts
         m.submodules.registers = regs = DescriptorRegisters(
             descriptor_layout=lay["descriptor"],
-            positions=iface.positions,
+            registers=iface.registers,
             limits=iface.limits,
             blocks=iface.blocks,
         )
@@ -185,7 +188,7 @@ class ConvEngine(wiring.Component):
         )
         wiring.connect(m, wiring.flipped(self.i_chan), sched.i_chan)
         wiring.connect(m, wiring.flipped(self.i_weight), sched.i_weight)
-        wiring.connect(m, wiring.flipped(self.i_act), port.i)
+        self._act_input(m, port)
         wiring.connect(m, port.o, sched.i_act)
         wiring.connect(m, sched.o_weight, wb.i_weight)
         wiring.connect(m, sched.o_act, split.i)
@@ -196,6 +199,33 @@ class ConvEngine(wiring.Component):
         wiring.connect(m, aq.o_q, wb.i_beat)
         wiring.connect(m, wb.o_beat, mac.i_beat)
         return split, select
+
+    def _act_input(self, m: Module, port: RegisterSlice) -> None:
+        """``i_act`` -> the activation port register; with a map buffer, the buffer's
+        tiles instead while a layer with MAP_INPUT runs."""
+        if not self.config.map_kib:
+            wiring.connect(m, wiring.flipped(self.i_act), port.i)
+            return
+        iface = self.interface
+        m.submodules.map_buffer = buf = MapBuffer(
+            input_tile=iface.algo.input_tile,
+            output_tile=iface.algo.output_tile,
+            depth=self.config.map_depth,
+            in_bits=self.config.in_bits,
+            act_layout=iface.layouts["act"],
+            pco=iface.lanes,
+            cin_max=self.config.cin_max,
+            cout_max=self.config.cout_max,
+        )
+        wiring.connect(m, wiring.flipped(self.i_map), buf.i_map)
+        use_map = Signal()  # the running layer's MAP_INPUT (set by _control)
+        self._map_input = use_map
+        m.d.comb += [
+            port.i.valid.eq(Mux(use_map, buf.o_act.valid, self.i_act.valid)),
+            port.i.payload.eq(Mux(use_map, buf.o_act.payload, self.i_act.payload)),
+            buf.o_act.ready.eq(use_map & port.i.ready),
+            self.i_act.ready.eq(~use_map & port.i.ready),
+        ]
 
     def _back(self, m: Module, blocks: dict) -> tuple:
         """MAC array -> serializer -> rescale -> (collect, A^T, split | direct) -> quantizer -> o_out."""
@@ -286,3 +316,20 @@ class ConvEngine(wiring.Component):
         ]
         if aq.widths.has_multiplier:
             m.d.comb += aq.act_mult.eq(desc.act_mult)
+        if self.config.map_kib:
+            self._map_control(m, desc, sched, blocks)
+
+    def _map_control(self, m: Module, desc, sched: GroupScheduler, blocks: dict) -> None:
+        """The map buffer's layer registers, its start and its status bit."""
+        buf = m.submodules.map_buffer
+        m.d.comb += [
+            self._map_input.eq(desc.map_input),
+            buf.start.eq(sched.layer_start & desc.map_input),
+            buf.images.eq(desc.images),
+            buf.cin.eq(desc.cin),
+            buf.cout.eq(desc.cout),
+            buf.height.eq(desc.height),
+            buf.width.eq(desc.width),
+            buf.padding.eq(desc.padding),
+            self.status.map_overflow.eq(buf.overflow),
+        ]

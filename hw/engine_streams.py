@@ -11,7 +11,7 @@ encode in milliseconds.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from amaranth.hdl import Shape
@@ -21,6 +21,7 @@ from sfc_hls.config import EngineConfig
 from sfc_hls.datapath import LayerQuant
 from sfc_hls.hw.interface import EngineInterface
 from sfc_hls.hw.register_map import layer_register_writes
+from sfc_hls.map_input import map_beats, map_words
 from sfc_hls.reference import check_stride, extract_tiles, output_size
 from sfc_hls.schedule import DirectSchedule, direct_schedule
 
@@ -127,11 +128,18 @@ class LayerBeats:
     cfg: list[int]
     chan: list[int]  # all groups, in order
     weight: list[int]
-    act: list[int]
+    act: list[int]  # empty when the layer takes its input map on i_map
     groups: int
     tiles: int  # per group (all images)
     expected_outputs: int  # o_out beats
     schedule: DirectSchedule | None = None  # direct mode: replicas, pixels per tile
+    map: list[int] = field(default_factory=list)  # i_map beats (map input), else empty
+
+    def inputs(self) -> dict[str, list[int]]:
+        """Beats per input port (``i_map`` only when the layer uses it)."""
+        ports = {"i_cfg": self.cfg, "i_chan": self.chan, "i_weight": self.weight,
+                 "i_act": self.act}  # fmt: skip
+        return {**ports, "i_map": self.map} if self.map else ports
 
 
 class EngineStreams:
@@ -173,28 +181,77 @@ class EngineStreams:
                                cout=params.cout, pixels=n * ho * wo, replicas=replicas)  # fmt: skip
 
     def layer_beats(
-        self, params: LayerQuant, x: np.ndarray, *, stride: int = 1, replicas: int | None = None
+        self,
+        params: LayerQuant,
+        x: np.ndarray,
+        *,
+        stride: int = 1,
+        replicas: int | None = None,
+        map_input: bool | None = None,
     ) -> LayerBeats:
         """Beats for ``x`` (N, Cin, H, W) int8: the N images run as one layer.
 
         Fast mode: ``stride > 1`` only for 1x1-output-tile algorithms (one
         input patch per output pixel).  Direct mode: any stride; ``replicas``
         as for :func:`~sfc_hls.schedule.direct_schedule` (default: chosen).
+        ``map_input``: the input map on ``i_map`` (:mod:`sfc_hls.map_input`)
+        instead of tiles on ``i_act``; default: wherever it can
+        (:meth:`map_input_reason` is ``None``).
         """
         self.check_layer(params)
+        x = np.asarray(x, dtype=np.int64)
         if params.mode == "direct":
-            return self._direct_beats(params, np.asarray(x, dtype=np.int64), stride, replicas)
-        return self._fast_beats(params, np.asarray(x, dtype=np.int64), stride)
+            if map_input:
+                raise ValueError(f"map_input: {self.map_input_reason(params, x.shape, stride)}")
+            return self._direct_beats(params, x, stride, replicas)
+        reason = self.map_input_reason(params, x.shape, stride)
+        if map_input and reason is not None:
+            raise ValueError(f"map_input: {reason}")
+        return self._fast_beats(
+            params, x, stride, map_input=reason is None and map_input is not False
+        )
+
+    def map_input_reason(self, params: LayerQuant, x_shape, stride: int = 1) -> str | None:
+        """Why the layer cannot take its input map on ``i_map`` (``None``: it can)."""
+        cfg = self.config
+        if not cfg.map_kib:
+            return "the engine has no feature-map buffer (map_kib=0)"
+        if params.mode != "fast" or stride != 1:
+            return (
+                f"only stride-1 fast-mode layers take a map (mode {params.mode}, stride {stride})"
+            )
+        n, cin, h, w = x_shape
+        limits = self.interface.map_limits
+        for name, value in (
+            ("images", n),
+            ("height", h),
+            ("width", w),
+            ("padding", params.padding),
+        ):
+            if value > limits[name]:
+                return f"{name}={value} exceeds the map registers' limit {limits[name]}"
+        words = map_words(n, cin, h, w, self.algo.input_tile)
+        if words > cfg.map_depth:
+            return (f"the {n}x{cin}x{h}x{w} map takes {words} words per bank; the "
+                    f"{cfg.map_kib} KiB buffer holds {cfg.map_depth}")  # fmt: skip
+        return None
 
     # ------------------------------------------------------------------ fast mode
-    def _fast_beats(self, params: LayerQuant, x: np.ndarray, stride: int) -> LayerBeats:
+    def _fast_beats(
+        self, params: LayerQuant, x: np.ndarray, stride: int, *, map_input: bool = False
+    ) -> LayerBeats:
         iface, lay, pco = self.interface, self.layouts, self.config.pco
         tiles_arr, _, grid = extract_tiles(x, self.algo, params.padding, stride)
         tiles = x.shape[0] * grid[0] * grid[1]
         self._check_tiles(tiles)
-        # act beats: (n, ty, tx, ci, L*L), ci innermost, padded to the beat's width
-        acts = tiles_arr.transpose(0, 2, 3, 1, 4).reshape(-1, self.algo.input_tile**2)
-        act_beats = pack(lay["act"], {"": _pad_columns(acts, lay["act"].length)})
+        if map_input:
+            act_beats: list[int] = []
+            map_beats_ = pack(lay["map"], {"": map_beats(x, self.algo.input_tile)})
+        else:
+            # act beats: (n, ty, tx, ci, L*L), ci innermost, padded to the beat's width
+            acts = tiles_arr.transpose(0, 2, 3, 1, 4).reshape(-1, self.algo.input_tile**2)
+            act_beats = pack(lay["act"], {"": _pad_columns(acts, lay["act"].length)})
+            map_beats_ = []
         groups = self.groups(params.cout)
         cout_pad = groups * pco
         w = np.zeros((iface.positions, cout_pad, params.cin), dtype=np.int64)
@@ -211,14 +268,16 @@ class EngineStreams:
             rows = w[:, channels, :].transpose(2, 1, 0).reshape(params.cin, -1)
             weight += pack(lay["weight"], {"": rows})
         valid = [min(pco, params.cout - g * pco) for g in range(groups)]
+        shape = (x.shape[0], x.shape[2], x.shape[3]) if map_input else None
         return LayerBeats(
-            cfg=self._cfg_beats(params, tiles, 1),
+            cfg=self._cfg_beats(params, tiles, 1, map_shape=shape),
             chan=chan,
             weight=weight,
             act=act_beats * groups,
             groups=groups,
             tiles=tiles,
             expected_outputs=tiles * sum(valid) * iface.output_beats,
+            map=map_beats_,
         )
 
     # ------------------------------------------------------------------ direct mode
@@ -298,8 +357,11 @@ class EngineStreams:
             },
         )
 
-    def _cfg_beats(self, params: LayerQuant, tiles: int, replicas: int) -> list[int]:
-        writes = layer_register_writes(params, tiles, replicas=replicas)
+    def _cfg_beats(
+        self, params: LayerQuant, tiles: int, replicas: int, *, map_shape=None
+    ) -> list[int]:
+        writes = layer_register_writes(params, tiles, replicas=replicas,
+                                       registers=self.interface.registers, map_shape=map_shape)  # fmt: skip
         return pack(
             self.layouts["cfg"],
             {"addr": np.array([a for a, _ in writes]), "data": np.array([d for _, d in writes])},

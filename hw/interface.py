@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 
-from amaranth.hdl import signed, unsigned
+from amaranth.hdl import ShapeLike, signed, unsigned
 from amaranth.lib import data
 from amaranth.utils import ceil_log2
 
@@ -37,6 +37,7 @@ from sfc_hls.hw.register_map import RegisterMap
 from sfc_hls.hw.tile_blocks import TileSplitter
 from sfc_hls.hw.transform import AdderNetlist, adder_netlist
 from sfc_hls.hw.weight_buffer import WeightBuffer
+from sfc_hls.map_input import DIM_BITS
 
 __all__ = ["OUTPUT_ADDS_PER_STAGE", "TILE_BITS", "EngineInterface"]
 
@@ -155,7 +156,7 @@ class EngineInterface:
 
     @property
     def registers(self) -> RegisterMap:
-        return RegisterMap(self.positions)
+        return RegisterMap(self.positions, map_input=self.config.map_kib > 0)
 
     @property
     def limits(self) -> dict[str, int]:
@@ -171,7 +172,21 @@ class EngineInterface:
             "rescale_shift": self.rescale_widths.max_shift,
             "act_shift": self.act_widths.max_shift,
             "act_mult": (1 << self.config.act_mult_bits) - 1,
+            **self.map_limits,
         }
+
+    @property
+    def map_limits(self) -> dict[str, int]:
+        """Limits of the map-input registers (empty without a feature-map buffer):
+        IMAGES, HEIGHT, WIDTH up to ``2**DIM_BITS - 1``, PADDING up to ``L - M``, and
+        ``map_words``, the buffer's words per bank (a map takes
+        :func:`sfc_hls.map_input.map_words`)."""
+        if not self.config.map_kib:
+            return {}
+        dim = (1 << DIM_BITS) - 1
+        halo = self.algo.input_tile - self.algo.output_tile
+        return {"images": dim, "height": dim, "width": dim, "padding": halo,
+                "map_words": self.config.map_depth}  # fmt: skip
 
     @property
     def multipliers(self) -> dict[str, int]:
@@ -200,10 +215,12 @@ class EngineInterface:
             act_fast=self.algo.input_tile**2 * cfg.in_bits,
             act_direct=self.positions * cfg.in_bits,
             out=self.width * cfg.out_bits,
+            map=2 * self.algo.input_tile * cfg.in_bits,
         )
 
     def timing(self, *, weight_banks: int = 2) -> EngineTiming:
         """The cycle model's parameters of this engine (:mod:`sfc_hls.cycle_model`)."""
+        from sfc_hls.hw.map_buffer import MapBuffer
         from sfc_hls.hw.serializer import ResultSerializer  # imports this module
 
         lat = self.latency
@@ -223,6 +240,7 @@ class EngineInterface:
             back_latency_direct=back_direct,
             start_delay=DescriptorRegisters.START_DELAY,
             take_gap=ResultSerializer.take_gap_of(self.config.target),
+            map_delay=MapBuffer.FIRST_BEAT_DELAY if self.config.map_kib else 0,
         )
 
 
@@ -333,8 +351,10 @@ def _layouts(
                 "overflow": 1,
                 "layers_done": unsigned(16),
                 "start_pending": 1,
+                **({"map_overflow": 1} if config.map_kib else {}),
             }
         ),
+        "map": data.ArrayLayout(signed(config.in_bits), 2 * algo.input_tile),
         "beat_meta": beat_meta,
         "tag": tag,
         "lane_meta": data.StructLayout({"params": params, "tag": tag}),
@@ -356,6 +376,17 @@ def _layouts(
                 "replicas": unsigned(ceil_log2(blocks + 1)),
                 "act_mult": data.ArrayLayout(unsigned(config.act_mult_bits), m),
                 "act_shift": data.ArrayLayout(unsigned(act.shift_width), m),
+                **_map_fields(config),
             }
         ),
     }
+
+
+def _map_fields(config: EngineConfig) -> dict[str, ShapeLike]:
+    """Descriptor fields of the map-input registers (engines with a feature-map buffer)."""
+    if not config.map_kib:
+        return {}
+    halo = config.algo.input_tile - config.algo.output_tile
+    dim = unsigned(DIM_BITS)
+    return {"map_input": 1, "images": dim, "height": dim, "width": dim,
+            "padding": unsigned(max(ceil_log2(halo + 1), 1))}  # fmt: skip

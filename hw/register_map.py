@@ -17,6 +17,11 @@ address        name             meaning
 0x0006         MODE             0: fast (the engine's algorithm), 1: direct convolution
 0x0007         TAPS             direct mode: kernel taps K*K (1 .. direct_reduction_max / CIN)
 0x0008         REPLICAS         direct mode: output-channel replicas R (a divisor of m / W)
+0x0009         MAP_INPUT        1: the layer's input map on ``i_map`` (map-buffer engines only)
+0x000A         IMAGES           map input: images N of the map
+0x000B         HEIGHT           map input: rows H of the map
+0x000C         WIDTH            map input: columns W of the map
+0x000D         PADDING          map input: zero padding P on each side (<= L - M)
 0x1000 + j     ACT_MULT[j]      activation multiplier of transform position j (fixed mode)
 0x2000 + j     ACT_SHIFT[j]     activation shift of transform position j
 =============  ===============  ==========================================================
@@ -30,6 +35,12 @@ beats on ``i_act`` (tile-major, input channel innermost).  Outputs come on
 The streams are independent: the engine takes group ``g + 1``'s ``i_chan``
 and ``i_weight`` beats while group ``g``'s activations run (two banks), so a
 host can keep all three streams queued.
+
+An engine generated with a feature-map buffer (``EngineConfig.map_kib``)
+also decodes MAP_INPUT .. PADDING (rows with ``feature="map"``; elsewhere
+they are unmapped).  With MAP_INPUT set, a fast-mode layer takes its input
+map once on ``i_map`` (:mod:`sfc_hls.map_input`) instead of ``TILES * CIN``
+beats per group on ``i_act``; TILES must then be ``N * ceil(Ho/M) * ceil(Wo/M)``.
 
 Writing CONTROL with a descriptor beyond the generated limits (CIN, COUT,
 TILES, shifts) does not start the layer: the status port's ``desc_error``
@@ -71,6 +82,8 @@ class Register:
             exceed (``None``: no check).
         bit: for a flag, the data bit it takes (``None``: the whole value).
         meaning: one line for documentation and the manifest.
+        feature: ``"map"``: decoded only by engines with a feature-map buffer
+            (``None``: by every engine).
     """
 
     name: str
@@ -80,6 +93,7 @@ class Register:
     limit: str | None = None
     bit: int | None = None
     meaning: str = ""
+    feature: str | None = None
 
 
 #: The register map, as the RTL decodes it.
@@ -106,6 +120,26 @@ REGISTER_TABLE: tuple[Register, ...] = (
         meaning="direct mode: output-channel replicas (a divisor of m / W)",
     ),
     Register(
+        "MAP_INPUT", 0x0009, "map_input", bit=0, meaning="1: the input map on i_map", feature="map"
+    ),  # fmt: skip
+    Register(
+        "IMAGES", 0x000A, "images", limit="images", meaning="map input: images N", feature="map"
+    ),  # fmt: skip
+    Register(
+        "HEIGHT", 0x000B, "height", limit="height", meaning="map input: rows H", feature="map"
+    ),  # fmt: skip
+    Register(
+        "WIDTH", 0x000C, "width", limit="width", meaning="map input: columns W", feature="map"
+    ),  # fmt: skip
+    Register(
+        "PADDING",
+        0x000D,
+        "padding",
+        limit="padding",
+        meaning="map input: zero padding on each side, <= L - M",
+        feature="map",
+    ),  # fmt: skip
+    Register(
         "ACT_MULT",
         0x1000,
         "act_mult",
@@ -129,13 +163,19 @@ REGISTERS = {reg.name: reg.address for reg in REGISTER_TABLE}
 
 @dataclass(frozen=True)
 class RegisterMap:
-    """Addresses for an engine with ``positions`` transform positions."""
+    """Addresses for an engine with ``positions`` transform positions (and a map buffer)."""
 
     positions: int
+    map_input: bool = False
 
     def __post_init__(self) -> None:
         if not 1 <= self.positions <= 0x1000:
             raise ValueError(f"positions must be in [1, 4096], got {self.positions}")
+
+    @property
+    def table(self) -> tuple[Register, ...]:
+        """The rows this engine decodes: every row, less the map rows without a map buffer."""
+        return tuple(r for r in REGISTER_TABLE if r.feature is None or self.map_input)
 
     def act_mult(self, j: int) -> int:
         return REGISTERS["ACT_MULT"] + j
@@ -149,7 +189,7 @@ class RegisterMap:
 
     def layer_addresses(self) -> list[int]:
         """Addresses a layer writes before CONTROL, in the order :func:`layer_register_writes` uses."""
-        scalars = [r.address for r in REGISTER_TABLE if r.field and not r.per_position]
+        scalars = [r.address for r in self.table if r.field and not r.per_position]
         arrays = [
             self.act_mult(j) if k == 0 else self.act_shift(j)
             for j in range(self.positions)
@@ -168,16 +208,28 @@ class RegisterMap:
                 "limit": reg.limit,
                 "meaning": reg.meaning,
             }
-            for reg in REGISTER_TABLE
+            for reg in self.table
         ]
 
 
-def layer_register_writes(params, tiles: int, *, replicas: int = 1) -> list[tuple[int, int]]:
+def layer_register_writes(
+    params,
+    tiles: int,
+    *,
+    replicas: int = 1,
+    registers: RegisterMap | None = None,
+    map_shape: tuple[int, int, int] | None = None,
+) -> list[tuple[int, int]]:
     """``(addr, data)`` writes describing a :class:`~sfc_hls.datapath.LayerQuant` layer, START last.
 
     ``replicas``: the direct-mode schedule's output-channel replicas (1 in fast mode).
+    ``registers``: the engine's register map (default: an engine without a map
+    buffer).  ``map_shape``: ``(images, height, width)`` of the input map when the
+    layer takes it on ``i_map`` (needs a map-buffer engine).
     """
-    regs = RegisterMap(params.algo.mults)
+    regs = registers if registers is not None else RegisterMap(params.algo.mults)
+    if map_shape is not None and not regs.map_input:
+        raise ValueError("map_shape needs an engine with a feature-map buffer (map_kib > 0)")
     direct = params.mode == "direct"
     writes = [
         (REGISTERS["CIN"], params.cin),
@@ -189,6 +241,15 @@ def layer_register_writes(params, tiles: int, *, replicas: int = 1) -> list[tupl
         (REGISTERS["TAPS"], params.kernel**2 if direct else 1),
         (REGISTERS["REPLICAS"], replicas if direct else 1),
     ]
+    if regs.map_input:
+        images, height, width = map_shape if map_shape is not None else (0, 0, 0)
+        writes += [
+            (REGISTERS["MAP_INPUT"], int(map_shape is not None)),
+            (REGISTERS["IMAGES"], images),
+            (REGISTERS["HEIGHT"], height),
+            (REGISTERS["WIDTH"], width),
+            (REGISTERS["PADDING"], params.padding if map_shape is not None else 0),
+        ]
     for j in range(params.algo.mults):
         writes.append((regs.act_mult(j), int(params.act_mult[j])))
         writes.append((regs.act_shift(j), int(params.act_shift[j])))

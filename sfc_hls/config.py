@@ -19,6 +19,7 @@ from sfc_hls.dsp_packing import packing_fits
 
 __all__ = [
     "CHANNELS_MAX",
+    "MAP_KIB_MAX",
     "DATAPATH_FIELDS",
     "SCALE_MODES",
     "EngineConfig",
@@ -28,6 +29,8 @@ __all__ = [
 
 #: Largest ``cin_max`` / ``cout_max`` of an engine (bounds generation time and memory).
 CHANNELS_MAX = 4096
+#: Largest feature-map buffer, KiB (``EngineConfig.map_kib``).
+MAP_KIB_MAX = 16384
 
 #: Transform-domain activation requantization: ``pow2`` = rounding shift,
 #: ``fixed`` = unsigned fixed-point multiplier then rounding shift.
@@ -122,6 +125,13 @@ class EngineConfig(_DictFields):
             registers into ECP5 multipliers), which adds pipeline stages to the
             MAC array, rescale and output quantizer; ``macs_per_dsp`` must be 1.
             Same results on every target.
+        map_kib: on-chip feature-map buffer in KiB (0, the default: none).  An
+            engine with one has an ``i_map`` port and takes a stride-1 fast-mode
+            layer's input map as rows, each pixel once per layer
+            (:mod:`sfc_hls.map_input`), building the overlapping tiles of every
+            output-channel group on chip; the tile stream ``i_act`` stays for
+            the other layers.  The buffer has ``2L`` banks of ``map_depth``
+            words of ``L`` pixels (:attr:`map_depth`).
     """
 
     algorithm: str = "sfc6-7x7-3x3"
@@ -138,6 +148,7 @@ class EngineConfig(_DictFields):
     in_bits: int = 8
     out_bits: int = 8
     target: str = "xilinx"
+    map_kib: int = 0
     # None (the default) is derived in __post_init__, which always stores an int:
     # every reader sees an int, so that is the declared type.
     backend_width: int = None  # type: ignore[assignment]  # derived in __post_init__
@@ -160,6 +171,7 @@ class EngineConfig(_DictFields):
         check_int("in_bits", self.in_bits, 2, 16)
         check_int("out_bits", self.out_bits, 2, 128)
         check_target(self.target)
+        check_int("map_kib", self.map_kib, 0, MAP_KIB_MAX)
         if self.scale_mode not in SCALE_MODES:
             raise ValueError(f"scale_mode must be one of {SCALE_MODES}, got {self.scale_mode!r}")
         if self.cout_max % self.pco:
@@ -210,6 +222,13 @@ class EngineConfig(_DictFields):
     @property
     def algo(self) -> BilinearAlgorithm:
         return get_algorithm(self.algorithm)
+
+    @property
+    def map_depth(self) -> int:
+        """Words per bank of the feature-map buffer (0 without one): ``map_kib`` KiB over
+        ``2L`` banks of ``L``-pixel words, rounded up."""
+        tile = self.algo.input_tile
+        return -(-self.map_kib * 1024 // (2 * tile * tile))
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
@@ -306,6 +325,13 @@ def add_engine_arguments(parser: argparse.ArgumentParser, *, required: bool = Fa
         default=None,
         help="2: two int8 MACs per DSP48E2 (packed multiply); default 2 where it fits and "
         "P_co >= 2, 1 for ECP5",
+    )
+    group.add_argument(
+        "--map-kib",
+        type=int,
+        default=defaults.map_kib,
+        help="on-chip feature-map buffer in KiB: stride-1 fast layers read their input map "
+        "once per layer as rows (an i_map port); default %(default)s: none",
     )
     group.add_argument(
         "--target",

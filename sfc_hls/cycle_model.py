@@ -26,6 +26,9 @@ hardware description):
   ``i_act`` beat to its result being offered to the result serializer;
 * ``back_latency`` (fast, direct): from a packet's last beat leaving the
   serializer to its last ``o_out`` beat;
+* ``map_delay``: map input (a feature-map buffer): cycles from the layer's
+  start to the first tile beat after a map of zero beats; the map's beats
+  enter one per cycle from the start, the tiles follow once it is complete;
 * ``weight_banks``: 1 = the group's parameters and weights load, then the
   group computes, then the engine waits until its outputs have left
   (serial control; the first engine, kept to check old measurements);
@@ -86,6 +89,7 @@ class EngineTiming:
     back_latency_direct: int | None = None
     start_delay: int = 0
     take_gap: int = 0
+    map_delay: int = 0
 
     def __post_init__(self) -> None:
         check_int("pco", self.pco, 1)
@@ -98,6 +102,7 @@ class EngineTiming:
         check_int("output_beats", self.output_beats, 1)
         check_int("start_delay", self.start_delay, 0)
         check_int("take_gap", self.take_gap, 0, 1)
+        check_int("map_delay", self.map_delay, 0)
 
     @property
     def latency(self) -> int:
@@ -191,13 +196,18 @@ def layer_cycles(
     mode: str = "fast",
     taps: int = 1,
     replicas: int = 1,
+    map_beats: int = 0,
 ) -> LayerCycles:
-    """Cycles of one layer (the descriptor: mode, ``cin``, ``cout``, ``tiles``, ``taps``, ``replicas``)."""
+    """Cycles of one layer (the descriptor: mode, ``cin``, ``cout``, ``tiles``, ``taps``,
+    ``replicas``; ``map_beats``: the ``i_map`` beats of a layer with map input, else 0)."""
     _check_descriptor(timing, mode, cin=cin, cout=cout, tiles=tiles, taps=taps, replicas=replicas)
+    _check_map(mode, map_beats)
     reduction = cin if mode == "fast" else taps * cin
     groups = _groups(timing, mode, cin, cout, taps, replicas)
     front, back = timing.latencies(mode)
-    events = _simulate(timing, groups, tiles, reduction, front, back)
+    map_ready = timing.cfg_writes + timing.start_delay + timing.map_delay + map_beats
+    events = _simulate(timing, groups, tiles, reduction, front, back,
+                       map_ready if map_beats else 0)  # fmt: skip
     last_output = events["last_issue"] + back
     cycles = last_output + 1
     act_beats = len(groups) * tiles * reduction
@@ -213,8 +223,20 @@ def layer_cycles(
     return LayerCycles(cin, cout, tiles, len(groups), act_beats, cycles, breakdown, mode)
 
 
+def _check_map(mode: str, map_beats: int) -> None:
+    check_int("map_beats", map_beats, 0)
+    if map_beats and mode != "fast":
+        raise ValueError(f"map_beats: only fast-mode layers take a map, got mode {mode!r}")
+
+
 def _simulate(
-    timing: EngineTiming, groups: list[_Group], tiles: int, reduction: int, front: int, back: int
+    timing: EngineTiming,
+    groups: list[_Group],
+    tiles: int,
+    reduction: int,
+    front: int,
+    back: int,
+    map_ready: int = 0,
 ) -> dict[str, int]:
     """Group by group, tile by tile: when act beats enter, results are taken, beats leave."""
     pco_beats = timing.pco * timing.blocks  # parameter beats per group
@@ -239,7 +261,7 @@ def _simulate(
             ready = start + pco_beats + group.rows + 1
             if g > 0:
                 take_prev = None  # the serializer is empty after a drain
-        first = max(ready, last_beat_prev + 1)
+        first = max(ready, last_beat_prev + 1, map_ready)
         if g == 0:
             first_act = first
         else:
@@ -280,16 +302,18 @@ class StreamBits:
     act_fast: int
     act_direct: int
     out: int
+    map: int = 0  # an i_map beat: 2L pixels (engines with a feature-map buffer)
 
     def per_beat(self, mode: str) -> dict[str, int]:
-        """Data bits of a beat of each stream (``cfg``, ``chan``, ``weight``, ``act``, ``out``)
-        in a layer of ``mode``."""
+        """Data bits of a beat of each stream (``cfg``, ``chan``, ``weight``, ``act``,
+        ``map``, ``out``) in a layer of ``mode``."""
         fast = mode == "fast"
         return {
             "cfg": self.cfg,
             "chan": self.chan,
             "weight": self.weight if fast else self.direct_row,
             "act": self.act_fast if fast else self.act_direct,
+            "map": self.map,
             "out": self.out,
         }
 
@@ -320,17 +344,20 @@ def layer_traffic(
     mode: str = "fast",
     taps: int = 1,
     replicas: int = 1,
+    map_beats: int = 0,
 ) -> LayerTraffic:
     """Beats and bytes each stream moves for one layer, as the stream protocol defines them.
 
     Per output-channel group: ``P_co * B`` parameter beats, the weight rows
     (``cin``, or ``ceil(taps * cin / W)``), ``tiles * reduction`` activation
-    beats (the input is streamed again for every group); outputs: per tile,
+    beats (the input is streamed again for every group) -- or, for a layer
+    with map input, ``map_beats`` beats of ``2L`` pixels once; outputs: per tile,
     ``output_beats`` per valid lane (fast) or ``B / R`` per valid (lane,
     replica) (direct).  ``hw/engine_streams.py`` produces exactly these beats
     (``tests/test_traffic.py``).
     """
     _check_descriptor(timing, mode, cin=cin, cout=cout, tiles=tiles, taps=taps, replicas=replicas)
+    _check_map(mode, map_beats)
     groups = _groups(timing, mode, cin, cout, taps, replicas)
     reduction = cin if mode == "fast" else taps * cin
     per_tile_out = timing.output_beats if mode == "fast" else timing.blocks // replicas
@@ -338,7 +365,8 @@ def layer_traffic(
         "cfg": timing.cfg_writes,
         "chan": len(groups) * timing.pco * timing.blocks,
         "weight": sum(g.rows for g in groups),
-        "act": len(groups) * tiles * reduction,
+        "act": 0 if map_beats else len(groups) * tiles * reduction,
+        "map": map_beats,
         "out": tiles * per_tile_out * sum(g.packets for g in groups),
     }
     beat_bits = bits.per_beat(mode)
@@ -361,9 +389,18 @@ def bandwidth_bound_cycles(
     layer needs at compute speed, within 0.7% for fast and direct layers
     (``tests/test_cycle_model.py``); near balance (transfer ~1.1x compute) the
     max() is optimistic where group loads cannot overlap, by up to 11% on a
-    layer of one tile per group.
+    layer of one tile per group.  A layer with map input cannot start its tiles
+    before the map is complete: a map that arrives slower than one beat per
+    cycle delays the compute by the difference.
     """
     if not bytes_per_cycle > 0:
         raise ValueError(f"bytes_per_cycle must be > 0, got {bytes_per_cycle}")
-    transfer = math.ceil(traffic.total_bytes / bytes_per_cycle) + cycles.breakdown.get("drain", 0)
-    return max(cycles.cycles, transfer)
+    drain = cycles.breakdown.get("drain", 0)
+    map_bytes = traffic.bytes.get("map", 0)
+    if not map_bytes:
+        return max(cycles.cycles, math.ceil(traffic.total_bytes / bytes_per_cycle) + drain)
+    # Map input: the map (one beat per cycle at most) precedes the tiles; the other
+    # streams share the bandwidth during and after it.
+    load = math.ceil(map_bytes / bytes_per_cycle)
+    compute = cycles.cycles + max(0, load - traffic.beats["map"])
+    return max(compute, math.ceil(traffic.total_bytes / bytes_per_cycle) + drain)

@@ -59,7 +59,8 @@ def measure_layers(
 ) -> list[dict]:
     """Run ``shapes`` on ``config``'s engine (native runner, no stalls; with
     ``bytes_per_cycle`` every stream shares a memory of that bandwidth); per layer
-    the descriptor (tiles, taps, replicas), the measured cycles and whether the
+    the descriptor (tiles, taps, replicas, the ``i_map`` beats of a layer with map
+    input: wherever the engine can), the measured cycles and whether the
     output equals the golden model."""
     model = engine_model(config, build_root=build_root)
     streams = EngineStreams(config)
@@ -75,6 +76,7 @@ def measure_layers(
                 "tiles": beats.tiles,
                 "taps": params.kernel**2 if params.mode == "direct" else 1,
                 "replicas": beats.schedule.replicas if beats.schedule else 1,
+                "map_beats": len(beats.map),
                 "cycles": run.cycles,
                 "bit_exact": bool(np.array_equal(out, conv2d_int8(x, params, stride=shape.stride))),
             }
@@ -100,7 +102,8 @@ def compare(
                               bytes_per_cycle=bytes_per_cycle)  # fmt: skip
     for shape, meas in zip(shapes, measured, strict=True):
         descriptor = {"cin": shape.cin, "cout": shape.cout, "tiles": meas["tiles"],
-                      "mode": shape.mode, "taps": meas["taps"], "replicas": meas["replicas"]}  # fmt: skip
+                      "mode": shape.mode, "taps": meas["taps"], "replicas": meas["replicas"],
+                      "map_beats": meas["map_beats"]}  # fmt: skip
         cycles = layer_cycles(timing, **descriptor)
         model = cycles.cycles
         if bytes_per_cycle is not None:

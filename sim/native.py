@@ -297,7 +297,10 @@ def layer_memory(interface: Any, mode: str, bytes_per_cycle: float) -> MemoryPor
     """The :class:`MemoryPort` of an engine layer in ``mode``: each beat costs the data
     bytes the cycle model's traffic counts (:meth:`EngineInterface.stream_bits`)."""
     beat_bits = interface.stream_bits().per_beat(mode)
-    port = {"cfg": "i_cfg", "chan": "i_chan", "weight": "i_weight", "act": "i_act", "out": "o_out"}
+    port = {"cfg": "i_cfg", "chan": "i_chan", "weight": "i_weight", "act": "i_act",
+            "map": "i_map", "out": "o_out"}  # fmt: skip
+    if not interface.config.map_kib:
+        beat_bits.pop("map")  # no i_map port
     return MemoryPort(bytes_per_cycle, {port[name]: b / 8 for name, b in beat_bits.items()})
 
 
@@ -531,9 +534,12 @@ def run_layer(
     output_pause: float = 0.0,
     work_dir: str | os.PathLike[str] | None = None,
     bytes_per_cycle: float | None = None,
+    map_input: bool | None = None,
 ) -> tuple[Any, NativeRun]:
     """One layer on an engine: beats (``streams``, an :class:`~sfc_hls.hw.engine_streams.EngineStreams`)
     -> native run -> the output map ``(N, Cout, Ho, Wo)`` and the run.
+
+    ``map_input``: as for :meth:`~sfc_hls.hw.engine_streams.EngineStreams.layer_beats`.
 
     ``bytes_per_cycle``: the streams share a memory of that bandwidth
     (:func:`layer_memory`), as :func:`sfc_hls.cycle_model.bandwidth_bound_cycles` models.
@@ -542,11 +548,9 @@ def run_layer(
     engine's status after the layer shows an error (``desc_error``,
     ``overflow``) or a layer still running.
     """
-    beats = streams.layer_beats(params, x, stride=stride, replicas=replicas)
-    inputs = {"i_cfg": beats.cfg, "i_chan": beats.chan, "i_weight": beats.weight,
-              "i_act": beats.act}  # fmt: skip
+    beats = streams.layer_beats(params, x, stride=stride, replicas=replicas, map_input=map_input)
     run = model.run(
-        inputs,
+        beats.inputs(),
         {"o_out": beats.expected_outputs},
         seed=seed,
         input_pause=input_pause,
@@ -574,7 +578,9 @@ def _check_status(interface: Any, status: Mapping[str, int]) -> None:
         flags["error_register"] = status["ERROR"]
     else:
         value = interface.layouts["status"].from_bits(status["status"])
-        flags = {name: int(getattr(value, name)) for name in ("busy", "desc_error", "overflow")}
+        names = ("busy", "desc_error", "overflow", "map_overflow")
+        fields = {name for name, _ in interface.layouts["status"]}
+        flags = {name: int(getattr(value, name)) for name in names if name in fields}
     if any(value for name, value in flags.items() if name != "start_pending"):
         raise NativeRunError(
             "status after the layer: " + " ".join(f"{k}={v}" for k, v in flags.items())

@@ -73,6 +73,8 @@ class EngineTestbench:
         self.rng = random.Random(int(config.get("seed", 0)))
         self.scoreboard = Scoreboard("output map", "out")
         self.drivers: dict[str, StreamDriver] = {}
+        # i_map: engines with a feature-map buffer (stride-1 fast layers send their map there)
+        self.input_streams = INPUT_STREAMS + (("i_map",) if self.engine_config.map_kib else ())
         self.monitor: StreamMonitor | None = None
 
     @property
@@ -81,8 +83,8 @@ class EngineTestbench:
         return self.monitor.hub.cycle if self.monitor is not None else 0
 
     async def start(self, *, input_pause: float = 0.0, output_pause: float = 0.0) -> None:
-        await start_clock_and_reset(self.dut, inputs=INPUT_STREAMS, outputs=["o_out"])
-        for name in INPUT_STREAMS:
+        await start_clock_and_reset(self.dut, inputs=self.input_streams, outputs=["o_out"])
+        for name in self.input_streams:
             # Configuration writes never pause: pauses go on the data streams.
             pause = 0.0 if name == "i_cfg" else input_pause
             pauses = random_pauses(self.rng, pause)
@@ -109,10 +111,8 @@ class EngineTestbench:
 
     def send_layer(self, params: LayerQuant, x: np.ndarray, stride: int = 1):
         beats = self.streams.layer_beats(params, x, stride=stride)
-        self.drivers["i_cfg"].send(beats.cfg)
-        self.drivers["i_chan"].send(beats.chan)
-        self.drivers["i_weight"].send(beats.weight)
-        self.drivers["i_act"].send(beats.act)
+        for name, payloads in beats.inputs().items():
+            self.drivers[name].send(payloads)
         return beats
 
     async def run_layer(
@@ -177,8 +177,10 @@ def _mode_text(params: LayerQuant, stride: int) -> str:
 def layer_timeout(beats: Any) -> int:
     """A generous cycle budget of one layer (stalls on every stream included)."""
     return (
-        20 * (len(beats.act) + len(beats.weight) + len(beats.chan) + beats.expected_outputs) + 5000
-    )
+        20 * (len(beats.act) + len(beats.map) + len(beats.weight) + len(beats.chan)
+              + beats.expected_outputs + beats.groups * beats.tiles * len(beats.cfg))
+        + 5000
+    )  # fmt: skip
 
 
 @cocotb.test()
@@ -250,6 +252,25 @@ def bad_descriptors(interface: Any) -> dict[str, list[tuple[int, int]]]:
             *direct, *good, (REGISTERS["TAPS"], 1), (REGISTERS["REPLICAS"], bad_replicas),
         ],
         "direct_zero_taps": [*direct, *good, (REGISTERS["TAPS"], 0), (REGISTERS["REPLICAS"], 1)],
+        **_bad_map_descriptors(interface, good),
+    }  # fmt: skip
+
+
+def _bad_map_descriptors(interface: Any, good: list) -> dict[str, list[tuple[int, int]]]:
+    """Map-input descriptors the engine must refuse (engines with a feature-map buffer)."""
+    if not interface.config.map_kib:
+        return {}
+    shape = [(REGISTERS["IMAGES"], 1), (REGISTERS["HEIGHT"], 4), (REGISTERS["WIDTH"], 4)]
+    fast = [(REGISTERS["MODE"], 0), (REGISTERS["CIN"], 1), (REGISTERS["MAP_INPUT"], 1)]
+    return {
+        "map_input_in_direct_mode": [
+            (REGISTERS["MODE"], 1), (REGISTERS["CIN"], 1), (REGISTERS["TAPS"], 1),
+            (REGISTERS["REPLICAS"], 1), (REGISTERS["MAP_INPUT"], 1), *good, *shape,
+        ],
+        "map_zero_height": [*fast, *good, *shape, (REGISTERS["HEIGHT"], 0)],
+        "map_padding_above_limit": [
+            *fast, *good, *shape, (REGISTERS["PADDING"], interface.limits["padding"] + 1),
+        ],
     }  # fmt: skip
 
 

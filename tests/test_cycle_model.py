@@ -29,8 +29,14 @@ SHAPES = [
     "engine",
     # ECP5: longer pipelines and a serializer that takes a result only when empty
     # (take_gap 1: the output-bound cin=1 layer costs a third more per tile).
-    [SMALL, dataclasses.replace(SMALL, target="ecp5", macs_per_dsp=1)],
-    ids=lambda c: c.target,
+    # map_kib=4: the fast layers whose map fits (all but the 3x12x12 one) take it on
+    # i_map; the tiles follow once the map is complete.
+    [
+        SMALL,
+        dataclasses.replace(SMALL, target="ecp5", macs_per_dsp=1),
+        dataclasses.replace(SMALL, map_kib=4),
+    ],
+    ids=lambda c: c.target + ("-map" if c.map_kib else ""),
 )
 def test_model_matches_verilator_within_2_percent(engine, seed=11):
     checks = compare(engine, SHAPES, seed=seed)

@@ -85,7 +85,7 @@ def _registers():
     iface = EngineInterface.from_config(SMALL)
     dut = DescriptorRegisters(
         descriptor_layout=iface.layouts["descriptor"],
-        positions=iface.positions,
+        registers=iface.registers,
         limits=iface.limits,
     )
     return iface, dut

@@ -14,6 +14,8 @@ from sfc_hls.hw.interface import EngineInterface
 ENGINES = [
     EngineConfig(algorithm="sfc6-7x7-3x3", pco=4, cin_max=32, cout_max=16),
     EngineConfig(algorithm="wino-2x2-3x3", pco=3, cin_max=16, cout_max=9, backend_width=4),
+    # A feature-map buffer: the stride-1 fast layers send their map once on i_map.
+    EngineConfig(algorithm="sfc6-7x7-3x3", pco=4, cin_max=32, cout_max=16, map_kib=8),
 ]
 # (mode, kernel, stride, batch, cin, cout, height, width)
 LAYERS = [
@@ -39,20 +41,24 @@ def _model_and_beats(config: EngineConfig, layer: tuple, seed: int):
     traffic = layer_traffic(
         iface.timing(), iface.stream_bits(), cin=cin, cout=cout, tiles=beats.tiles, mode=mode,
         taps=k * k if mode == "direct" else 1, replicas=sched.replicas if sched else 1,
+        map_beats=len(beats.map),
     )  # fmt: skip
     return traffic, beats, iface
 
 
-@pytest.mark.parametrize("config", ENGINES, ids=lambda c: c.algorithm)
+@pytest.mark.parametrize("config", ENGINES, ids=lambda c: c.algorithm + ("-map" * bool(c.map_kib)))
 @pytest.mark.parametrize("layer", LAYERS, ids=lambda ly: f"{ly[0]}{ly[1] or ''}s{ly[2]}")
 def test_beats_per_stream_equal_the_encoder(config, layer):
     traffic, beats, iface = _model_and_beats(config, layer, seed=3)
     encoded = {"cfg": len(beats.cfg), "chan": len(beats.chan), "weight": len(beats.weight),
-               "act": len(beats.act), "out": beats.expected_outputs}  # fmt: skip
+               "act": len(beats.act), "map": len(beats.map), "out": beats.expected_outputs}  # fmt: skip
     assert traffic.beats == encoded
+    # The map engine takes every fast layer's map (they fit), the others never.
+    assert (encoded["map"] > 0) == (bool(config.map_kib) and layer[0] == "fast")
     bits = iface.stream_bits()
     act_bits = bits.act_fast if layer[0] == "fast" else bits.act_direct
     assert traffic.bytes["act"] == encoded["act"] * act_bits / 8
+    assert traffic.bytes["map"] == encoded["map"] * 2 * config.algo.input_tile
     assert traffic.total_bytes == sum(traffic.bytes.values())
 
 

@@ -1,0 +1,88 @@
+# amaranth: UnusedElaboratable=no
+
+"""MapBuffer: a feature map in as row-major beats, the fast mode's tiles out, once per group."""
+
+import math
+import random
+
+import numpy as np
+import pytest
+from amaranth.hdl import signed
+from amaranth.lib import data
+
+from sfc_hls.catalog import get_algorithm
+from sfc_hls.hw.map_buffer import MapBuffer
+from sfc_hls.map_input import map_beats, map_words
+from sfc_hls.reference import extract_tiles
+from sfc_hls.sim.amaranth_streams import collect, run_testbenches, send
+
+
+def _dut(algo, *, depth, pco=2):
+    L = algo.input_tile
+    return MapBuffer(
+        input_tile=L, output_tile=algo.output_tile, depth=depth, in_bits=8,
+        act_layout=data.ArrayLayout(signed(8), L * L + 3), pco=pco, cin_max=8, cout_max=16,
+    )  # fmt: skip
+
+
+def _expected(x, algo, padding, groups):
+    """The tile beats the engine's ``i_act`` would carry: per group (n, ty, tx, ci), ci innermost."""
+    tiles, _, _ = extract_tiles(x, algo, padding)
+    beats = tiles.transpose(0, 2, 3, 1, 4).reshape(-1, algo.input_tile**2)
+    return np.concatenate([beats] * groups)
+
+
+def _run(dut, algo, layers, *, seed):
+    """``layers``: (x, padding, cout) run back to back; returns the tile beats of each."""
+    rnd = random.Random(seed)
+    got = [[] for _ in layers]
+    counts = [len(_expected(x, algo, pad, -(-cout // dut.pco))) for x, pad, cout in layers]
+
+    async def host(ctx):
+        for k, (x, pad, cout) in enumerate(layers):
+            n, cin, h, w = x.shape
+            for name, value in dict(images=n, cin=cin, cout=cout, height=h, width=w,
+                                    padding=pad).items():  # fmt: skip
+                ctx.set(getattr(dut, name), value)
+            ctx.set(dut.start, 1)
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            for beat in map_beats(x, dut.L):
+                while rnd.random() < 0.2:
+                    await ctx.tick()
+                await send(ctx, dut.i_map, beat.tolist())
+            while len(got[k]) < counts[k]:
+                await ctx.tick()
+            assert not ctx.get(dut.overflow)
+
+    async def sink(ctx):
+        for k, count in enumerate(counts):
+            await collect(ctx, dut.o_act, count, got[k], ready=lambda: rnd.random() < 0.7)
+
+    cycles = sum(3 * c + 3 * x.size for c, (x, _, _) in zip(counts, layers, strict=True))
+    run_testbenches(dut, host, sink, cycles=cycles + 200)
+    return [np.array([[p[j] for j in range(dut.L**2)] for p in beats]) for beats in got]
+
+
+_ALGO = {4: get_algorithm("wino-2x2-3x3"), 6: get_algorithm("wino-4x4-3x3"),
+         9: get_algorithm("sfc6-7x7-3x3")}  # fmt: skip
+
+
+@pytest.mark.parametrize("input_tile", [4, 6, 9])
+def test_tiles_equal_extract_tiles(input_tile):
+    """Edge tiles, padding 0..2, widths that do not fill a beat, several images and groups."""
+    algo = _ALGO[input_tile]
+    rng = np.random.default_rng(input_tile)
+    shapes = [((2, 3, 7, 11), 1, 5), ((1, 2, 2 * input_tile + 1, 5), 0, 2),
+              ((1, 1, 9, 2 * input_tile + 3), 2, 3)]  # fmt: skip
+    layers = []
+    for shape, pad, cout in shapes:
+        x = rng.integers(-128, 128, size=shape)
+        x[0, 0, 0, 0], x[-1, -1, -1, -1] = -128, 127
+        layers.append((x, pad, cout))
+    depth = max(map_words(*x.shape, input_tile) for x, _, _ in layers)
+    dut = _dut(algo, depth=depth)
+    for (x, pad, cout), got in zip(layers, _run(dut, algo, layers, seed=input_tile), strict=True):
+        want = _expected(x, algo, pad, math.ceil(cout / dut.pco))
+        assert got.shape == want.shape
+        assert np.array_equal(got, want)
