@@ -44,6 +44,7 @@ from sfc_hls.atomic_files import write_text_atomic  # noqa: E402
 from sfc_hls.config import EngineConfig  # noqa: E402
 from sfc_hls.cycle_model import LayerCycles, layer_cycles  # noqa: E402
 from sfc_hls.hw.interface import EngineInterface  # noqa: E402
+from sfc_hls.map_input import map_words, row_beats  # noqa: E402
 from sfc_hls.schedule import direct_schedule  # noqa: E402
 from sfc_hls.text_table import format_table  # noqa: E402
 
@@ -127,20 +128,30 @@ class LayerDescriptor:
     tiles: int
     taps: int
     replicas: int
+    map_beats: int = 0  # i_map beats (the map input), 0: tiles on i_act
 
     def cycles(self, interface: EngineInterface, layer: ConvLayer) -> LayerCycles:
         return layer_cycles(interface.timing(), cin=layer.cin, cout=layer.cout, tiles=self.tiles,
-                            mode=self.mode, taps=self.taps, replicas=self.replicas)  # fmt: skip
+                            mode=self.mode, taps=self.taps, replicas=self.replicas,
+                            map_beats=self.map_beats)  # fmt: skip
 
 
-def layer_descriptor(interface: EngineInterface, layer: ConvLayer) -> LayerDescriptor:
-    """Fast mode for the stride-1 convs with the algorithm's kernel, direct mode otherwise."""
+def layer_descriptor(
+    interface: EngineInterface, layer: ConvLayer, batch: int = 1
+) -> LayerDescriptor:
+    """Fast mode for the stride-1 convs with the algorithm's kernel, direct mode otherwise;
+    ``batch`` images as one layer.  On an engine with a feature-map buffer a fast layer
+    takes its input map on ``i_map`` when the batch's map fits."""
     algo = interface.algo
     if layer.mode == "fast" and algo.kernel == 3:
-        return LayerDescriptor("fast", algo.tiles(layer.out_size, layer.out_size), 1, 1)
+        tiles = batch * algo.tiles(layer.out_size, layer.out_size)
+        size, tile = layer.out_size, algo.input_tile  # stride 1, padding 1: input = output
+        fits = 0 < map_words(batch, layer.cin, size, size, tile) <= interface.config.map_depth
+        beats = batch * layer.cin * size * row_beats(size, tile) if fits else 0
+        return LayerDescriptor("fast", tiles, 1, 1, beats)
     sched = direct_schedule(positions=interface.positions, width=interface.width,
                             lanes=interface.lanes, cout=layer.cout,
-                            pixels=layer.out_size**2)  # fmt: skip
+                            pixels=batch * layer.out_size**2)  # fmt: skip
     return LayerDescriptor("direct", sched.tiles, layer.kernel**2, sched.replicas)
 
 

@@ -39,15 +39,17 @@ from bench_engines import DEFAULT, ConvLayer, engine_config, layer_descriptor, r
 from provenance import RESULTS, git_commit, tool_versions  # noqa: E402
 
 from sfc_hls.atomic_files import write_text_atomic  # noqa: E402
+from sfc_hls.config import EngineConfig  # noqa: E402
 from sfc_hls.cycle_model import (  # noqa: E402
     DDR4_2400_BYTES_PER_SECOND,
     bandwidth_bound_cycles,
     layer_traffic,
 )
 from sfc_hls.hw.interface import EngineInterface  # noqa: E402
+from sfc_hls.map_input import map_words  # noqa: E402
 from sfc_hls.text_table import format_table  # noqa: E402
 
-STREAMS = ("cfg", "chan", "weight", "act", "out")
+STREAMS = ("cfg", "chan", "weight", "act", "map", "out")
 
 
 def floor_bytes(layer: ConvLayer) -> int:
@@ -63,16 +65,16 @@ def floor_bytes(layer: ConvLayer) -> int:
 def layer_entry(iface: EngineInterface, layer: ConvLayer, batch: int, clock_hz: float,
                 bytes_per_cycle: float) -> dict:  # fmt: skip
     """Traffic, cycles and bandwidth of one layer on ``batch`` images."""
-    desc = layer_descriptor(iface, layer)
-    desc = replace(desc, tiles=desc.tiles * batch)
+    desc = layer_descriptor(iface, layer, batch)
     lc = desc.cycles(iface, layer)
     tr = layer_traffic(iface.timing(), iface.stream_bits(), cin=layer.cin, cout=layer.cout,
                        tiles=desc.tiles, mode=desc.mode, taps=desc.taps,
-                       replicas=desc.replicas)  # fmt: skip
+                       replicas=desc.replicas, map_beats=desc.map_beats)  # fmt: skip
     bound = bandwidth_bound_cycles(lc, tr, bytes_per_cycle)
     return {
         "name": layer.name,
         "mode": desc.mode,
+        "map_input": desc.map_beats > 0,
         "macs": layer.macs * batch,
         "bytes": tr.bytes,
         "total_bytes": tr.total_bytes,
@@ -104,41 +106,56 @@ def frame(iface: EngineInterface, layers: list[ConvLayer], batch: int, clock_hz:
 
 
 def markdown(result: dict) -> str:
-    meta, b1 = result["meta"], result["batches"][0]
+    meta = result["meta"]
     summary = [
-        [str(f["batch"]), f"{f['mb_per_frame']:.1f}", f"{f['floor_mb_per_frame']:.1f}",
+        [name, str(f["batch"]), f"{f['mb_per_frame']:.1f}", f"{f['floor_mb_per_frame']:.1f}",
          *(f"{f['mb_per_frame_by_stream'][s]:.1f}" for s in STREAMS),
          f"{f['peak_layer_gbps']:.1f}", f"{f['cycles_per_frame'] / 1e6:.3f}",
          f"{f['cycles_per_frame_at_bandwidth'] / 1e6:.3f}", str(f["bandwidth_bound_layers"])]
-        for f in result["batches"]
+        for name, engine in result["engines"].items()
+        for f in engine["batches"]
     ]  # fmt: skip
-    head = ["batch", "MB/frame", "floor MB/frame", *(f"{s} MB" for s in STREAMS),
+    head = ["activations in", "batch", "MB/frame", "floor MB/frame", *(f"{s} MB" for s in STREAMS),
             "peak layer GB/s", "Mcycles/frame (compute)", "Mcycles/frame at DDR4",
             "layers bandwidth-bound"]  # fmt: skip
+    best = result["engines"][meta["accepted_engine"]]
     layer_rows = [
-        [r["name"], r["mode"], f"{r['total_bytes'] / 1e6:.2f}", f"{r['floor_bytes'] / 1e6:.2f}",
-         f"{r['bytes']['weight'] / 1e6:.2f}", f"{r['bytes']['act'] / 1e6:.2f}",
+        [r["name"], r["mode"] + (" (map)" if r["map_input"] else ""),
+         f"{r['total_bytes'] / 1e6:.2f}", f"{r['floor_bytes'] / 1e6:.2f}",
+         f"{r['bytes']['weight'] / 1e6:.2f}", f"{(r['bytes']['act'] + r['bytes']['map']) / 1e6:.2f}",
          f"{r['gbps']:.1f}", f"{r['cycles']:,}", f"{r['cycles_at_bandwidth']:,}"]
-        for r in b1["layers"]
+        for r in best["batches"][0]["layers"]
     ]  # fmt: skip
-    eng = meta["engine"]
+    eng = best["engine"]
     return "\n".join([
         "# External memory traffic: ResNet-18 (224x224) on the one-engine accelerator",
         "",
         f"Engine {eng['algorithm']}, P_co={eng['pco']}, cin_max={eng['cin_max']}; clock "
         f"{meta['clock_mhz']:.0f} MHz; memory {meta['bandwidth_gbps']} GB/s (one DDR4-2400 x64 "
         f"channel, theoretical). Bytes of every external stream as the protocol defines them "
-        f"(`sfc_hls.cycle_model.layer_traffic`); *floor* moves every tensor once. Commit "
-        f"`{meta['git_commit']}`. Regenerate: `python bench/bench_memory.py`.",
+        f"(`sfc_hls.cycle_model.layer_traffic`); *floor* moves every tensor once. "
+        f"*tiles*: the activations as overlapping tiles on `i_act`, once per output-channel "
+        f"group; *map*: the same engine with a {eng['map_kib']} KiB feature-map buffer "
+        f"(`--map-kib`), the stride-1 fast layers' input maps once on `i_map` (rows of "
+        f"2L pixels) and their tiles built on chip. Commit `{meta['git_commit']}`. "
+        f"Regenerate: `python bench/bench_memory.py`.",
         "",
-        format_table(head, summary, align="r" * len(head), markdown=True),
+        format_table(head, summary, align="l" + "r" * (len(head) - 1), markdown=True),
         "",
-        "## Layers (batch 1)",
+        f"## Layers ({meta['accepted_engine']}, batch 1)",
         "",
-        format_table(["layer", "mode", "MB", "floor MB", "weight MB", "act MB", "GB/s",
+        format_table(["layer", "mode", "MB", "floor MB", "weight MB", "act + map MB", "GB/s",
                       "cycles", "cycles at DDR4"], layer_rows, align="llrrrrrrr",
                      markdown=True),  # fmt: skip
     ]) + "\n"  # fmt: skip
+
+
+def map_kib_for(config: EngineConfig, layers: list[ConvLayer]) -> int:
+    """The smallest ``map_kib`` whose buffer holds every fast layer's input map (batch 1)."""
+    tile = config.algo.input_tile
+    words = max(map_words(1, ly.cin, ly.out_size, ly.out_size, tile)
+                for ly in layers if ly.mode == "fast")  # fmt: skip
+    return -(-words * 2 * tile * tile // 1024)
 
 
 def plot(result: dict, path: Path, iface: EngineInterface, bytes_per_cycle: float) -> None:
@@ -147,7 +164,7 @@ def plot(result: dict, path: Path, iface: EngineInterface, bytes_per_cycle: floa
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    rows = result["batches"][0]["layers"]
+    rows = result["engines"][result["meta"]["accepted_engine"]]["batches"][0]["layers"]
     mults = iface.positions * iface.lanes
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for mode, color in (("fast", "tab:blue"), ("direct", "tab:orange")):
@@ -182,28 +199,34 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--{name.replace('_', '-')} must be > 0, got {getattr(args, name)}")
     layers = resnet18_layers()
     config = engine_config(*DEFAULT, layers)
-    iface = EngineInterface.from_config(config)
+    engines = {"tiles": config, "map": replace(config, map_kib=map_kib_for(config, layers))}
     clock = args.clock_mhz * 1e6
     bpc = args.bandwidth_gbps * 1e9 / clock
-    batches = [frame(iface, layers, b, clock, bpc) for b in (1, 8)]
+    results = {}
+    for name, cfg in engines.items():
+        iface = EngineInterface.from_config(cfg)
+        results[name] = {"engine": cfg.to_dict(),
+                         "batches": [frame(iface, layers, b, clock, bpc) for b in (1, 8)]}  # fmt: skip
+    accepted = results["map"]["batches"]
     result = {
         "meta": {
             "git_commit": git_commit(),
             "versions": tool_versions(),
-            "engine": config.to_dict(),
             "clock_mhz": args.clock_mhz,
             "bandwidth_gbps": args.bandwidth_gbps,
             "bytes_per_cycle": bpc,
+            "accepted_engine": "map",
         },  # fmt: skip
-        "batches": batches,
+        "engines": results,
         "acceptance": {
-            "resnet18_mb_per_frame": round(batches[0]["mb_per_frame"], 2),
-            "resnet18_mb_per_frame_batch8": round(batches[1]["mb_per_frame"], 2),
-            "peak_layer_gbps_at_200mhz": round(batches[0]["peak_layer_gbps"], 2)
+            "resnet18_mb_per_frame": round(accepted[0]["mb_per_frame"], 2),
+            "resnet18_mb_per_frame_batch8": round(accepted[1]["mb_per_frame"], 2),
+            "peak_layer_gbps_at_200mhz": round(accepted[0]["peak_layer_gbps"], 2)
             if args.clock_mhz == 200
             else None,
         },
     }
+    iface = EngineInterface.from_config(engines["map"])
     args.out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(args.out / "memory.json", json.dumps(result, indent=2) + "\n")
     write_text_atomic(args.out / "memory.md", markdown(result))

@@ -59,7 +59,9 @@ def datapath_blocks(
     """New instances of the engine's datapath blocks ``names`` (default: all, in stream order).
 
     The one place that says how each block is built from the interface: the
-    engine elaborates them, the synthesis report converts them one by one.
+    engine elaborates them, the synthesis report converts them one by one.  An
+    engine with a feature-map buffer also has ``map_buffer`` (in front of
+    ``act_input``; not in :data:`BLOCKS`, the datapath every engine has).
     """
     cfg, lay, iface = interface.config, interface.layouts, interface
     rescale_out = Rescale.payload_layouts(iface.rescale_widths, lay["lane_meta"])[1]
@@ -102,9 +104,20 @@ def datapath_blocks(
         ),
         "output_buffer": lambda: SkidBuffer(lay["out"]),
     }
+    if cfg.map_kib:
+        factories["map_buffer"] = lambda: MapBuffer(
+            input_tile=iface.algo.input_tile,
+            output_tile=iface.algo.output_tile,
+            depth=cfg.map_depth,
+            in_bits=cfg.in_bits,
+            act_layout=lay["act"],
+            pco=cfg.pco,
+            cin_max=cfg.cin_max,
+            cout_max=cfg.cout_max,
+        )
     unknown = set(names) - set(factories)
     if unknown:
-        raise ValueError(f"unknown blocks {sorted(unknown)}; the engine has {list(BLOCKS)}")
+        raise ValueError(f"unknown blocks {sorted(unknown)}; the engine has {list(factories)}")
     return {name: factories[name]() for name in names}
 
 
@@ -206,17 +219,8 @@ class ConvEngine(wiring.Component):
         if not self.config.map_kib:
             wiring.connect(m, wiring.flipped(self.i_act), port.i)
             return
-        iface = self.interface
-        m.submodules.map_buffer = buf = MapBuffer(
-            input_tile=iface.algo.input_tile,
-            output_tile=iface.algo.output_tile,
-            depth=self.config.map_depth,
-            in_bits=self.config.in_bits,
-            act_layout=iface.layouts["act"],
-            pco=iface.lanes,
-            cin_max=self.config.cin_max,
-            cout_max=self.config.cout_max,
-        )
+        buf = datapath_blocks(self.interface, ("map_buffer",))["map_buffer"]
+        m.submodules.map_buffer = buf
         wiring.connect(m, wiring.flipped(self.i_map), buf.i_map)
         use_map = Signal()  # the running layer's MAP_INPUT (set by _control)
         self._map_input = use_map

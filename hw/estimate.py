@@ -196,6 +196,11 @@ class ResourceModel:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def estimate(self, config: EngineConfig) -> Estimate:
+        if config.map_kib:
+            raise ValueError(
+                f"map_kib={config.map_kib}: the estimator has no model of the feature-map "
+                "buffer; synthesize the engine (sfc-hls synth), or estimate it with map_kib=0"
+            )
         if config.target != "xilinx":
             raise ValueError(
                 f"the estimator predicts Xilinx resources (synth_xilinx); config.target="

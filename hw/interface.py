@@ -124,6 +124,11 @@ class EngineInterface:
         return sum(self.latency.values())
 
     @property
+    def block_names(self) -> tuple[str, ...]:
+        """Every block of this engine: :data:`BLOCKS`, and ``map_buffer`` with a map buffer."""
+        return BLOCKS + (("map_buffer",) if self.config.map_kib else ())
+
+    @property
     def reduction_max(self) -> int:
         """Longest accumulation of either mode: ``max(cin_max, direct_reduction_max)``."""
         return max(self.config.cin_max, self.config.direct_reduction_max)

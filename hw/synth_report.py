@@ -156,13 +156,14 @@ def synth_report(
         raise ValueError(f"family must be one of {XILINX_FAMILIES}, got {family!r}")
     if not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be an int >= 1, got {jobs!r}")
+    every_block = EngineInterface.from_config(config).block_names
     if blocks is True:
-        blocks = BLOCKS
+        blocks = every_block
     elif blocks is False:
         blocks = ()
-    unknown = [b for b in blocks if b not in BLOCKS]
+    unknown = [b for b in blocks if b not in every_block]
     if unknown:
-        raise ValueError(f"unknown blocks {unknown}; choose from {BLOCKS}")
+        raise ValueError(f"unknown blocks {unknown}; this engine has {every_block}")
     if not whole and not blocks:
         raise ValueError("nothing to synthesize: whole=False and no blocks")
     say = log or (lambda _msg: None)
@@ -196,7 +197,7 @@ def synth_report(
     }
     if total is not None:
         report["total"] = {k: total[k] for k in RESOURCES}
-    if total is not None and tuple(blocks) == BLOCKS:
+    if total is not None and tuple(blocks) == every_block:
         report["other"] = {k: total[k] - sum(r[k] for r in results.values()) for k in RESOURCES}
     if all(b in results for b in TRANSFORM_BLOCKS):
         t_luts = sum(results[b]["LUT"] for b in TRANSFORM_BLOCKS)
@@ -576,7 +577,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", metavar="OUT", help="also write the report as JSON to OUT")
     parser.add_argument("--no-blocks", action="store_true", help="whole engine only")
     parser.add_argument(
-        "--blocks", nargs="+", choices=BLOCKS, metavar="BLOCK", help=f"only these blocks: {BLOCKS}"
+        "--blocks",
+        nargs="+",
+        choices=(*BLOCKS, "map_buffer"),
+        metavar="BLOCK",
+        help=f"only these blocks: {BLOCKS}, and map_buffer with --map-kib",
     )
     parser.add_argument(
         "--blocks-only", action="store_true", help="skip the whole engine (the slow run)"

@@ -18,6 +18,7 @@ from sfc_hls.host.device import GoldenDevice, RtlDevice
 from sfc_hls.host.digits import load_digits_split
 from sfc_hls.host.inference import check_convs, run_int8
 from sfc_hls.host.lowering import lower_model
+from sfc_hls.hw.engine_streams import EngineStreams
 
 
 def test_small_resnet_rtl_equals_golden_end_to_end(tmp_path):
@@ -99,3 +100,27 @@ def test_rtl_device_reports_a_layer_that_does_not_finish(tmp_path, monkeypatch):
         RuntimeError, match="layer 'ghost' on the direct-3x3 engine: .*outputs incomplete"
     ):
         device.run_conv("ghost", params, x)
+
+
+def test_small_resnet_rtl_with_map_input_equals_golden(tmp_path):
+    """The same network on an engine with a feature-map buffer: its stride-1 fast convs take
+    their input maps once on i_map (each fits), the others tiles on i_act; same outputs."""
+    model, _ = load_digits_small_resnet()
+    split = load_digits_split()
+    net = lower_model(model, (1, 28, 28))
+    (plain,) = engine_configs(net, pco=4)
+    engine = dataclasses.replace(plain, map_kib=64)
+    qnet = calibrate(net, split.x_train, engines=[plain])  # map_kib is no datapath field
+    x = split.x_test[:1]
+    golden = run_int8(qnet, GoldenDevice([plain]), x, keep_tensors=True)
+    with RtlDevice([engine], work_dir=tmp_path) as device:
+        rtl = run_int8(qnet, device, x, keep_tensors=True)
+    for name, want in golden.tensors.items():
+        assert np.array_equal(rtl.tensors[name], want), f"tensor {name} differs"
+    streams = EngineStreams(engine)
+    fast = [c for c in qnet.network.convs if c.stride == 1 and c.kernel == 3]
+    assert fast
+    for conv in fast:  # every fast conv took the map path
+        params = qnet.convs[conv.name]
+        shape = golden.tensors[conv.input].shape
+        assert streams.map_input_reason(params, shape) is None, conv.name

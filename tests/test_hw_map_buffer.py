@@ -86,3 +86,71 @@ def test_tiles_equal_extract_tiles(input_tile):
         want = _expected(x, algo, pad, math.ceil(cout / dut.pco))
         assert got.shape == want.shape
         assert np.array_equal(got, want)
+
+
+def test_overflow_is_flagged_and_the_layer_still_ends():
+    """A map larger than the buffer: words past the depth are dropped, ``overflow`` is set,
+    the tiles still come (wrong) so nothing hangs; the next start clears the flag."""
+    algo = _ALGO[4]
+    x = np.arange(2 * 9 * 9).reshape(2, 1, 9, 9) % 100  # 2 planes x 3 blocks x 1 word
+    dut = _dut(algo, depth=map_words(*x.shape, 4) - 1)
+    seen = {}
+
+    async def host(ctx):
+        for name, value in dict(images=2, cin=1, cout=2, height=9, width=9, padding=1).items():
+            ctx.set(getattr(dut, name), value)
+        ctx.set(dut.start, 1)
+        await ctx.tick()
+        ctx.set(dut.start, 0)
+        for beat in map_beats(x, 4):
+            await send(ctx, dut.i_map, beat.tolist())
+        await ctx.tick()
+        seen["overflow"] = ctx.get(dut.overflow)
+        while len(got) < 50:
+            await ctx.tick()
+        ctx.set(dut.start, 1)
+        await ctx.tick()
+        ctx.set(dut.start, 0)
+        await ctx.tick()
+        seen["after_start"] = ctx.get(dut.overflow)
+
+    got = []
+
+    async def sink(ctx):
+        await collect(ctx, dut.o_act, 2 * 5 * 5, got, ready=lambda: True)
+
+    run_testbenches(dut, host, sink, cycles=400)
+    assert seen == {"overflow": 1, "after_start": 0}
+    assert len(got) == 50
+
+
+def test_refusals_name_the_parameter():
+    from sfc_hls.cli import main
+    from sfc_hls.config import EngineConfig
+    from sfc_hls.datapath import random_layer_quant
+    from sfc_hls.hw.axi_engine import AxiConvEngine
+    from sfc_hls.hw.engine_streams import EngineStreams
+    from sfc_hls.hw.estimate import estimate
+
+    with pytest.raises(ValueError, match=r"map_kib must be an int in \[0, 16384\], got -1"):
+        EngineConfig(map_kib=-1)
+    engine = EngineConfig(algorithm="wino-2x2-3x3", pco=2, cin_max=8, cout_max=4, map_kib=1)
+    assert engine.map_depth == 32  # 1 KiB over 8 memories of 4 pixels
+    with pytest.raises(ValueError, match="map_kib=1: the AXI top has no map stream yet"):
+        AxiConvEngine(engine)
+    with pytest.raises(ValueError, match="map_kib=1: the estimator has no model"):
+        estimate(engine)
+    streams, rng = EngineStreams(engine), np.random.default_rng(0)
+    params = random_layer_quant(engine, 8, 4, rng)
+    big = np.zeros((1, 8, 9, 9), dtype=np.int64)  # 8 planes x 3 blocks x 2 words = 48 > 32
+    assert len(streams.layer_beats(params, big).map) == 0  # falls back to tiles
+    with pytest.raises(ValueError, match=r"map_input: the 1x8x9x9 map takes 48 words per bank; "
+                                         r"the 1 KiB buffer holds 32"):  # fmt: skip
+        streams.layer_beats(params, big, map_input=True)
+    direct = random_layer_quant(engine, 2, 4, rng, mode="direct", kernel=3)
+    with pytest.raises(ValueError, match="only stride-1 fast-mode layers take a map"):
+        streams.layer_beats(direct, np.zeros((1, 2, 5, 5)), stride=2, map_input=True)
+    plain = EngineStreams(EngineConfig(algorithm="wino-2x2-3x3", pco=2, cin_max=8, cout_max=4))
+    with pytest.raises(ValueError, match=r"no feature-map buffer \(map_kib=0\)"):
+        plain.layer_beats(params, big, map_input=True)
+    assert main(["estimate", "--algo", "wino-2x2-3x3", "--map-kib", "4"]) == 2
