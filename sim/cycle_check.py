@@ -39,6 +39,7 @@ class CycleCheck:
     modelled: int
     bit_exact: bool
     mode: str = "fast"
+    map_beats: int = 0  # i_map beats (a layer with map input)
 
     @property
     def error(self) -> float:
@@ -121,6 +122,7 @@ def compare(
                 model,
                 bool(meas["bit_exact"]),
                 shape.mode,
+                meas["map_beats"],
             )  # fmt: skip
         )
     return out

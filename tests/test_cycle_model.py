@@ -157,16 +157,21 @@ def test_sfc6_7x7_engine_model_matches_verilator():
 BANDWIDTH_SHAPES = [SHAPES[0], SHAPES[6]]  # one layer of each mode: fast 16->8, direct 3x3/2
 
 
-def test_bandwidth_model_matches_throttled_verilator_within_2_percent():
-    interface = EngineInterface.from_config(SMALL)
-    free = compare(SMALL, BANDWIDTH_SHAPES, seed=11)
+@pytest.mark.parametrize("engine", [SMALL, dataclasses.replace(SMALL, map_kib=4)],
+                         ids=["tiles", "map"])  # fmt: skip
+def test_bandwidth_model_matches_throttled_verilator_within_2_percent(engine):
+    """With map input (the fast layer's map on i_map), the map's transfer precedes the
+    tiles: the model adds the slower map load to the compute."""
+    interface = EngineInterface.from_config(engine)
+    free = compare(engine, BANDWIDTH_SHAPES, seed=11)
     for shape, unthrottled in zip(BANDWIDTH_SHAPES, free, strict=True):
+        assert (unthrottled.map_beats > 0) == (bool(engine.map_kib) and shape.mode == "fast")
         taps = shape.kernel**2 if shape.mode == "direct" else 1
         traffic = layer_traffic(interface.timing(), interface.stream_bits(), cin=shape.cin,
                                 cout=shape.cout, tiles=unthrottled.tiles, mode=shape.mode,
-                                taps=taps)  # fmt: skip
+                                taps=taps, map_beats=unthrottled.map_beats)  # fmt: skip
         bytes_per_cycle = 0.5 * traffic.total_bytes / unthrottled.measured
-        (check,) = compare(SMALL, [shape], seed=11, bytes_per_cycle=bytes_per_cycle)
+        (check,) = compare(engine, [shape], seed=11, bytes_per_cycle=bytes_per_cycle)
         assert check.bit_exact, check
         assert check.measured > 1.8 * unthrottled.measured, (check, unthrottled)  # throttled
         assert abs(check.error) <= 0.02, check.to_dict()
