@@ -190,42 +190,65 @@ def engine_manifest(interface, *, name: str = TOPLEVEL, axi: bool = False) -> di
                 "payload_bits": Shape.cast(payload).width,
                 "payload": _layout_json(payload),
             }
+    return (
+        {
+            "format": "sfc-hls.engine/1",
+            "toplevel": name,
+            "lint": {
+                "config": f"{name}.vlt",
+                "command": f"verilator --lint-only -Wall {name}.vlt {name}.v",
+            },
+            "config": cfg.to_dict(),
+            "algorithm": {
+                "name": algo.name,
+                "title": algo.title,
+                "mults": algo.mults,
+                "input_tile": algo.input_tile,
+                "output_tile": algo.output_tile,
+                "kernel": algo.kernel,
+            },
+            "multipliers": interface.multipliers,
+            "adders": {
+                "input_transform": interface.input_netlist.adders,
+                "output_transform": interface.output_netlist.adders,
+            },
+            "widths": {
+                "v_bits": interface.v_bits,
+                "act_bits": cfg.act_bits,
+                "acc_bits": interface.acc_bits,
+                "z_bits": cfg.z_bits,
+                "y_bits": interface.y_bits,
+                "out_bits": cfg.out_bits,
+                "datapath_at_cin_max": widths.as_dict(),
+            },
+            "latency": {**interface.latency, "total": interface.total_latency},
+            "limits": interface.limits,
+            "registers": interface.registers.describe(),
+            "ports": ports,
+            "clock": "clk (rising edge), synchronous active-high reset rst",
+        }
+        | (_axi_manifest(interface, name) if axi else {})
+        | _map_manifest(interface)
+    )
+
+
+def _map_manifest(interface) -> dict:
+    """The feature-map buffer (engines with one): geometry and what fits (docs/datapath.md)."""
+    cfg = interface.config
+    if not cfg.map_kib:
+        return {}
+    tile = interface.algo.input_tile
     return {
-        "format": "sfc-hls.engine/1",
-        "toplevel": name,
-        "lint": {
-            "config": f"{name}.vlt",
-            "command": f"verilator --lint-only -Wall {name}.vlt {name}.v",
-        },
-        "config": cfg.to_dict(),
-        "algorithm": {
-            "name": algo.name,
-            "title": algo.title,
-            "mults": algo.mults,
-            "input_tile": algo.input_tile,
-            "output_tile": algo.output_tile,
-            "kernel": algo.kernel,
-        },
-        "multipliers": interface.multipliers,
-        "adders": {
-            "input_transform": interface.input_netlist.adders,
-            "output_transform": interface.output_netlist.adders,
-        },
-        "widths": {
-            "v_bits": interface.v_bits,
-            "act_bits": cfg.act_bits,
-            "acc_bits": interface.acc_bits,
-            "z_bits": cfg.z_bits,
-            "y_bits": interface.y_bits,
-            "out_bits": cfg.out_bits,
-            "datapath_at_cin_max": widths.as_dict(),
-        },
-        "latency": {**interface.latency, "total": interface.total_latency},
-        "limits": interface.limits,
-        "registers": interface.registers.describe(),
-        "ports": ports,
-        "clock": "clk (rising edge), synchronous active-high reset rst",
-    } | (_axi_manifest(interface, name) if axi else {})
+        "map_buffer": {
+            "kib": cfg.map_kib,
+            "memories": 2 * tile,
+            "word_pixels": tile,
+            "words_per_memory": cfg.map_depth,
+            "beat_pixels": 2 * tile,
+            "fits": "images * cin * ceil(height / L) * ceil(width / 2L) <= words_per_memory",
+            "largest_width": interface.map_limits["width"],
+        }
+    }
 
 
 def _axi_manifest(interface, name: str) -> dict:

@@ -214,7 +214,7 @@ class MapBuffer(wiring.Component):
         kk, odd = tile["s0"] >> 1, tile["s0"][0]
         addrs = []
         for b in range(L):
-            upper = Mux(b < tile["m0"], sh, 0)
+            upper = Mux(tile["m0"] > b, sh, 0) if b < L - 1 else 0  # m0 <= L - 1
             even = pipe.register(m, base + upper + kk + odd, name=f"addr{b}_0")
             addrs.append((even, pipe.register(m, base + upper + kk, name=f"addr{b}_1")))
         r0, c0 = tile["r0"], tile["c0"]

@@ -29,6 +29,13 @@ def test_lint_with_documented_waivers(small_engine):
     lint_verilog(small_engine.verilog, toplevel=TOPLEVEL)
 
 
+@pytest.mark.parametrize("algorithm", ["wino-2x2-3x3", "sfc6-7x7-3x3"])
+def test_map_buffer_engine_lints(algorithm):
+    """An engine with a feature-map buffer (its i_map port, banks and tile window) is as clean."""
+    config = EngineConfig(algorithm=algorithm, pco=2, cin_max=16, cout_max=4, map_kib=8)
+    lint_verilog(generate_engine(config).verilog, toplevel=TOPLEVEL)
+
+
 def test_default_engine_lints():
     gen = generate_engine(DEFAULT)
     lint_verilog(gen.verilog, toplevel=TOPLEVEL)

@@ -2,6 +2,7 @@
 
 """MapBuffer: a feature map in as row-major beats, the fast mode's tiles out, once per group."""
 
+import dataclasses
 import math
 import random
 
@@ -154,3 +155,21 @@ def test_refusals_name_the_parameter():
     with pytest.raises(ValueError, match=r"no feature-map buffer \(map_kib=0\)"):
         plain.layer_beats(params, big, map_input=True)
     assert main(["estimate", "--algo", "wino-2x2-3x3", "--map-kib", "4"]) == 2
+
+
+def test_manifest_describes_the_map_buffer_and_its_registers(tmp_path):
+    from sfc_hls.config import EngineConfig
+    from sfc_hls.hw.generate import engine_manifest
+    from sfc_hls.hw.interface import EngineInterface
+
+    engine = EngineConfig(algorithm="sfc6-7x7-3x3", pco=2, cin_max=16, cout_max=4, map_kib=16)
+    manifest = engine_manifest(EngineInterface.from_config(engine))
+    buf = manifest["map_buffer"]
+    assert (buf["memories"], buf["word_pixels"], buf["words_per_memory"]) == (18, 9, 102)
+    assert manifest["limits"]["map_words"] == 102 and manifest["limits"]["padding"] == 2
+    names = [r["name"] for r in manifest["registers"]]
+    assert names[9:14] == ["MAP_INPUT", "IMAGES", "HEIGHT", "WIDTH", "PADDING"]
+    assert manifest["ports"]["i_map"]["payload_bits"] == 18 * 8
+    plain = engine_manifest(EngineInterface.from_config(dataclasses.replace(engine, map_kib=0)))
+    assert "map_buffer" not in plain and "i_map" not in plain["ports"]
+    assert "MAP_INPUT" not in [r["name"] for r in plain["registers"]]
