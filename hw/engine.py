@@ -135,8 +135,12 @@ class ConvEngine(wiring.Component):
       input channel; direct: ``W`` entries of ``P_co x B`` each).
     * ``i_act``: per group, ``TILES * reduction`` beats of ``max(L*L, m)`` int8
       (fast: an ``L x L`` tile of one channel; direct: ``m`` pixels of one tap and channel).
+    * ``i_map`` (engines with a feature-map buffer, ``config.map_kib``): a stride-1
+      fast-mode layer's input map once, ``2L`` int8 pixels of a row per beat, in place
+      of its ``i_act`` beats (:class:`~sfc_hls.hw.map_buffer.MapBuffer`).
     * ``o_out``: ``{data[W], meta: {channel, tile, index, end, last}}``.
-    * ``status``: ``{busy, desc_error, overflow, layers_done, start_pending}``.
+    * ``status``: ``{busy, desc_error, overflow, layers_done, start_pending}`` (and
+      ``map_overflow`` with a map buffer).
 
     Throughput: one ``i_act`` beat per cycle while the output path keeps up
     (``W`` positions per cycle: a tile's result takes ``P_co * m / W`` cycles

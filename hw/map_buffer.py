@@ -62,8 +62,8 @@ class MapBuffer(wiring.Component):
         overflow (Out 1, sticky until ``start``): the map did not fit (words past
             ``depth`` were dropped; the tiles are then wrong).
 
-    Latency: the first tile beat is offered 4 cycles after the map's last beat
-    (the map is complete before any tile is read).  Throughput: one ``i_map``
+    Latency: the first tile beat is offered 6 cycles after the map's last beat
+    is taken (:data:`FIRST_BEAT_DELAY`; the map is complete before any tile is read).  Throughput: one ``i_map``
     beat per cycle while loading, one ``o_act`` beat per cycle while ``o_act.ready``.
     Backpressure: the read side is a stall-together pipeline (:mod:`sfc_hls.hw.pipeline`)
     whose generator waits on ``o_act.ready``; ``i_map.ready`` is a register.
