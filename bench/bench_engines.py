@@ -146,8 +146,9 @@ def layer_descriptor(
     if layer.mode == "fast" and algo.kernel == 3:
         tiles = batch * algo.tiles(layer.out_size, layer.out_size)
         size, tile = layer.out_size, algo.input_tile  # stride 1, padding 1: input = output
-        fits = 0 < map_words(batch, layer.cin, size, size, tile) <= interface.config.map_depth
-        beats = batch * layer.cin * size * row_beats(size, tile) if fits else 0
+        cfg = interface.config
+        fits = 0 < map_words(batch, layer.cin, size, size, tile, cfg.map_pairs) <= cfg.map_depth
+        beats = batch * layer.cin * size * row_beats(size, tile, cfg.map_pairs) if fits else 0
         return LayerDescriptor("fast", tiles, 1, 1, beats)
     sched = direct_schedule(positions=interface.positions, width=interface.width,
                             lanes=interface.lanes, cout=layer.cout,

@@ -69,7 +69,8 @@ def layer_entry(iface: EngineInterface, layer: ConvLayer, batch: int, clock_hz: 
     lc = desc.cycles(iface, layer)
     tr = layer_traffic(iface.timing(), iface.stream_bits(), cin=layer.cin, cout=layer.cout,
                        tiles=desc.tiles, mode=desc.mode, taps=desc.taps,
-                       replicas=desc.replicas, map_beats=desc.map_beats)  # fmt: skip
+                       replicas=desc.replicas, map_beats=desc.map_beats,
+                       map_bytes=batch * layer.cin * layer.out_size**2 if desc.map_beats else None)  # fmt: skip
     bound = bandwidth_bound_cycles(lc, tr, bytes_per_cycle)
     return {
         "name": layer.name,
@@ -137,7 +138,7 @@ def markdown(result: dict) -> str:
         f"*tiles*: the activations as overlapping tiles on `i_act`, once per output-channel "
         f"group; *map*: the same engine with a {eng['map_kib']} KiB feature-map buffer "
         f"(`--map-kib`), the stride-1 fast layers' input maps once on `i_map` (rows of "
-        f"2L pixels) and their tiles built on chip. Commit `{meta['git_commit']}`. "
+        f"{2 * eng['map_pairs']}L pixels) and their tiles built on chip. Commit `{meta['git_commit']}`. "
         f"Regenerate: `python bench/bench_memory.py`.",
         "",
         format_table(head, summary, align="l" + "r" * (len(head) - 1), markdown=True),
@@ -152,10 +153,10 @@ def markdown(result: dict) -> str:
 
 def map_kib_for(config: EngineConfig, layers: list[ConvLayer]) -> int:
     """The smallest ``map_kib`` whose buffer holds every fast layer's input map (batch 1)."""
-    tile = config.algo.input_tile
-    words = max(map_words(1, ly.cin, ly.out_size, ly.out_size, tile)
+    tile, pairs = config.algo.input_tile, config.map_pairs
+    words = max(map_words(1, ly.cin, ly.out_size, ly.out_size, tile, pairs)
                 for ly in layers if ly.mode == "fast")  # fmt: skip
-    return -(-words * 2 * tile * tile // 1024)
+    return -(-words * 2 * tile * tile * pairs // 1024)
 
 
 def plot(result: dict, path: Path, iface: EngineInterface, bytes_per_cycle: float) -> None:

@@ -108,6 +108,7 @@ def datapath_blocks(
         factories["map_buffer"] = lambda: MapBuffer(
             input_tile=iface.algo.input_tile,
             output_tile=iface.algo.output_tile,
+            pairs=cfg.map_pairs,
             depth=cfg.map_depth,
             in_bits=cfg.in_bits,
             act_layout=lay["act"],
@@ -136,7 +137,7 @@ class ConvEngine(wiring.Component):
     * ``i_act``: per group, ``TILES * reduction`` beats of ``max(L*L, m)`` int8
       (fast: an ``L x L`` tile of one channel; direct: ``m`` pixels of one tap and channel).
     * ``i_map`` (engines with a feature-map buffer, ``config.map_kib``): a stride-1
-      fast-mode layer's input map once, ``2L`` int8 pixels of a row per beat, in place
+      fast-mode layer's input map once, ``2LP`` int8 pixels of a row per beat, in place
       of its ``i_act`` beats (:class:`~sfc_hls.hw.map_buffer.MapBuffer`).
     * ``o_out``: ``{data[W], meta: {channel, tile, index, end, last}}``.
     * ``status``: ``{busy, desc_error, overflow, layers_done, start_pending}`` (and

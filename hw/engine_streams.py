@@ -134,6 +134,7 @@ class LayerBeats:
     expected_outputs: int  # o_out beats
     schedule: DirectSchedule | None = None  # direct mode: replicas, pixels per tile
     map: list[int] = field(default_factory=list)  # i_map beats (map input), else empty
+    map_bytes: int = 0  # the map's own bytes (N Cin H W pixels), what a DMA moves for i_map
 
     def inputs(self) -> dict[str, list[int]]:
         """Beats per input port (``i_map`` only when the layer uses it)."""
@@ -230,9 +231,9 @@ class EngineStreams:
         ):
             if value > limits[name]:
                 return f"{name}={value} exceeds the map registers' limit {limits[name]}"
-        words = map_words(n, cin, h, w, self.algo.input_tile)
+        words = map_words(n, cin, h, w, self.algo.input_tile, cfg.map_pairs)
         if words > cfg.map_depth:
-            return (f"the {n}x{cin}x{h}x{w} map takes {words} words per bank; the "
+            return (f"the {n}x{cin}x{h}x{w} map takes {words} words per memory; the "
                     f"{cfg.map_kib} KiB buffer holds {cfg.map_depth}")  # fmt: skip
         return None
 
@@ -246,7 +247,8 @@ class EngineStreams:
         self._check_tiles(tiles)
         if map_input:
             act_beats: list[int] = []
-            map_beats_ = pack(lay["map"], {"": map_beats(x, self.algo.input_tile)})
+            beats = map_beats(x, self.algo.input_tile, self.config.map_pairs)
+            map_beats_ = pack(lay["map"], {"": beats})
         else:
             # act beats: (n, ty, tx, ci, L*L), ci innermost, padded to the beat's width
             acts = tiles_arr.transpose(0, 2, 3, 1, 4).reshape(-1, self.algo.input_tile**2)
@@ -278,6 +280,7 @@ class EngineStreams:
             tiles=tiles,
             expected_outputs=tiles * sum(valid) * iface.output_beats,
             map=map_beats_,
+            map_bytes=x.size * self.config.in_bits // 8 if map_input else 0,
         )
 
     # ------------------------------------------------------------------ direct mode

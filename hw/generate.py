@@ -237,15 +237,16 @@ def _map_manifest(interface) -> dict:
     cfg = interface.config
     if not cfg.map_kib:
         return {}
-    tile = interface.algo.input_tile
+    tile, pairs = interface.algo.input_tile, cfg.map_pairs
     return {
         "map_buffer": {
             "kib": cfg.map_kib,
-            "memories": 2 * tile,
+            "memories": 2 * tile * pairs,
             "word_pixels": tile,
             "words_per_memory": cfg.map_depth,
-            "beat_pixels": 2 * tile,
-            "fits": "images * cin * ceil(height / L) * ceil(width / 2L) <= words_per_memory",
+            "beat_pixels": 2 * tile * pairs,
+            "fits": "images * cin * ceil(height / L) * ceil(width / beat_pixels) "
+            "<= words_per_memory",
             "largest_width": interface.map_limits["width"],
         }
     }

@@ -184,7 +184,7 @@ class EngineInterface:
     def map_limits(self) -> dict[str, int]:
         """Limits of the map-input registers (empty without a feature-map buffer):
         IMAGES, HEIGHT, WIDTH up to ``2**DIM_BITS - 1``, PADDING up to ``L - M``, and
-        ``map_words``, the buffer's words per bank (a map takes
+        ``map_words``, the buffer's words per memory (a map takes
         :func:`sfc_hls.map_input.map_words`)."""
         if not self.config.map_kib:
             return {}
@@ -220,7 +220,7 @@ class EngineInterface:
             act_fast=self.algo.input_tile**2 * cfg.in_bits,
             act_direct=self.positions * cfg.in_bits,
             out=self.width * cfg.out_bits,
-            map=2 * self.algo.input_tile * cfg.in_bits,
+            map=2 * self.algo.input_tile * cfg.map_pairs * cfg.in_bits,
         )
 
     def timing(self, *, weight_banks: int = 2) -> EngineTiming:
@@ -359,7 +359,7 @@ def _layouts(
                 **({"map_overflow": 1} if config.map_kib else {}),
             }
         ),
-        "map": data.ArrayLayout(signed(config.in_bits), 2 * algo.input_tile),
+        "map": data.ArrayLayout(signed(config.in_bits), 2 * algo.input_tile * config.map_pairs),
         "beat_meta": beat_meta,
         "tag": tag,
         "lane_meta": data.StructLayout({"params": params, "tag": tag}),

@@ -7,15 +7,16 @@ the layer's whole input map in block RAM and replays the tiles from there,
 so that the activations cross the external interface once per layer instead
 of ``(L/M)^2 * groups`` times (docs/datapath.md, "Map input").
 
-Storage.  ``2L`` memories of ``L``-byte words: bank ``(b, h)`` holds, for
-every row ``r`` with ``r mod L == b``, the halves ``h`` (0: columns
-``2Lk .. 2Lk+L-1``, 1: the next ``L``) of the row's column pairs ``k``.  Row
-``r`` of plane ``p`` (image ``n``, channel ``ci``: ``p = n * CIN + ci``) is at
-word ``p * PS + (r div L) * SH + k``, with ``SH = ceil(W / 2L)`` words per
-row and ``PS = ceil(H / L) * SH`` per plane.  Any ``L`` consecutive rows hit
-each row bank once and any ``L`` consecutive columns at most the two halves
-of two neighbouring pairs: one tile row per bank per cycle, a whole tile per
-cycle.
+Storage.  ``2LP`` memories of ``L``-pixel words: memory ``(b, h, q)`` holds,
+for every row ``r`` with ``r mod L == b``, the halves ``h`` (0: columns
+``2Lk .. 2Lk+L-1``, 1: the next ``L``) of the row's column pairs ``k`` with
+``k mod P == q``, ``P`` pairs arriving in one beat.  Row ``r`` of plane ``p``
+(image ``n``, channel ``ci``: ``p = n * CIN + ci``) is at word
+``p * PS + (r div L) * SH + k div P``, with ``SH = ceil(W / 2LP)`` words (beats)
+per row and ``PS = ceil(H / L) * SH`` per plane.  Any ``L`` consecutive rows
+hit each row bank once and any ``L`` consecutive columns at most the two
+halves of two neighbouring pairs: one tile row per row bank per cycle, a
+whole tile per cycle; a beat's ``P`` pairs go to ``2P`` memories at once.
 """
 
 from __future__ import annotations
@@ -41,18 +42,19 @@ class _Generator:
 
 
 class MapBuffer(wiring.Component):
-    """Feature map in (row-major pairs of ``L``-pixel words), fast-mode tile beats out.
+    """Feature map in (row-major beats of ``2LP`` pixels), fast-mode tile beats out.
 
     Parameters: ``input_tile`` ``L`` and ``output_tile`` ``M`` of the engine's
-    algorithm (stride 1, kernel ``L - M + 1``), ``depth`` words per bank,
+    algorithm (stride 1, kernel ``L - M + 1``), ``pairs`` ``P`` (1, 2 or 4),
+    ``depth`` words per memory,
     ``in_bits``, ``act_layout`` (the engine's ``i_act`` beat: the tile's
     ``L*L`` pixels row-major, zero beyond), ``pco`` and ``cout_max`` (the
     groups: a tile pass per ``P_co`` output channels), ``cin_max``.
 
     Ports:
-        i_map (In stream ``2L`` x ``in_bits``): the layer's input map, planes in
+        i_map (In stream ``2LP`` x ``in_bits``): the layer's input map, planes in
             order ``(image, channel)``, rows top to bottom, each row as
-            ``ceil(W / 2L)`` beats of ``2L`` columns (zero past ``W``).  ``ready`` is a
+            ``ceil(W / 2LP)`` beats of ``2LP`` columns (zero past ``W``).  ``ready`` is a
             register: beats are taken from a layer's start until its map is complete.
         o_act (Out stream ``act_layout``): per group, per image, tile row, tile column,
             input channel: the tile's ``L x L`` pixels (zero outside the map).
@@ -82,6 +84,7 @@ class MapBuffer(wiring.Component):
         *,
         input_tile: int,
         output_tile: int,
+        pairs: int,
         depth: int,
         in_bits: int,
         act_layout: data.ArrayLayout,
@@ -93,17 +96,21 @@ class MapBuffer(wiring.Component):
             raise ValueError(
                 f"output_tile must be in [1, input_tile={input_tile}], got {output_tile}"
             )
+        if pairs not in (1, 2, 4):
+            raise ValueError(f"pairs must be 1, 2 or 4, got {pairs!r}")
         if depth < 1:
             raise ValueError(f"depth must be >= 1, got {depth}")
         if act_layout.length < input_tile**2:
             raise ValueError(f"act_layout holds {act_layout.length} pixels, a tile {input_tile**2}")
-        self.L, self.M, self.depth = input_tile, output_tile, depth
+        self.L, self.M, self.P, self.depth = input_tile, output_tile, pairs, depth
         self.in_bits, self.pco = in_bits, pco
         self.cin_max, self.cout_max = cin_max, cout_max
         self.addr_bits = ceil_log2(depth + 1) + 1
         super().__init__(
             {
-                "i_map": In(stream.Signature(data.ArrayLayout(signed(in_bits), 2 * input_tile))),
+                "i_map": In(
+                    stream.Signature(data.ArrayLayout(signed(in_bits), 2 * input_tile * pairs))
+                ),
                 "o_act": Out(stream.Signature(act_layout)),
                 "start": In(1),
                 "images": In(unsigned(DIM_BITS)),
@@ -121,12 +128,18 @@ class MapBuffer(wiring.Component):
         m = Module()
         L = self.L
         word = data.ArrayLayout(signed(self.in_bits), L)
+        # banks[b][h][q]: row bank b, half h, pair q of a beat
         banks = [
-            [Memory(shape=word, depth=self.depth, init=[]) for _ in range(2)] for _ in range(L)
+            [
+                [Memory(shape=word, depth=self.depth, init=[]) for _ in range(self.P)]
+                for _ in range(2)
+            ]
+            for _ in range(L)
         ]
-        for b, pair in enumerate(banks):
-            for h, mem in enumerate(pair):
-                m.submodules[f"bank{b}_{h}"] = mem
+        for b, halves in enumerate(banks):
+            for h, mems in enumerate(halves):
+                for q, mem in enumerate(mems):
+                    m.submodules[f"bank{b}_{h}_{q}"] = mem
         geometry = self._writer(m, banks)
         self._reader(m, banks, geometry)
         return m
@@ -136,8 +149,8 @@ class MapBuffer(wiring.Component):
         """Map beats -> banks.  Returns ``(loaded, row_words SH, plane_words PS)``."""
         L = self.L
         w = {
-            "k": Signal(unsigned(DIM_BITS), name="w_pair"),  # pair of the row
-            "col": Signal(unsigned(DIM_BITS + 1), name="w_col"),  # first column of the pair
+            "k": Signal(unsigned(DIM_BITS), name="w_beat"),  # beat of the row
+            "col": Signal(unsigned(DIM_BITS + 1), name="w_col"),  # first column of the beat
             "rmod": Signal(range(L), name="w_rmod"),  # row mod L: the row bank
             "row": Signal(unsigned(DIM_BITS), name="w_row"),
             "block": Signal(unsigned(self.addr_bits), name="w_block"),  # word of the row block
@@ -159,14 +172,16 @@ class MapBuffer(wiring.Component):
             w_data.eq(self.i_map.payload),
         ]  # fmt: skip
         half_bits = L * self.in_bits
-        for b, pair in enumerate(banks):
-            for h, mem in enumerate(pair):
-                port = mem.write_port()
-                m.d.comb += [
-                    port.addr.eq(w_addr),
-                    port.data.eq(w_data.as_value()[h * half_bits : (h + 1) * half_bits]),
-                    port.en.eq(w_en & (w_row == b)),
-                ]
+        for b, halves in enumerate(banks):
+            for h, mems in enumerate(halves):
+                for q, mem in enumerate(mems):
+                    port = mem.write_port()
+                    lo = (2 * q + h) * half_bits
+                    m.d.comb += [
+                        port.addr.eq(w_addr),
+                        port.data.eq(w_data.as_value()[lo : lo + half_bits]),
+                        port.en.eq(w_en & (w_row == b)),
+                    ]
         m.d.comb += self.i_map.ready.eq(self.loading)
         with m.If(taken):
             with m.If(~fits):
@@ -182,9 +197,9 @@ class MapBuffer(wiring.Component):
         """The writer's counters after one taken map beat."""
         L = self.L
         k, col, rmod, row, block = w["k"], w["col"], w["rmod"], w["row"], w["block"]
-        with m.If(col + 2 * L < self.width):
-            m.d.sync += [k.eq(k + 1), col.eq(col + 2 * L)]
-        with m.Else():  # the row's last pair
+        with m.If(col + 2 * L * self.P < self.width):
+            m.d.sync += [k.eq(k + 1), col.eq(col + 2 * L * self.P)]
+        with m.Else():  # the row's last beat
             m.d.sync += [k.eq(0), col.eq(0), w["sh"].eq(k + 1), row.eq(row + 1), rmod.eq(rmod + 1)]
             with m.If(row == self.height - 1):  # the plane's last row: the next plane
                 next_block = block + k + 1
@@ -212,29 +227,48 @@ class MapBuffer(wiring.Component):
         base = Signal(signed(self.addr_bits + 2), name="tile_base")
         m.d.comb += base.eq(tile["plane"] + tile["row_off"])
         kk, odd = tile["s0"] >> 1, tile["s0"][0]
+        # The pair of each half: half 1 holds segment s0 or s0+1 of pair kk, half 0 of
+        # pair kk + odd; a pair is word pair >> log2(P) of memory pair mod P.
+        half_pair = (kk + odd, kk)
+        shift = self.P.bit_length() - 1
         addrs = []
         for b in range(L):
             upper = Mux(tile["m0"] > b, sh, 0) if b < L - 1 else 0  # m0 <= L - 1
-            even = pipe.register(m, base + upper + kk + odd, name=f"addr{b}_0")
-            addrs.append((even, pipe.register(m, base + upper + kk, name=f"addr{b}_1")))
+            addrs.append([pipe.register(m, base + upper + (half_pair[h] >> shift),
+                                        name=f"addr{b}_{h}") for h in range(2)])  # fmt: skip
         r0, c0 = tile["r0"], tile["c0"]
         row_ok = Cat(((r0 + i >= 0) & (r0 + i < self.height)) for i in range(L))
         col_ok = Cat(((c0 + j >= 0) & (c0 + j < self.width)) for j in range(L))
         ctrl = {"m0": tile["m0"], "o": tile["o"], "odd": odd, "row_ok": row_ok, "col_ok": col_ok}
+        if shift:  # the memory of each half's pair
+            ctrl |= {"sel0": half_pair[0][:shift], "sel1": half_pair[1][:shift]}
         ctrl1 = {n: pipe.register(m, v, name=f"{n}_s1") for n, v in ctrl.items()}
         # Stage 2: block RAM (its read register holds while the pipeline stalls).
-        words = []
-        for b, pair in enumerate(banks):
-            ports = [mem.read_port(transparent_for=()) for mem in pair]
-            for h, port in enumerate(ports):
-                m.d.comb += [port.addr.eq(addrs[b][h]), port.en.eq(adv)]
-            words.append([port.data for port in ports])
         ctrl2 = {n: pipe.register(m, v, name=f"{n}_s2") for n, v in ctrl1.items()}
+        words = [[self._read(m, banks[b][h], addrs[b][h], ctrl2.get(f"sel{h}"), adv, f"w{b}_{h}")
+                  for h in range(2)] for b in range(L)]  # fmt: skip
         # Stage 3: per bank, the L columns c0 .. c0+L-1 out of its two half-words.
         windows = [self._columns(m, pipe, words[b], ctrl2, b) for b in range(L)]
         ctrl3 = {n: pipe.register(m, v, name=f"{n}_s3") for n, v in ctrl2.items()}
         # Stage 4: tile row i is bank (m0 + i) mod L; zero outside the map.
         self._rows(m, pipe, windows, ctrl3)
+
+    def _read(self, m: Module, mems, addr, sel, adv, name: str):
+        """The word at ``addr`` of the ``P`` memories of one half: of memory ``sel`` (the
+        pair's, stage 2 like the data; ``None`` for one memory)."""
+        words = []
+        for mem in mems:
+            port = mem.read_port(transparent_for=())
+            m.d.comb += [port.addr.eq(addr), port.en.eq(adv)]
+            words.append(port.data)
+        if sel is None:
+            return words[0]
+        word = Signal(mems[0].shape, name=name)
+        with m.Switch(sel):
+            for q, data_ in enumerate(words):
+                with m.Case(q):
+                    m.d.comb += word.eq(data_)
+        return word
 
     def _columns(self, m: Module, pipe: StallPipeline, halves, ctrl: dict, b: int) -> list[Signal]:
         """Registered columns ``o .. o+L-1`` of segment ``s0`` followed by segment ``s0+1``."""

@@ -20,6 +20,7 @@ from sfc_hls.dsp_packing import packing_fits
 __all__ = [
     "CHANNELS_MAX",
     "MAP_KIB_MAX",
+    "MAP_PAIRS",
     "DATAPATH_FIELDS",
     "SCALE_MODES",
     "EngineConfig",
@@ -31,6 +32,8 @@ __all__ = [
 CHANNELS_MAX = 4096
 #: Largest feature-map buffer, KiB (``EngineConfig.map_kib``).
 MAP_KIB_MAX = 16384
+#: Column pairs per ``i_map`` beat (``EngineConfig.map_pairs``).
+MAP_PAIRS = (1, 2, 4)
 
 #: Transform-domain activation requantization: ``pow2`` = rounding shift,
 #: ``fixed`` = unsigned fixed-point multiplier then rounding shift.
@@ -130,8 +133,11 @@ class EngineConfig(_DictFields):
             layer's input map as rows, each pixel once per layer
             (:mod:`sfc_hls.map_input`), building the overlapping tiles of every
             output-channel group on chip; the tile stream ``i_act`` stays for
-            the other layers.  The buffer has ``2L`` banks of ``map_depth``
+            the other layers.  The buffer has ``2LP`` memories of ``map_depth``
             words of ``L`` pixels (:attr:`map_depth`).
+        map_pairs: ``P``, the ``i_map`` beat's ``2L``-pixel column pairs (1, 2 or 4,
+            default 4): the map loads ``2LP`` pixels per cycle into ``P`` times as
+            many memories (more read multiplexers, the same block RAM).
     """
 
     algorithm: str = "sfc6-7x7-3x3"
@@ -149,6 +155,7 @@ class EngineConfig(_DictFields):
     out_bits: int = 8
     target: str = "xilinx"
     map_kib: int = 0
+    map_pairs: int = 4
     # None (the default) is derived in __post_init__, which always stores an int:
     # every reader sees an int, so that is the declared type.
     backend_width: int = None  # type: ignore[assignment]  # derived in __post_init__
@@ -172,6 +179,8 @@ class EngineConfig(_DictFields):
         check_int("out_bits", self.out_bits, 2, 128)
         check_target(self.target)
         check_int("map_kib", self.map_kib, 0, MAP_KIB_MAX)
+        if self.map_pairs not in MAP_PAIRS:
+            raise ValueError(f"map_pairs must be one of {MAP_PAIRS}, got {self.map_pairs!r}")
         if self.scale_mode not in SCALE_MODES:
             raise ValueError(f"scale_mode must be one of {SCALE_MODES}, got {self.scale_mode!r}")
         if self.cout_max % self.pco:
@@ -225,10 +234,10 @@ class EngineConfig(_DictFields):
 
     @property
     def map_depth(self) -> int:
-        """Words per bank of the feature-map buffer (0 without one): ``map_kib`` KiB over
-        ``2L`` banks of ``L``-pixel words, rounded up."""
+        """Words per memory of the feature-map buffer (0 without one): ``map_kib`` KiB over
+        ``2LP`` memories of ``L``-pixel words, rounded up."""
         tile = self.algo.input_tile
-        return -(-self.map_kib * 1024 // (2 * tile * tile))
+        return -(-self.map_kib * 1024 // (2 * tile * tile * self.map_pairs))
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
@@ -332,6 +341,13 @@ def add_engine_arguments(parser: argparse.ArgumentParser, *, required: bool = Fa
         default=defaults.map_kib,
         help="on-chip feature-map buffer in KiB: stride-1 fast layers read their input map "
         "once per layer as rows (an i_map port); default %(default)s: none",
+    )
+    group.add_argument(
+        "--map-pairs",
+        type=int,
+        choices=MAP_PAIRS,
+        default=defaults.map_pairs,
+        help="2L-pixel column pairs per i_map beat (default %(default)s)",
     )
     group.add_argument(
         "--target",

@@ -302,7 +302,7 @@ class StreamBits:
     act_fast: int
     act_direct: int
     out: int
-    map: int = 0  # an i_map beat: 2L pixels (engines with a feature-map buffer)
+    map: int = 0  # an i_map beat: 2LP pixels (engines with a feature-map buffer)
 
     def per_beat(self, mode: str) -> dict[str, int]:
         """Data bits of a beat of each stream (``cfg``, ``chan``, ``weight``, ``act``,
@@ -345,13 +345,16 @@ def layer_traffic(
     taps: int = 1,
     replicas: int = 1,
     map_beats: int = 0,
+    map_bytes: float | None = None,
 ) -> LayerTraffic:
     """Beats and bytes each stream moves for one layer, as the stream protocol defines them.
 
     Per output-channel group: ``P_co * B`` parameter beats, the weight rows
     (``cin``, or ``ceil(taps * cin / W)``), ``tiles * reduction`` activation
     beats (the input is streamed again for every group) -- or, for a layer
-    with map input, ``map_beats`` beats of ``2L`` pixels once; outputs: per tile,
+    with map input, ``map_beats`` beats of ``2LP`` pixels once (``map_bytes``: what
+    a DMA moves for them, the map's own ``N * Cin * H * W`` pixels, a beat's
+    lanes past a row's end are not read from memory; default: whole beats); outputs: per tile,
     ``output_beats`` per valid lane (fast) or ``B / R`` per valid (lane,
     replica) (direct).  ``hw/engine_streams.py`` produces exactly these beats
     (``tests/test_traffic.py``).
@@ -370,7 +373,12 @@ def layer_traffic(
         "out": tiles * per_tile_out * sum(g.packets for g in groups),
     }
     beat_bits = bits.per_beat(mode)
-    return LayerTraffic(beats, {k: beats[k] * beat_bits[k] / 8 for k in beats})
+    sizes = {k: beats[k] * beat_bits[k] / 8 for k in beats}
+    if map_bytes is not None:
+        if not 0 <= map_bytes <= sizes["map"]:
+            raise ValueError(f"map_bytes must be in [0, {sizes['map']}], got {map_bytes}")
+        sizes["map"] = map_bytes
+    return LayerTraffic(beats, sizes)
 
 
 def bandwidth_bound_cycles(

@@ -6,8 +6,8 @@ overlapping tiles (docs/datapath.md, "Map input").  This module is the
 specification both sides follow:
 
 * :func:`map_beats`: the ``i_map`` beats of a map ``(N, Cin, H, W)``: planes in
-  order ``(image, channel)``, rows top to bottom, each row as ``ceil(W / 2L)``
-  beats of ``2L`` pixels (zero past ``W``);
+  order ``(image, channel)``, rows top to bottom, each row as ``ceil(W / 2LP)``
+  beats of ``2LP`` pixels (zero past ``W``; ``P`` = ``EngineConfig.map_pairs``);
 * :func:`map_words`: the buffer words per bank the map takes (it fits when
   this is at most the engine's ``map_depth``);
 * the tiles the buffer replays are :func:`sfc_hls.reference.extract_tiles`
@@ -24,24 +24,24 @@ __all__ = ["DIM_BITS", "map_beats", "map_words", "row_beats"]
 DIM_BITS = 12
 
 
-def row_beats(width: int, input_tile: int) -> int:
-    """Beats of one map row: ``ceil(width / 2L)``."""
-    return -(-width // (2 * input_tile))
+def row_beats(width: int, input_tile: int, pairs: int) -> int:
+    """Beats of one map row: ``ceil(width / 2LP)``."""
+    return -(-width // (2 * input_tile * pairs))
 
 
-def map_words(images: int, cin: int, height: int, width: int, input_tile: int) -> int:
-    """Words per bank a map takes: ``images * cin * ceil(height / L) * ceil(width / 2L)``."""
-    return images * cin * -(-height // input_tile) * row_beats(width, input_tile)
+def map_words(images: int, cin: int, height: int, width: int, input_tile: int, pairs: int) -> int:
+    """Words per memory a map takes: ``images * cin * ceil(height / L) * ceil(width / 2LP)``."""
+    return images * cin * -(-height // input_tile) * row_beats(width, input_tile, pairs)
 
 
-def map_beats(x: np.ndarray, input_tile: int) -> np.ndarray:
-    """``(beats, 2L)`` pixels of the ``i_map`` stream of ``x`` ``(N, Cin, H, W)``."""
+def map_beats(x: np.ndarray, input_tile: int, pairs: int) -> np.ndarray:
+    """``(beats, 2LP)`` pixels of the ``i_map`` stream of ``x`` ``(N, Cin, H, W)``."""
     x = np.asarray(x, dtype=np.int64)
     if x.ndim != 4:
         raise ValueError(f"x must be (N, Cin, H, W), got shape {x.shape}")
     n, cin, h, w = x.shape
-    pair = 2 * input_tile
-    k = row_beats(w, input_tile)
-    rows = np.zeros((n, cin, h, k * pair), dtype=np.int64)
+    beat = 2 * input_tile * pairs
+    k = row_beats(w, input_tile, pairs)
+    rows = np.zeros((n, cin, h, k * beat), dtype=np.int64)
     rows[..., :w] = x
-    return rows.reshape(-1, pair)
+    return rows.reshape(-1, beat)

@@ -40,6 +40,7 @@ class CycleCheck:
     bit_exact: bool
     mode: str = "fast"
     map_beats: int = 0  # i_map beats (a layer with map input)
+    map_bytes: int = 0  # the map's own bytes (what a DMA moves for them)
 
     @property
     def error(self) -> float:
@@ -78,6 +79,7 @@ def measure_layers(
                 "taps": params.kernel**2 if params.mode == "direct" else 1,
                 "replicas": beats.schedule.replicas if beats.schedule else 1,
                 "map_beats": len(beats.map),
+                "map_bytes": beats.map_bytes,
                 "cycles": run.cycles,
                 "bit_exact": bool(np.array_equal(out, conv2d_int8(x, params, stride=shape.stride))),
             }
@@ -108,7 +110,8 @@ def compare(
         cycles = layer_cycles(timing, **descriptor)
         model = cycles.cycles
         if bytes_per_cycle is not None:
-            traffic = layer_traffic(timing, bits, **descriptor)
+            traffic = layer_traffic(timing, bits, **descriptor,
+                                    map_bytes=meas["map_bytes"] if meas["map_beats"] else None)  # fmt: skip
             model = bandwidth_bound_cycles(cycles, traffic, bytes_per_cycle)
         out.append(
             CycleCheck(
@@ -123,6 +126,7 @@ def compare(
                 bool(meas["bit_exact"]),
                 shape.mode,
                 meas["map_beats"],
+                meas["map_bytes"],
             )  # fmt: skip
         )
     return out

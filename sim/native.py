@@ -293,15 +293,21 @@ class MemoryPort:
         return out
 
 
-def layer_memory(interface: Any, mode: str, bytes_per_cycle: float) -> MemoryPort:
+def layer_memory(
+    interface: Any, mode: str, bytes_per_cycle: float, *, map_beat_bytes: float | None = None
+) -> MemoryPort:
     """The :class:`MemoryPort` of an engine layer in ``mode``: each beat costs the data
-    bytes the cycle model's traffic counts (:meth:`EngineInterface.stream_bits`)."""
-    beat_bits = interface.stream_bits().per_beat(mode)
+    bytes the cycle model's traffic counts (:meth:`EngineInterface.stream_bits`);
+    ``map_beat_bytes``: the mean bytes an ``i_map`` beat moves (the map's pixels over
+    its beats: lanes past a row's end are not read; default: whole beats)."""
+    costs = {name: b / 8 for name, b in interface.stream_bits().per_beat(mode).items()}
     port = {"cfg": "i_cfg", "chan": "i_chan", "weight": "i_weight", "act": "i_act",
             "map": "i_map", "out": "o_out"}  # fmt: skip
     if not interface.config.map_kib:
-        beat_bits.pop("map")  # no i_map port
-    return MemoryPort(bytes_per_cycle, {port[name]: b / 8 for name, b in beat_bits.items()})
+        costs.pop("map")  # no i_map port
+    elif map_beat_bytes is not None:
+        costs["map"] = map_beat_bytes
+    return MemoryPort(bytes_per_cycle, {port[name]: cost for name, cost in costs.items()})
 
 
 @dataclass(frozen=True)
@@ -558,7 +564,12 @@ def run_layer(
         work_dir=work_dir,
         memory=None
         if bytes_per_cycle is None
-        else layer_memory(streams.interface, params.mode, bytes_per_cycle),
+        else layer_memory(
+            streams.interface,
+            params.mode,
+            bytes_per_cycle,
+            map_beat_bytes=beats.map_bytes / len(beats.map) if beats.map else None,
+        ),  # fmt: skip
     )
     n, _, h, w = x.shape
     out = streams.assemble(

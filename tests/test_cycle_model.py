@@ -169,7 +169,8 @@ def test_bandwidth_model_matches_throttled_verilator_within_2_percent(engine):
         taps = shape.kernel**2 if shape.mode == "direct" else 1
         traffic = layer_traffic(interface.timing(), interface.stream_bits(), cin=shape.cin,
                                 cout=shape.cout, tiles=unthrottled.tiles, mode=shape.mode,
-                                taps=taps, map_beats=unthrottled.map_beats)  # fmt: skip
+                                taps=taps, map_beats=unthrottled.map_beats,
+                                map_bytes=unthrottled.map_bytes or None)  # fmt: skip
         bytes_per_cycle = 0.5 * traffic.total_bytes / unthrottled.measured
         (check,) = compare(engine, [shape], seed=11, bytes_per_cycle=bytes_per_cycle)
         assert check.bit_exact, check

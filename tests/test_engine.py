@@ -35,7 +35,7 @@ ENGINES = [
     EngineConfig(
         algorithm="wino-2x2-3x3", pco=2, cin_max=64, cout_max=8, scale_mode="fixed", target="ecp5"
     ),  # fmt: skip
-    # A 2 KiB feature-map buffer (13 words per bank): stride-1 fast layers whose map fits send it on
+    # A 2 KiB feature-map buffer (4 words in each of 72 memories): stride-1 fast layers whose map fits send it on
     # i_map (the tiles are built on chip), the others use i_act.
     EngineConfig(algorithm="sfc6-7x7-3x3", pco=2, cin_max=64, cout_max=8, map_kib=2),
 ]

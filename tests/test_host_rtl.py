@@ -109,7 +109,7 @@ def test_small_resnet_rtl_with_map_input_equals_golden(tmp_path):
     split = load_digits_split()
     net = lower_model(model, (1, 28, 28))
     (plain,) = engine_configs(net, pco=4)
-    engine = dataclasses.replace(plain, map_kib=64)
+    engine = dataclasses.replace(plain, map_kib=128)
     qnet = calibrate(net, split.x_train, engines=[plain])  # map_kib is no datapath field
     x = split.x_test[:1]
     golden = run_int8(qnet, GoldenDevice([plain]), x, keep_tensors=True)

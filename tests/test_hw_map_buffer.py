@@ -18,10 +18,10 @@ from sfc_hls.reference import extract_tiles
 from sfc_hls.sim.amaranth_streams import collect, run_testbenches, send
 
 
-def _dut(algo, *, depth, pco=2):
+def _dut(algo, *, depth, pairs=1, pco=2):
     L = algo.input_tile
     return MapBuffer(
-        input_tile=L, output_tile=algo.output_tile, depth=depth, in_bits=8,
+        input_tile=L, output_tile=algo.output_tile, pairs=pairs, depth=depth, in_bits=8,
         act_layout=data.ArrayLayout(signed(8), L * L + 3), pco=pco, cin_max=8, cout_max=16,
     )  # fmt: skip
 
@@ -48,7 +48,7 @@ def _run(dut, algo, layers, *, seed):
             ctx.set(dut.start, 1)
             await ctx.tick()
             ctx.set(dut.start, 0)
-            for beat in map_beats(x, dut.L):
+            for beat in map_beats(x, dut.L, dut.P):
                 while rnd.random() < 0.2:
                     await ctx.tick()
                 await send(ctx, dut.i_map, beat.tolist())
@@ -69,20 +69,23 @@ _ALGO = {4: get_algorithm("wino-2x2-3x3"), 6: get_algorithm("wino-4x4-3x3"),
          9: get_algorithm("sfc6-7x7-3x3")}  # fmt: skip
 
 
-@pytest.mark.parametrize("input_tile", [4, 6, 9])
-def test_tiles_equal_extract_tiles(input_tile):
-    """Edge tiles, padding 0..2, widths that do not fill a beat, several images and groups."""
+@pytest.mark.parametrize(("input_tile", "pairs"), [(4, 1), (6, 2), (9, 1), (9, 4), (4, 4)])
+def test_tiles_equal_extract_tiles(input_tile, pairs):
+    """Edge tiles, padding 0..2, widths that do not fill a beat, several images and groups;
+    one, two or four column pairs per beat."""
     algo = _ALGO[input_tile]
     rng = np.random.default_rng(input_tile)
+    beat = 2 * input_tile * pairs
     shapes = [((2, 3, 7, 11), 1, 5), ((1, 2, 2 * input_tile + 1, 5), 0, 2),
-              ((1, 1, 9, 2 * input_tile + 3), 2, 3)]  # fmt: skip
+              ((1, 1, 9, 2 * input_tile + 3), 2, 3),
+              ((1, 2, 5, 2 * beat + 5), 1, 2)]  # rows of three beats  # fmt: skip
     layers = []
     for shape, pad, cout in shapes:
         x = rng.integers(-128, 128, size=shape)
         x[0, 0, 0, 0], x[-1, -1, -1, -1] = -128, 127
         layers.append((x, pad, cout))
-    depth = max(map_words(*x.shape, input_tile) for x, _, _ in layers)
-    dut = _dut(algo, depth=depth)
+    depth = max(map_words(*x.shape, input_tile, pairs) for x, _, _ in layers)
+    dut = _dut(algo, depth=depth, pairs=pairs)
     for (x, pad, cout), got in zip(layers, _run(dut, algo, layers, seed=input_tile), strict=True):
         want = _expected(x, algo, pad, math.ceil(cout / dut.pco))
         assert got.shape == want.shape
@@ -94,7 +97,7 @@ def test_overflow_is_flagged_and_the_layer_still_ends():
     the tiles still come (wrong) so nothing hangs; the next start clears the flag."""
     algo = _ALGO[4]
     x = np.arange(2 * 9 * 9).reshape(2, 1, 9, 9) % 100  # 2 planes x 3 blocks x 1 word
-    dut = _dut(algo, depth=map_words(*x.shape, 4) - 1)
+    dut = _dut(algo, depth=map_words(*x.shape, 4, 1) - 1)
     seen = {}
 
     async def host(ctx):
@@ -103,7 +106,7 @@ def test_overflow_is_flagged_and_the_layer_still_ends():
         ctx.set(dut.start, 1)
         await ctx.tick()
         ctx.set(dut.start, 0)
-        for beat in map_beats(x, 4):
+        for beat in map_beats(x, 4, 1):
             await send(ctx, dut.i_map, beat.tolist())
         await ctx.tick()
         seen["overflow"] = ctx.get(dut.overflow)
@@ -135,8 +138,12 @@ def test_refusals_name_the_parameter():
 
     with pytest.raises(ValueError, match=r"map_kib must be an int in \[0, 16384\], got -1"):
         EngineConfig(map_kib=-1)
-    engine = EngineConfig(algorithm="wino-2x2-3x3", pco=2, cin_max=8, cout_max=4, map_kib=1)
+    engine = EngineConfig(
+        algorithm="wino-2x2-3x3", pco=2, cin_max=8, cout_max=4, map_kib=1, map_pairs=1
+    )
     assert engine.map_depth == 32  # 1 KiB over 8 memories of 4 pixels
+    with pytest.raises(ValueError, match=r"map_pairs must be one of \(1, 2, 4\), got 3"):
+        EngineConfig(map_kib=1, map_pairs=3)
     with pytest.raises(ValueError, match="map_kib=1: the AXI top has no map stream yet"):
         AxiConvEngine(engine)
     with pytest.raises(ValueError, match="map_kib=1: the estimator has no model"):
@@ -145,7 +152,7 @@ def test_refusals_name_the_parameter():
     params = random_layer_quant(engine, 8, 4, rng)
     big = np.zeros((1, 8, 9, 9), dtype=np.int64)  # 8 planes x 3 blocks x 2 words = 48 > 32
     assert len(streams.layer_beats(params, big).map) == 0  # falls back to tiles
-    with pytest.raises(ValueError, match=r"map_input: the 1x8x9x9 map takes 48 words per bank; "
+    with pytest.raises(ValueError, match=r"map_input: the 1x8x9x9 map takes 48 words per memory; "
                                          r"the 1 KiB buffer holds 32"):  # fmt: skip
         streams.layer_beats(params, big, map_input=True)
     direct = random_layer_quant(engine, 2, 4, rng, mode="direct", kernel=3)
@@ -165,11 +172,12 @@ def test_manifest_describes_the_map_buffer_and_its_registers(tmp_path):
     engine = EngineConfig(algorithm="sfc6-7x7-3x3", pco=2, cin_max=16, cout_max=4, map_kib=16)
     manifest = engine_manifest(EngineInterface.from_config(engine))
     buf = manifest["map_buffer"]
-    assert (buf["memories"], buf["word_pixels"], buf["words_per_memory"]) == (18, 9, 102)
-    assert manifest["limits"]["map_words"] == 102 and manifest["limits"]["padding"] == 2
+    # 16 KiB over 2L x P = 72 memories of 9 pixels: 16384 / 648 -> 26 words
+    assert (buf["memories"], buf["word_pixels"], buf["words_per_memory"]) == (72, 9, 26)
+    assert manifest["limits"]["map_words"] == 26 and manifest["limits"]["padding"] == 2
     names = [r["name"] for r in manifest["registers"]]
     assert names[9:14] == ["MAP_INPUT", "IMAGES", "HEIGHT", "WIDTH", "PADDING"]
-    assert manifest["ports"]["i_map"]["payload_bits"] == 18 * 8
+    assert manifest["ports"]["i_map"]["payload_bits"] == 72 * 8
     plain = engine_manifest(EngineInterface.from_config(dataclasses.replace(engine, map_kib=0)))
     assert "map_buffer" not in plain and "i_map" not in plain["ports"]
     assert "MAP_INPUT" not in [r["name"] for r in plain["registers"]]

@@ -27,6 +27,12 @@ LAYERS = [
 ]
 
 
+def x_size(layer: tuple) -> int:
+    """Pixels of the layer's input map (batch, cin, height, width)."""
+    _, _, _, batch, cin, _, h, w = layer
+    return batch * cin * h * w
+
+
 def _model_and_beats(config: EngineConfig, layer: tuple, seed: int):
     mode, kernel, stride, batch, cin, cout, h, w = layer
     cout = min(cout, config.cout_max)
@@ -58,7 +64,8 @@ def test_beats_per_stream_equal_the_encoder(config, layer):
     bits = iface.stream_bits()
     act_bits = bits.act_fast if layer[0] == "fast" else bits.act_direct
     assert traffic.bytes["act"] == encoded["act"] * act_bits / 8
-    assert traffic.bytes["map"] == encoded["map"] * 2 * config.algo.input_tile
+    assert traffic.bytes["map"] == encoded["map"] * 2 * config.algo.input_tile * config.map_pairs
+    assert beats.map_bytes == (x_size(layer) if encoded["map"] else 0)  # the map's own bytes
     assert traffic.total_bytes == sum(traffic.bytes.values())
 
 
