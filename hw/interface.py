@@ -87,7 +87,7 @@ class EngineInterface:
         act_widths, rescale_widths, output_widths: the requantizers' widths.
         acc_bits: accumulator width of the MAC array.
         latency: cycles of each block (:data:`BLOCKS`); :attr:`total_latency` is their sum.
-        layouts: payload layouts by name: the ports ``cfg``, ``chan``, ``weight``,
+        layouts: payload layouts by name: the ports ``cfg``, ``chan``, ``weight``, ``map``,
             ``act``, ``out``, ``status``; internal ``acc`` (a MAC-array result),
             ``beat_meta`` (control fields of
             an activation beat), ``tag`` (channel, tile, last of an output beat),

@@ -103,7 +103,7 @@ def _leaves(value, path=""):
     return {path: [value]}
 
 
-@pytest.mark.parametrize("name", ["cfg", "chan", "weight", "act", "out", "status"])
+@pytest.mark.parametrize("name", ["cfg", "chan", "weight", "act", "map", "out", "status"])
 def test_stream_packing_matches_amaranth_layouts(name):
     """pack/unpack against Amaranth's own encoding of independently built nested values."""
     layout = EngineInterface.from_config(
