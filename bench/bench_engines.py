@@ -44,7 +44,6 @@ from sfc_hls.atomic_files import write_text_atomic  # noqa: E402
 from sfc_hls.config import EngineConfig  # noqa: E402
 from sfc_hls.cycle_model import LayerCycles, layer_cycles  # noqa: E402
 from sfc_hls.hw.interface import EngineInterface  # noqa: E402
-from sfc_hls.map_input import map_words, row_beats  # noqa: E402
 from sfc_hls.schedule import direct_schedule  # noqa: E402
 from sfc_hls.text_table import format_table  # noqa: E402
 
@@ -145,10 +144,9 @@ def layer_descriptor(
     algo = interface.algo
     if layer.mode == "fast" and algo.kernel == 3:
         tiles = batch * algo.tiles(layer.out_size, layer.out_size)
-        size, tile = layer.out_size, algo.input_tile  # stride 1, padding 1: input = output
-        cfg = interface.config
-        fits = 0 < map_words(batch, layer.cin, size, size, tile, cfg.map_pairs) <= cfg.map_depth
-        beats = batch * layer.cin * size * row_beats(size, tile, cfg.map_pairs) if fits else 0
+        size, cfg = layer.out_size, interface.config  # stride 1, padding 1: input = output
+        fits = 0 < cfg.map_words(batch, layer.cin, size, size) <= cfg.map_depth
+        beats = cfg.map_beats(batch, layer.cin, size, size) if fits else 0
         return LayerDescriptor("fast", tiles, 1, 1, beats)
     sched = direct_schedule(positions=interface.positions, width=interface.width,
                             lanes=interface.lanes, cout=layer.cout,

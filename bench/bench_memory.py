@@ -46,7 +46,6 @@ from sfc_hls.cycle_model import (  # noqa: E402
     layer_traffic,
 )
 from sfc_hls.hw.interface import EngineInterface  # noqa: E402
-from sfc_hls.map_input import map_words  # noqa: E402
 from sfc_hls.text_table import format_table  # noqa: E402
 
 STREAMS = ("cfg", "chan", "weight", "act", "map", "out")
@@ -154,7 +153,7 @@ def markdown(result: dict) -> str:
 def map_kib_for(config: EngineConfig, layers: list[ConvLayer]) -> int:
     """The smallest ``map_kib`` whose buffer holds every fast layer's input map (batch 1)."""
     tile, pairs = config.algo.input_tile, config.map_pairs
-    words = max(map_words(1, ly.cin, ly.out_size, ly.out_size, tile, pairs)
+    words = max(config.map_words(1, ly.cin, ly.out_size, ly.out_size)
                 for ly in layers if ly.mode == "fast")  # fmt: skip
     return -(-words * 2 * tile * tile * pairs // 1024)
 

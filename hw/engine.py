@@ -25,7 +25,7 @@ width and latency from its :class:`~sfc_hls.hw.interface.EngineInterface`.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Module, Mux
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -188,13 +188,13 @@ class ConvEngine(wiring.Component):
         blocks = datapath_blocks(iface)
         for name, block in blocks.items():
             m.submodules[name] = block
-        switches = [*self._front(m, sched, blocks), *self._back(m, blocks)]
+        switches = [*self._front(m, sched, blocks, regs.descriptor), *self._back(m, blocks)]
         self._parameter_memory(m, sched, blocks["serializer"])
         self._control(m, regs, sched, blocks)
         m.d.comb += [switch.direct.eq(regs.descriptor.direct) for switch in switches]
         return m
 
-    def _front(self, m: Module, sched: GroupScheduler, blocks: dict) -> tuple:
+    def _front(self, m: Module, sched: GroupScheduler, blocks: dict, desc) -> tuple:
         """Ports -> scheduler -> (B^T | pixels) -> activation quantizer -> weights -> MAC array."""
         port, it, aq, wb, mac = (blocks[name] for name in FRONT_BLOCKS)
         lay = self.interface.layouts
@@ -206,7 +206,7 @@ class ConvEngine(wiring.Component):
         )
         wiring.connect(m, wiring.flipped(self.i_chan), sched.i_chan)
         wiring.connect(m, wiring.flipped(self.i_weight), sched.i_weight)
-        self._act_input(m, port)
+        self._act_input(m, port, desc)
         wiring.connect(m, port.o, sched.i_act)
         wiring.connect(m, sched.o_weight, wb.i_weight)
         wiring.connect(m, sched.o_act, split.i)
@@ -218,17 +218,16 @@ class ConvEngine(wiring.Component):
         wiring.connect(m, wb.o_beat, mac.i_beat)
         return split, select
 
-    def _act_input(self, m: Module, port: RegisterSlice) -> None:
+    def _act_input(self, m: Module, port: RegisterSlice, desc) -> None:
         """``i_act`` -> the activation port register; with a map buffer, the buffer's
-        tiles instead while a layer with MAP_INPUT runs."""
+        tiles instead while a layer with MAP_INPUT runs (its layer registers: _control)."""
         if not self.config.map_kib:
             wiring.connect(m, wiring.flipped(self.i_act), port.i)
             return
         buf = datapath_blocks(self.interface, ("map_buffer",))["map_buffer"]
         m.submodules.map_buffer = buf
         wiring.connect(m, wiring.flipped(self.i_map), buf.i_map)
-        use_map = Signal()  # the running layer's MAP_INPUT (set by _control)
-        self._map_input = use_map
+        use_map = desc.map_input
         m.d.comb += [
             port.i.valid.eq(Mux(use_map, buf.o_act.valid, self.i_act.valid)),
             port.i.payload.eq(Mux(use_map, buf.o_act.payload, self.i_act.payload)),
@@ -332,7 +331,6 @@ class ConvEngine(wiring.Component):
         """The map buffer's layer registers, its start and its status bit."""
         buf = m.submodules.map_buffer
         m.d.comb += [
-            self._map_input.eq(desc.map_input),
             buf.start.eq(sched.layer_start & desc.map_input),
             buf.images.eq(desc.images),
             buf.cin.eq(desc.cin),

@@ -21,7 +21,7 @@ from sfc_hls.config import EngineConfig
 from sfc_hls.datapath import LayerQuant
 from sfc_hls.hw.interface import EngineInterface
 from sfc_hls.hw.register_map import layer_register_writes
-from sfc_hls.map_input import map_beats, map_words
+from sfc_hls.map_input import map_beats
 from sfc_hls.reference import check_stride, extract_tiles, output_size
 from sfc_hls.schedule import DirectSchedule, direct_schedule
 
@@ -231,7 +231,7 @@ class EngineStreams:
         ):
             if value > limits[name]:
                 return f"{name}={value} exceeds the map registers' limit {limits[name]}"
-        words = map_words(n, cin, h, w, self.algo.input_tile, cfg.map_pairs)
+        words = cfg.map_words(n, cin, h, w)
         if words > cfg.map_depth:
             return (f"the {n}x{cin}x{h}x{w} map takes {words} words per memory; the "
                     f"{cfg.map_kib} KiB buffer holds {cfg.map_depth}")  # fmt: skip

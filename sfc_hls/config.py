@@ -12,6 +12,7 @@ import json
 from dataclasses import Field, asdict, dataclass, fields
 from typing import Any, ClassVar, Self
 
+from sfc_hls import map_input
 from sfc_hls.arguments import check_int
 from sfc_hls.bilinear import BilinearAlgorithm
 from sfc_hls.catalog import get_algorithm
@@ -238,6 +239,16 @@ class EngineConfig(_DictFields):
         ``2LP`` memories of ``L``-pixel words, rounded up."""
         tile = self.algo.input_tile
         return -(-self.map_kib * 1024 // (2 * tile * tile * self.map_pairs))
+
+    def map_words(self, images: int, cin: int, height: int, width: int) -> int:
+        """Words per memory a map takes in this engine's buffer (it fits up to :attr:`map_depth`)."""
+        return map_input.map_words(images, cin, height, width, self.algo.input_tile, self.map_pairs)
+
+    def map_beats(self, images: int, cin: int, height: int, width: int) -> int:
+        """``i_map`` beats of a map on this engine."""
+        return map_input.beat_count(
+            images, cin, height, width, self.algo.input_tile, self.map_pairs
+        )
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["DIM_BITS", "map_beats", "map_words", "row_beats"]
+__all__ = ["DIM_BITS", "beat_count", "map_beats", "map_words", "row_beats"]
 
 #: Bits of the IMAGES, HEIGHT and WIDTH registers (maps up to 4095 x 4095, 4095 images).
 DIM_BITS = 12
@@ -32,6 +32,11 @@ def row_beats(width: int, input_tile: int, pairs: int) -> int:
 def map_words(images: int, cin: int, height: int, width: int, input_tile: int, pairs: int) -> int:
     """Words per memory a map takes: ``images * cin * ceil(height / L) * ceil(width / 2LP)``."""
     return images * cin * -(-height // input_tile) * row_beats(width, input_tile, pairs)
+
+
+def beat_count(images: int, cin: int, height: int, width: int, input_tile: int, pairs: int) -> int:
+    """``i_map`` beats of a map: ``images * cin * height * ceil(width / 2LP)``."""
+    return images * cin * height * row_beats(width, input_tile, pairs)
 
 
 def map_beats(x: np.ndarray, input_tile: int, pairs: int) -> np.ndarray:

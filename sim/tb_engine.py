@@ -175,10 +175,13 @@ def _mode_text(params: LayerQuant, stride: int) -> str:
 
 
 def layer_timeout(beats: Any) -> int:
-    """A generous cycle budget of one layer (stalls on every stream included)."""
+    """A generous cycle budget of one layer (stalls on every stream included).  A layer
+    with map input computes as many tile beats as ``i_act`` would carry: ``TILES`` per
+    weight row (fast mode)."""
+    tile_beats = len(beats.act) or beats.tiles * len(beats.weight)
     return (
-        20 * (len(beats.act) + len(beats.map) + len(beats.weight) + len(beats.chan)
-              + beats.expected_outputs + beats.groups * beats.tiles * len(beats.cfg))
+        20 * (tile_beats + len(beats.map) + len(beats.weight) + len(beats.chan)
+              + beats.expected_outputs)
         + 5000
     )  # fmt: skip
 
