@@ -68,6 +68,7 @@ from sfc_hls.quantize import (
     ACT_METHODS,
     WEIGHT_GRANULARITIES,
     WEIGHT_METHODS,
+    WEIGHT_SOURCES,
     QuantOptions,
     accumulator_scale,
     dequantize_output,
@@ -298,6 +299,7 @@ def _settings(
         "act_method": sweep.options.act_method,
         "weight_method": sweep.options.weight_method,
         "weight_granularity": sweep.options.weight_granularity,
+        "weight_source": sweep.options.weight_source,
         "seed": seed,
         "engine": {
             k: v
@@ -617,6 +619,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weight-method", choices=WEIGHT_METHODS, default="mse")
     parser.add_argument("--granularity", choices=WEIGHT_GRANULARITIES, default="channel")
     parser.add_argument(
+        "--weight-source", choices=WEIGHT_SOURCES, default="transform",
+        help="quantize G w ('transform') or int8 spatial w transformed exactly with a "
+        "power-of-two scale per position and channel ('spatial', the on-chip weight transform)",
+    )  # fmt: skip
+    parser.add_argument(
         "--seed", type=int, default=0, help=f"image selection seed in [0, {MAX_SEED}] (0)"
     )
     parser.add_argument(
@@ -650,6 +657,7 @@ def run(args: argparse.Namespace) -> int:
             act_method=args.act_method,
             weight_method=args.weight_method,
             weight_granularity=args.granularity,
+            weight_source=args.weight_source,
         ),
         seed=args.seed,
         bits=args.bits,

@@ -33,6 +33,7 @@ import numpy as np
 from sfc_hls.arguments import check_int
 from sfc_hls.atomic_files import check_output_file, write_text_atomic
 from sfc_hls.config import SCALE_MODES
+from sfc_hls.quantize import WEIGHT_SOURCES
 from sfc_hls.text_table import format_table
 
 __all__ = [
@@ -106,6 +107,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--calib", type=int, default=32, help="calibration images (default 32)")
     parser.add_argument("--fine-tune", action="store_true", help="fine-tune the scales")
+    parser.add_argument(
+        "--weight-source", choices=WEIGHT_SOURCES, default="transform",
+        help="fast layers' weights: G w quantized per position ('transform') or int8 spatial "
+        "weights transformed exactly with power-of-two scales ('spatial')",
+    )  # fmt: skip
     parser.add_argument(
         "--limit", type=int, help=f"run the first N images (rtl default {RTL_DEFAULT_LIMIT})"
     )
@@ -476,7 +482,9 @@ def _run(args: argparse.Namespace) -> int:
     if "random" in info["weights"]:
         say("note: random weights -- predictions and accuracy are meaningless")
     say(net.table() if not args.quiet else "")
-    options = QuantOptions(fine_tune=args.fine_tune, calib_samples=args.calib)
+    options = QuantOptions(
+        fine_tune=args.fine_tune, calib_samples=args.calib, weight_source=args.weight_source
+    )
     t_cal = time.perf_counter()
     qnet = calibrate(net, data.calib, options=options, engines=engines, progress=not args.quiet)
     t_cal = time.perf_counter() - t_cal

@@ -291,6 +291,8 @@ _ARRAY_FIELDS = (
 
 
 _INT_FIELDS = ("cin", "cout", "padding", "rescale_shift")
+#: Optional arrays: the spatial source of a fast layer's weights (both or neither).
+_SPATIAL_FIELDS = ("spatial_weights", "weight_shift")
 
 
 def _integer_array(name: str, value: Any) -> np.ndarray:
@@ -346,6 +348,11 @@ class LayerQuant:
         input_scale, output_scale: real value of one LSB of the int8 input / output
             (metadata for dequantization; the integer datapath does not use them).
         mode: ``"fast"`` or ``"direct"``.
+        spatial_weights, weight_shift: optional, fast mode: the layer's weights as int8
+            spatial weights ``(cout, cin, R, R)`` and a shift per (position, output channel)
+            ``(m, cout)``; then ``weights`` must equal their on-chip transform
+            (:func:`sfc_hls.weight_transform.transform_spatial_weights`), which an engine
+            with a weight transform computes from them (docs/datapath.md, "Spatial weights").
     """
 
     config: EngineConfig
@@ -364,11 +371,15 @@ class LayerQuant:
     input_scale: float = 1.0
     output_scale: float = 1.0
     mode: str = "fast"
+    spatial_weights: np.ndarray | None = None
+    weight_shift: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
-        for name in _ARRAY_FIELDS:
+        for name in _ARRAY_FIELDS + _SPATIAL_FIELDS:
+            if getattr(self, name) is None and name in _SPATIAL_FIELDS:
+                continue
             arr = np.asarray(getattr(self, name))
             if arr.dtype.kind not in "iu":
                 raise TypeError(f"{name} must be an integer array, got dtype {arr.dtype}")
@@ -474,6 +485,48 @@ class LayerQuant:
             )
         if not isinstance(self.relu, bool):
             raise TypeError(f"relu must be a bool, got {self.relu!r}")
+        self._validate_spatial()
+
+    @property
+    def has_spatial_weights(self) -> bool:
+        """True when the weights come from spatial weights and shifts (an on-chip transform)."""
+        return self.spatial_weights is not None
+
+    def _validate_spatial(self) -> None:
+        from sfc_hls.weight_transform import max_weight_shift, transform_spatial_weights
+
+        given = [name for name in _SPATIAL_FIELDS if getattr(self, name) is not None]
+        if not given:
+            return
+        if len(given) == 1:
+            missing = next(name for name in _SPATIAL_FIELDS if name not in given)
+            raise ValueError(f"{given[0]} is given without {missing}; give both or neither")
+        if self.mode != "fast":
+            raise ValueError("spatial_weights apply to fast-mode layers only")
+        algo, bits = self.algo, self.config.weight_bits
+        spatial, shift = self.spatial_weights, self.weight_shift
+        assert spatial is not None and shift is not None
+        r = algo.kernel
+        for name, arr, shape in (
+            ("spatial_weights", spatial, (self.cout, self.cin, r, r)),
+            ("weight_shift", shift, (algo.mults, self.cout)),
+        ):
+            if arr.shape != shape:
+                raise ValueError(f"{name} has shape {arr.shape}, expected {shape}")
+        wmax, smax = (1 << (bits - 1)) - 1, max_weight_shift(algo, bits)
+        for name, arr, lo, hi in (
+            ("spatial_weights", spatial, -wmax, wmax),
+            ("weight_shift", shift, 0, smax),
+        ):
+            if arr.size and (arr.min() < lo or arr.max() > hi):
+                raise ValueError(f"{name} must be in [{lo}, {hi}]; got [{arr.min()}, {arr.max()}]")
+        derived = transform_spatial_weights(spatial, shift, algo, bits)
+        if not np.array_equal(derived, self.weights):
+            idx = tuple(int(i) for i in np.argwhere(derived != self.weights)[0])
+            raise ValueError(
+                f"weights{list(idx)} = {self.weights[idx]} is not the transform of "
+                f"spatial_weights and weight_shift ({derived[idx]})"
+            )
 
     # ------------------------------------------------------------------ serialization
     def to_dict(self) -> dict[str, Any]:
@@ -491,6 +544,9 @@ class LayerQuant:
         }
         for name in _ARRAY_FIELDS:
             d[name] = getattr(self, name).tolist()
+        for name in _SPATIAL_FIELDS:
+            if getattr(self, name) is not None:
+                d[name] = getattr(self, name).tolist()
         return d
 
     @classmethod
@@ -510,6 +566,9 @@ class LayerQuant:
             if not isinstance(d["config"], dict):
                 raise ValueError(f"config must be an object, got {type(d['config']).__name__}")
             kwargs: dict[str, Any] = {name: _integer_array(name, d[name]) for name in _ARRAY_FIELDS}
+            for name in _SPATIAL_FIELDS:
+                if name in d:
+                    kwargs[name] = _integer_array(name, d[name])
             ints: dict[str, Any] = {name: _integer_field(name, d[name]) for name in _INT_FIELDS}
             return cls(
                 config=EngineConfig.from_dict(d["config"]),

@@ -46,14 +46,17 @@ from sfc_hls.datapath import (
     DatapathWidths,
     LayerQuant,
     minimum_rescale_shift,
+    rshift_round,
     signed_range,
 )
 from sfc_hls.reference import extract_tiles
+from sfc_hls.weight_transform import exact_transform, max_weight_shift, requantize_transformed
 
 __all__ = [
     "ACT_METHODS",
     "WEIGHT_METHODS",
     "WEIGHT_GRANULARITIES",
+    "WEIGHT_SOURCES",
     "DEFAULT_CALIB_SAMPLES",
     "QuantOptions",
     "accumulator_scale",
@@ -67,6 +70,7 @@ __all__ = [
 ACT_METHODS = ("minmax", "percentile", "mse")
 WEIGHT_METHODS = ("minmax", "mse")
 WEIGHT_GRANULARITIES = ("channel", "position")
+WEIGHT_SOURCES = ("transform", "spatial")
 #: Calibration images used by default (the first ones given).
 DEFAULT_CALIB_SAMPLES = 32
 
@@ -87,6 +91,12 @@ class QuantOptions:
         weight_method: ``"minmax"`` or ``"mse"`` clipping of ``G w``.
         weight_granularity: ``"channel"`` (per position and output channel) or
             ``"position"`` (per position).
+        weight_source: ``"transform"`` quantizes ``G w`` (one int8 code per position,
+            streamed as such); ``"spatial"`` quantizes ``w`` to int8 per output channel
+            and derives the transform-domain weights exactly, with a power-of-two
+            scale per (position, channel) or per position
+            (:mod:`sfc_hls.weight_transform`): what an engine with an on-chip weight
+            transform runs.  Fine-tuning then adjusts the activation scales only.
         percentile: for ``act_method="percentile"``, in (0, 100].
         fine_tune: after calibration, adjust the activation scale of every
             position (and with ``fine_tune_weights`` every weight scale) by a
@@ -102,6 +112,7 @@ class QuantOptions:
     act_method: str = "percentile"
     weight_method: str = "mse"
     weight_granularity: str = "channel"
+    weight_source: str = "transform"
     percentile: float = 99.99
     fine_tune: bool = False
     fine_tune_weights: bool = True
@@ -112,6 +123,7 @@ class QuantOptions:
         _check_choice("act_method", self.act_method, ACT_METHODS)
         _check_choice("weight_method", self.weight_method, WEIGHT_METHODS)
         _check_choice("weight_granularity", self.weight_granularity, WEIGHT_GRANULARITIES)
+        _check_choice("weight_source", self.weight_source, WEIGHT_SOURCES)
         for name in ("fine_tune", "fine_tune_weights"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
@@ -458,8 +470,16 @@ class _OutputError:
     ``O(Nt * cout)`` to evaluate.
     """
 
-    def __init__(self, cal: _Calibration, s: np.ndarray, sw: np.ndarray, config: EngineConfig):
+    def __init__(
+        self,
+        cal: _Calibration,
+        s: np.ndarray,
+        sw: np.ndarray,
+        config: EngineConfig,
+        weights: np.ndarray | None = None,
+    ):
         self.cal = cal
+        self.weights = weights  # fixed integer weights (m, cout, cin), else rint(u / sw)
         self.lo, self.hi = signed_range(config.act_bits)
         self.wmax = (1 << (config.weight_bits - 1)) - 1
         m = cal.v.shape[0]
@@ -482,7 +502,10 @@ class _OutputError:
 
     def product(self, j: int, s: float, sw: np.ndarray, q: np.ndarray | None = None) -> np.ndarray:
         q = self.q(j, s) if q is None else q
-        w = np.clip(np.rint(self.cal.u[j] / sw[:, None]), -self.wmax, self.wmax)
+        if self.weights is not None:
+            w = self.weights[j]
+        else:
+            w = np.clip(np.rint(self.cal.u[j] / sw[:, None]), -self.wmax, self.wmax)
         return (q @ w.T) * (sw / s)[None, :]
 
     def total(self) -> float:
@@ -510,8 +533,12 @@ def _fine_tune(
     max_shift: int,
     granularity: str,
     tune_weights: bool,
+    weights: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Coordinate search over activation (and weight) scales; returns ``(s, sw)``."""
+    """Coordinate search over activation (and weight) scales; returns ``(s, sw)``.
+
+    ``weights``: fixed integer weights of scales ``sw`` (then ``tune_weights`` must be False).
+    """
     n_tiles = cal.v.shape[1]
     if n_tiles > _FINE_TUNE_MAX_TILES:
         pick = np.linspace(0, n_tiles - 1, _FINE_TUNE_MAX_TILES).round().astype(np.int64)
@@ -521,7 +548,7 @@ def _fine_tune(
             tile_class=cal.tile_class[pick],
             grams=cal.grams,
         )
-    err = _OutputError(cal, s, sw, config)
+    err = _OutputError(cal, s, sw, config, weights)
     m = cal.v.shape[0]
     pow2 = config.scale_mode == "pow2"
     passes = (None,) if pow2 else _FINE_TUNE_STEPS
@@ -664,14 +691,21 @@ def _quantize(
 
     target = _activation_targets(cal, opts.act_method, opts.percentile, config, max_act_shift)
     _, _, s = _encode_act_scales(target, config, max_act_shift)
-    sw = _weight_scales(cal.u, opts.weight_method, opts.weight_granularity, wmax)
-    if opts.fine_tune:
-        s, sw = _fine_tune(
-            cal, s, sw, config, max_act_shift, opts.weight_granularity, opts.fine_tune_weights
-        )
+    spatial = None
+    if opts.weight_source == "spatial":
+        spatial = _spatial_weights(w, config, opts.weight_method, opts.weight_granularity)
+        weights, sw = spatial.weights, spatial.scales
+        if opts.fine_tune:
+            s, _ = _fine_tune(cal, s, sw, config, max_act_shift, "channel", False, weights)
+    else:
+        sw = _weight_scales(cal.u, opts.weight_method, opts.weight_granularity, wmax)
+        if opts.fine_tune:
+            s, sw = _fine_tune(
+                cal, s, sw, config, max_act_shift, opts.weight_granularity, opts.fine_tune_weights
+            )
+        weights = np.clip(np.rint(cal.u / sw[:, :, None]), -wmax, wmax).astype(np.int64)
     act_mult, act_shift, s = _encode_act_scales(s, config, max_act_shift)
 
-    weights = np.clip(np.rint(cal.u / sw[:, :, None]), -wmax, wmax).astype(np.int64)
     used = np.any(weights != 0, axis=2)  # (m, cout)
     r = np.where(used, sw / s[:, None], 0.0)
     rmax = (1 << config.rescale_bits) - 1
@@ -703,7 +737,50 @@ def _quantize(
         relu=relu,
         input_scale=sx,
         output_scale=so,
+        spatial_weights=None if spatial is None else spatial.codes,
+        weight_shift=None if spatial is None else spatial.shift,
     )
+
+
+@dataclass(frozen=True)
+class _SpatialWeights:
+    codes: np.ndarray  # (cout, cin, R, R) int8 spatial weights
+    shift: np.ndarray  # (m, cout)
+    weights: np.ndarray  # (m, cout, cin) their on-chip transform
+    scales: np.ndarray  # (m, cout): real G w ~ weights * scales
+
+
+def _spatial_weights(
+    w: np.ndarray, config: EngineConfig, method: str, granularity: str
+) -> _SpatialWeights:
+    """int8 spatial weights per output channel, then the shift of each (position[, channel]).
+
+    The shift minimizes the squared error of ``rshift(u) 2^shift`` against the
+    exact ``u = (D G) w_int`` (``"mse"``, clipping allowed) or is the smallest
+    that does not clip (``"minmax"``); ties go to the smaller shift.
+    """
+    algo, bits = config.algo, config.weight_bits
+    wmax = (1 << (bits - 1)) - 1
+    cout = w.shape[0]
+    scale = _weight_scales(w.reshape(1, cout, -1), method, "channel", wmax)[0]  # (cout,)
+    codes = np.clip(np.rint(w / scale[:, None, None, None]), -wmax, wmax).astype(np.int64)
+    m = algo.mults
+    u = exact_transform(codes, algo, bits)
+    shifts = np.arange(max_weight_shift(algo, bits) + 1)
+    rows = u if granularity == "channel" else u.reshape(m, 1, -1)
+    if method == "minmax":  # the first shift that fits (the largest always does)
+        fits = np.stack([np.abs(rshift_round(rows, k)).max(axis=2) <= wmax for k in shifts])
+        best = np.argmax(fits, axis=0)
+    else:
+        err = [
+            (((np.clip(rshift_round(rows, k), -wmax, wmax) << k) - rows) ** 2).sum(axis=2)
+            for k in shifts
+        ]
+        best = np.argmin(np.stack(err), axis=0)
+    shift = np.broadcast_to(shifts[best], (m, cout)).astype(np.int64).copy()
+    weights = requantize_transformed(u, shift, bits)
+    scales = scale[None, :] * np.exp2(shift) / algo.g_denominator
+    return _SpatialWeights(codes=codes, shift=shift, weights=weights, scales=scales)
 
 
 def _output_requant(
