@@ -128,11 +128,13 @@ class LayerDescriptor:
     taps: int
     replicas: int
     map_beats: int = 0  # i_map beats (the map input), 0: tiles on i_act
+    spatial_weights: bool = False  # spatial weights into the engine's weight transform
 
     def cycles(self, interface: EngineInterface, layer: ConvLayer) -> LayerCycles:
         return layer_cycles(interface.timing(), cin=layer.cin, cout=layer.cout, tiles=self.tiles,
                             mode=self.mode, taps=self.taps, replicas=self.replicas,
-                            map_beats=self.map_beats)  # fmt: skip
+                            map_beats=self.map_beats,
+                            spatial_weights=self.spatial_weights)  # fmt: skip
 
 
 def layer_descriptor(
@@ -140,14 +142,15 @@ def layer_descriptor(
 ) -> LayerDescriptor:
     """Fast mode for the stride-1 convs with the algorithm's kernel, direct mode otherwise;
     ``batch`` images as one layer.  On an engine with a feature-map buffer a fast layer
-    takes its input map on ``i_map`` when the batch's map fits."""
+    takes its input map on ``i_map`` when the batch's map fits, and on an engine with a
+    weight transform spatial weights."""
     algo = interface.algo
     if layer.mode == "fast" and algo.kernel == 3:
         tiles = batch * algo.tiles(layer.out_size, layer.out_size)
         size, cfg = layer.out_size, interface.config  # stride 1, padding 1: input = output
         fits = 0 < cfg.map_words(batch, layer.cin, size, size) <= cfg.map_depth
         beats = cfg.map_beats(batch, layer.cin, size, size) if fits else 0
-        return LayerDescriptor("fast", tiles, 1, 1, beats)
+        return LayerDescriptor("fast", tiles, 1, 1, beats, cfg.weight_transform)
     sched = direct_schedule(positions=interface.positions, width=interface.width,
                             lanes=interface.lanes, cout=layer.cout,
                             pixels=batch * layer.out_size**2)  # fmt: skip

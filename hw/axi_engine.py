@@ -108,6 +108,11 @@ class AxiConvEngine(wiring.Component):
                 f"map_kib={config.map_kib}: the AXI top has no map stream yet; generate the "
                 "engine without --axi, or with --map-kib 0"
             )
+        if config.weight_transform:
+            raise ValueError(
+                "weight_transform=True: the AXI top does not decode SPATIAL_WEIGHTS yet; "
+                "generate the engine without --axi, or without --weight-transform"
+            )
         self.config = config
         self.interface = EngineInterface.from_config(config)
         self.parameters = build_parameters(self.interface)

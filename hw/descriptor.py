@@ -163,7 +163,8 @@ class DescriptorRegisters(wiring.Component):
     def _checks(self, m: Module, desc, taps_cin) -> tuple[Signal, Signal]:
         """``(ok, blocks_per_replica)`` of descriptor ``desc``: CIN, COUT, TILES >= 1 and, in
         direct mode, TAPS >= 1, TAPS * CIN (``taps_cin``; None: ``ok`` unused) within the
-        limit, REPLICAS a divisor of the blocks."""
+        limit, REPLICAS a divisor of the blocks; MAP_INPUT only in fast mode with IMAGES,
+        HEIGHT, WIDTH >= 1; SPATIAL_WEIGHTS only in fast mode."""
         replicas_ok = Signal()
         blocks_per_replica = Signal(range(self.blocks + 1))
         with m.Switch(desc.replicas):
@@ -175,16 +176,18 @@ class DescriptorRegisters(wiring.Component):
         ok = Signal()
         reduction_ok = 1 if taps_cin is None else taps_cin <= self.limits["direct_reduction"]
         direct_ok = (desc.taps >= 1) & reduction_ok & replicas_ok
-        map_ok = 1
+        features_ok = 1
         if self.registers.map_input:
             shape_ok = (desc.images >= 1) & (desc.height >= 1) & (desc.width >= 1)
-            map_ok = ~desc.map_input | (~desc.direct & shape_ok)
+            features_ok = ~desc.map_input | (~desc.direct & shape_ok)
+        if self.registers.weight_transform:  # spatial weights are a fast-mode format
+            features_ok = features_ok & ~(desc.spatial_weights & desc.direct)
         m.d.comb += ok.eq(
             (desc.cin >= 1)
             & (desc.cout >= 1)
             & (desc.tiles >= 1)
             & (~desc.direct | direct_ok)
-            & map_ok
+            & features_ok
         )
         return ok, blocks_per_replica
 

@@ -4,6 +4,7 @@ Data flow (see docs/architecture.md for the block diagram)::
 
     i_cfg -> DescriptorRegisters (input register, staged + active descriptor) -> GroupScheduler
     i_chan -> GroupScheduler -> parameter memory      i_weight -> GroupScheduler -> WeightBuffer
+                                 (weight-transform engines: i_weight -> SpatialWeightTransform ->)
     i_act -> RegisterSlice -> GroupScheduler
           -+- fast:   InputTransform (B^T) -+-> ActQuantizer -> WeightBuffer -> MacArray
            +- direct: the beat's pixels ----+
@@ -49,6 +50,7 @@ from sfc_hls.hw.stream_select import StreamSelect, StreamSplit
 from sfc_hls.hw.tile_blocks import TileCollector, TileSplitter
 from sfc_hls.hw.transform import InputTransform, OutputTransform
 from sfc_hls.hw.weight_buffer import WeightBuffer
+from sfc_hls.hw.weight_transform import SpatialWeightTransform
 
 __all__ = ["ConvEngine", "datapath_blocks"]
 
@@ -61,7 +63,9 @@ def datapath_blocks(
     The one place that says how each block is built from the interface: the
     engine elaborates them, the synthesis report converts them one by one.  An
     engine with a feature-map buffer also has ``map_buffer`` (in front of
-    ``act_input``; not in :data:`BLOCKS`, the datapath every engine has).
+    ``act_input``), one with a weight transform ``weight_transform`` (between
+    ``i_weight`` and the scheduler); neither is in :data:`BLOCKS`, the datapath
+    every engine has.
     """
     cfg, lay, iface = interface.config, interface.layouts, interface
     rescale_out = Rescale.payload_layouts(iface.rescale_widths, lay["lane_meta"])[1]
@@ -104,6 +108,14 @@ def datapath_blocks(
         ),
         "output_buffer": lambda: SkidBuffer(lay["out"]),
     }
+    if cfg.weight_transform:
+        factories["weight_transform"] = lambda: SpatialWeightTransform(
+            algorithm=iface.algo,
+            pco=cfg.pco,
+            weight_bits=cfg.weight_bits,
+            cin_max=cfg.cin_max,
+            cout_max=cfg.cout_max,
+        )
     if cfg.map_kib:
         factories["map_buffer"] = lambda: MapBuffer(
             input_tile=iface.algo.input_tile,
@@ -205,7 +217,7 @@ class ConvEngine(wiring.Component):
             it.o_layout, lay["direct_beat"], aq.in_layout
         )
         wiring.connect(m, wiring.flipped(self.i_chan), sched.i_chan)
-        wiring.connect(m, wiring.flipped(self.i_weight), sched.i_weight)
+        self._weight_input(m, sched, desc)
         self._act_input(m, port, desc)
         wiring.connect(m, port.o, sched.i_act)
         wiring.connect(m, sched.o_weight, wb.i_weight)
@@ -217,6 +229,23 @@ class ConvEngine(wiring.Component):
         wiring.connect(m, aq.o_q, wb.i_beat)
         wiring.connect(m, wb.o_beat, mac.i_beat)
         return split, select
+
+    def _weight_input(self, m: Module, sched: GroupScheduler, desc) -> None:
+        """``i_weight`` -> the scheduler; with a weight transform through it, which computes
+        the rows of a layer with SPATIAL_WEIGHTS and passes other layers' rows through."""
+        if not self.config.weight_transform:
+            wiring.connect(m, wiring.flipped(self.i_weight), sched.i_weight)
+            return
+        wt = datapath_blocks(self.interface, ("weight_transform",))["weight_transform"]
+        m.submodules.weight_transform = wt
+        wiring.connect(m, wiring.flipped(self.i_weight), wt.i_weight)
+        wiring.connect(m, wt.o_weight, sched.i_weight)
+        m.d.comb += [
+            wt.spatial.eq(desc.spatial_weights),  # the descriptor refuses it in direct mode
+            wt.cin.eq(desc.cin),
+            wt.cout.eq(desc.cout),
+            wt.restart.eq(sched.layer_start),
+        ]
 
     def _act_input(self, m: Module, port: RegisterSlice, desc) -> None:
         """``i_act`` -> the activation port register; with a map buffer, the buffer's

@@ -21,6 +21,7 @@ from sfc_hls.config import EngineConfig
 from sfc_hls.datapath import LayerQuant
 from sfc_hls.hw.interface import EngineInterface
 from sfc_hls.hw.register_map import layer_register_writes
+from sfc_hls.hw.weight_transform import spatial_group_beats
 from sfc_hls.map_input import map_beats
 from sfc_hls.reference import check_stride, extract_tiles, output_size
 from sfc_hls.schedule import DirectSchedule, direct_schedule
@@ -135,6 +136,7 @@ class LayerBeats:
     schedule: DirectSchedule | None = None  # direct mode: replicas, pixels per tile
     map: list[int] = field(default_factory=list)  # i_map beats (map input), else empty
     map_bytes: int = 0  # the map's own bytes (N Cin H W pixels), what a DMA moves for i_map
+    spatial_weights: bool = False  # i_weight carries spatial weights (a weight-transform engine)
 
     def inputs(self) -> dict[str, list[int]]:
         """Beats per input port (``i_map`` only when the layer uses it)."""
@@ -189,6 +191,7 @@ class EngineStreams:
         stride: int = 1,
         replicas: int | None = None,
         map_input: bool | None = None,
+        spatial_weights: bool | None = None,
     ) -> LayerBeats:
         """Beats for ``x`` (N, Cin, H, W) int8: the N images run as one layer.
 
@@ -196,11 +199,16 @@ class EngineStreams:
         input patch per output pixel).  Direct mode: any stride; ``replicas``
         as for :func:`~sfc_hls.schedule.direct_schedule` (default: chosen).
         ``map_input``: the input map on ``i_map`` (:mod:`sfc_hls.map_input`)
-        instead of tiles on ``i_act``; default: wherever it can
-        (:meth:`map_input_reason` is ``None``).
+        instead of tiles on ``i_act``; ``spatial_weights``: spatial weights and
+        shifts on ``i_weight`` (:mod:`sfc_hls.weight_transform`) instead of
+        transform-domain rows; default for both: wherever they can
+        (:meth:`map_input_reason`, :meth:`spatial_weights_reason` are ``None``).
         """
         self.check_layer(params)
         x = np.asarray(x, dtype=np.int64)
+        spatial_reason = self.spatial_weights_reason(params)
+        if spatial_weights and spatial_reason is not None:
+            raise ValueError(f"spatial_weights: {spatial_reason}")
         if params.mode == "direct":
             if map_input:
                 raise ValueError(f"map_input: {self.map_input_reason(params, x.shape, stride)}")
@@ -209,8 +217,22 @@ class EngineStreams:
         if map_input and reason is not None:
             raise ValueError(f"map_input: {reason}")
         return self._fast_beats(
-            params, x, stride, map_input=reason is None and map_input is not False
+            params,
+            x,
+            stride,
+            map_input=reason is None and map_input is not False,
+            spatial_weights=spatial_reason is None and spatial_weights is not False,
         )
+
+    def spatial_weights_reason(self, params: LayerQuant) -> str | None:
+        """Why the layer cannot take spatial weights on ``i_weight`` (``None``: it can)."""
+        if not self.config.weight_transform:
+            return "the engine has no weight transform (weight_transform=False)"
+        if params.mode != "fast":
+            return f"only fast-mode layers take spatial weights (mode {params.mode})"
+        if not params.has_spatial_weights:
+            return "the layer has no spatial weights (quantize with weight_source='spatial')"
+        return None
 
     def map_input_reason(self, params: LayerQuant, x_shape, stride: int = 1) -> str | None:
         """Why the layer cannot take its input map on ``i_map`` (``None``: it can)."""
@@ -239,7 +261,13 @@ class EngineStreams:
 
     # ------------------------------------------------------------------ fast mode
     def _fast_beats(
-        self, params: LayerQuant, x: np.ndarray, stride: int, *, map_input: bool = False
+        self,
+        params: LayerQuant,
+        x: np.ndarray,
+        stride: int,
+        *,
+        map_input: bool = False,
+        spatial_weights: bool = False,
     ) -> LayerBeats:
         iface, lay, pco = self.interface, self.layouts, self.config.pco
         tiles_arr, _, grid = extract_tiles(x, self.algo, params.padding, stride)
@@ -267,12 +295,15 @@ class EngineStreams:
             mults = rm[:, channels].T.reshape(pco * iface.blocks, iface.width)
             lane_channel = np.repeat(channels, iface.blocks)
             chan += self._chan_beats(params, mults, lane_channel)
-            rows = w[:, channels, :].transpose(2, 1, 0).reshape(params.cin, -1)
-            weight += pack(lay["weight"], {"": rows})
+            if spatial_weights:
+                weight += self._spatial_weight_beats(params, channels)
+            else:
+                rows = w[:, channels, :].transpose(2, 1, 0).reshape(params.cin, -1)
+                weight += pack(lay["weight"], {"": rows})
         valid = [min(pco, params.cout - g * pco) for g in range(groups)]
         shape = (x.shape[0], x.shape[2], x.shape[3]) if map_input else None
         return LayerBeats(
-            cfg=self._cfg_beats(params, tiles, 1, map_shape=shape),
+            cfg=self._cfg_beats(params, tiles, 1, map_shape=shape, spatial=spatial_weights),
             chan=chan,
             weight=weight,
             act=act_beats * groups,
@@ -281,6 +312,21 @@ class EngineStreams:
             expected_outputs=tiles * sum(valid) * iface.output_beats,
             map=map_beats_,
             map_bytes=x.size * self.config.in_bits // 8 if map_input else 0,
+            spatial_weights=spatial_weights,
+        )
+
+    def _spatial_weight_beats(self, params: LayerQuant, channels: np.ndarray) -> list[int]:
+        """One group's ``i_weight`` beats: the header of shifts, then ``k`` spatial rows per beat
+        (channels past ``cout``: zero weights and shifts)."""
+        assert params.spatial_weights is not None and params.weight_shift is not None
+        live = channels[channels < params.cout]
+        r = self.algo.kernel
+        spatial = np.zeros((len(channels), params.cin, r, r), dtype=np.int64)
+        spatial[: len(live)] = params.spatial_weights[live]
+        shift = np.zeros((self.algo.mults, len(channels)), dtype=np.int64)
+        shift[:, : len(live)] = params.weight_shift[:, live]
+        return spatial_group_beats(
+            spatial, shift, algorithm=self.algo, weight_bits=self.config.weight_bits
         )
 
     # ------------------------------------------------------------------ direct mode
@@ -361,10 +407,11 @@ class EngineStreams:
         )
 
     def _cfg_beats(
-        self, params: LayerQuant, tiles: int, replicas: int, *, map_shape=None
+        self, params: LayerQuant, tiles: int, replicas: int, *, map_shape=None, spatial=False
     ) -> list[int]:
         writes = layer_register_writes(params, tiles, replicas=replicas,
-                                       registers=self.interface.registers, map_shape=map_shape)  # fmt: skip
+                                       registers=self.interface.registers, map_shape=map_shape,
+                                       spatial_weights=spatial)  # fmt: skip
         return pack(
             self.layouts["cfg"],
             {"addr": np.array([a for a, _ in writes]), "data": np.array([d for _, d in writes])},

@@ -201,6 +201,11 @@ class ResourceModel:
                 f"map_kib={config.map_kib}: the estimator has no model of the feature-map "
                 "buffer; synthesize the engine (sfc-hls synth), or estimate it with map_kib=0"
             )
+        if config.weight_transform:
+            raise ValueError(
+                "weight_transform=True: the estimator has no model of the weight transform; "
+                "synthesize the engine (sfc-hls synth), or estimate it without the transform"
+            )
         if config.target != "xilinx":
             raise ValueError(
                 f"the estimator predicts Xilinx resources (synth_xilinx); config.target="

@@ -229,6 +229,7 @@ def engine_manifest(interface, *, name: str = TOPLEVEL, axi: bool = False) -> di
         }
         | (_axi_manifest(interface, name) if axi else {})
         | _map_manifest(interface)
+        | _weight_transform_manifest(interface)
     )
 
 
@@ -248,6 +249,27 @@ def _map_manifest(interface) -> dict:
             "fits": "images * cin * ceil(height / L) * ceil(width / beat_pixels) "
             "<= words_per_memory",
             "largest_width": interface.map_limits["width"],
+        }
+    }
+
+
+def _weight_transform_manifest(interface) -> dict:
+    """The weight transform (engines with one): the spatial-weight beats (docs/datapath.md)."""
+    cfg = interface.config
+    if not cfg.weight_transform:
+        return {}
+    from sfc_hls.hw.weight_transform import SpatialWeightTransform
+    from sfc_hls.weight_transform import max_weight_shift, weight_shift_bits
+
+    algo, wb = interface.algo, cfg.weight_bits
+    return {
+        "weight_transform": {
+            "rows_per_beat": algo.mults // algo.kernel**2,
+            "shift_bits": weight_shift_bits(algo, wb),
+            "max_shift": max_weight_shift(algo, wb),
+            "g_denominator": algo.g_denominator,
+            "latency": SpatialWeightTransform.latency_of(algo, wb),
+            "group_beats": "1 + ceil(cin / rows_per_beat)",
         }
     }
 

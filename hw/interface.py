@@ -125,8 +125,13 @@ class EngineInterface:
 
     @property
     def block_names(self) -> tuple[str, ...]:
-        """Every block of this engine: :data:`BLOCKS`, and ``map_buffer`` with a map buffer."""
-        return BLOCKS + (("map_buffer",) if self.config.map_kib else ())
+        """Every block of this engine: :data:`BLOCKS`, ``map_buffer`` with a map buffer,
+        ``weight_transform`` with a weight transform."""
+        return (
+            BLOCKS
+            + (("map_buffer",) if self.config.map_kib else ())
+            + (("weight_transform",) if self.config.weight_transform else ())
+        )
 
     @property
     def reduction_max(self) -> int:
@@ -161,7 +166,11 @@ class EngineInterface:
 
     @property
     def registers(self) -> RegisterMap:
-        return RegisterMap(self.positions, map_input=self.config.map_kib > 0)
+        return RegisterMap(
+            self.positions,
+            map_input=self.config.map_kib > 0,
+            weight_transform=self.config.weight_transform,
+        )
 
     @property
     def limits(self) -> dict[str, int]:
@@ -246,7 +255,19 @@ class EngineInterface:
             start_delay=DescriptorRegisters.START_DELAY,
             take_gap=ResultSerializer.take_gap_of(self.config.target),
             map_delay=MapBuffer.FIRST_BEAT_DELAY if self.config.map_kib else 0,
+            **self._spatial_timing(),
         )
+
+    def _spatial_timing(self) -> dict[str, int]:
+        """The weight transform's part of :meth:`timing` (engines with one): ``k`` rows per
+        beat; a group's rows reach the scheduler ``latency + 1`` cycles after its header."""
+        if not self.config.weight_transform:
+            return {}
+        from sfc_hls.hw.weight_transform import SpatialWeightTransform
+
+        latency = SpatialWeightTransform.latency_of(self.algo, self.config.weight_bits)
+        return {"spatial_rows_per_beat": self.algo.mults // self.algo.kernel**2,
+                "spatial_load_delay": latency + 1}  # fmt: skip
 
 
 @functools.lru_cache(maxsize=32)
@@ -382,6 +403,7 @@ def _layouts(
                 "act_mult": data.ArrayLayout(unsigned(config.act_mult_bits), m),
                 "act_shift": data.ArrayLayout(unsigned(act.shift_width), m),
                 **_map_fields(config),
+                **({"spatial_weights": 1} if config.weight_transform else {}),
             }
         ),
     }

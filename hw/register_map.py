@@ -22,6 +22,7 @@ address        name             meaning
 0x000B         HEIGHT           map input: rows H of the map
 0x000C         WIDTH            map input: columns W of the map
 0x000D         PADDING          map input: zero padding P on each side (<= L - M)
+0x000E         SPATIAL_WEIGHTS  1: spatial weights on ``i_weight`` (weight-transform engines only)
 0x1000 + j     ACT_MULT[j]      activation multiplier of transform position j (fixed mode)
 0x2000 + j     ACT_SHIFT[j]     activation shift of transform position j
 =============  ===============  ==========================================================
@@ -41,6 +42,13 @@ also decodes MAP_INPUT .. PADDING (rows with ``feature="map"``; elsewhere
 they are unmapped).  With MAP_INPUT set, a fast-mode layer takes its input
 map once on ``i_map`` (:mod:`sfc_hls.map_input`) instead of ``TILES * CIN``
 beats per group on ``i_act``; TILES must then be ``N * ceil(Ho/M) * ceil(Wo/M)``.
+
+An engine generated with an on-chip weight transform
+(``EngineConfig.weight_transform``) also decodes SPATIAL_WEIGHTS (``feature="weights"``).
+With it set, a fast-mode layer's ``i_weight`` beats per group are one header of
+shifts and ``ceil(CIN / k)`` beats of ``k`` spatial rows
+(:class:`~sfc_hls.hw.weight_transform.SpatialWeightTransform`) instead of ``CIN``
+transform-domain rows.
 
 Writing CONTROL with a descriptor beyond the generated limits (CIN, COUT,
 TILES, shifts) does not start the layer: the status port's ``desc_error``
@@ -82,8 +90,8 @@ class Register:
             exceed (``None``: no check).
         bit: for a flag, the data bit it takes (``None``: the whole value).
         meaning: one line for documentation and the manifest.
-        feature: ``"map"``: decoded only by engines with a feature-map buffer
-            (``None``: by every engine).
+        feature: ``"map"``: decoded only by engines with a feature-map buffer;
+            ``"weights"``: only by engines with a weight transform (``None``: by every engine).
     """
 
     name: str
@@ -140,6 +148,14 @@ REGISTER_TABLE: tuple[Register, ...] = (
         feature="map",
     ),  # fmt: skip
     Register(
+        "SPATIAL_WEIGHTS",
+        0x000E,
+        "spatial_weights",
+        bit=0,
+        meaning="1: spatial weights and shifts on i_weight (fast mode)",
+        feature="weights",
+    ),
+    Register(
         "ACT_MULT",
         0x1000,
         "act_mult",
@@ -163,10 +179,11 @@ REGISTERS = {reg.name: reg.address for reg in REGISTER_TABLE}
 
 @dataclass(frozen=True)
 class RegisterMap:
-    """Addresses for an engine with ``positions`` transform positions (and a map buffer)."""
+    """Addresses for an engine with ``positions`` transform positions (a map buffer, a weight transform)."""
 
     positions: int
     map_input: bool = False
+    weight_transform: bool = False
 
     def __post_init__(self) -> None:
         if not 1 <= self.positions <= 0x1000:
@@ -174,8 +191,9 @@ class RegisterMap:
 
     @property
     def table(self) -> tuple[Register, ...]:
-        """The rows this engine decodes: every row, less the map rows without a map buffer."""
-        return tuple(r for r in REGISTER_TABLE if r.feature is None or self.map_input)
+        """The rows this engine decodes: every row, less those of features it does not have."""
+        features = {"map": self.map_input, "weights": self.weight_transform}
+        return tuple(r for r in REGISTER_TABLE if r.feature is None or features[r.feature])
 
     def act_mult(self, j: int) -> int:
         return REGISTERS["ACT_MULT"] + j
@@ -219,17 +237,21 @@ def layer_register_writes(
     replicas: int = 1,
     registers: RegisterMap | None = None,
     map_shape: tuple[int, int, int] | None = None,
+    spatial_weights: bool = False,
 ) -> list[tuple[int, int]]:
     """``(addr, data)`` writes describing a :class:`~sfc_hls.datapath.LayerQuant` layer, START last.
 
     ``replicas``: the direct-mode schedule's output-channel replicas (1 in fast mode).
     ``registers``: the engine's register map (default: an engine without a map
     buffer).  ``map_shape``: ``(images, height, width)`` of the input map when the
-    layer takes it on ``i_map`` (needs a map-buffer engine).
+    layer takes it on ``i_map`` (needs a map-buffer engine).  ``spatial_weights``: the
+    layer's ``i_weight`` beats carry spatial weights (needs a weight-transform engine).
     """
     regs = registers if registers is not None else RegisterMap(params.algo.mults)
     if map_shape is not None and not regs.map_input:
         raise ValueError("map_shape needs an engine with a feature-map buffer (map_kib > 0)")
+    if spatial_weights and not regs.weight_transform:
+        raise ValueError("spatial_weights needs an engine with a weight transform")
     direct = params.mode == "direct"
     writes = [
         (REGISTERS["CIN"], params.cin),
@@ -250,6 +272,8 @@ def layer_register_writes(
             (REGISTERS["WIDTH"], width),
             (REGISTERS["PADDING"], params.padding if map_shape is not None else 0),
         ]
+    if regs.weight_transform:
+        writes.append((REGISTERS["SPATIAL_WEIGHTS"], int(spatial_weights)))
     for j in range(params.algo.mults):
         writes.append((regs.act_mult(j), int(params.act_mult[j])))
         writes.append((regs.act_shift(j), int(params.act_shift[j])))

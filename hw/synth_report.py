@@ -579,9 +579,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--blocks",
         nargs="+",
-        choices=(*BLOCKS, "map_buffer"),
+        choices=(*BLOCKS, "map_buffer", "weight_transform"),
         metavar="BLOCK",
-        help=f"only these blocks: {BLOCKS}, and map_buffer with --map-kib",
+        help=f"only these blocks: {BLOCKS}, map_buffer with --map-kib, weight_transform with "
+        "--weight-transform",
     )
     parser.add_argument(
         "--blocks-only", action="store_true", help="skip the whole engine (the slow run)"

@@ -139,6 +139,13 @@ class EngineConfig(_DictFields):
         map_pairs: ``P``, the ``i_map`` beat's ``2L``-pixel column pairs (1, 2 or 4,
             default 4): the map loads ``2LP`` pixels per cycle into ``P`` times as
             many memories (more read multiplexers, the same block RAM).
+        weight_transform: an on-chip weight transform (default False: none).  An
+            engine with one takes a fast-mode layer's weights on ``i_weight`` as int8
+            spatial weights and a shift per (position, channel) when the layer sets
+            SPATIAL_WEIGHTS (its :class:`~sfc_hls.datapath.LayerQuant` has
+            ``spatial_weights``), ``m / R^2`` times fewer bytes than transform-domain
+            rows, and computes the rows exactly (:mod:`sfc_hls.weight_transform`,
+            :class:`~sfc_hls.hw.weight_transform.SpatialWeightTransform`).
     """
 
     algorithm: str = "sfc6-7x7-3x3"
@@ -157,6 +164,7 @@ class EngineConfig(_DictFields):
     target: str = "xilinx"
     map_kib: int = 0
     map_pairs: int = 4
+    weight_transform: bool = False
     # None (the default) is derived in __post_init__, which always stores an int:
     # every reader sees an int, so that is the declared type.
     backend_width: int = None  # type: ignore[assignment]  # derived in __post_init__
@@ -182,6 +190,8 @@ class EngineConfig(_DictFields):
         check_int("map_kib", self.map_kib, 0, MAP_KIB_MAX)
         if self.map_pairs not in MAP_PAIRS:
             raise ValueError(f"map_pairs must be one of {MAP_PAIRS}, got {self.map_pairs!r}")
+        if not isinstance(self.weight_transform, bool):
+            raise TypeError(f"weight_transform must be a bool, got {self.weight_transform!r}")
         if self.scale_mode not in SCALE_MODES:
             raise ValueError(f"scale_mode must be one of {SCALE_MODES}, got {self.scale_mode!r}")
         if self.cout_max % self.pco:
@@ -359,6 +369,13 @@ def add_engine_arguments(parser: argparse.ArgumentParser, *, required: bool = Fa
         choices=MAP_PAIRS,
         default=defaults.map_pairs,
         help="2L-pixel column pairs per i_map beat (default %(default)s)",
+    )
+    group.add_argument(
+        "--weight-transform",
+        action="store_true",
+        default=None,
+        help="on-chip weight transform: fast layers take int8 spatial weights on i_weight "
+        "(m / R^2 times fewer bytes) and the engine computes the transform-domain rows",
     )
     group.add_argument(
         "--target",

@@ -29,6 +29,14 @@ hardware description):
 * ``map_delay``: map input (a feature-map buffer): cycles from the layer's
   start to the first tile beat after a map of zero beats; the map's beats
   enter one per cycle from the start, the tiles follow once it is complete;
+* ``spatial_rows_per_beat``, ``spatial_load_delay`` (engines with a weight
+  transform, else 0): a fast layer with spatial weights sends per group a
+  header and ``ceil(cin / k)`` beats of ``k`` spatial rows; the transform
+  delivers one row per cycle, the layer's first ``spatial_load_delay`` cycles
+  after its header (the header and the pipeline), so the first group's load
+  takes ``cin + spatial_load_delay`` cycles; later groups' rows wait in the
+  transform's pipeline, ``cin`` cycles (``cin + 1`` when a load directly
+  follows the previous one: the header's cycle);
 * ``weight_banks``: 1 = the group's parameters and weights load, then the
   group computes, then the engine waits until its outputs have left
   (serial control; the first engine, kept to check old measurements);
@@ -90,6 +98,8 @@ class EngineTiming:
     start_delay: int = 0
     take_gap: int = 0
     map_delay: int = 0
+    spatial_rows_per_beat: int = 0
+    spatial_load_delay: int = 0
 
     def __post_init__(self) -> None:
         check_int("pco", self.pco, 1)
@@ -103,6 +113,8 @@ class EngineTiming:
         check_int("start_delay", self.start_delay, 0)
         check_int("take_gap", self.take_gap, 0, 1)
         check_int("map_delay", self.map_delay, 0)
+        check_int("spatial_rows_per_beat", self.spatial_rows_per_beat, 0)
+        check_int("spatial_load_delay", self.spatial_load_delay, 0)
 
     @property
     def latency(self) -> int:
@@ -147,20 +159,34 @@ class LayerCycles:
 
 @dataclass(frozen=True)
 class _Group:
-    """What one output-channel group costs: rows to load, serializer beats per tile."""
+    """What one output-channel group costs: weight beats and cycles to load, serializer
+    beats per tile."""
 
-    rows: int
+    rows: int  # i_weight beats
     beats: int  # serializer beats per tile
     packets: int  # valid packets per tile
+    load: int  # cycles the weight rows take at one per cycle
+    first_delay: int = 0  # weight transform: cycles before the layer's first row
+    header: int = 0  # weight transform: the header's cycle, hidden unless loads are back to back
 
 
 def _groups(
-    timing: EngineTiming, mode: str, cin: int, cout: int, taps: int, replicas: int
+    timing: EngineTiming,
+    mode: str,
+    cin: int,
+    cout: int,
+    taps: int,
+    replicas: int,
+    spatial: bool = False,
 ) -> list[_Group]:
     pco, blocks = timing.pco, timing.blocks
     if mode == "fast":
         lanes = [min(pco, cout - g * pco) for g in range(math.ceil(cout / pco))]
-        return [_Group(cin, n * blocks, n) for n in lanes]
+        if spatial:
+            beats = 1 + math.ceil(cin / timing.spatial_rows_per_beat)
+            delay = timing.spatial_load_delay
+            return [_Group(beats, n * blocks, n, cin, delay, 1) for n in lanes]
+        return [_Group(cin, n * blocks, n, cin) for n in lanes]
     if blocks % replicas:
         raise ValueError(f"replicas must divide the {blocks} blocks, got {replicas}")
     per_group = pco * replicas
@@ -173,7 +199,7 @@ def _groups(
             for lane in range(pco)
             if g * per_group + r * pco + lane < cout
         )
-        out.append(_Group(rows, pairs * (blocks // replicas), pairs))
+        out.append(_Group(rows, pairs * (blocks // replicas), pairs, rows))
     return out
 
 
@@ -197,13 +223,16 @@ def layer_cycles(
     taps: int = 1,
     replicas: int = 1,
     map_beats: int = 0,
+    spatial_weights: bool = False,
 ) -> LayerCycles:
     """Cycles of one layer (the descriptor: mode, ``cin``, ``cout``, ``tiles``, ``taps``,
-    ``replicas``; ``map_beats``: the ``i_map`` beats of a layer with map input, else 0)."""
+    ``replicas``; ``map_beats``: the ``i_map`` beats of a layer with map input, else 0;
+    ``spatial_weights``: the layer sends spatial weights to the weight transform)."""
     _check_descriptor(timing, mode, cin=cin, cout=cout, tiles=tiles, taps=taps, replicas=replicas)
     _check_map(mode, map_beats)
+    _check_spatial(timing, mode, spatial_weights)
     reduction = cin if mode == "fast" else taps * cin
-    groups = _groups(timing, mode, cin, cout, taps, replicas)
+    groups = _groups(timing, mode, cin, cout, taps, replicas, spatial_weights)
     front, back = timing.latencies(mode)
     map_ready = timing.cfg_writes + timing.start_delay + timing.map_delay + map_beats
     events = _simulate(timing, groups, tiles, reduction, front, back,
@@ -227,6 +256,17 @@ def _check_map(mode: str, map_beats: int) -> None:
     check_int("map_beats", map_beats, 0)
     if map_beats and mode != "fast":
         raise ValueError(f"map_beats: only fast-mode layers take a map, got mode {mode!r}")
+
+
+def _check_spatial(timing: EngineTiming, mode: str, spatial_weights: bool) -> None:
+    if not isinstance(spatial_weights, bool):
+        raise TypeError(f"spatial_weights must be a bool, got {spatial_weights!r}")
+    if spatial_weights and (mode != "fast" or not timing.spatial_rows_per_beat):
+        raise ValueError(
+            "spatial_weights: only fast-mode layers on an engine with a weight transform "
+            f"(spatial_rows_per_beat > 0) take them; mode {mode!r}, "
+            f"spatial_rows_per_beat {timing.spatial_rows_per_beat}"
+        )
 
 
 def _simulate(
@@ -254,11 +294,15 @@ def _simulate(
             start = w if g == 0 else load_done[g - 1] + 1
             if g >= 2:
                 start = max(start, release[g - 2] + 1)
-            load_done.append(start + max(pco_beats, group.rows))
+            # The weight transform runs ahead of the scheduler: after the first group its
+            # rows wait in its pipeline, and only a load right after the previous one sees
+            # the header's cycle.
+            extra = group.first_delay if g == 0 else group.header * (start == load_done[-1] + 1)
+            load_done.append(start + max(pco_beats, group.load + extra))
             ready = load_done[g] + 1
         else:
             start = w if g == 0 else last_issue + back + 2  # after the drain
-            ready = start + pco_beats + group.rows + 1
+            ready = start + pco_beats + group.load + group.first_delay + 1
             if g > 0:
                 take_prev = None  # the serializer is empty after a drain
         first = max(ready, last_beat_prev + 1, map_ready)
@@ -346,6 +390,7 @@ def layer_traffic(
     replicas: int = 1,
     map_beats: int = 0,
     map_bytes: float | None = None,
+    spatial_weights: bool = False,
 ) -> LayerTraffic:
     """Beats and bytes each stream moves for one layer, as the stream protocol defines them.
 
@@ -356,12 +401,15 @@ def layer_traffic(
     a DMA moves for them, the map's own ``N * Cin * H * W`` pixels, a beat's
     lanes past a row's end are not read from memory; default: whole beats); outputs: per tile,
     ``output_beats`` per valid lane (fast) or ``B / R`` per valid (lane,
-    replica) (direct).  ``hw/engine_streams.py`` produces exactly these beats
-    (``tests/test_traffic.py``).
+    replica) (direct).  With ``spatial_weights`` a group's weights are a header and
+    ``ceil(cin / k)`` beats of ``k`` spatial rows, counted as whole ``i_weight`` beats
+    (the header's and the last beat's unused bits included).  ``hw/engine_streams.py``
+    produces exactly these beats (``tests/test_traffic.py``).
     """
     _check_descriptor(timing, mode, cin=cin, cout=cout, tiles=tiles, taps=taps, replicas=replicas)
     _check_map(mode, map_beats)
-    groups = _groups(timing, mode, cin, cout, taps, replicas)
+    _check_spatial(timing, mode, spatial_weights)
+    groups = _groups(timing, mode, cin, cout, taps, replicas, spatial_weights)
     reduction = cin if mode == "fast" else taps * cin
     per_tile_out = timing.output_beats if mode == "fast" else timing.blocks // replicas
     beats = {

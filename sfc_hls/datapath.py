@@ -662,6 +662,7 @@ def random_layer_quant(
     relu: bool = False,
     mode: str = "fast",
     kernel: int | None = None,
+    spatial: bool | None = None,
 ) -> LayerQuant:
     """Valid random integer parameters for ``config`` (for tests and test vectors).
 
@@ -669,6 +670,8 @@ def random_layer_quant(
     typical values land near the top of the next stage's range, so that both
     rounding and saturation are exercised.  ``mode="direct"`` draws a direct-mode
     layer with a ``kernel x kernel`` kernel (default: the algorithm's).
+    ``spatial``: a fast layer's weights from random spatial weights and shifts
+    (every shift, clamping included; default: when the engine has a weight transform).
     """
     if mode == "direct":
         return _random_direct_layer(
@@ -689,7 +692,16 @@ def random_layer_quant(
     act_shift = np.array([int(t).bit_length() for t in typical]) - (config.act_bits - 1)
     act_shift = np.clip(act_shift + rng.integers(-1, 2, m), 0, widths0.act_product_bits)
     wmax = (1 << (config.weight_bits - 1)) - 1
-    weights = rng.integers(-wmax, wmax + 1, size=(m, cout, cin))
+    spatial_weights = weight_shift = None
+    if config.weight_transform if spatial is None else spatial:
+        from sfc_hls.weight_transform import max_weight_shift, transform_spatial_weights
+
+        r = algo.kernel
+        spatial_weights = rng.integers(-wmax, wmax + 1, size=(cout, cin, r, r))
+        weight_shift = rng.integers(0, max_weight_shift(algo, config.weight_bits) + 1, (m, cout))
+        weights = transform_spatial_weights(spatial_weights, weight_shift, algo, config.weight_bits)
+    else:
+        weights = rng.integers(-wmax, wmax + 1, size=(m, cout, cin))
     rescale_mult = rng.integers(0, 1 << config.rescale_bits, size=(m, cout))
     rescale_shift = minimum_rescale_shift(cin, config) + int(rng.integers(0, 3))
     wd = DatapathWidths.derive(algo, config, cin, rescale_shift)
@@ -717,6 +729,8 @@ def random_layer_quant(
         out_shift=out_shift,
         padding=padding,
         relu=relu,
+        spatial_weights=spatial_weights,
+        weight_shift=weight_shift,
     )
 
 

@@ -41,6 +41,7 @@ class CycleCheck:
     mode: str = "fast"
     map_beats: int = 0  # i_map beats (a layer with map input)
     map_bytes: int = 0  # the map's own bytes (what a DMA moves for them)
+    spatial_weights: bool = False  # spatial weights into the engine's weight transform
 
     @property
     def error(self) -> float:
@@ -62,7 +63,7 @@ def measure_layers(
     """Run ``shapes`` on ``config``'s engine (native runner, no stalls; with
     ``bytes_per_cycle`` every stream shares a memory of that bandwidth); per layer
     the descriptor (tiles, taps, replicas, the ``i_map`` beats of a layer with map
-    input: wherever the engine can), the measured cycles and whether the
+    input and spatial weights: wherever the engine can), the measured cycles and whether the
     output equals the golden model."""
     model = engine_model(config, build_root=build_root)
     streams = EngineStreams(config)
@@ -80,6 +81,7 @@ def measure_layers(
                 "replicas": beats.schedule.replicas if beats.schedule else 1,
                 "map_beats": len(beats.map),
                 "map_bytes": beats.map_bytes,
+                "spatial_weights": beats.spatial_weights,
                 "cycles": run.cycles,
                 "bit_exact": bool(np.array_equal(out, conv2d_int8(x, params, stride=shape.stride))),
             }
@@ -106,7 +108,8 @@ def compare(
     for shape, meas in zip(shapes, measured, strict=True):
         descriptor = {"cin": shape.cin, "cout": shape.cout, "tiles": meas["tiles"],
                       "mode": shape.mode, "taps": meas["taps"], "replicas": meas["replicas"],
-                      "map_beats": meas["map_beats"]}  # fmt: skip
+                      "map_beats": meas["map_beats"],
+                      "spatial_weights": meas["spatial_weights"]}  # fmt: skip
         cycles = layer_cycles(timing, **descriptor)
         model = cycles.cycles
         if bytes_per_cycle is not None:
@@ -127,6 +130,7 @@ def compare(
                 shape.mode,
                 meas["map_beats"],
                 meas["map_bytes"],
+                meas["spatial_weights"],
             )  # fmt: skip
         )
     return out

@@ -541,11 +541,13 @@ def run_layer(
     work_dir: str | os.PathLike[str] | None = None,
     bytes_per_cycle: float | None = None,
     map_input: bool | None = None,
+    spatial_weights: bool | None = None,
 ) -> tuple[Any, NativeRun]:
     """One layer on an engine: beats (``streams``, an :class:`~sfc_hls.hw.engine_streams.EngineStreams`)
     -> native run -> the output map ``(N, Cout, Ho, Wo)`` and the run.
 
-    ``map_input``: as for :meth:`~sfc_hls.hw.engine_streams.EngineStreams.layer_beats`.
+    ``map_input``, ``spatial_weights``: as for
+    :meth:`~sfc_hls.hw.engine_streams.EngineStreams.layer_beats`.
 
     ``bytes_per_cycle``: the streams share a memory of that bandwidth
     (:func:`layer_memory`), as :func:`sfc_hls.cycle_model.bandwidth_bound_cycles` models.
@@ -554,7 +556,8 @@ def run_layer(
     engine's status after the layer shows an error (``desc_error``,
     ``overflow``) or a layer still running.
     """
-    beats = streams.layer_beats(params, x, stride=stride, replicas=replicas, map_input=map_input)
+    beats = streams.layer_beats(params, x, stride=stride, replicas=replicas, map_input=map_input,
+                                spatial_weights=spatial_weights)  # fmt: skip
     run = model.run(
         beats.inputs(),
         {"o_out": beats.expected_outputs},

@@ -59,6 +59,7 @@ class LayerResult:
     bit_exact: bool = False
     seconds: float = 0.0  # wall time of the layer: packing, simulation, golden comparison
     mode: str = "fast"  # "fast", or "direct KxK/S"
+    spatial_weights: bool = False  # i_weight carried spatial weights (a weight-transform engine)
 
 
 class EngineTestbench:
@@ -156,6 +157,7 @@ class EngineTestbench:
             bit_exact=ok,
             seconds=time.perf_counter() - t0,
             mode=_mode_text(params, stride),
+            spatial_weights=beats.spatial_weights,
         )
 
 
@@ -256,6 +258,10 @@ def bad_descriptors(interface: Any) -> dict[str, list[tuple[int, int]]]:
         ],
         "direct_zero_taps": [*direct, *good, (REGISTERS["TAPS"], 0), (REGISTERS["REPLICAS"], 1)],
         **_bad_map_descriptors(interface, good),
+        **({"spatial_weights_in_direct_mode": [
+            *direct, *good, (REGISTERS["TAPS"], 1), (REGISTERS["REPLICAS"], 1),
+            (REGISTERS["SPATIAL_WEIGHTS"], 1),
+        ]} if interface.config.weight_transform else {}),
     }  # fmt: skip
 
 

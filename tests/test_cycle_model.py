@@ -13,6 +13,7 @@ from sfc_hls.sim.engine_regression import LayerShape
 # A small engine with 4 output-channel groups at cout=8, so that the bank
 # release (group g + 2 waits for group g's last output lane) is exercised.
 SMALL = EngineConfig(algorithm="wino-2x2-3x3", pco=2, cin_max=32, cout_max=8)
+MAP_WT = dataclasses.replace(SMALL, map_kib=4, weight_transform=True)
 SHAPES = [
     LayerShape(1, 16, 8, 8, 8, False),  # 16 tiles x 4 groups: weight loads hidden
     LayerShape(1, 32, 8, 2, 2, True),  # 1 tile per group: load/release bound (like 7x7 maps)
@@ -30,13 +31,14 @@ SHAPES = [
     # ECP5: longer pipelines and a serializer that takes a result only when empty
     # (take_gap 1: the output-bound cin=1 layer costs a third more per tile).
     # map_kib=4: the fast layers whose map fits (all but the 3x12x12 one) take it on
-    # i_map; the tiles follow once the map is complete.
+    # i_map; the tiles follow once the map is complete.  With the weight transform every
+    # fast layer sends spatial weights (a header and one row per beat for F(2x2)).
     [
         SMALL,
         dataclasses.replace(SMALL, target="ecp5", macs_per_dsp=1),
-        dataclasses.replace(SMALL, map_kib=4),
+        MAP_WT,
     ],
-    ids=lambda c: c.target + ("-map" if c.map_kib else ""),
+    ids=lambda c: c.target + ("-map-wt" if c.map_kib else ""),
 )
 def test_model_matches_verilator_within_2_percent(engine, seed=11):
     checks = compare(engine, SHAPES, seed=seed)
@@ -157,8 +159,7 @@ def test_sfc6_7x7_engine_model_matches_verilator():
 BANDWIDTH_SHAPES = [SHAPES[0], SHAPES[6]]  # one layer of each mode: fast 16->8, direct 3x3/2
 
 
-@pytest.mark.parametrize("engine", [SMALL, dataclasses.replace(SMALL, map_kib=4)],
-                         ids=["tiles", "map"])  # fmt: skip
+@pytest.mark.parametrize("engine", [SMALL, MAP_WT], ids=["tiles", "map-wt"])
 def test_bandwidth_model_matches_throttled_verilator_within_2_percent(engine):
     """With map input (the fast layer's map on i_map), the map's transfer precedes the
     tiles: the model adds the slower map load to the compute."""
@@ -166,11 +167,13 @@ def test_bandwidth_model_matches_throttled_verilator_within_2_percent(engine):
     free = compare(engine, BANDWIDTH_SHAPES, seed=11)
     for shape, unthrottled in zip(BANDWIDTH_SHAPES, free, strict=True):
         assert (unthrottled.map_beats > 0) == (bool(engine.map_kib) and shape.mode == "fast")
+        assert unthrottled.spatial_weights == (engine.weight_transform and shape.mode == "fast")
         taps = shape.kernel**2 if shape.mode == "direct" else 1
         traffic = layer_traffic(interface.timing(), interface.stream_bits(), cin=shape.cin,
                                 cout=shape.cout, tiles=unthrottled.tiles, mode=shape.mode,
                                 taps=taps, map_beats=unthrottled.map_beats,
-                                map_bytes=unthrottled.map_bytes or None)  # fmt: skip
+                                map_bytes=unthrottled.map_bytes or None,
+                                spatial_weights=unthrottled.spatial_weights)  # fmt: skip
         bytes_per_cycle = 0.5 * traffic.total_bytes / unthrottled.measured
         (check,) = compare(engine, [shape], seed=11, bytes_per_cycle=bytes_per_cycle)
         assert check.bit_exact, check

@@ -36,15 +36,20 @@ ENGINES = [
         algorithm="wino-2x2-3x3", pco=2, cin_max=64, cout_max=8, scale_mode="fixed", target="ecp5"
     ),  # fmt: skip
     # A 2 KiB feature-map buffer (4 words in each of 72 memories): stride-1 fast layers whose map fits send it on
-    # i_map (the tiles are built on chip), the others use i_act.
-    EngineConfig(algorithm="sfc6-7x7-3x3", pco=2, cin_max=64, cout_max=8, map_kib=2),
+    # i_map (the tiles are built on chip), the others use i_act.  And a weight transform:
+    # every fast layer sends spatial weights (random shifts, clamping included).
+    EngineConfig(
+        algorithm="sfc6-7x7-3x3", pco=2, cin_max=64, cout_max=8, map_kib=2, weight_transform=True
+    ),
 ]
 BAD_MAP_DESCRIPTORS = {"map_input_in_direct_mode", "map_zero_height", "map_padding_above_limit"}
+BAD_WEIGHT_DESCRIPTORS = {"spatial_weights_in_direct_mode"}
 
 
 def _engine_id(config: EngineConfig) -> str:
     suffix = "" if config.target == "xilinx" else f"-{config.target}"
     suffix += f"-map{config.map_kib}k" if config.map_kib else ""
+    suffix += "-wt" if config.weight_transform else ""
     return f"{config.algorithm}-{config.scale_mode}{suffix}"
 
 
@@ -58,6 +63,8 @@ def test_engine_bit_exact_against_golden(config, tmp_path):
     if config.map_kib:  # map input where the map fits, tiles elsewhere
         fast = [layer for layer in layers if layer["mode"] == "fast"]
         assert {layer["act_beats"] == 0 for layer in fast} == {True, False}, fast
+    for layer in layers:  # the weight transform takes every fast layer's spatial weights
+        assert layer["spatial_weights"] == (config.weight_transform and layer["mode"] == "fast")
     assert report["throughput"]["bit_exact"]
     assert all(r["bit_exact"] for r in report["resets"])
     assert report["throughput"]["steady_cycles_per_beat"] <= 1.05
@@ -65,7 +72,8 @@ def test_engine_bit_exact_against_golden(config, tmp_path):
     refused = report["bad_descriptor_status"]
     assert set(refused) == {"cin_above_cin_max", "direct_taps_times_cin_above_limit",
                             "direct_replicas_not_a_divisor", "direct_zero_taps",
-                            *(BAD_MAP_DESCRIPTORS if config.map_kib else ())}  # fmt: skip
+                            *(BAD_MAP_DESCRIPTORS if config.map_kib else ()),
+                            *(BAD_WEIGHT_DESCRIPTORS if config.weight_transform else ())}  # fmt: skip
     assert all(status["desc_error"] == 1 and status["busy"] == 0 for status in refused.values())
     modes = {layer["mode"].split()[0] for layer in layers}
     assert modes == {"fast", "direct"}, modes

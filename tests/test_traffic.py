@@ -16,6 +16,8 @@ ENGINES = [
     EngineConfig(algorithm="wino-2x2-3x3", pco=3, cin_max=16, cout_max=9, backend_width=4),
     # A feature-map buffer: the stride-1 fast layers send their map once on i_map.
     EngineConfig(algorithm="sfc6-7x7-3x3", pco=4, cin_max=32, cout_max=16, map_kib=8),
+    # A weight transform: the fast layers send a header and k spatial rows per beat.
+    EngineConfig(algorithm="sfc6-7x7-3x3", pco=4, cin_max=32, cout_max=16, weight_transform=True),
 ]
 # (mode, kernel, stride, batch, cin, cout, height, width)
 LAYERS = [
@@ -47,12 +49,16 @@ def _model_and_beats(config: EngineConfig, layer: tuple, seed: int):
     traffic = layer_traffic(
         iface.timing(), iface.stream_bits(), cin=cin, cout=cout, tiles=beats.tiles, mode=mode,
         taps=k * k if mode == "direct" else 1, replicas=sched.replicas if sched else 1,
-        map_beats=len(beats.map),
+        map_beats=len(beats.map), spatial_weights=beats.spatial_weights,
     )  # fmt: skip
     return traffic, beats, iface
 
 
-@pytest.mark.parametrize("config", ENGINES, ids=lambda c: c.algorithm + ("-map" * bool(c.map_kib)))
+def _engine_id(config: EngineConfig) -> str:
+    return config.algorithm + "-map" * bool(config.map_kib) + "-wt" * config.weight_transform
+
+
+@pytest.mark.parametrize("config", ENGINES, ids=_engine_id)
 @pytest.mark.parametrize("layer", LAYERS, ids=lambda ly: f"{ly[0]}{ly[1] or ''}s{ly[2]}")
 def test_beats_per_stream_equal_the_encoder(config, layer):
     traffic, beats, iface = _model_and_beats(config, layer, seed=3)
@@ -66,6 +72,11 @@ def test_beats_per_stream_equal_the_encoder(config, layer):
     assert traffic.bytes["act"] == encoded["act"] * act_bits / 8
     assert traffic.bytes["map"] == encoded["map"] * 2 * config.algo.input_tile * config.map_pairs
     assert beats.map_bytes == (x_size(layer) if encoded["map"] else 0)  # the map's own bytes
+    # The weight-transform engine takes every fast layer's spatial weights, the others never.
+    assert beats.spatial_weights == (config.weight_transform and layer[0] == "fast")
+    if beats.spatial_weights:  # per group: the header and ceil(cin / 14) beats of 14 rows
+        groups = -(-min(layer[5], config.cout_max) // config.pco)
+        assert encoded["weight"] == groups * (1 + -(-layer[4] // 14))
     assert traffic.total_bytes == sum(traffic.bytes.values())
 
 
