@@ -25,6 +25,7 @@ from sfc_hls.hw.weight_transform import spatial_group_beats
 from sfc_hls.map_input import map_beats
 from sfc_hls.reference import check_stride, extract_tiles, output_size
 from sfc_hls.schedule import DirectSchedule, direct_schedule
+from sfc_hls.weight_transform import shift_window
 
 __all__ = ["EngineStreams", "LayerBeats", "pack", "unpack", "flat_fields"]
 
@@ -317,13 +318,14 @@ class EngineStreams:
 
     def _spatial_weight_beats(self, params: LayerQuant, channels: np.ndarray) -> list[int]:
         """One group's ``i_weight`` beats: the header of shifts, then ``k`` spatial rows per beat
-        (channels past ``cout``: zero weights and shifts)."""
+        (channels past ``cout``: zero weights, the windows' lowest shifts)."""
         assert params.spatial_weights is not None and params.weight_shift is not None
         live = channels[channels < params.cout]
         r = self.algo.kernel
         spatial = np.zeros((len(channels), params.cin, r, r), dtype=np.int64)
         spatial[: len(live)] = params.spatial_weights[live]
-        shift = np.zeros((self.algo.mults, len(channels)), dtype=np.int64)
+        lo = shift_window(self.algo, self.config.weight_bits)[0]
+        shift = np.repeat(lo[:, None], len(channels), axis=1)  # lanes past cout: any valid
         shift[:, : len(live)] = params.weight_shift[:, live]
         return spatial_group_beats(
             spatial, shift, algorithm=self.algo, weight_bits=self.config.weight_bits

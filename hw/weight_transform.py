@@ -10,12 +10,16 @@ rows on chip exactly as :func:`sfc_hls.weight_transform.transform_spatial_weight
 specifies (docs/datapath.md, "Spatial weights")::
 
     u[lane][j] = sum_t (D G)[j, t] * w[lane][t]             exact (AdderNetworkUnit per lane)
-    row[lane][j] = clamp(rshift_round(u, shift[lane][j]), -wmax, wmax)
+    row[lane][j] = rshift_round(u, shift[lane][j])          shift in position j's window of 4
 
 Data path per row: the row select (one of the ``k = m // R^2`` spatial rows of
 the input beat, registered), ``D G`` as one :class:`~sfc_hls.hw.transform.AdderNetworkUnit`
-per lane (shifts and adders, no multipliers), then three registered stages per
-output: the rounding constant added, the arithmetic shift, the symmetric clamp.
+per lane (shifts and adders, no multipliers), then two registered stages per
+output: ``t = floor(2u / 2^shift)``, a 4:1 choice of ``weight_bits + 1`` bits
+of ``u`` (the shift lies in a window of four values per position, so this is
+no barrel shifter), and ``(t + 1) >> 1`` (``rshift_round(u, s) =
+floor((floor(2u / 2^s) + 1) / 2)``).  The quantizer's shifts keep every weight
+in range, which the golden model asserts, so no clamp follows.
 """
 
 from __future__ import annotations
@@ -23,16 +27,16 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from sfc_hls.adder_network import AdderNetwork
 from sfc_hls.arguments import check_int
-from sfc_hls.bilinear import BilinearAlgorithm, signed_width
+from sfc_hls.bilinear import BilinearAlgorithm
 from sfc_hls.hw.pipeline import StallPipeline
 from sfc_hls.hw.transform import AdderNetworkUnit, _resolve_algorithm, adder_netlist
-from sfc_hls.weight_transform import max_weight_shift, transform_bits, weight_shift_bits
+from sfc_hls.weight_transform import shift_window, transform_bits, weight_shift_bits
 
 __all__ = ["SpatialWeightTransform", "spatial_group_beats"]
 
@@ -56,8 +60,7 @@ class SpatialWeightTransform(wiring.Component):
     pco : int
         Lanes (output channels of a group), >= 1.
     weight_bits : int
-        Width of the signed weights, >= 2; a header's shifts must fit a beat
-        (:attr:`shift_bits` <= ``weight_bits``).
+        Width of the signed weights, >= 2.
     cin_max, cout_max : int
         Largest ``cin`` and ``cout``, >= 1.
 
@@ -66,8 +69,9 @@ class SpatialWeightTransform(wiring.Component):
     algo : BilinearAlgorithm
     m, taps : int
         ``algo.mults`` and ``R^2``.
-    max_shift : int
-        :func:`~sfc_hls.weight_transform.max_weight_shift`, the largest shift the host sends.
+    shift_lo : np.ndarray
+        The bottom of each position's shift window
+        (:func:`~sfc_hls.weight_transform.shift_window`); a header field is ``shift - lo[j]``.
     weight_layout : data.ArrayLayout
         ``ArrayLayout(ArrayLayout(signed(weight_bits), m), pco)``: both ports' payload.
     rows_per_beat : int
@@ -84,19 +88,12 @@ class SpatialWeightTransform(wiring.Component):
         223, 4, 2; the adders include 2 negations).
     u_bits : int
         Signed width of ``u``, the lane units' ``out_width``: the exact range of
-        ``(D G) w`` over every ``weight_bits``-bit ``w``, ``-2^(weight_bits-1)``
-        included.  The spec's :func:`~sfc_hls.weight_transform.transform_bits` is
-        the width over the symmetric range plus the largest useful rounding
-        constant; the two are equal (14 for SFC-6) for every 2D catalogue
-        algorithm but ``direct-3x3`` at ``weight_bits >= 4``, and may differ
-        by a bit below (so only :attr:`round_bits` is checked against it).
-    round_bits : int
-        Width of ``u + 2^(s-1)`` over the units' exact range and every value of
-        the shift field, ``s <= 2^shift_bits - 1``: no stage can wrap.  Asserted
-        ``>= transform_bits``.
+        ``(D G) w`` over every ``weight_bits``-bit ``w`` (``-2^(weight_bits-1)``
+        included), asserted ``>=`` the spec's
+        :func:`~sfc_hls.weight_transform.transform_bits` (equal for the catalogue at 8 bits).
     latency : int
-        ``1 + lane_latency + 3``: row register, lane unit, round, shift, clamp
-        (6 for SFC-6(7x7,3x3), F(4x4,3x3), F(2x2,3x3) at 8 bits).
+        ``1 + lane_latency + 2``: row register, lane unit, shift choice, rounding
+        (5 for SFC-6(7x7,3x3), F(4x4,3x3), F(2x2,3x3) at 8 bits).
 
     Ports
     -----
@@ -125,14 +122,13 @@ class SpatialWeightTransform(wiring.Component):
     ``r * row_bits``, lane ``l`` at ``+ l * R^2 * weight_bits``, tap ``t``
     (row-major) at ``+ t * weight_bits``, signed; rows past ``cin`` in a
     group's last beat are dropped.  ``ceil(cout / pco)`` groups, then nothing
-    until ``restart`` (:func:`spatial_group_beats` packs one group).  A shift above
-    :func:`~sfc_hls.weight_transform.max_weight_shift` (the field allows up to
-    ``2^shift_bits - 1``) follows the same formula exactly, the stages being
-    sized for it; it only loses precision.
+    until ``restart`` (:func:`spatial_group_beats` packs one group).  Position ``j``'s
+    field is ``shift - lo[j]`` (:attr:`shift_lo`); the weight is the low ``weight_bits``
+    bits of ``rshift(u, shift)``, which a valid layer keeps in range
+    (:class:`~sfc_hls.datapath.LayerQuant` asserts it): no clamp.
 
     Output: per group its ``cin`` rows in order, ``o_weight.payload[lane][j] =
-    clamp(rshift_round(u[lane][j], shift[lane][j]), -wmax, wmax)``, ``wmax =
-    2^(weight_bits-1) - 1`` (:meth:`evaluate`).
+    rshift_round(u[lane][j], shift[lane][j])`` (:meth:`evaluate`).
 
     Contract
     --------
@@ -155,11 +151,11 @@ class SpatialWeightTransform(wiring.Component):
       ``header_bits`` flip-flops (the pending register; 792 for SFC-6(7x7,3x3)
       at ``pco=2``) and a 2:1 mux per shift field; a single shift register
       would hold each header back until the previous group's last row had read
-      it, ``lane_latency + 1`` more cycles per group (3), or ``latency`` (6)
+      it, ``lane_latency + 1`` more cycles per group (3), or ``latency`` (5)
       until the pipeline is empty.
     * Backpressure: stall-together, in three
       :class:`~sfc_hls.hw.pipeline.StallPipeline` segments (row register, lane
-      units, round/shift/clamp): while ``o_weight.valid & ~o_weight.ready``
+      units, shift choice and rounding): while ``o_weight.valid & ~o_weight.ready``
       every stage holds.  ``i_weight.ready`` depends combinationally on
       ``o_weight.ready`` (and on ``spatial``, ``restart``); with ``spatial``
       high ``o_weight.valid`` comes from a register.
@@ -169,13 +165,14 @@ class SpatialWeightTransform(wiring.Component):
       shifts of the new layer's header).
     """
 
-    #: Registered stages after the lane units: round, shift, clamp.
-    REQUANT_STAGES = 3
+    #: Registered stages after the lane units: the shift choice, the rounding.
+    REQUANT_STAGES = 2
 
     @classmethod
     def latency_of(cls, algorithm: BilinearAlgorithm | str, weight_bits: int) -> int:
         """:attr:`latency` of the block for ``algorithm`` and ``weight_bits`` (no instance:
-        for the cycle model): the row register, the lane units, round/shift/clamp."""
+        for the cycle model): the row register, the lane units, the shift choice, the
+        rounding."""
         algo = _resolve_algorithm(algorithm)
         return 1 + adder_netlist(_lane_network(algo), weight_bits).latency + cls.REQUANT_STAGES
 
@@ -197,13 +194,8 @@ class SpatialWeightTransform(wiring.Component):
         self.rows_per_beat = self.m // self.taps
         if self.rows_per_beat < 1:
             raise ValueError(f"algorithm {algo.name!r}: m={self.m} < R^2={self.taps} taps")
-        self.shift_bits = weight_shift_bits(algo, wb)
-        if self.shift_bits > wb:
-            raise ValueError(
-                f"weight_bits={wb}: the header's {self.shift_bits}-bit shifts of "
-                f"{algo.name!r} do not fit a beat of {wb}-bit weights"
-            )
-        self.max_shift = max_weight_shift(algo, wb)
+        self.shift_bits = weight_shift_bits(algo, wb)  # 2 <= weight_bits: a header fits a beat
+        self.shift_lo = shift_window(algo, wb)[0]
         self.header_bits = pco * self.m * self.shift_bits
         self.row_bits = pco * self.taps * wb
         self.weight_layout = data.ArrayLayout(data.ArrayLayout(signed(wb), self.m), pco)
@@ -212,10 +204,8 @@ class SpatialWeightTransform(wiring.Component):
         self._netlist = net = adder_netlist(self.network, wb)  # what every lane unit is built from
         self.lane_adders, self.lane_depth, self.lane_latency = net.adders, net.depth, net.latency
         self.u_bits = net.out_width
-        field_max = (1 << self.shift_bits) - 1
-        self.round_bits = signed_width(min(net.row_lo), max(net.row_hi) + (1 << (field_max - 1)))
-        if self.round_bits < transform_bits(algo, wb):  # two derivations of the width agree
-            raise AssertionError(f"{algo.name}: round_bits {self.round_bits} < transform_bits")
+        if self.u_bits < transform_bits(algo, wb):  # two derivations of the width agree
+            raise AssertionError(f"{algo.name}: u_bits {self.u_bits} < transform_bits")
         self.latency = self.latency_of(algo, wb)
         super().__init__(
             {
@@ -232,7 +222,9 @@ class SpatialWeightTransform(wiring.Component):
     def evaluate(self, spatial: np.ndarray, shift: np.ndarray) -> np.ndarray:
         """Bit-true model: the rows ``(cin, pco, m)`` the block emits for one group.
 
-        Same arguments as :meth:`group_beats`; every stage wraps at its width.
+        ``spatial`` ``(pco, cin, R, R)``, ``shift`` ``(m, pco)`` (actual shifts, in
+        their windows): ``t = floor(2u / 2^s)`` wrapped to ``weight_bits + 1`` bits,
+        then ``(t + 1) >> 1`` wrapped to ``weight_bits`` (exact for a valid layer).
         """
         spatial = np.asarray(spatial, dtype=object)
         pco, cin = spatial.shape[:2]
@@ -241,11 +233,11 @@ class SpatialWeightTransform(wiring.Component):
             axis=1,
         )  # (cin, pco, m)
         s = np.broadcast_to(np.asarray(shift, dtype=np.int64).T, u.shape)
-        wmax = (1 << (self.weight_bits - 1)) - 1
+        wb = self.weight_bits
         out = np.empty(u.shape, dtype=np.int64)
         for idx in np.ndindex(u.shape):
-            t = _wrap(int(u[idx]) + ((1 << int(s[idx])) >> 1), self.round_bits)
-            out[idx] = min(max(t >> int(s[idx]), -wmax), wmax)
+            t = _wrap((2 * int(u[idx])) >> int(s[idx]), wb + 1)
+            out[idx] = _wrap((t + 1) >> 1, wb)
         return out
 
     # ------------------------------------------------------------------ hardware
@@ -339,25 +331,31 @@ class SpatialWeightTransform(wiring.Component):
         return pending, active
 
     def _back(self, m: Module, units, shifts, out: _Handshake) -> None:
-        """Lane units -> ``u + 2^(s-1)`` -> ``>> s`` -> clamp -> ``o_weight.payload``."""
+        """Lane units -> ``t = floor(2u / 2^s)`` (a 4:1 choice of ``weight_bits + 1`` bits of
+        ``u``, ``s = lo[j] + field``) -> ``(t + 1) >> 1`` -> ``o_weight.payload``."""
         pending, active = shifts
         sb, wb = self.shift_bits, self.weight_bits
         pipe = StallPipeline(m, i=units[0].o_y, o=out, depth=self.REQUANT_STAGES, name="requant")
-        wmax = (1 << (wb - 1)) - 1
         first = units[0].o_y.payload.meta
         values = []
         for lane, unit in enumerate(units):
             for j in range(self.m):
                 field = (lane * self.m + j) * sb
                 name = f"l{lane}_{j}"
-                s = Mux(first, pending[field : field + sb], active[field : field + sb])
-                half = Cat(s == n + 1 for n in range(min((1 << sb) - 1, self.round_bits - 1)))
-                rounded = unit.o_y.payload.data[j] + half
-                t = pipe.register(m, rounded, name=f"t_{name}", shape=signed(self.round_bits))
-                s1 = pipe.register(m, s, name=f"s_{name}", shape=unsigned(sb))
-                q = pipe.register(m, t >> s1, name=f"q_{name}", shape=signed(self.round_bits))
-                clamped = Mux(q > wmax, wmax, Mux(q < -wmax, -wmax, q))
-                values.append(pipe.register(m, clamped, name=f"w_{name}", shape=signed(wb)))
+                offset = Mux(first, pending[field : field + sb], active[field : field + sb])
+                # 2u, sign-extended past the widest slice: bits [s, s + wb + 1) are t.
+                lo = int(self.shift_lo[j])
+                top = lo + (1 << sb) - 1 + wb + 1
+                u = unit.o_y.payload.data[j]
+                doubled = Cat(Const(0, 1), u, *([u[-1]] * max(top - 1 - self.u_bits, 0)))
+                t = Signal(signed(wb + 1), name=f"t_{name}")
+                with m.Switch(offset):
+                    for f in range(1 << sb):
+                        with m.Case(f):
+                            m.d.comb += t.eq(doubled[lo + f : lo + f + wb + 1])
+                t_r = pipe.register(m, t, name=f"t_{name}_r", shape=signed(wb + 1))
+                weight = ((t_r + 1) >> 1)[:wb]  # the layer's shifts keep it in range
+                values.append(pipe.register(m, weight, name=f"w_{name}", shape=signed(wb)))
         with m.If(self.spatial):
             m.d.comb += self.o_weight.payload.as_value().eq(Cat(*values))
 
@@ -386,9 +384,12 @@ def spatial_group_beats(
         raise ValueError(f"spatial must be (pco, cin, R, R) with R={r}, got {spatial.shape}")
     if shift.shape != (m, pco):
         raise ValueError(f"shift must be (m, pco) = {(m, pco)}, got {shift.shape}")
+    lo, hi = shift_window(algo, weight_bits)
+    if ((shift < lo[:, None]) | (shift > hi[:, None])).any():
+        raise ValueError("shift must lie in each position's window (shift_window)")
     taps = r * r
     k = m // taps
-    header = _pack(shift.T.reshape(-1), weight_shift_bits(algo, weight_bits))
+    header = _pack((shift - lo[:, None]).T.reshape(-1), weight_shift_bits(algo, weight_bits))
     rows = np.zeros((-(-cin // k) * k, pco, taps), dtype=np.int64)
     rows[:cin] = spatial.reshape(pco, cin, taps).transpose(1, 0, 2)
     return [header] + [_pack(beat, weight_bits) for beat in rows.reshape(-1, k * pco * taps)]

@@ -493,7 +493,7 @@ class LayerQuant:
         return self.spatial_weights is not None
 
     def _validate_spatial(self) -> None:
-        from sfc_hls.weight_transform import max_weight_shift, transform_spatial_weights
+        from sfc_hls.weight_transform import shift_window, transform_spatial_weights
 
         given = [name for name in _SPATIAL_FIELDS if getattr(self, name) is not None]
         if not given:
@@ -513,14 +513,22 @@ class LayerQuant:
         ):
             if arr.shape != shape:
                 raise ValueError(f"{name} has shape {arr.shape}, expected {shape}")
-        wmax, smax = (1 << (bits - 1)) - 1, max_weight_shift(algo, bits)
-        for name, arr, lo, hi in (
-            ("spatial_weights", spatial, -wmax, wmax),
-            ("weight_shift", shift, 0, smax),
-        ):
-            if arr.size and (arr.min() < lo or arr.max() > hi):
-                raise ValueError(f"{name} must be in [{lo}, {hi}]; got [{arr.min()}, {arr.max()}]")
-        derived = transform_spatial_weights(spatial, shift, algo, bits)
+        wmax = (1 << (bits - 1)) - 1
+        if spatial.size and np.abs(spatial).max() > wmax:
+            raise ValueError(f"spatial_weights must be in [{-wmax}, {wmax}]; got "
+                             f"[{spatial.min()}, {spatial.max()}]")  # fmt: skip
+        lo, hi = shift_window(algo, bits)
+        bad = (shift < lo[:, None]) | (shift > hi[:, None])
+        if bad.any():
+            j, co = (int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(
+                f"weight_shift[{j}, {co}] = {shift[j, co]} is outside position {j}'s window "
+                f"[{lo[j]}, {hi[j]}]"
+            )
+        try:
+            derived = transform_spatial_weights(spatial, shift, algo, bits)
+        except BoundError as exc:
+            raise ValueError(f"weight_shift too small for spatial_weights: {exc}") from None
         if not np.array_equal(derived, self.weights):
             idx = tuple(int(i) for i in np.argwhere(derived != self.weights)[0])
             raise ValueError(
@@ -694,12 +702,20 @@ def random_layer_quant(
     wmax = (1 << (config.weight_bits - 1)) - 1
     spatial_weights = weight_shift = None
     if config.weight_transform if spatial is None else spatial:
-        from sfc_hls.weight_transform import max_weight_shift, transform_spatial_weights
+        from sfc_hls.weight_transform import (
+            exact_transform,
+            fitting_shifts,
+            requantize_transformed,
+            shift_window,
+        )
 
-        r = algo.kernel
+        r, bits = algo.kernel, config.weight_bits
         spatial_weights = rng.integers(-wmax, wmax + 1, size=(cout, cin, r, r))
-        weight_shift = rng.integers(0, max_weight_shift(algo, config.weight_bits) + 1, (m, cout))
-        weights = transform_spatial_weights(spatial_weights, weight_shift, algo, config.weight_bits)
+        u = exact_transform(spatial_weights, algo, bits)
+        # The smallest shift that fits, or a random larger one in the window.
+        fit, hi = fitting_shifts(u, algo, bits), shift_window(algo, bits)[1][:, None]
+        weight_shift = np.minimum(fit + rng.integers(0, 2, size=fit.shape), hi)
+        weights = requantize_transformed(u, weight_shift, bits)
     else:
         weights = rng.integers(-wmax, wmax + 1, size=(m, cout, cin))
     rescale_mult = rng.integers(0, 1 << config.rescale_bits, size=(m, cout))

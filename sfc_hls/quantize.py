@@ -46,11 +46,10 @@ from sfc_hls.datapath import (
     DatapathWidths,
     LayerQuant,
     minimum_rescale_shift,
-    rshift_round,
     signed_range,
 )
 from sfc_hls.reference import extract_tiles
-from sfc_hls.weight_transform import exact_transform, max_weight_shift, requantize_transformed
+from sfc_hls.weight_transform import exact_transform, fitting_shifts, requantize_transformed
 
 __all__ = [
     "ACT_METHODS",
@@ -94,7 +93,8 @@ class QuantOptions:
         weight_source: ``"transform"`` quantizes ``G w`` (one int8 code per position,
             streamed as such); ``"spatial"`` quantizes ``w`` to int8 per output channel
             and derives the transform-domain weights exactly, with a power-of-two
-            scale per (position, channel) or per position
+            scale per (position, channel) or per position (the smallest shift of the
+            position's window that fits)
             (:mod:`sfc_hls.weight_transform`): what an engine with an on-chip weight
             transform runs.  Fine-tuning then adjusts the activation scales only.
         percentile: for ``act_method="percentile"``, in (0, 100].
@@ -753,31 +753,18 @@ class _SpatialWeights:
 def _spatial_weights(
     w: np.ndarray, config: EngineConfig, method: str, granularity: str
 ) -> _SpatialWeights:
-    """int8 spatial weights per output channel, then the shift of each (position[, channel]).
-
-    The shift minimizes the squared error of ``rshift(u) 2^shift`` against the
-    exact ``u = (D G) w_int`` (``"mse"``, clipping allowed) or is the smallest
-    that does not clip (``"minmax"``); ties go to the smaller shift.
-    """
+    """int8 spatial weights per output channel (``method`` clipping), then per (position[,
+    channel]) the smallest shift in the position's window whose weights fit (the finest
+    step without clipping; :func:`~sfc_hls.weight_transform.fitting_shifts`)."""
     algo, bits = config.algo, config.weight_bits
     wmax = (1 << (bits - 1)) - 1
     cout = w.shape[0]
     scale = _weight_scales(w.reshape(1, cout, -1), method, "channel", wmax)[0]  # (cout,)
     codes = np.clip(np.rint(w / scale[:, None, None, None]), -wmax, wmax).astype(np.int64)
-    m = algo.mults
     u = exact_transform(codes, algo, bits)
-    shifts = np.arange(max_weight_shift(algo, bits) + 1)
-    rows = u if granularity == "channel" else u.reshape(m, 1, -1)
-    if method == "minmax":  # the first shift that fits (the largest always does)
-        fits = np.stack([np.abs(rshift_round(rows, k)).max(axis=2) <= wmax for k in shifts])
-        best = np.argmax(fits, axis=0)
-    else:
-        err = [
-            (((np.clip(rshift_round(rows, k), -wmax, wmax) << k) - rows) ** 2).sum(axis=2)
-            for k in shifts
-        ]
-        best = np.argmin(np.stack(err), axis=0)
-    shift = np.broadcast_to(shifts[best], (m, cout)).astype(np.int64).copy()
+    shift = fitting_shifts(u, algo, bits)
+    if granularity == "position":  # one shift per position: the largest of its channels
+        shift = np.broadcast_to(shift.max(axis=1, keepdims=True), shift.shape).copy()
     weights = requantize_transformed(u, shift, bits)
     scales = scale[None, :] * np.exp2(shift) / algo.g_denominator
     return _SpatialWeights(codes=codes, shift=shift, weights=weights, scales=scales)

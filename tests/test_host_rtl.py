@@ -19,6 +19,7 @@ from sfc_hls.host.digits import load_digits_split
 from sfc_hls.host.inference import check_convs, run_int8
 from sfc_hls.host.lowering import lower_model
 from sfc_hls.hw.engine_streams import EngineStreams
+from sfc_hls.quantize import QuantOptions
 
 
 def test_small_resnet_rtl_equals_golden_end_to_end(tmp_path):
@@ -102,15 +103,20 @@ def test_rtl_device_reports_a_layer_that_does_not_finish(tmp_path, monkeypatch):
         device.run_conv("ghost", params, x)
 
 
-def test_small_resnet_rtl_with_map_input_equals_golden(tmp_path):
-    """The same network on an engine with a feature-map buffer: its stride-1 fast convs take
-    their input maps once on i_map (each fits), the others tiles on i_act; same outputs."""
+def test_small_resnet_rtl_with_map_input_and_spatial_weights_equals_golden(tmp_path):
+    """The same network on an engine with a feature-map buffer and a weight transform,
+    quantized with spatial weights: its stride-1 fast convs take their input maps once on
+    i_map (each fits) and their weights as spatial weights and shifts, the others tiles on
+    i_act and rows; same outputs as the golden model, tensor by tensor."""
     model, _ = load_digits_small_resnet()
     split = load_digits_split()
     net = lower_model(model, (1, 28, 28))
     (plain,) = engine_configs(net, pco=4)
-    engine = dataclasses.replace(plain, map_kib=128)
-    qnet = calibrate(net, split.x_train, engines=[plain])  # map_kib is no datapath field
+    engine = dataclasses.replace(plain, map_kib=128, weight_transform=True)
+    # map_kib and weight_transform are no datapath fields: the plain engine quantizes.
+    qnet = calibrate(
+        net, split.x_train, engines=[plain], options=QuantOptions(weight_source="spatial")
+    )
     x = split.x_test[:1]
     golden = run_int8(qnet, GoldenDevice([plain]), x, keep_tensors=True)
     with RtlDevice([engine], work_dir=tmp_path) as device:
@@ -124,3 +130,4 @@ def test_small_resnet_rtl_with_map_input_equals_golden(tmp_path):
         params = qnet.convs[conv.name]
         shape = golden.tensors[conv.input].shape
         assert streams.map_input_reason(params, shape) is None, conv.name
+        assert streams.spatial_weights_reason(params) is None, conv.name

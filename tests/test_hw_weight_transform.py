@@ -23,8 +23,10 @@ from sfc_hls.sim.amaranth_streams import (
     send_all,
 )
 from sfc_hls.weight_transform import (
+    SHIFT_WINDOW,
     exact_transform,
-    max_weight_shift,
+    fitting_shifts,
+    shift_window,
     transform_bits,
     transform_bound,
     transform_spatial_weights,
@@ -41,11 +43,13 @@ def _dut(name: str, pco: int, cin_max: int = 40) -> SpatialWeightTransform:
     )
 
 
-def _group(dut, cin: int, rng: np.random.Generator, *, shift_max: int | None = None):
+def _group(dut, cin: int, rng: np.random.Generator):
     """Spatial weights ``(pco, cin, R, R)`` and shifts ``(m, pco)`` of one group.
 
     Random weights, some channels at the extremes: ``+-wmax`` everywhere, and
-    ``wmax * sign(D G)[j]`` (the bound of ``u[j]``, which small shifts clamp).
+    ``wmax * sign(D G)[j]`` (the bound of ``u[j]``).  Shifts: the smallest that fits
+    (:func:`~sfc_hls.weight_transform.fitting_shifts`, so weights of +-wmax occur) or a
+    random larger one of the window; channels of small weights reach the window's bottom.
     """
     algo, R = dut.algo, dut.algo.kernel
     w = rng.integers(-WMAX, WMAX + 1, size=(dut.pco, cin, R * R))
@@ -59,10 +63,14 @@ def _group(dut, cin: int, rng: np.random.Generator, *, shift_max: int | None = N
                 w[lane, ci] = WMAX * np.sign(dg[rng.integers(algo.mults)]) * rng.choice([-1, 1])
     widest = int(np.abs(dg).sum(axis=1).argmax())
     w[0, 0] = WMAX * np.sign(dg[widest])  # |u[widest]| = transform_bound
-    top = max_weight_shift(algo, WB) if shift_max is None else shift_max
-    shift = rng.integers(0, top + 1, size=(algo.mults, dut.pco))
-    shift[rng.integers(algo.mults), 0] = 0  # a full-size u: clamped
-    return w.reshape(dut.pco, cin, R, R), shift
+    if dut.pco > 1:
+        w[1] //= 32  # a lane of small weights: shifts at the bottom of the windows
+    w = w.reshape(dut.pco, cin, R, R)
+    u = exact_transform(w, algo, WB)
+    fit = fitting_shifts(u, algo, WB)
+    hi = shift_window(algo, WB)[1][:, None]
+    shift = np.minimum(fit + rng.integers(0, 2, size=fit.shape) * rng.integers(0, 3), hi)
+    return w, shift
 
 
 def _beats(dut, w, shift) -> list[int]:
@@ -174,7 +182,9 @@ def test_rows_equal_transform_spatial_weights(name, pco, cins):
     rng = np.random.default_rng([pco, dut.rows_per_beat])
     layers = [(cin, [_group(dut, cin, rng) for _ in range(3 if cin < 10 else 2)]) for cin in cins]
     results = _run(dut, layers, seed=pco)
-    clamped = reached = False
+    reached = extreme = False
+    offsets = set()
+    lo = shift_window(dut.algo, WB)[0][:, None]
     for (_, groups), got in zip(layers, results, strict=True):
         want = np.concatenate([_want(dut, w, shift) for w, shift in groups])
         assert got.shape == want.shape
@@ -184,18 +194,10 @@ def test_rows_equal_transform_spatial_weights(name, pco, cins):
         for w, shift in groups:
             u = exact_transform(w, dut.algo, WB)
             reached |= int(np.abs(u).max()) == transform_bound(dut.algo, WB)
-            clamped |= bool((np.abs(u) > WMAX)[shift == 0].any())
-    assert clamped and reached  # the tests cover the clamp and the bound of u
-
-
-def test_shift_fields_above_max_weight_shift_are_exact():
-    """Shifts up to ``2^shift_bits - 1`` (the host never sends them) follow the same formula."""
-    dut = _dut("wino-2x2-3x3", 1, cin_max=8)
-    assert (1 << dut.shift_bits) - 1 > max_weight_shift(dut.algo, WB)
-    rng = np.random.default_rng(7)
-    groups = [_group(dut, 6, rng, shift_max=(1 << dut.shift_bits) - 1) for _ in range(2)]
-    (got,) = _run(dut, [(6, groups)], seed=7, gap=0.0, ready=1.0)
-    assert np.array_equal(got, np.concatenate([_want(dut, w, s) for w, s in groups]))
+            offsets |= set((shift - lo).ravel().tolist())
+        extreme |= bool((np.abs(want) == WMAX).any())
+    # The tests cover the bound of u, weights of +-wmax and every field value of the window.
+    assert reached and extreme and offsets == set(range(SHIFT_WINDOW))
 
 
 def test_restart_clears_a_partial_group():
@@ -385,13 +387,14 @@ def test_pass_through_when_not_spatial():
 def test_widths_and_sizes():
     dut = _dut("sfc6-7x7-3x3", 2)
     algo = get_algorithm("sfc6-7x7-3x3")
-    assert dut.u_bits == dut.round_bits == transform_bits(algo, WB) == 14
-    assert (dut.rows_per_beat, dut.shift_bits, dut.header_bits) == (14, 3, 2 * 132 * 3)
-    assert (dut.lane_adders, dut.lane_depth, dut.lane_latency, dut.latency) == (223, 4, 2, 6)
+    assert dut.u_bits == transform_bits(algo, WB) == 14
+    assert (dut.rows_per_beat, dut.shift_bits, dut.header_bits) == (14, 2, 2 * 132 * 2)
+    assert (dut.lane_adders, dut.lane_depth, dut.lane_latency, dut.latency) == (223, 4, 2, 5)
+    assert dut.latency == SpatialWeightTransform.latency_of(algo, WB)
     assert dut.row_bits * dut.rows_per_beat <= dut.weight_layout.size
     for name in ("wino-4x4-3x3", "wino-2x2-3x3"):
         other = _dut(name, 1)
-        assert other.u_bits == other.round_bits == transform_bits(other.algo, WB)
+        assert other.u_bits == transform_bits(other.algo, WB)
 
 
 @pytest.mark.parametrize(
@@ -405,11 +408,7 @@ def test_widths_and_sizes():
         ({"algorithm": "nonsense"}, ValueError, r"algorithm 'nonsense' is not valid"),
         ({"algorithm": 42}, TypeError, r"algorithm must be a BilinearAlgorithm"),
         ({"algorithm": "sfc6-6-3"}, ValueError, r"algorithm must be 2D"),
-        (
-            {"algorithm": "wino-4x4-3x3", "weight_bits": 3},
-            ValueError,
-            r"weight_bits=3: the header's 4-bit shifts",
-        ),
+        ({"cout_max": 0}, ValueError, r"cout_max must be an int >= 1, got 0"),
     ],
 )
 def test_constructor_errors_name_the_parameter(kwargs, error, match):
@@ -426,7 +425,7 @@ def test_group_beats_follow_the_bit_offsets():
     cin, k, R2, sb = 6, dut.rows_per_beat, dut.taps, dut.shift_bits
     w, shift = _group(dut, cin, rng)
     header = sum(
-        int(shift[j, lane]) << ((lane * dut.m + j) * sb)
+        int(shift[j, lane] - dut.shift_lo[j]) << ((lane * dut.m + j) * sb)  # window offsets
         for lane in range(dut.pco)
         for j in range(dut.m)
     )
@@ -439,12 +438,14 @@ def test_group_beats_follow_the_bit_offsets():
     assert _beats(dut, w, shift) == [header, *rows]
 
 
-def test_group_beats_checks_shapes():
+def test_group_beats_check_shapes_and_windows():
     dut = _dut("wino-2x2-3x3", 2)
     with pytest.raises(ValueError, match=r"spatial must be \(pco, cin, R, R\)"):
         _beats(dut, np.zeros((2, 2, 5, 5)), np.zeros((16, 2)))
     with pytest.raises(ValueError, match=r"shift must be \(m, pco\)"):
         _beats(dut, np.zeros((2, 2, 3, 3)), np.zeros((2, 16)))
+    with pytest.raises(ValueError, match=r"shift must lie in each position's window"):
+        _beats(dut, np.zeros((2, 2, 3, 3)), np.full((16, 2), 5))  # F(2x2)'s windows end at 4
 
 
 # ----------------------------------------------------------------------------- engine level
@@ -495,7 +496,7 @@ def test_manifest_describes_the_weight_transform_and_its_register():
                           weight_transform=True)  # fmt: skip
     manifest = engine_manifest(EngineInterface.from_config(engine))
     wt = manifest["weight_transform"]
-    assert (wt["rows_per_beat"], wt["shift_bits"], wt["max_shift"], wt["latency"]) == (14, 3, 6, 6)
+    assert (wt["rows_per_beat"], wt["shift_bits"], wt["max_shift"], wt["latency"]) == (14, 2, 6, 5)
     names = [r["name"] for r in manifest["registers"]]
     assert names[9] == "SPATIAL_WEIGHTS"
     plain = engine_manifest(EngineInterface.from_config(dataclasses.replace(engine,
