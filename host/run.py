@@ -21,6 +21,7 @@ Data:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -32,7 +33,7 @@ import numpy as np
 
 from sfc_hls.arguments import check_int
 from sfc_hls.atomic_files import check_output_file, write_text_atomic
-from sfc_hls.config import SCALE_MODES
+from sfc_hls.config import MAP_KIB_MAX, SCALE_MODES
 from sfc_hls.quantize import WEIGHT_SOURCES
 from sfc_hls.text_table import format_table
 
@@ -108,9 +109,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calib", type=int, default=32, help="calibration images (default 32)")
     parser.add_argument("--fine-tune", action="store_true", help="fine-tune the scales")
     parser.add_argument(
-        "--weight-source", choices=WEIGHT_SOURCES, default="transform",
+        "--weight-source", choices=WEIGHT_SOURCES,
         help="fast layers' weights: G w quantized per position ('transform') or int8 spatial "
-        "weights transformed exactly with power-of-two scales ('spatial')",
+        "weights transformed exactly with power-of-two scales ('spatial'); default: spatial "
+        "with --weight-transform, else transform",
+    )  # fmt: skip
+    parser.add_argument(
+        "--map-kib", type=int, default=0,
+        help="the engine's feature-map buffer in KiB (stride-1 fast layers take their input "
+        "map once per layer, where it fits); default 0: none",
+    )  # fmt: skip
+    parser.add_argument(
+        "--weight-transform", action="store_true",
+        help="the engine transforms spatial weights on chip (fast layers stream int8 spatial "
+        "weights and shifts)",
     )  # fmt: skip
     parser.add_argument(
         "--limit", type=int, help=f"run the first N images (rtl default {RTL_DEFAULT_LIMIT})"
@@ -358,6 +370,9 @@ def check_options(args: argparse.Namespace) -> None:
         check_int(f"--{name.replace('_', '-')}", getattr(args, name), 1)
     if args.pco is not None:
         check_int("--pco", args.pco, 1)
+    check_int("--map-kib", args.map_kib, 0, MAP_KIB_MAX)
+    if args.weight_source is None:
+        args.weight_source = "spatial" if args.weight_transform else "transform"
     if args.plan is not None:
         given = [f"--{n.replace('_', '-')}" for n in ("algo", "pco", "scale_mode")
                  if getattr(args, n) is not None]  # fmt: skip
@@ -382,6 +397,8 @@ def check_options(args: argparse.Namespace) -> None:
     check_int("--seed", args.seed, 0, MAX_SEED)
     if args.axi and args.backend != "rtl":
         raise ValueError("--axi needs --backend rtl (it chooses the RTL top the simulator drives)")
+    if args.axi and (args.map_kib or args.weight_transform):
+        raise ValueError("--axi: the AXI top takes neither --map-kib nor --weight-transform yet")
     if args.json_out is not None:
         check_output_file(args.json_out)
 
@@ -439,9 +456,11 @@ def _network_and_engines(
     from sfc_hls.host.lowering import DEFAULT_ALGORITHM, lower_model
 
     plan = args.plan_data
+    features = {"map_kib": args.map_kib, "weight_transform": args.weight_transform}
     if plan is None:
         net = lower_model(model, shape, algorithm=args.algo or DEFAULT_ALGORITHM, name=args.model)
-        return net, engine_configs(net, pco=args.pco or 4, scale_mode=args.scale_mode or "pow2")
+        engines = engine_configs(net, pco=args.pco or 4, scale_mode=args.scale_mode or "pow2")
+        return net, [dataclasses.replace(e, **features) for e in engines]
     engine = plan["engine"]
     net = lower_model(model, shape, algorithm=engine.algorithm, name=args.model)
     eligible = {c.name for c in net.convs if c.mode == "fast"}
@@ -458,7 +477,7 @@ def _network_and_engines(
         raise ValueError(
             f"--plan {args.plan}: the engine differs for this input: {', '.join(diff)}"
         )
-    return net, [engine]
+    return net, [dataclasses.replace(engine, **features)]
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -491,7 +510,10 @@ def _run(args: argparse.Namespace) -> int:
     say(
         f"calibrated on {qnet.calib_images} image(s) in {t_cal:.1f} s; engines: "
         + ", ".join(
-            f"{e.algorithm} (P_co={e.pco}, cin_max={e.cin_max}, cout_max={e.cout_max})"
+            f"{e.algorithm} (P_co={e.pco}, cin_max={e.cin_max}, cout_max={e.cout_max}"
+            + (f", {e.map_kib} KiB map buffer" if e.map_kib else "")
+            + (", weight transform" if e.weight_transform else "")
+            + ")"
             for e in engines
         )  # fmt: skip
     )

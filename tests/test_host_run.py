@@ -36,6 +36,22 @@ def test_digits_run_prints_table_and_writes_json(tmp_path, capsys):
     assert "top-1 on 3 image(s)" in text and "predictions (golden int8 vs float32)" in text
 
 
+def test_weight_transform_engine_quantizes_spatial_weights(tmp_path):
+    """--weight-transform: the engine has the transform and the fast convs spatial weights
+    (the default weight source then); --weight-source transform keeps transform-domain rows."""
+    out = tmp_path / "run.json"
+    argv = ["--limit", "4", "--calib", "8", "--quiet", "--weight-transform", "--map-kib", "64"]
+    assert main([*argv, "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    quant = report["quantization"]
+    assert quant["options"]["weight_source"] == "spatial"
+    (engine,) = quant["engines"].values()
+    assert engine["weight_transform"] is True and engine["map_kib"] == 64
+    assert report["summary"]["int8_top1"] >= 0.75
+    assert main([*argv, "--weight-source", "transform", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["quantization"]["options"]["weight_source"] == "transform"
+
+
 def _digit_folder(root, count_per_class=2):
     """Real digits (scikit-learn scans), written as 8-bit PNG files in class folders."""
     from sklearn.datasets import load_digits
@@ -104,6 +120,8 @@ def test_mismatched_checkpoint_names_file_and_keys(tmp_path, capsys):
         (["--limit", "0"], "--limit must be an int >= 1"),
         (["--calib", "0"], "--calib must be an int >= 1"),
         (["--algo", "sfc5-2x2-3x3"], "algorithm"),
+        (["--map-kib", "-1"], "--map-kib must be an int in [0, 16384], got -1"),
+        (["--weight-transform", "--backend", "rtl", "--axi"], "--axi: the AXI top takes neither"),
     ],
 )
 def test_bad_options(argv, message, capsys):
