@@ -129,12 +129,13 @@ class LayerDescriptor:
     replicas: int
     map_beats: int = 0  # i_map beats (the map input), 0: tiles on i_act
     spatial_weights: bool = False  # spatial weights into the engine's weight transform
+    act_replay: bool = False  # i_act beats once, replayed on chip for the other groups
 
     def cycles(self, interface: EngineInterface, layer: ConvLayer) -> LayerCycles:
         return layer_cycles(interface.timing(), cin=layer.cin, cout=layer.cout, tiles=self.tiles,
                             mode=self.mode, taps=self.taps, replicas=self.replicas,
-                            map_beats=self.map_beats,
-                            spatial_weights=self.spatial_weights)  # fmt: skip
+                            map_beats=self.map_beats, spatial_weights=self.spatial_weights,
+                            act_replay=self.act_replay)  # fmt: skip
 
 
 def layer_descriptor(
@@ -143,18 +144,23 @@ def layer_descriptor(
     """Fast mode for the stride-1 convs with the algorithm's kernel, direct mode otherwise;
     ``batch`` images as one layer.  On an engine with a feature-map buffer a fast layer
     takes its input map on ``i_map`` when the batch's map fits, and on an engine with a
-    weight transform spatial weights."""
+    weight transform spatial weights; on an engine with a replay buffer the other layers
+    send their activation beats once where a group's beats fit."""
     algo = interface.algo
     if layer.mode == "fast" and algo.kernel == 3:
         tiles = batch * algo.tiles(layer.out_size, layer.out_size)
         size, cfg = layer.out_size, interface.config  # stride 1, padding 1: input = output
         fits = 0 < cfg.map_words(batch, layer.cin, size, size) <= cfg.map_depth
         beats = cfg.map_beats(batch, layer.cin, size, size) if fits else 0
-        return LayerDescriptor("fast", tiles, 1, 1, beats, cfg.weight_transform)
+        replay = not beats and 0 < tiles * layer.cin <= cfg.replay_beats
+        return LayerDescriptor("fast", tiles, 1, 1, beats, cfg.weight_transform, replay)
+    taps = layer.kernel**2
     sched = direct_schedule(positions=interface.positions, width=interface.width,
                             lanes=interface.lanes, cout=layer.cout,
-                            pixels=batch * layer.out_size**2)  # fmt: skip
-    return LayerDescriptor("direct", sched.tiles, layer.kernel**2, sched.replicas)
+                            pixels=batch * layer.out_size**2,
+                            max_tiles=interface.replay_tiles(taps * layer.cin))  # fmt: skip
+    replay = 0 < sched.tiles * taps * layer.cin <= interface.config.replay_beats
+    return LayerDescriptor("direct", sched.tiles, taps, sched.replicas, act_replay=replay)
 
 
 def layer_row(interface: EngineInterface, layer: ConvLayer) -> dict:

@@ -53,8 +53,11 @@ from sfc_hls.hw.interface import EngineInterface  # noqa: E402
 from sfc_hls.text_table import format_table  # noqa: E402
 
 STREAMS = ("cfg", "chan", "weight", "act", "map", "out")
-#: The engine whose figures are the acceptance keys: the map buffer and the weight transform.
-ACCEPTED = "map + spatial weights"
+#: The engine whose figures are the acceptance keys: map buffer, weight transform, replay buffer.
+ACCEPTED = "map + spatial weights + replay"
+#: Largest replay buffer the bench sizes (beats of 1056 bits: 4096 are 120 RAMB36); the stem's
+#: 14,112 beats per group would need 3.4x that: it streams its beats once per group.
+REPLAY_CAP = 4096
 
 
 def floor_bytes(layer: ConvLayer) -> int:
@@ -76,7 +79,7 @@ def layer_entry(iface: EngineInterface, layer: ConvLayer, batch: int, clock_hz: 
                        tiles=desc.tiles, mode=desc.mode, taps=desc.taps,
                        replicas=desc.replicas, map_beats=desc.map_beats,
                        map_bytes=batch * layer.cin * layer.out_size**2 if desc.map_beats else None,
-                       spatial_weights=desc.spatial_weights)  # fmt: skip
+                       spatial_weights=desc.spatial_weights, act_replay=desc.act_replay)  # fmt: skip
     bound = bandwidth_bound_cycles(lc, tr, bytes_per_cycle)
     return {
         "name": layer.name,
@@ -147,7 +150,10 @@ def markdown(result: dict) -> str:
         f"{2 * eng['map_pairs']}L pixels) and their tiles built on chip; *map + spatial weights*: "
         f"also a weight transform (`--weight-transform`), the fast layers' weights as int8 "
         f"spatial weights and shifts (a header and 14 rows per `i_weight` beat, whole beats "
-        f"counted) instead of transform-domain rows. Commit `{meta['git_commit']}`. "
+        f"counted) instead of transform-domain rows; *+ replay*: also an activation replay "
+        f"buffer of {eng['replay_beats']} beats (`--replay-beats`): a layer whose group's "
+        f"`i_act` beats fit sends them once and the engine replays them for the other groups. "
+        f"Commit `{meta['git_commit']}`. "
         f"Regenerate: `python bench/bench_memory.py`.",
         "",
         format_table(head, summary, align="l" + "r" * (len(head) - 1), markdown=True),
@@ -166,6 +172,19 @@ def map_kib_for(config: EngineConfig, layers: list[ConvLayer]) -> int:
     words = max(config.map_words(1, ly.cin, ly.out_size, ly.out_size)
                 for ly in layers if ly.mode == "fast")  # fmt: skip
     return -(-words * 2 * tile * tile * pairs // 1024)
+
+
+def replay_beats_for(config: EngineConfig, layers: list[ConvLayer]) -> int:
+    """The smallest multiple of 512 beats holding one group's ``i_act`` beats of every layer
+    without map input whose group takes at most :data:`REPLAY_CAP` beats (batch 1)."""
+    iface = EngineInterface.from_config(config)
+    beats = []
+    for layer in layers:
+        desc = layer_descriptor(iface, layer)
+        if not desc.map_beats:
+            reduction = layer.cin * (desc.taps if desc.mode == "direct" else 1)
+            beats.append(desc.tiles * reduction)
+    return -(-max(b for b in beats if b <= REPLAY_CAP) // 512) * 512
 
 
 def plot(result: dict, path: Path, iface: EngineInterface, bytes_per_cycle: float) -> None:
@@ -210,8 +229,9 @@ def main(argv: list[str] | None = None) -> int:
     layers = resnet18_layers()
     config = engine_config(*DEFAULT, layers)
     mapped = replace(config, map_kib=map_kib_for(config, layers))
-    engines = {"tiles": config, "map": mapped,
-               "map + spatial weights": replace(mapped, weight_transform=True)}  # fmt: skip
+    spatial = replace(mapped, weight_transform=True)
+    engines = {"tiles": config, "map": mapped, "map + spatial weights": spatial,
+               ACCEPTED: replace(spatial, replay_beats=replay_beats_for(spatial, layers))}  # fmt: skip
     clock = args.clock_mhz * 1e6
     bpc = args.bandwidth_gbps * 1e9 / clock
     results = {}

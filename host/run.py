@@ -33,7 +33,7 @@ import numpy as np
 
 from sfc_hls.arguments import check_int
 from sfc_hls.atomic_files import check_output_file, write_text_atomic
-from sfc_hls.config import MAP_KIB_MAX, SCALE_MODES
+from sfc_hls.config import MAP_KIB_MAX, REPLAY_BEATS_MAX, SCALE_MODES
 from sfc_hls.quantize import WEIGHT_SOURCES
 from sfc_hls.text_table import format_table
 
@@ -118,6 +118,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--map-kib", type=int, default=0,
         help="the engine's feature-map buffer in KiB (stride-1 fast layers take their input "
         "map once per layer, where it fits); default 0: none",
+    )  # fmt: skip
+    parser.add_argument(
+        "--replay-beats", type=int, default=0,
+        help="the engine's activation replay buffer in i_act beats (a layer whose group's "
+        "beats fit sends them once); default 0: none",
     )  # fmt: skip
     parser.add_argument(
         "--weight-transform", action="store_true",
@@ -371,6 +376,7 @@ def check_options(args: argparse.Namespace) -> None:
     if args.pco is not None:
         check_int("--pco", args.pco, 1)
     check_int("--map-kib", args.map_kib, 0, MAP_KIB_MAX)
+    check_int("--replay-beats", args.replay_beats, 0, REPLAY_BEATS_MAX)
     if args.weight_source is None:
         args.weight_source = "spatial" if args.weight_transform else "transform"
     if args.plan is not None:
@@ -397,8 +403,10 @@ def check_options(args: argparse.Namespace) -> None:
     check_int("--seed", args.seed, 0, MAX_SEED)
     if args.axi and args.backend != "rtl":
         raise ValueError("--axi needs --backend rtl (it chooses the RTL top the simulator drives)")
-    if args.axi and (args.map_kib or args.weight_transform):
-        raise ValueError("--axi: the AXI top takes neither --map-kib nor --weight-transform yet")
+    if args.axi and (args.map_kib or args.weight_transform or args.replay_beats):
+        raise ValueError(
+            "--axi: the AXI top takes none of --map-kib, --weight-transform, --replay-beats yet"
+        )
     if args.json_out is not None:
         check_output_file(args.json_out)
 
@@ -456,7 +464,8 @@ def _network_and_engines(
     from sfc_hls.host.lowering import DEFAULT_ALGORITHM, lower_model
 
     plan = args.plan_data
-    features = {"map_kib": args.map_kib, "weight_transform": args.weight_transform}
+    features = {"map_kib": args.map_kib, "weight_transform": args.weight_transform,
+                "replay_beats": args.replay_beats}  # fmt: skip
     if plan is None:
         net = lower_model(model, shape, algorithm=args.algo or DEFAULT_ALGORITHM, name=args.model)
         engines = engine_configs(net, pco=args.pco or 4, scale_mode=args.scale_mode or "pow2")
@@ -513,6 +522,7 @@ def _run(args: argparse.Namespace) -> int:
             f"{e.algorithm} (P_co={e.pco}, cin_max={e.cin_max}, cout_max={e.cout_max}"
             + (f", {e.map_kib} KiB map buffer" if e.map_kib else "")
             + (", weight transform" if e.weight_transform else "")
+            + (f", {e.replay_beats}-beat replay buffer" if e.replay_beats else "")
             + ")"
             for e in engines
         )  # fmt: skip

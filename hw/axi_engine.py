@@ -108,6 +108,11 @@ class AxiConvEngine(wiring.Component):
                 f"map_kib={config.map_kib}: the AXI top has no map stream yet; generate the "
                 "engine without --axi, or with --map-kib 0"
             )
+        if config.replay_beats:
+            raise ValueError(
+                f"replay_beats={config.replay_beats}: the AXI top does not decode ACT_REPLAY "
+                "yet; generate the engine without --axi, or with --replay-beats 0"
+            )
         if config.weight_transform:
             raise ValueError(
                 "weight_transform=True: the AXI top does not decode SPATIAL_WEIGHTS yet; "

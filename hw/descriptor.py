@@ -164,7 +164,7 @@ class DescriptorRegisters(wiring.Component):
         """``(ok, blocks_per_replica)`` of descriptor ``desc``: CIN, COUT, TILES >= 1 and, in
         direct mode, TAPS >= 1, TAPS * CIN (``taps_cin``; None: ``ok`` unused) within the
         limit, REPLICAS a divisor of the blocks; MAP_INPUT only in fast mode with IMAGES,
-        HEIGHT, WIDTH >= 1; SPATIAL_WEIGHTS only in fast mode."""
+        HEIGHT, WIDTH >= 1; SPATIAL_WEIGHTS only in fast mode; not ACT_REPLAY with MAP_INPUT."""
         replicas_ok = Signal()
         blocks_per_replica = Signal(range(self.blocks + 1))
         with m.Switch(desc.replicas):
@@ -182,6 +182,8 @@ class DescriptorRegisters(wiring.Component):
             features_ok = ~desc.map_input | (~desc.direct & shape_ok)
         if self.registers.weight_transform:  # spatial weights are a fast-mode format
             features_ok = features_ok & ~(desc.spatial_weights & desc.direct)
+        if self.registers.act_replay and self.registers.map_input:  # one activation source
+            features_ok = features_ok & ~(desc.act_replay & desc.map_input)
         m.d.comb += ok.eq(
             (desc.cin >= 1)
             & (desc.cout >= 1)

@@ -26,12 +26,13 @@ width and latency from its :class:`~sfc_hls.hw.interface.EngineInterface`.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from sfc_hls.config import EngineConfig
+from sfc_hls.hw.act_replay import ActReplay
 from sfc_hls.hw.descriptor import DescriptorRegisters
 from sfc_hls.hw.interface import (
     BACK_BLOCKS,
@@ -64,7 +65,8 @@ def datapath_blocks(
     engine elaborates them, the synthesis report converts them one by one.  An
     engine with a feature-map buffer also has ``map_buffer`` (in front of
     ``act_input``), one with a weight transform ``weight_transform`` (between
-    ``i_weight`` and the scheduler); neither is in :data:`BLOCKS`, the datapath
+    ``i_weight`` and the scheduler), one with a replay buffer ``act_replay``
+    (between ``act_input`` and the scheduler); none is in :data:`BLOCKS`, the datapath
     every engine has.
     """
     cfg, lay, iface = interface.config, interface.layouts, interface
@@ -108,6 +110,13 @@ def datapath_blocks(
         ),
         "output_buffer": lambda: SkidBuffer(lay["out"]),
     }
+    if cfg.replay_beats:
+        factories["act_replay"] = lambda: ActReplay(
+            act_layout=lay["act"],
+            depth=cfg.replay_beats,
+            cout_max=cfg.cout_max,
+            group_channels_max=cfg.pco * iface.blocks,
+        )
     if cfg.weight_transform:
         factories["weight_transform"] = lambda: SpatialWeightTransform(
             algorithm=iface.algo,
@@ -219,7 +228,7 @@ class ConvEngine(wiring.Component):
         wiring.connect(m, wiring.flipped(self.i_chan), sched.i_chan)
         self._weight_input(m, sched, desc)
         self._act_input(m, port, desc)
-        wiring.connect(m, port.o, sched.i_act)
+        self._act_replay(m, port, sched)
         wiring.connect(m, sched.o_weight, wb.i_weight)
         wiring.connect(m, sched.o_act, split.i)
         wiring.connect(m, split.o_fast, it.i_x)
@@ -247,21 +256,34 @@ class ConvEngine(wiring.Component):
             wt.restart.eq(sched.layer_start),
         ]
 
+    def _act_replay(self, m: Module, port: RegisterSlice, sched: GroupScheduler) -> None:
+        """The activation port register -> the scheduler; with a replay buffer through it.
+        After the port register, not before: a beat the register takes before the layer's
+        start waits there, and the buffer (whose layer begins at the start) records it."""
+        if not self.config.replay_beats:
+            wiring.connect(m, port.o, sched.i_act)
+            return
+        replay = datapath_blocks(self.interface, ("act_replay",))["act_replay"]
+        m.submodules.act_replay = replay
+        wiring.connect(m, port.o, replay.i_act)
+        wiring.connect(m, replay.o_act, sched.i_act)
+
     def _act_input(self, m: Module, port: RegisterSlice, desc) -> None:
         """``i_act`` -> the activation port register; with a map buffer, the buffer's
         tiles instead while a layer with MAP_INPUT runs (its layer registers: _control)."""
+        act = wiring.flipped(self.i_act)
         if not self.config.map_kib:
-            wiring.connect(m, wiring.flipped(self.i_act), port.i)
+            wiring.connect(m, act, port.i)
             return
         buf = datapath_blocks(self.interface, ("map_buffer",))["map_buffer"]
         m.submodules.map_buffer = buf
         wiring.connect(m, wiring.flipped(self.i_map), buf.i_map)
         use_map = desc.map_input
         m.d.comb += [
-            port.i.valid.eq(Mux(use_map, buf.o_act.valid, self.i_act.valid)),
-            port.i.payload.eq(Mux(use_map, buf.o_act.payload, self.i_act.payload)),
+            port.i.valid.eq(Mux(use_map, buf.o_act.valid, act.valid)),
+            port.i.payload.eq(Mux(use_map, buf.o_act.payload, act.payload)),
             buf.o_act.ready.eq(use_map & port.i.ready),
-            self.i_act.ready.eq(~use_map & port.i.ready),
+            act.ready.eq(~use_map & port.i.ready),
         ]
 
     def _back(self, m: Module, blocks: dict) -> tuple:
@@ -355,6 +377,23 @@ class ConvEngine(wiring.Component):
             m.d.comb += aq.act_mult.eq(desc.act_mult)
         if self.config.map_kib:
             self._map_control(m, desc, sched, blocks)
+        if self.config.replay_beats:
+            self._replay_control(m, regs, sched)
+
+    def _replay_control(self, m: Module, regs, sched: GroupScheduler) -> None:
+        """The replay buffer's layer: enable, start, beats per group (``TILES * reduction``,
+        registered: valid the cycle after the start, as the buffer expects), channels per group."""
+        replay, desc, pco = m.submodules.act_replay, regs.descriptor, self.config.pco
+        group_beats = Signal(ActReplay.GROUP_BEATS_BITS, name="replay_group_beats")
+        m.d.sync += group_beats.eq(regs.reduction * desc.tiles)
+        m.d.comb += [
+            replay.enable.eq(desc.act_replay),
+            replay.start.eq(sched.layer_start),
+            replay.group_beats.eq(group_beats),
+            replay.cout.eq(desc.cout),
+            replay.per_group.eq(Mux(desc.direct, pco * desc.replicas, pco)),
+            self.status.replay_overflow.eq(replay.overflow),
+        ]
 
     def _map_control(self, m: Module, desc, sched: GroupScheduler, blocks: dict) -> None:
         """The map buffer's layer registers, its start and its status bit."""

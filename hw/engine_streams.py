@@ -10,6 +10,7 @@ encode in milliseconds.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -138,6 +139,7 @@ class LayerBeats:
     map: list[int] = field(default_factory=list)  # i_map beats (map input), else empty
     map_bytes: int = 0  # the map's own bytes (N Cin H W pixels), what a DMA moves for i_map
     spatial_weights: bool = False  # i_weight carries spatial weights (a weight-transform engine)
+    act_replay: bool = False  # act holds one group's beats, replayed on chip (a replay engine)
 
     def inputs(self) -> dict[str, list[int]]:
         """Beats per input port (``i_map`` only when the layer uses it)."""
@@ -182,7 +184,8 @@ class EngineStreams:
         wo = output_size(w, params.kernel, params.padding, stride)
         iface = self.interface
         return direct_schedule(positions=iface.positions, width=iface.width, lanes=iface.lanes,
-                               cout=params.cout, pixels=n * ho * wo, replicas=replicas)  # fmt: skip
+                               cout=params.cout, pixels=n * ho * wo, replicas=replicas,
+                               max_tiles=iface.replay_tiles(params.kernel**2 * params.cin))  # fmt: skip
 
     def layer_beats(
         self,
@@ -193,6 +196,7 @@ class EngineStreams:
         replicas: int | None = None,
         map_input: bool | None = None,
         spatial_weights: bool | None = None,
+        act_replay: bool | None = None,
     ) -> LayerBeats:
         """Beats for ``x`` (N, Cin, H, W) int8: the N images run as one layer.
 
@@ -202,8 +206,10 @@ class EngineStreams:
         ``map_input``: the input map on ``i_map`` (:mod:`sfc_hls.map_input`)
         instead of tiles on ``i_act``; ``spatial_weights``: spatial weights and
         shifts on ``i_weight`` (:mod:`sfc_hls.weight_transform`) instead of
-        transform-domain rows; default for both: wherever they can
-        (:meth:`map_input_reason`, :meth:`spatial_weights_reason` are ``None``).
+        transform-domain rows; ``act_replay``: the ``i_act`` beats once, replayed on
+        chip for every further group; default for all three: wherever they can
+        (:meth:`map_input_reason`, :meth:`spatial_weights_reason`,
+        :meth:`act_replay_reason` are ``None``; the map input before the replay).
         """
         self.check_layer(params)
         x = np.asarray(x, dtype=np.int64)
@@ -213,17 +219,44 @@ class EngineStreams:
         if params.mode == "direct":
             if map_input:
                 raise ValueError(f"map_input: {self.map_input_reason(params, x.shape, stride)}")
-            return self._direct_beats(params, x, stride, replicas)
-        reason = self.map_input_reason(params, x.shape, stride)
-        if map_input and reason is not None:
-            raise ValueError(f"map_input: {reason}")
-        return self._fast_beats(
-            params,
-            x,
-            stride,
-            map_input=reason is None and map_input is not False,
-            spatial_weights=spatial_reason is None and spatial_weights is not False,
-        )
+            beats = self._direct_beats(params, x, stride, replicas)
+        else:
+            reason = self.map_input_reason(params, x.shape, stride)
+            if map_input and reason is not None:
+                raise ValueError(f"map_input: {reason}")
+            beats = self._fast_beats(
+                params,
+                x,
+                stride,
+                map_input=reason is None and map_input is not False,
+                spatial_weights=spatial_reason is None and spatial_weights is not False,
+            )
+        return self._with_replay(beats, params, act_replay)
+
+    def act_replay_reason(self, beats: LayerBeats) -> str | None:
+        """Why a layer encoded as ``beats`` cannot replay its ``i_act`` beats (``None``: it can)."""
+        depth = self.config.replay_beats
+        if not depth:
+            return "the engine has no activation replay buffer (replay_beats=0)"
+        if beats.map:
+            return "the layer takes its input map on i_map"
+        per_group = len(beats.act) // beats.groups
+        if per_group > depth:
+            return f"a group takes {per_group} i_act beats; the replay buffer holds {depth}"
+        return None
+
+    def _with_replay(self, beats: LayerBeats, params: LayerQuant, act_replay) -> LayerBeats:
+        """``beats`` with one group's ``i_act`` beats and ACT_REPLAY set, where it can/should."""
+        reason = self.act_replay_reason(beats)
+        if act_replay and reason is not None:
+            raise ValueError(f"act_replay: {reason}")
+        if reason is not None or act_replay is False:
+            return beats
+        replicas = beats.schedule.replicas if beats.schedule else 1
+        cfg = self._cfg_beats(params, beats.tiles, replicas, spatial=beats.spatial_weights,
+                              replay=True)  # fmt: skip
+        per_group = len(beats.act) // beats.groups
+        return dataclasses.replace(beats, cfg=cfg, act=beats.act[:per_group], act_replay=True)
 
     def spatial_weights_reason(self, params: LayerQuant) -> str | None:
         """Why the layer cannot take spatial weights on ``i_weight`` (``None``: it can)."""
@@ -409,11 +442,18 @@ class EngineStreams:
         )
 
     def _cfg_beats(
-        self, params: LayerQuant, tiles: int, replicas: int, *, map_shape=None, spatial=False
+        self,
+        params: LayerQuant,
+        tiles: int,
+        replicas: int,
+        *,
+        map_shape=None,
+        spatial=False,
+        replay=False,
     ) -> list[int]:
         writes = layer_register_writes(params, tiles, replicas=replicas,
                                        registers=self.interface.registers, map_shape=map_shape,
-                                       spatial_weights=spatial)  # fmt: skip
+                                       spatial_weights=spatial, act_replay=replay)  # fmt: skip
         return pack(
             self.layouts["cfg"],
             {"addr": np.array([a for a, _ in writes]), "data": np.array([d for _, d in writes])},

@@ -201,6 +201,11 @@ class ResourceModel:
                 f"map_kib={config.map_kib}: the estimator has no model of the feature-map "
                 "buffer; synthesize the engine (sfc-hls synth), or estimate it with map_kib=0"
             )
+        if config.replay_beats:
+            raise ValueError(
+                f"replay_beats={config.replay_beats}: the estimator has no model of the replay "
+                "buffer; synthesize the engine (sfc-hls synth), or estimate it with replay_beats=0"
+            )
         if config.weight_transform:
             raise ValueError(
                 "weight_transform=True: the estimator has no model of the weight transform; "

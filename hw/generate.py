@@ -230,6 +230,7 @@ def engine_manifest(interface, *, name: str = TOPLEVEL, axi: bool = False) -> di
         | (_axi_manifest(interface, name) if axi else {})
         | _map_manifest(interface)
         | _weight_transform_manifest(interface)
+        | _replay_manifest(interface)
     )
 
 
@@ -270,6 +271,22 @@ def _weight_transform_manifest(interface) -> dict:
             "g_denominator": algo.g_denominator,
             "latency": SpatialWeightTransform.latency_of(algo, wb),
             "group_beats": "1 + ceil(cin / rows_per_beat)",
+        }
+    }
+
+
+def _replay_manifest(interface) -> dict:
+    """The activation replay buffer (engines with one): its size and what fits."""
+    cfg = interface.config
+    if not cfg.replay_beats:
+        return {}
+    beat_bits = interface.layouts["act"].size
+    return {
+        "act_replay": {
+            "beats": cfg.replay_beats,
+            "beat_bits": beat_bits,
+            "memory_bits": cfg.replay_beats * beat_bits,
+            "fits": "TILES * reduction <= beats (reduction: CIN, or TAPS * CIN in direct mode)",
         }
     }
 

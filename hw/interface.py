@@ -126,12 +126,18 @@ class EngineInterface:
     @property
     def block_names(self) -> tuple[str, ...]:
         """Every block of this engine: :data:`BLOCKS`, ``map_buffer`` with a map buffer,
-        ``weight_transform`` with a weight transform."""
+        ``weight_transform`` with a weight transform, ``act_replay`` with a replay buffer."""
         return (
             BLOCKS
             + (("map_buffer",) if self.config.map_kib else ())
             + (("weight_transform",) if self.config.weight_transform else ())
+            + (("act_replay",) if self.config.replay_beats else ())
         )
+
+    def replay_tiles(self, reduction: int) -> int | None:
+        """Tiles of ``reduction`` beats each the activation replay buffer holds (``None``
+        without one): what :func:`~sfc_hls.schedule.direct_schedule` fits a layer into."""
+        return self.config.replay_beats // reduction if self.config.replay_beats else None
 
     @property
     def reduction_max(self) -> int:
@@ -170,6 +176,7 @@ class EngineInterface:
             self.positions,
             map_input=self.config.map_kib > 0,
             weight_transform=self.config.weight_transform,
+            act_replay=self.config.replay_beats > 0,
         )
 
     @property
@@ -234,6 +241,7 @@ class EngineInterface:
 
     def timing(self, *, weight_banks: int = 2) -> EngineTiming:
         """The cycle model's parameters of this engine (:mod:`sfc_hls.cycle_model`)."""
+        from sfc_hls.hw.act_replay import ActReplay
         from sfc_hls.hw.map_buffer import MapBuffer
         from sfc_hls.hw.serializer import ResultSerializer  # imports this module
 
@@ -256,6 +264,7 @@ class EngineInterface:
             take_gap=ResultSerializer.take_gap_of(self.config.target),
             map_delay=MapBuffer.FIRST_BEAT_DELAY if self.config.map_kib else 0,
             **self._spatial_timing(),
+            replay_delay=ActReplay.READ_LATENCY if self.config.replay_beats else 0,
         )
 
     def _spatial_timing(self) -> dict[str, int]:
@@ -378,6 +387,7 @@ def _layouts(
                 "layers_done": unsigned(16),
                 "start_pending": 1,
                 **({"map_overflow": 1} if config.map_kib else {}),
+                **({"replay_overflow": 1} if config.replay_beats else {}),
             }
         ),
         "map": data.ArrayLayout(signed(config.in_bits), 2 * algo.input_tile * config.map_pairs),
@@ -404,6 +414,7 @@ def _layouts(
                 "act_shift": data.ArrayLayout(unsigned(act.shift_width), m),
                 **_map_fields(config),
                 **({"spatial_weights": 1} if config.weight_transform else {}),
+                **({"act_replay": 1} if config.replay_beats else {}),
             }
         ),
     }

@@ -28,7 +28,7 @@ from __future__ import annotations
 from amaranth.hdl import Module, Shape, ShapeLike, Signal, Value
 from amaranth.lib import data
 
-__all__ = ["StallPipeline", "meta_field", "meta_width"]
+__all__ = ["Handshake", "StallPipeline", "meta_field", "meta_width"]
 
 
 def meta_field(meta_layout: ShapeLike | None) -> dict[str, ShapeLike]:
@@ -55,6 +55,15 @@ def meta_width(layout: data.StructLayout) -> int:
     """Bits of the ``meta`` field of a payload layout (0 when it has none)."""
     members = dict(layout.members) if isinstance(layout, data.StructLayout) else {}
     return Shape.cast(members["meta"]).width if "meta" in members else 0
+
+
+class Handshake:
+    """The valid/ready pair of an internal stream with no payload (a :class:`StallPipeline`'s
+    ``i`` or ``o`` between segments of one block)."""
+
+    def __init__(self, name: str) -> None:
+        self.valid = Signal(name=f"{name}_valid")
+        self.ready = Signal(name=f"{name}_ready")
 
 
 class StallPipeline:

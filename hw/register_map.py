@@ -23,6 +23,7 @@ address        name             meaning
 0x000C         WIDTH            map input: columns W of the map
 0x000D         PADDING          map input: zero padding P on each side (<= L - M)
 0x000E         SPATIAL_WEIGHTS  1: spatial weights on ``i_weight`` (weight-transform engines only)
+0x000F         ACT_REPLAY       1: ``i_act`` beats once, replayed per group (replay engines only)
 0x1000 + j     ACT_MULT[j]      activation multiplier of transform position j (fixed mode)
 0x2000 + j     ACT_SHIFT[j]     activation shift of transform position j
 =============  ===============  ==========================================================
@@ -49,6 +50,11 @@ With it set, a fast-mode layer's ``i_weight`` beats per group are one header of
 shifts and ``ceil(CIN / k)`` beats of ``k`` spatial rows
 (:class:`~sfc_hls.hw.weight_transform.SpatialWeightTransform`) instead of ``CIN``
 transform-domain rows.
+
+An engine generated with an activation replay buffer (``EngineConfig.replay_beats``)
+also decodes ACT_REPLAY (``feature="replay"``): with it set, the layer's ``i_act``
+beats are sent once (the first group's ``TILES * reduction``) and replayed on chip
+for the other groups (:class:`~sfc_hls.hw.act_replay.ActReplay`); not with MAP_INPUT.
 
 Writing CONTROL with a descriptor beyond the generated limits (CIN, COUT,
 TILES, shifts) does not start the layer: the status port's ``desc_error``
@@ -91,7 +97,8 @@ class Register:
         bit: for a flag, the data bit it takes (``None``: the whole value).
         meaning: one line for documentation and the manifest.
         feature: ``"map"``: decoded only by engines with a feature-map buffer;
-            ``"weights"``: only by engines with a weight transform (``None``: by every engine).
+            ``"weights"``: only by engines with a weight transform; ``"replay"``: only by
+            engines with an activation replay buffer (``None``: by every engine).
     """
 
     name: str
@@ -156,6 +163,14 @@ REGISTER_TABLE: tuple[Register, ...] = (
         feature="weights",
     ),
     Register(
+        "ACT_REPLAY",
+        0x000F,
+        "act_replay",
+        bit=0,
+        meaning="1: the first group's i_act beats only, replayed for the other groups",
+        feature="replay",
+    ),
+    Register(
         "ACT_MULT",
         0x1000,
         "act_mult",
@@ -184,6 +199,7 @@ class RegisterMap:
     positions: int
     map_input: bool = False
     weight_transform: bool = False
+    act_replay: bool = False
 
     def __post_init__(self) -> None:
         if not 1 <= self.positions <= 0x1000:
@@ -192,7 +208,8 @@ class RegisterMap:
     @property
     def table(self) -> tuple[Register, ...]:
         """The rows this engine decodes: every row, less those of features it does not have."""
-        features = {"map": self.map_input, "weights": self.weight_transform}
+        features = {"map": self.map_input, "weights": self.weight_transform,
+                    "replay": self.act_replay}  # fmt: skip
         return tuple(r for r in REGISTER_TABLE if r.feature is None or features[r.feature])
 
     def act_mult(self, j: int) -> int:
@@ -238,6 +255,7 @@ def layer_register_writes(
     registers: RegisterMap | None = None,
     map_shape: tuple[int, int, int] | None = None,
     spatial_weights: bool = False,
+    act_replay: bool = False,
 ) -> list[tuple[int, int]]:
     """``(addr, data)`` writes describing a :class:`~sfc_hls.datapath.LayerQuant` layer, START last.
 
@@ -246,12 +264,15 @@ def layer_register_writes(
     buffer).  ``map_shape``: ``(images, height, width)`` of the input map when the
     layer takes it on ``i_map`` (needs a map-buffer engine).  ``spatial_weights``: the
     layer's ``i_weight`` beats carry spatial weights (needs a weight-transform engine).
+    ``act_replay``: the layer's ``i_act`` beats come once (needs a replay engine).
     """
     regs = registers if registers is not None else RegisterMap(params.algo.mults)
     if map_shape is not None and not regs.map_input:
         raise ValueError("map_shape needs an engine with a feature-map buffer (map_kib > 0)")
     if spatial_weights and not regs.weight_transform:
         raise ValueError("spatial_weights needs an engine with a weight transform")
+    if act_replay and not regs.act_replay:
+        raise ValueError("act_replay needs an engine with an activation replay buffer")
     direct = params.mode == "direct"
     writes = [
         (REGISTERS["CIN"], params.cin),
@@ -274,6 +295,8 @@ def layer_register_writes(
         ]
     if regs.weight_transform:
         writes.append((REGISTERS["SPATIAL_WEIGHTS"], int(spatial_weights)))
+    if regs.act_replay:
+        writes.append((REGISTERS["ACT_REPLAY"], int(act_replay)))
     for j in range(params.algo.mults):
         writes.append((regs.act_mult(j), int(params.act_mult[j])))
         writes.append((regs.act_shift(j), int(params.act_shift[j])))

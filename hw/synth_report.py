@@ -579,10 +579,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--blocks",
         nargs="+",
-        choices=(*BLOCKS, "map_buffer", "weight_transform"),
+        choices=(*BLOCKS, "map_buffer", "weight_transform", "act_replay"),
         metavar="BLOCK",
         help=f"only these blocks: {BLOCKS}, map_buffer with --map-kib, weight_transform with "
-        "--weight-transform",
+        "--weight-transform, act_replay with --replay-beats",
     )
     parser.add_argument(
         "--blocks-only", action="store_true", help="skip the whole engine (the slow run)"

@@ -34,19 +34,11 @@ from amaranth.lib.wiring import In, Out
 from sfc_hls.adder_network import AdderNetwork
 from sfc_hls.arguments import check_int
 from sfc_hls.bilinear import BilinearAlgorithm
-from sfc_hls.hw.pipeline import StallPipeline
+from sfc_hls.hw.pipeline import Handshake, StallPipeline
 from sfc_hls.hw.transform import AdderNetworkUnit, _resolve_algorithm, adder_netlist
 from sfc_hls.weight_transform import shift_window, transform_bits, weight_shift_bits
 
 __all__ = ["SpatialWeightTransform", "spatial_group_beats"]
-
-
-class _Handshake:
-    """Valid/ready pair of an internal stream between pipeline segments (no payload)."""
-
-    def __init__(self, name: str) -> None:
-        self.valid = Signal(name=f"{name}_valid")
-        self.ready = Signal(name=f"{name}_ready")
 
 
 class SpatialWeightTransform(wiring.Component):
@@ -260,7 +252,7 @@ class SpatialWeightTransform(wiring.Component):
         taken = Signal(name="first_row_taken")  # a group's first row enters the round stage
         m.d.comb += taken.eq(units[0].o_y.valid & units[0].o_y.ready & units[0].o_y.payload.meta)
         shifts = self._front(m, units, taken)
-        out = _Handshake("requant")
+        out = Handshake("requant")
         self._back(m, units, shifts, out)
         spatial, i, o = self.spatial, self.i_weight, self.o_weight
         m.d.comb += [
@@ -290,7 +282,7 @@ class SpatialWeightTransform(wiring.Component):
         # Output channels whose header has not come yet: 0 after reset and after the last group.
         channels = Signal(range(self.cout_max + 1), name="channels_left")
         take_header = ~pending_full & (channels != 0)
-        feed = _Handshake("row")
+        feed = Handshake("row")
         pipe = StallPipeline(m, i=feed, o=units[0].i_x, depth=1, name="row_pipe")
         row = Signal(self.row_bits, name="row_select")
         with m.Switch(r):
@@ -330,7 +322,7 @@ class SpatialWeightTransform(wiring.Component):
                          channels.eq(self.cout)]  # fmt: skip
         return pending, active
 
-    def _back(self, m: Module, units, shifts, out: _Handshake) -> None:
+    def _back(self, m: Module, units, shifts, out: Handshake) -> None:
         """Lane units -> ``t = floor(2u / 2^s)`` (a 4:1 choice of ``weight_bits + 1`` bits of
         ``u``, ``s = lo[j] + field``) -> ``(t + 1) >> 1`` -> ``o_weight.payload``."""
         pending, active = shifts

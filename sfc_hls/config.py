@@ -33,6 +33,8 @@ __all__ = [
 CHANNELS_MAX = 4096
 #: Largest feature-map buffer, KiB (``EngineConfig.map_kib``).
 MAP_KIB_MAX = 16384
+#: Largest activation replay buffer, beats (``EngineConfig.replay_beats``).
+REPLAY_BEATS_MAX = 1 << 16
 #: Column pairs per ``i_map`` beat (``EngineConfig.map_pairs``).
 MAP_PAIRS = (1, 2, 4)
 
@@ -139,6 +141,11 @@ class EngineConfig(_DictFields):
         map_pairs: ``P``, the ``i_map`` beat's ``2L``-pixel column pairs (1, 2 or 4,
             default 4): the map loads ``2LP`` pixels per cycle into ``P`` times as
             many memories (more read multiplexers, the same block RAM).
+        replay_beats: an activation replay buffer of this many ``i_act`` beats (0, the
+            default: none).  An engine with one takes a layer's activation beats once
+            when they fit (``TILES * reduction <= replay_beats``) and replays them from
+            block RAM for every further output-channel group
+            (:class:`~sfc_hls.hw.act_replay.ActReplay`), instead of once per group.
         weight_transform: an on-chip weight transform (default False: none).  An
             engine with one takes a fast-mode layer's weights on ``i_weight`` as int8
             spatial weights and a shift per (position, channel) when the layer sets
@@ -165,6 +172,7 @@ class EngineConfig(_DictFields):
     map_kib: int = 0
     map_pairs: int = 4
     weight_transform: bool = False
+    replay_beats: int = 0
     # None (the default) is derived in __post_init__, which always stores an int:
     # every reader sees an int, so that is the declared type.
     backend_width: int = None  # type: ignore[assignment]  # derived in __post_init__
@@ -190,6 +198,7 @@ class EngineConfig(_DictFields):
         check_int("map_kib", self.map_kib, 0, MAP_KIB_MAX)
         if self.map_pairs not in MAP_PAIRS:
             raise ValueError(f"map_pairs must be one of {MAP_PAIRS}, got {self.map_pairs!r}")
+        check_int("replay_beats", self.replay_beats, 0, REPLAY_BEATS_MAX)
         if not isinstance(self.weight_transform, bool):
             raise TypeError(f"weight_transform must be a bool, got {self.weight_transform!r}")
         if self.scale_mode not in SCALE_MODES:
@@ -369,6 +378,13 @@ def add_engine_arguments(parser: argparse.ArgumentParser, *, required: bool = Fa
         choices=MAP_PAIRS,
         default=defaults.map_pairs,
         help="2L-pixel column pairs per i_map beat (default %(default)s)",
+    )
+    group.add_argument(
+        "--replay-beats",
+        type=int,
+        default=defaults.replay_beats,
+        help="activation replay buffer in i_act beats: a layer whose beats fit is sent once "
+        "and replayed on chip for every output-channel group; default %(default)s: none",
     )
     group.add_argument(
         "--weight-transform",

@@ -37,6 +37,11 @@ hardware description):
   takes ``cin + spatial_load_delay`` cycles; later groups' rows wait in the
   transform's pipeline, ``cin`` cycles (``cin + 1`` when a load directly
   follows the previous one: the header's cycle);
+* ``replay_delay`` (engines with an activation replay buffer, else 0): a layer
+  with ACT_REPLAY streams its first group's ``i_act`` beats and replays them for
+  the others; the buffer reads each beat after it was written, so the first
+  replayed beat comes no earlier than ``1 + replay_delay`` cycles after the first
+  streamed one (its read pipeline), and the groups follow without a gap;
 * ``weight_banks``: 1 = the group's parameters and weights load, then the
   group computes, then the engine waits until its outputs have left
   (serial control; the first engine, kept to check old measurements);
@@ -100,6 +105,7 @@ class EngineTiming:
     map_delay: int = 0
     spatial_rows_per_beat: int = 0
     spatial_load_delay: int = 0
+    replay_delay: int = 0
 
     def __post_init__(self) -> None:
         check_int("pco", self.pco, 1)
@@ -115,6 +121,7 @@ class EngineTiming:
         check_int("map_delay", self.map_delay, 0)
         check_int("spatial_rows_per_beat", self.spatial_rows_per_beat, 0)
         check_int("spatial_load_delay", self.spatial_load_delay, 0)
+        check_int("replay_delay", self.replay_delay, 0)
 
     @property
     def latency(self) -> int:
@@ -224,10 +231,12 @@ def layer_cycles(
     replicas: int = 1,
     map_beats: int = 0,
     spatial_weights: bool = False,
+    act_replay: bool = False,
 ) -> LayerCycles:
     """Cycles of one layer (the descriptor: mode, ``cin``, ``cout``, ``tiles``, ``taps``,
     ``replicas``; ``map_beats``: the ``i_map`` beats of a layer with map input, else 0;
-    ``spatial_weights``: the layer sends spatial weights to the weight transform)."""
+    ``spatial_weights``: the layer sends spatial weights to the weight transform;
+    ``act_replay``: its activation beats come once and are replayed)."""
     _check_descriptor(timing, mode, cin=cin, cout=cout, tiles=tiles, taps=taps, replicas=replicas)
     _check_map(mode, map_beats)
     _check_spatial(timing, mode, spatial_weights)
@@ -235,8 +244,10 @@ def layer_cycles(
     groups = _groups(timing, mode, cin, cout, taps, replicas, spatial_weights)
     front, back = timing.latencies(mode)
     map_ready = timing.cfg_writes + timing.start_delay + timing.map_delay + map_beats
+    _check_replay(timing, act_replay, map_beats)
     events = _simulate(timing, groups, tiles, reduction, front, back,
-                       map_ready if map_beats else 0)  # fmt: skip
+                       map_ready if map_beats else 0,
+                       timing.replay_delay if act_replay else 0)  # fmt: skip
     last_output = events["last_issue"] + back
     cycles = last_output + 1
     act_beats = len(groups) * tiles * reduction
@@ -269,6 +280,13 @@ def _check_spatial(timing: EngineTiming, mode: str, spatial_weights: bool) -> No
         )
 
 
+def _check_replay(timing: EngineTiming, act_replay: bool, map_beats: int) -> None:
+    if not isinstance(act_replay, bool):
+        raise TypeError(f"act_replay must be a bool, got {act_replay!r}")
+    if act_replay and map_beats:
+        raise ValueError("act_replay: a layer with map input does not replay i_act beats")
+
+
 def _simulate(
     timing: EngineTiming,
     groups: list[_Group],
@@ -277,6 +295,7 @@ def _simulate(
     front: int,
     back: int,
     map_ready: int = 0,
+    replay_delay: int = 0,
 ) -> dict[str, int]:
     """Group by group, tile by tile: when act beats enter, results are taken, beats leave."""
     pco_beats = timing.pco * timing.blocks  # parameter beats per group
@@ -306,6 +325,8 @@ def _simulate(
             if g > 0:
                 take_prev = None  # the serializer is empty after a drain
         first = max(ready, last_beat_prev + 1, map_ready)
+        if g == 1 and replay_delay:  # the first replayed beat is read after the first beat
+            first = max(first, first_act + 1 + replay_delay)
         if g == 0:
             first_act = first
         else:
@@ -369,13 +390,15 @@ class LayerTraffic:
 
     beats: dict[str, int]
     bytes: dict[str, float]
+    act_replay: bool = False  # the act beats are the first group's only (replayed on chip)
 
     @property
     def total_bytes(self) -> float:
         return sum(self.bytes.values())
 
     def to_dict(self) -> dict[str, Any]:
-        return {"beats": self.beats, "bytes": self.bytes, "total_bytes": self.total_bytes}
+        return {"beats": self.beats, "bytes": self.bytes, "total_bytes": self.total_bytes,
+                "act_replay": self.act_replay}  # fmt: skip
 
 
 def layer_traffic(
@@ -391,6 +414,7 @@ def layer_traffic(
     map_beats: int = 0,
     map_bytes: float | None = None,
     spatial_weights: bool = False,
+    act_replay: bool = False,
 ) -> LayerTraffic:
     """Beats and bytes each stream moves for one layer, as the stream protocol defines them.
 
@@ -403,12 +427,15 @@ def layer_traffic(
     ``output_beats`` per valid lane (fast) or ``B / R`` per valid (lane,
     replica) (direct).  With ``spatial_weights`` a group's weights are a header and
     ``ceil(cin / k)`` beats of ``k`` spatial rows, counted as whole ``i_weight`` beats
-    (the header's and the last beat's unused bits included).  ``hw/engine_streams.py``
+    (the header's and the last beat's unused bits included).  With ``act_replay`` the
+    ``tiles * reduction`` activation beats come once, not once per group.
+    ``hw/engine_streams.py``
     produces exactly these beats (``tests/test_traffic.py``).
     """
     _check_descriptor(timing, mode, cin=cin, cout=cout, tiles=tiles, taps=taps, replicas=replicas)
     _check_map(mode, map_beats)
     _check_spatial(timing, mode, spatial_weights)
+    _check_replay(timing, act_replay, map_beats)
     groups = _groups(timing, mode, cin, cout, taps, replicas, spatial_weights)
     reduction = cin if mode == "fast" else taps * cin
     per_tile_out = timing.output_beats if mode == "fast" else timing.blocks // replicas
@@ -416,7 +443,7 @@ def layer_traffic(
         "cfg": timing.cfg_writes,
         "chan": len(groups) * timing.pco * timing.blocks,
         "weight": sum(g.rows for g in groups),
-        "act": 0 if map_beats else len(groups) * tiles * reduction,
+        "act": 0 if map_beats else (1 if act_replay else len(groups)) * tiles * reduction,
         "map": map_beats,
         "out": tiles * per_tile_out * sum(g.packets for g in groups),
     }
@@ -426,7 +453,7 @@ def layer_traffic(
         if not 0 <= map_bytes <= sizes["map"]:
             raise ValueError(f"map_bytes must be in [0, {sizes['map']}], got {map_bytes}")
         sizes["map"] = map_bytes
-    return LayerTraffic(beats, sizes)
+    return LayerTraffic(beats, sizes, act_replay)
 
 
 def bandwidth_bound_cycles(
@@ -437,7 +464,10 @@ def bandwidth_bound_cycles(
     The engine overlaps every transfer with compute (weights and parameters
     of the next group load into the free bank, activations stream as they
     are consumed, outputs leave as they are produced), so a layer takes the
-    larger of its compute cycles and its transfer cycles; the output drain
+    larger of its compute cycles and its transfer cycles (with activation replay,
+    the transfers before the first replayed beat -- configuration, all of the
+    activations, two groups' parameters and weights -- then the other groups'
+    compute, if that is longer); the output drain
     after the last input beat cannot overlap the input transfers and is
     added to the latter.  Checked against the RTL with the native runner's
     shared-memory model (``run_layer(..., bytes_per_cycle=B)``: prefetch
@@ -453,10 +483,20 @@ def bandwidth_bound_cycles(
         raise ValueError(f"bytes_per_cycle must be > 0, got {bytes_per_cycle}")
     drain = cycles.breakdown.get("drain", 0)
     map_bytes = traffic.bytes.get("map", 0)
+    transfer = math.ceil(traffic.total_bytes / bytes_per_cycle) + drain
+    if traffic.act_replay and cycles.groups > 1:
+        # Before the first replayed beat: the configuration, all of the activations and the
+        # parameters and weights of the two groups the banks hold; the replayed groups then
+        # run at compute speed.
+        b = traffic.bytes
+        banks = min(2, cycles.groups) / cycles.groups
+        first = b["cfg"] + b["act"] + (b["chan"] + b["weight"]) * banks
+        rest = cycles.cycles * (cycles.groups - 1) / cycles.groups
+        return max(cycles.cycles, transfer, math.ceil(first / bytes_per_cycle + rest))
     if not map_bytes:
-        return max(cycles.cycles, math.ceil(traffic.total_bytes / bytes_per_cycle) + drain)
+        return max(cycles.cycles, transfer)
     # Map input: the map (one beat per cycle at most) precedes the tiles; the other
     # streams share the bandwidth during and after it.
     load = math.ceil(map_bytes / bytes_per_cycle)
     compute = cycles.cycles + max(0, load - traffic.beats["map"])
-    return max(compute, math.ceil(traffic.total_bytes / bytes_per_cycle) + drain)
+    return max(compute, transfer)

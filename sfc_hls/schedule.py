@@ -56,12 +56,16 @@ def direct_schedule(
     cout: int,
     pixels: int,
     replicas: int | None = None,
+    max_tiles: int | None = None,
 ) -> DirectSchedule:
     """The schedule of a direct-mode layer with ``pixels`` output pixels (all images).
 
     ``replicas`` (default: chosen) must divide ``positions / width``; the
     default minimizes ``groups * tiles`` (the layer's cycles are about that
     times ``max(K^2 cin, P_co m / W)``), the smallest ``R`` on a tie.
+    ``max_tiles``: the tiles an activation replay buffer holds (a group's beats
+    sent once); the schedules within it come first, so that the layer's
+    activations cross the interface once rather than once per group.
     """
     check_int("positions", positions, 1)
     check_int("width", width, 1, positions)
@@ -85,4 +89,10 @@ def direct_schedule(
         usage = pixels * cout / (tiles * groups * positions * lanes)
         return DirectSchedule(r, px, blocks // r, tiles, groups, usage)
 
-    return min((plan(r) for r in choices), key=lambda s: (s.groups * s.tiles, s.replicas))
+    if max_tiles is not None:
+        check_int("max_tiles", max_tiles, 0)
+    limit = max_tiles if max_tiles is not None else math.inf
+    return min(
+        (plan(r) for r in choices),
+        key=lambda s: (s.tiles > limit, s.groups * s.tiles, s.replicas),
+    )

@@ -42,6 +42,7 @@ class CycleCheck:
     map_beats: int = 0  # i_map beats (a layer with map input)
     map_bytes: int = 0  # the map's own bytes (what a DMA moves for them)
     spatial_weights: bool = False  # spatial weights into the engine's weight transform
+    act_replay: bool = False  # i_act beats once, replayed on chip for the other groups
 
     @property
     def error(self) -> float:
@@ -63,7 +64,7 @@ def measure_layers(
     """Run ``shapes`` on ``config``'s engine (native runner, no stalls; with
     ``bytes_per_cycle`` every stream shares a memory of that bandwidth); per layer
     the descriptor (tiles, taps, replicas, the ``i_map`` beats of a layer with map
-    input and spatial weights: wherever the engine can), the measured cycles and whether the
+    input, spatial weights and replay: wherever the engine can), the measured cycles and whether the
     output equals the golden model."""
     model = engine_model(config, build_root=build_root)
     streams = EngineStreams(config)
@@ -82,6 +83,7 @@ def measure_layers(
                 "map_beats": len(beats.map),
                 "map_bytes": beats.map_bytes,
                 "spatial_weights": beats.spatial_weights,
+                "act_replay": beats.act_replay,
                 "cycles": run.cycles,
                 "bit_exact": bool(np.array_equal(out, conv2d_int8(x, params, stride=shape.stride))),
             }
@@ -109,7 +111,8 @@ def compare(
         descriptor = {"cin": shape.cin, "cout": shape.cout, "tiles": meas["tiles"],
                       "mode": shape.mode, "taps": meas["taps"], "replicas": meas["replicas"],
                       "map_beats": meas["map_beats"],
-                      "spatial_weights": meas["spatial_weights"]}  # fmt: skip
+                      "spatial_weights": meas["spatial_weights"],
+                      "act_replay": meas["act_replay"]}  # fmt: skip
         cycles = layer_cycles(timing, **descriptor)
         model = cycles.cycles
         if bytes_per_cycle is not None:
@@ -131,6 +134,7 @@ def compare(
                 meas["map_beats"],
                 meas["map_bytes"],
                 meas["spatial_weights"],
+                meas["act_replay"],
             )  # fmt: skip
         )
     return out

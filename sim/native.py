@@ -542,11 +542,12 @@ def run_layer(
     bytes_per_cycle: float | None = None,
     map_input: bool | None = None,
     spatial_weights: bool | None = None,
+    act_replay: bool | None = None,
 ) -> tuple[Any, NativeRun]:
     """One layer on an engine: beats (``streams``, an :class:`~sfc_hls.hw.engine_streams.EngineStreams`)
     -> native run -> the output map ``(N, Cout, Ho, Wo)`` and the run.
 
-    ``map_input``, ``spatial_weights``: as for
+    ``map_input``, ``spatial_weights``, ``act_replay``: as for
     :meth:`~sfc_hls.hw.engine_streams.EngineStreams.layer_beats`.
 
     ``bytes_per_cycle``: the streams share a memory of that bandwidth
@@ -557,7 +558,7 @@ def run_layer(
     ``overflow``) or a layer still running.
     """
     beats = streams.layer_beats(params, x, stride=stride, replicas=replicas, map_input=map_input,
-                                spatial_weights=spatial_weights)  # fmt: skip
+                                spatial_weights=spatial_weights, act_replay=act_replay)  # fmt: skip
     run = model.run(
         beats.inputs(),
         {"o_out": beats.expected_outputs},
@@ -592,7 +593,7 @@ def _check_status(interface: Any, status: Mapping[str, int]) -> None:
         flags["error_register"] = status["ERROR"]
     else:
         value = interface.layouts["status"].from_bits(status["status"])
-        names = ("busy", "desc_error", "overflow", "map_overflow")
+        names = ("busy", "desc_error", "overflow", "map_overflow", "replay_overflow")
         fields = {name for name, _ in interface.layouts["status"]}
         flags = {name: int(getattr(value, name)) for name in names if name in fields}
     if any(value for name, value in flags.items() if name != "start_pending"):

@@ -60,6 +60,7 @@ class LayerResult:
     seconds: float = 0.0  # wall time of the layer: packing, simulation, golden comparison
     mode: str = "fast"  # "fast", or "direct KxK/S"
     spatial_weights: bool = False  # i_weight carried spatial weights (a weight-transform engine)
+    act_replay: bool = False  # i_act carried one group's beats, replayed on chip
 
 
 class EngineTestbench:
@@ -158,6 +159,7 @@ class EngineTestbench:
             seconds=time.perf_counter() - t0,
             mode=_mode_text(params, stride),
             spatial_weights=beats.spatial_weights,
+            act_replay=beats.act_replay,
         )
 
 

@@ -13,7 +13,10 @@ from sfc_hls.sim.engine_regression import LayerShape
 # A small engine with 4 output-channel groups at cout=8, so that the bank
 # release (group g + 2 waits for group g's last output lane) is exercised.
 SMALL = EngineConfig(algorithm="wino-2x2-3x3", pco=2, cin_max=32, cout_max=8)
-MAP_WT = dataclasses.replace(SMALL, map_kib=4, weight_transform=True)
+# A map buffer, a weight transform and a replay buffer of 1152 beats: the fast layers whose map
+# fits take it on i_map, the 3x12x12 one (1152 beats) and the direct layers but the 7x7 stem
+# (1176) replay their activations.
+MAP_WT = dataclasses.replace(SMALL, map_kib=4, weight_transform=True, replay_beats=1152)
 SHAPES = [
     LayerShape(1, 16, 8, 8, 8, False),  # 16 tiles x 4 groups: weight loads hidden
     LayerShape(1, 32, 8, 2, 2, True),  # 1 tile per group: load/release bound (like 7x7 maps)
@@ -38,11 +41,15 @@ SHAPES = [
         dataclasses.replace(SMALL, target="ecp5", macs_per_dsp=1),
         MAP_WT,
     ],
-    ids=lambda c: c.target + ("-map-wt" if c.map_kib else ""),
+    ids=lambda c: c.target + ("-map-wt-replay" if c.map_kib else ""),
 )
 def test_model_matches_verilator_within_2_percent(engine, seed=11):
     checks = compare(engine, SHAPES, seed=seed)
     assert len(checks) == len(SHAPES)
+    if engine.replay_beats:  # every kind of layer: map, replayed fast and direct, streamed
+        kinds = {(c.mode, c.map_beats > 0, c.act_replay) for c in checks}
+        assert {("fast", True, False), ("fast", False, True), ("direct", False, True),
+                ("direct", False, False)} <= kinds, kinds  # fmt: skip
     for c in checks:
         assert c.bit_exact, c
         assert abs(c.error) <= 0.02, c.to_dict()
@@ -159,21 +166,25 @@ def test_sfc6_7x7_engine_model_matches_verilator():
 BANDWIDTH_SHAPES = [SHAPES[0], SHAPES[6]]  # one layer of each mode: fast 16->8, direct 3x3/2
 
 
-@pytest.mark.parametrize("engine", [SMALL, MAP_WT], ids=["tiles", "map-wt"])
+@pytest.mark.parametrize("engine", [SMALL, MAP_WT], ids=["tiles", "map-wt-replay"])
 def test_bandwidth_model_matches_throttled_verilator_within_2_percent(engine):
     """With map input (the fast layer's map on i_map), the map's transfer precedes the
-    tiles: the model adds the slower map load to the compute."""
+    tiles: the model adds the slower map load to the compute.  With activation replay the
+    direct layer's activations all arrive during its first group."""
     interface = EngineInterface.from_config(engine)
     free = compare(engine, BANDWIDTH_SHAPES, seed=11)
     for shape, unthrottled in zip(BANDWIDTH_SHAPES, free, strict=True):
         assert (unthrottled.map_beats > 0) == (bool(engine.map_kib) and shape.mode == "fast")
         assert unthrottled.spatial_weights == (engine.weight_transform and shape.mode == "fast")
+        # The replay buffer takes the direct layer (its activations arrive in the first group).
+        assert unthrottled.act_replay == (bool(engine.replay_beats) and shape.mode == "direct")
         taps = shape.kernel**2 if shape.mode == "direct" else 1
         traffic = layer_traffic(interface.timing(), interface.stream_bits(), cin=shape.cin,
                                 cout=shape.cout, tiles=unthrottled.tiles, mode=shape.mode,
                                 taps=taps, map_beats=unthrottled.map_beats,
                                 map_bytes=unthrottled.map_bytes or None,
-                                spatial_weights=unthrottled.spatial_weights)  # fmt: skip
+                                spatial_weights=unthrottled.spatial_weights,
+                                act_replay=unthrottled.act_replay)  # fmt: skip
         bytes_per_cycle = 0.5 * traffic.total_bytes / unthrottled.measured
         (check,) = compare(engine, [shape], seed=11, bytes_per_cycle=bytes_per_cycle)
         assert check.bit_exact, check

@@ -36,11 +36,18 @@ ENGINES = [
         algorithm="wino-2x2-3x3", pco=2, cin_max=64, cout_max=8, scale_mode="fixed", target="ecp5"
     ),  # fmt: skip
     # A 2 KiB feature-map buffer (4 words in each of 72 memories): stride-1 fast layers whose map fits send it on
-    # i_map (the tiles are built on chip), the others use i_act.  And a weight transform:
-    # every fast layer sends spatial weights (random shifts, clamping included).
+    # i_map (the tiles are built on chip), the others use i_act.  A weight transform: every
+    # fast layer sends spatial weights.  A replay buffer of 512 beats: layers without map
+    # input whose group takes at most 512 i_act beats send them once.
     EngineConfig(
-        algorithm="sfc6-7x7-3x3", pco=2, cin_max=64, cout_max=8, map_kib=2, weight_transform=True
-    ),
+        algorithm="sfc6-7x7-3x3",
+        pco=2,
+        cin_max=64,
+        cout_max=8,
+        map_kib=2,
+        weight_transform=True,
+        replay_beats=512,
+    ),  # fmt: skip
 ]
 BAD_MAP_DESCRIPTORS = {"map_input_in_direct_mode", "map_zero_height", "map_padding_above_limit"}
 BAD_WEIGHT_DESCRIPTORS = {"spatial_weights_in_direct_mode"}
@@ -50,6 +57,7 @@ def _engine_id(config: EngineConfig) -> str:
     suffix = "" if config.target == "xilinx" else f"-{config.target}"
     suffix += f"-map{config.map_kib}k" if config.map_kib else ""
     suffix += "-wt" if config.weight_transform else ""
+    suffix += f"-replay{config.replay_beats}" if config.replay_beats else ""
     return f"{config.algorithm}-{config.scale_mode}{suffix}"
 
 

@@ -30,11 +30,11 @@ def test_lint_with_documented_waivers(small_engine):
 
 
 @pytest.mark.parametrize("algorithm", ["wino-2x2-3x3", "sfc6-7x7-3x3"])
-def test_map_buffer_and_weight_transform_engine_lints(algorithm):
-    """An engine with a feature-map buffer (its i_map port, banks and tile window) and a
-    weight transform (row select, D G networks, round/shift/clamp) is as clean."""
+def test_engine_with_every_buffer_lints(algorithm):
+    """An engine with a feature-map buffer (its i_map port, banks and tile window), a
+    weight transform (row select, D G networks, shift choice) and a replay buffer is as clean."""
     config = EngineConfig(algorithm=algorithm, pco=2, cin_max=16, cout_max=4, map_kib=8,
-                          weight_transform=True)  # fmt: skip
+                          weight_transform=True, replay_beats=64)  # fmt: skip
     lint_verilog(generate_engine(config).verilog, toplevel=TOPLEVEL)
 
 

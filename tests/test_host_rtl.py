@@ -103,7 +103,7 @@ def test_rtl_device_reports_a_layer_that_does_not_finish(tmp_path, monkeypatch):
         device.run_conv("ghost", params, x)
 
 
-def test_small_resnet_rtl_with_map_input_and_spatial_weights_equals_golden(tmp_path):
+def test_small_resnet_rtl_with_every_buffer_equals_golden(tmp_path):
     """The same network on an engine with a feature-map buffer and a weight transform,
     quantized with spatial weights: its stride-1 fast convs take their input maps once on
     i_map (each fits) and their weights as spatial weights and shifts, the others tiles on
@@ -112,7 +112,7 @@ def test_small_resnet_rtl_with_map_input_and_spatial_weights_equals_golden(tmp_p
     split = load_digits_split()
     net = lower_model(model, (1, 28, 28))
     (plain,) = engine_configs(net, pco=4)
-    engine = dataclasses.replace(plain, map_kib=128, weight_transform=True)
+    engine = dataclasses.replace(plain, map_kib=128, weight_transform=True, replay_beats=1024)
     # map_kib and weight_transform are no datapath fields: the plain engine quantizes.
     qnet = calibrate(
         net, split.x_train, engines=[plain], options=QuantOptions(weight_source="spatial")
@@ -131,3 +131,8 @@ def test_small_resnet_rtl_with_map_input_and_spatial_weights_equals_golden(tmp_p
         shape = golden.tensors[conv.input].shape
         assert streams.map_input_reason(params, shape) is None, conv.name
         assert streams.spatial_weights_reason(params) is None, conv.name
+    # The other convs (stride 2, 1x1) send their activations once where a group's fit.
+    others = [c for c in qnet.network.convs if c not in fast]
+    replayed = [c.name for c in others if streams.layer_beats(
+        qnet.convs[c.name], golden.tensors[c.input], stride=c.stride).act_replay]  # fmt: skip
+    assert replayed, "no conv replayed its activations"

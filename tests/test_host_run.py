@@ -121,7 +121,8 @@ def test_mismatched_checkpoint_names_file_and_keys(tmp_path, capsys):
         (["--calib", "0"], "--calib must be an int >= 1"),
         (["--algo", "sfc5-2x2-3x3"], "algorithm"),
         (["--map-kib", "-1"], "--map-kib must be an int in [0, 16384], got -1"),
-        (["--weight-transform", "--backend", "rtl", "--axi"], "--axi: the AXI top takes neither"),
+        (["--weight-transform", "--backend", "rtl", "--axi"], "--axi: the AXI top takes none"),
+        (["--replay-beats", "-1"], "--replay-beats must be an int in [0, 65536], got -1"),
     ],
 )
 def test_bad_options(argv, message, capsys):

@@ -286,14 +286,10 @@ def test_no_header_after_the_last_group_until_restart():
 # ----------------------------------------------------------------------------- timing
 
 
-@pytest.mark.parametrize("name", ["sfc6-7x7-3x3", "wino-2x2-3x3"])
-def test_one_row_per_cycle_and_latency(name):
-    """``o_weight`` always ready, beats back to back: groups of ``cin = 4k`` rows take
-    ``cin + 1`` cycles each (the header), rows leave on consecutive cycles within a
-    group, the first ``1 + latency`` cycles after the header."""
-    dut = _dut(name, 1, cin_max=64)
-    cin, groups = 4 * dut.rows_per_beat, 3
-    rng = np.random.default_rng(5)
+def _back_to_back(dut, cin: int, groups: int, *, seed: int):
+    """One layer of ``groups`` random groups, beats back to back, ``o_weight`` always ready:
+    the groups and the transfers (cycles and payloads) of both ports."""
+    rng = np.random.default_rng(seed)
     group_list = [_group(dut, cin, rng) for _ in range(groups)]
     beats = [data.Const(dut.weight_layout, b) for g in group_list for b in _beats(dut, *g)]
     transfers = Transfers()
@@ -305,7 +301,18 @@ def test_one_row_per_cycle_and_latency(name):
     async def observer(ctx):
         await record_transfers(ctx, dut.i_weight, dut.o_weight, cin * groups, transfers)
 
-    _simulate(dut, host, observer, cycles=groups * (cin + 2) + 40)
+    _simulate(dut, host, observer, cycles=groups * (cin + 8) + 40)
+    return group_list, transfers
+
+
+@pytest.mark.parametrize("name", ["sfc6-7x7-3x3", "wino-2x2-3x3"])
+def test_one_row_per_cycle_and_latency(name):
+    """``o_weight`` always ready, beats back to back: groups of ``cin = 4k`` rows take
+    ``cin + 1`` cycles each (the header), rows leave on consecutive cycles within a
+    group, the first ``1 + latency`` cycles after the header."""
+    dut = _dut(name, 1, cin_max=64)
+    cin, groups = 4 * dut.rows_per_beat, 3
+    group_list, transfers = _back_to_back(dut, cin, groups, seed=5)
     out = transfers.out_ticks
     assert len(out) == cin * groups
     assert out[0] - transfers.in_ticks[0] == 1 + dut.latency
@@ -329,19 +336,7 @@ def test_small_groups_wait_for_the_pending_header(name, cin):
     ``max(cin + 1, 3 + lane_latency)`` cycles; its rows leave on consecutive cycles."""
     dut = _dut(name, 1, cin_max=8)
     groups = 4
-    rng = np.random.default_rng(cin)
-    group_list = [_group(dut, cin, rng) for _ in range(groups)]
-    beats = [data.Const(dut.weight_layout, b) for g in group_list for b in _beats(dut, *g)]
-    transfers = Transfers()
-
-    async def host(ctx):
-        await _start_layer(ctx, dut, cin, groups)
-        await send_all(ctx, dut.i_weight, beats)
-
-    async def observer(ctx):
-        await record_transfers(ctx, dut.i_weight, dut.o_weight, groups * cin, transfers)
-
-    _simulate(dut, host, observer, cycles=groups * 8 + 40)
+    group_list, transfers = _back_to_back(dut, cin, groups, seed=cin)
     out = np.array(transfers.out_ticks).reshape(groups, cin)
     assert (np.diff(out, axis=1) == 1).all()
     assert (np.diff(out[:, 0]) == max(cin + 1, 3 + dut.lane_latency)).all()

@@ -18,6 +18,10 @@ ENGINES = [
     EngineConfig(algorithm="sfc6-7x7-3x3", pco=4, cin_max=32, cout_max=16, map_kib=8),
     # A weight transform: the fast layers send a header and k spatial rows per beat.
     EngineConfig(algorithm="sfc6-7x7-3x3", pco=4, cin_max=32, cout_max=16, weight_transform=True),
+    # A replay buffer of 64 beats: layers whose group takes at most 64 i_act beats send them once.
+    EngineConfig(
+        algorithm="wino-2x2-3x3", pco=3, cin_max=16, cout_max=9, backend_width=4, replay_beats=64
+    ),  # fmt: skip
 ]
 # (mode, kernel, stride, batch, cin, cout, height, width)
 LAYERS = [
@@ -50,12 +54,14 @@ def _model_and_beats(config: EngineConfig, layer: tuple, seed: int):
         iface.timing(), iface.stream_bits(), cin=cin, cout=cout, tiles=beats.tiles, mode=mode,
         taps=k * k if mode == "direct" else 1, replicas=sched.replicas if sched else 1,
         map_beats=len(beats.map), spatial_weights=beats.spatial_weights,
+        act_replay=beats.act_replay,
     )  # fmt: skip
     return traffic, beats, iface
 
 
 def _engine_id(config: EngineConfig) -> str:
-    return config.algorithm + "-map" * bool(config.map_kib) + "-wt" * config.weight_transform
+    return (config.algorithm + "-map" * bool(config.map_kib) + "-wt" * config.weight_transform
+            + "-replay" * bool(config.replay_beats))  # fmt: skip
 
 
 @pytest.mark.parametrize("config", ENGINES, ids=_engine_id)
@@ -74,6 +80,11 @@ def test_beats_per_stream_equal_the_encoder(config, layer):
     assert beats.map_bytes == (x_size(layer) if encoded["map"] else 0)  # the map's own bytes
     # The weight-transform engine takes every fast layer's spatial weights, the others never.
     assert beats.spatial_weights == (config.weight_transform and layer[0] == "fast")
+    # The replay engine sends one group's act beats where they fit (<= 64), the others never.
+    per_group = beats.tiles * layer[4] * ((layer[1] or 1) ** 2 if layer[0] == "direct" else 1)
+    assert beats.act_replay == (0 < per_group <= config.replay_beats and not encoded["map"])
+    if beats.act_replay:
+        assert encoded["act"] == per_group
     if beats.spatial_weights:  # per group: the header and ceil(cin / 14) beats of 14 rows
         groups = -(-min(layer[5], config.cout_max) // config.pco)
         assert encoded["weight"] == groups * (1 + -(-layer[4] // 14))
