@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from amaranth.lib import data
 from amaranth.sim import Simulator
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "idle",
     "measure_transfers",
     "no_gap",
+    "pass_through_check",
     "random_gaps",
     "receive",
     "record_transfers",
@@ -158,6 +160,39 @@ def stream_through(
     assert accepted[0] == len(payloads), "producer did not finish"
     assert len(received) == results, "consumer did not finish"
     return received
+
+
+async def pass_through_check(
+    ctx: Any,
+    i_port: Any,
+    o_port: Any,
+    layout: Any,
+    beats: Sequence[int],
+    rnd: random.Random,
+    *,
+    each_cycle: Callable[[Any], None] | None = None,
+) -> list[int]:
+    """Offer ``beats`` (raw bits of ``layout``) on ``i_port`` with random ``valid`` and
+    ``o_port.ready`` every cycle, asserting a combinational pass-through (``o.valid = i.valid``,
+    ``i.ready = o.ready``, the same payload) in every cycle; ``each_cycle(ctx)`` drives the
+    block's other inputs first.  Returns the beats that were transferred, in order."""
+    seen: list[int] = []
+    for beat in beats:
+        while True:
+            valid, ready = rnd.random() < 0.6, rnd.random() < 0.6
+            if each_cycle is not None:
+                each_cycle(ctx)
+            ctx.set(i_port.payload, data.Const(layout, beat))
+            ctx.set(i_port.valid, valid)
+            ctx.set(o_port.ready, ready)
+            assert ctx.get(o_port.valid) == valid
+            assert ctx.get(i_port.ready) == ready
+            assert ctx.get(o_port.payload).as_bits() == beat
+            await ctx.tick()
+            if valid and ready:
+                seen.append(beat)
+                break
+    return seen
 
 
 @dataclass

@@ -15,7 +15,13 @@ from amaranth.hdl import signed, unsigned
 from amaranth.lib import data
 
 from sfc_hls.hw.act_replay import ActReplay
-from sfc_hls.sim.amaranth_streams import Transfers, record_transfers, run_testbenches, send
+from sfc_hls.sim.amaranth_streams import (
+    Transfers,
+    pass_through_check,
+    record_transfers,
+    run_testbenches,
+    send,
+)
 
 LAYOUT = data.ArrayLayout(signed(8), 5)
 BITS = LAYOUT.size
@@ -358,26 +364,17 @@ def test_pass_through_when_not_enabled():
     beats = [rnd.getrandbits(BITS) for _ in range(40)] + [0, (1 << BITS) - 1]
     seen: list = []
 
+    def layer_inputs(ctx):
+        ctx.set(dut.start, rnd.random() < 0.2)
+        ctx.set(dut.cout, rnd.randrange(COUT_MAX + 1))
+        ctx.set(dut.per_group, rnd.randrange(1, PER_GROUP_MAX + 1))
+        ctx.set(dut.group_beats, rnd.randrange(1, 8))
+        assert ctx.get(dut.overflow) == 0
+
     async def bench(ctx):
         ctx.set(dut.enable, 0)
-        for beat in beats:
-            for _ in range(40):
-                valid, ready = rnd.random() < 0.6, rnd.random() < 0.6
-                ctx.set(dut.start, rnd.random() < 0.2)
-                ctx.set(dut.cout, rnd.randrange(COUT_MAX + 1))
-                ctx.set(dut.per_group, rnd.randrange(1, PER_GROUP_MAX + 1))
-                ctx.set(dut.group_beats, rnd.randrange(1, 8))
-                ctx.set(dut.i_act.payload, data.Const(LAYOUT, beat))
-                ctx.set(dut.i_act.valid, valid)
-                ctx.set(dut.o_act.ready, ready)
-                assert ctx.get(dut.o_act.valid) == valid
-                assert ctx.get(dut.i_act.ready) == ready
-                assert ctx.get(dut.o_act.payload).as_bits() == beat
-                assert ctx.get(dut.overflow) == 0
-                await ctx.tick()
-                if valid and ready:
-                    seen.append(beat)
-                    break
+        seen.extend(await pass_through_check(ctx, dut.i_act, dut.o_act, LAYOUT, beats, rnd,
+                                             each_cycle=layer_inputs))  # fmt: skip
 
     _simulate(dut, bench, cycles=40 * len(beats) + 10)
     assert seen == beats

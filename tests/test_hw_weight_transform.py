@@ -17,6 +17,7 @@ from sfc_hls.hw.weight_transform import SpatialWeightTransform, spatial_group_be
 from sfc_hls.sim.amaranth_streams import (
     Transfers,
     collect,
+    pass_through_check,
     record_transfers,
     run_testbenches,
     send,
@@ -358,19 +359,8 @@ def test_pass_through_when_not_spatial():
 
     async def bench(ctx):
         ctx.set(dut.spatial, 0)
-        for beat in beats:
-            for _ in range(40):
-                valid, ready = rnd.random() < 0.6, rnd.random() < 0.6
-                ctx.set(dut.i_weight.payload, data.Const(dut.weight_layout, beat))
-                ctx.set(dut.i_weight.valid, valid)
-                ctx.set(dut.o_weight.ready, ready)
-                assert ctx.get(dut.o_weight.valid) == valid
-                assert ctx.get(dut.i_weight.ready) == ready
-                assert ctx.get(dut.o_weight.payload).as_bits() == beat
-                await ctx.tick()
-                if valid and ready:
-                    seen.append(beat)
-                    break
+        seen.extend(await pass_through_check(ctx, dut.i_weight, dut.o_weight,
+                                             dut.weight_layout, beats, rnd))  # fmt: skip
 
     _simulate(dut, bench, cycles=40 * len(beats) + 10)
     assert seen == beats
