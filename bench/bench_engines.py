@@ -33,7 +33,7 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -130,12 +130,23 @@ class LayerDescriptor:
     map_beats: int = 0  # i_map beats (the map input), 0: tiles on i_act
     spatial_weights: bool = False  # spatial weights into the engine's weight transform
     act_replay: bool = False  # i_act beats once, replayed on chip for the other groups
+    chunks: tuple[int, ...] = ()  # tiles of each engine layer of a layer run in chunks
+
+    def parts(self) -> list[LayerDescriptor]:
+        """The engine layers: this one, or one per chunk (``EngineStreams.layer_chunks``)."""
+        return [replace(self, tiles=n, chunks=()) for n in self.chunks] or [self]
 
     def cycles(self, interface: EngineInterface, layer: ConvLayer) -> LayerCycles:
-        return layer_cycles(interface.timing(), cin=layer.cin, cout=layer.cout, tiles=self.tiles,
-                            mode=self.mode, taps=self.taps, replicas=self.replicas,
-                            map_beats=self.map_beats, spatial_weights=self.spatial_weights,
-                            act_replay=self.act_replay)  # fmt: skip
+        parts = [layer_cycles(interface.timing(), cin=layer.cin, cout=layer.cout, tiles=d.tiles,
+                              mode=d.mode, taps=d.taps, replicas=d.replicas,
+                              map_beats=d.map_beats, spatial_weights=d.spatial_weights,
+                              act_replay=d.act_replay) for d in self.parts()]  # fmt: skip
+        if len(parts) == 1:
+            return parts[0]
+        return replace(parts[0], tiles=self.tiles, act_beats=sum(p.act_beats for p in parts),
+                       cycles=sum(p.cycles for p in parts),
+                       breakdown={k: sum(p.breakdown[k] for p in parts)
+                                  for k in parts[0].breakdown})  # fmt: skip
 
 
 def layer_descriptor(
@@ -152,15 +163,28 @@ def layer_descriptor(
         size, cfg = layer.out_size, interface.config  # stride 1, padding 1: input = output
         fits = 0 < cfg.map_words(batch, layer.cin, size, size) <= cfg.map_depth
         beats = cfg.map_beats(batch, layer.cin, size, size) if fits else 0
-        replay = not beats and 0 < tiles * layer.cin <= cfg.replay_beats
-        return LayerDescriptor("fast", tiles, 1, 1, beats, cfg.weight_transform, replay)
+        desc = LayerDescriptor("fast", tiles, 1, 1, beats, cfg.weight_transform)
+        return _with_replay(interface, desc, layer.cin)
     taps = layer.kernel**2
     sched = direct_schedule(positions=interface.positions, width=interface.width,
                             lanes=interface.lanes, cout=layer.cout,
                             pixels=batch * layer.out_size**2,
                             max_tiles=interface.replay_tiles(taps * layer.cin))  # fmt: skip
-    replay = 0 < sched.tiles * taps * layer.cin <= interface.config.replay_beats
-    return LayerDescriptor("direct", sched.tiles, taps, sched.replicas, act_replay=replay)
+    desc = LayerDescriptor("direct", sched.tiles, taps, sched.replicas)
+    return _with_replay(interface, desc, taps * layer.cin)
+
+
+def _with_replay(interface: EngineInterface, desc: LayerDescriptor, reduction: int):
+    """``desc`` with its activations replayed where a group's beats fit the replay buffer,
+    else in chunks of tiles that fit (as ``EngineStreams.layer_chunks`` runs it)."""
+    depth = interface.config.replay_beats
+    if not depth or desc.map_beats or depth < reduction:
+        return desc
+    if desc.tiles * reduction <= depth:
+        return replace(desc, act_replay=True)
+    per_chunk = depth // reduction
+    chunks = tuple(min(per_chunk, desc.tiles - t) for t in range(0, desc.tiles, per_chunk))
+    return replace(desc, act_replay=True, chunks=chunks)
 
 
 def layer_row(interface: EngineInterface, layer: ConvLayer) -> dict:

@@ -75,16 +75,23 @@ def layer_entry(iface: EngineInterface, layer: ConvLayer, batch: int, clock_hz: 
     """Traffic, cycles and bandwidth of one layer on ``batch`` images."""
     desc = layer_descriptor(iface, layer, batch)
     lc = desc.cycles(iface, layer)
-    tr = layer_traffic(iface.timing(), iface.stream_bits(), cin=layer.cin, cout=layer.cout,
-                       tiles=desc.tiles, mode=desc.mode, taps=desc.taps,
-                       replicas=desc.replicas, map_beats=desc.map_beats,
-                       map_bytes=batch * layer.cin * layer.out_size**2 if desc.map_beats else None,
-                       spatial_weights=desc.spatial_weights, act_replay=desc.act_replay)  # fmt: skip
-    bound = bandwidth_bound_cycles(lc, tr, bytes_per_cycle)
+    map_bytes = batch * layer.cin * layer.out_size**2 if desc.map_beats else None
+    traffic, bound = [], 0
+    for part in desc.parts():  # the engine layers (chunks of tiles, or the layer)
+        tr = layer_traffic(iface.timing(), iface.stream_bits(), cin=layer.cin, cout=layer.cout,
+                           tiles=part.tiles, mode=part.mode, taps=part.taps,
+                           replicas=part.replicas, map_beats=part.map_beats, map_bytes=map_bytes,
+                           spatial_weights=part.spatial_weights, act_replay=part.act_replay)  # fmt: skip
+        bound += bandwidth_bound_cycles(part.cycles(iface, layer), tr, bytes_per_cycle)
+        traffic.append(tr)
+    tr = replace(traffic[0], beats={k: sum(t.beats[k] for t in traffic) for k in traffic[0].beats},
+                 bytes={k: sum(t.bytes[k] for t in traffic) for k in traffic[0].bytes})  # fmt: skip
     return {
         "name": layer.name,
         "mode": desc.mode,
         "map_input": desc.map_beats > 0,
+        "act_replay": desc.act_replay,
+        "chunks": len(desc.parts()),
         "macs": layer.macs * batch,
         "bytes": tr.bytes,
         "total_bytes": tr.total_bytes,

@@ -140,6 +140,7 @@ class LayerBeats:
     map_bytes: int = 0  # the map's own bytes (N Cin H W pixels), what a DMA moves for i_map
     spatial_weights: bool = False  # i_weight carries spatial weights (a weight-transform engine)
     act_replay: bool = False  # act holds one group's beats, replayed on chip (a replay engine)
+    tile_offset: int = 0  # a chunk of a layer (EngineStreams.layer_chunks): its first tile
 
     def inputs(self) -> dict[str, list[int]]:
         """Beats per input port (``i_map`` only when the layer uses it)."""
@@ -232,6 +233,41 @@ class EngineStreams:
                 spatial_weights=spatial_reason is None and spatial_weights is not False,
             )
         return self._with_replay(beats, params, act_replay)
+
+    def layer_chunks(
+        self,
+        params: LayerQuant,
+        x: np.ndarray,
+        *,
+        stride: int = 1,
+        replicas: int | None = None,
+        map_input: bool | None = None,
+        spatial_weights: bool | None = None,
+    ) -> list[LayerBeats]:
+        """The layer as engine layers: ``[layer_beats(...)]``, or, when the replay buffer
+        cannot hold a group's ``i_act`` beats (a layer without map input), chunks of whole
+        output tiles that it can hold, each a layer of its own (TILES its tiles, ACT_REPLAY
+        set, parameters and weights sent again) whose outputs
+        :meth:`assemble_chunks` places at :attr:`LayerBeats.tile_offset`."""
+        beats = self.layer_beats(params, x, stride=stride, replicas=replicas,
+                                 map_input=map_input, spatial_weights=spatial_weights)  # fmt: skip
+        if beats.act_replay or beats.map or not self.config.replay_beats:
+            return [beats]
+        reduction = len(beats.act) // (beats.groups * beats.tiles)
+        per_chunk = self.config.replay_beats // reduction
+        if per_chunk < 1:
+            return [beats]
+        group = beats.act[: beats.tiles * reduction]
+        outputs = beats.expected_outputs // beats.tiles
+        r = beats.schedule.replicas if beats.schedule else 1
+        chunks = []
+        for t0 in range(0, beats.tiles, per_chunk):
+            n = min(per_chunk, beats.tiles - t0)
+            cfg = self._cfg_beats(params, n, r, spatial=beats.spatial_weights, replay=True)
+            chunks.append(dataclasses.replace(
+                beats, cfg=cfg, act=group[t0 * reduction : (t0 + n) * reduction], tiles=n,
+                expected_outputs=outputs * n, act_replay=True, tile_offset=t0))  # fmt: skip
+        return chunks
 
     def act_replay_reason(self, beats: LayerBeats) -> str | None:
         """Why a layer encoded as ``beats`` cannot replay its ``i_act`` beats (``None``: it can)."""
@@ -482,9 +518,30 @@ class EngineStreams:
 
         Direct mode needs the layer's ``schedule`` (:attr:`LayerBeats.schedule`).
         """
-        f = self.decode_outputs(payloads)
-        if len(payloads) and (not f["last"][-1] or f["last"][:-1].any()):
-            raise ValueError("the 'last' flag must be set on the final output beat only")
+        return self.assemble_chunks([payloads], [0], params, batch, height, width,
+                                    stride=stride, schedule=schedule)  # fmt: skip
+
+    def assemble_chunks(
+        self,
+        payloads: list[list[int]],
+        tile_offsets: list[int],
+        params: LayerQuant,
+        batch: int,
+        height: int,
+        width: int,
+        *,
+        stride: int = 1,
+        schedule: DirectSchedule | None = None,
+    ) -> np.ndarray:
+        """:meth:`assemble` of a layer run in chunks (:meth:`layer_chunks`): the output beats
+        of each chunk, whose tiles start at its ``tile_offsets`` entry."""
+        parts = []
+        for chunk, offset in zip(payloads, tile_offsets, strict=True):
+            f = self.decode_outputs(chunk)
+            if len(chunk) and (not f["last"][-1] or f["last"][:-1].any()):
+                raise ValueError("the 'last' flag must be set on the final output beat only")
+            parts.append({**f, "tile": f["tile"] + offset})
+        f = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
         if params.mode == "direct":
             if schedule is None:
                 raise ValueError("a direct-mode layer needs its schedule to be assembled")

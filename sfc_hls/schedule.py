@@ -65,7 +65,9 @@ def direct_schedule(
     times ``max(K^2 cin, P_co m / W)``), the smallest ``R`` on a tie.
     ``max_tiles``: the tiles an activation replay buffer holds (a group's beats
     sent once); the schedules within it come first, so that the layer's
-    activations cross the interface once rather than once per group.
+    activations cross the interface once rather than once per group; when none
+    fits (the layer runs in chunks of ``max_tiles``), the fewest tiles among the
+    schedules within 1% of the fewest cycles.
     """
     check_int("positions", positions, 1)
     check_int("width", width, 1, positions)
@@ -89,10 +91,15 @@ def direct_schedule(
         usage = pixels * cout / (tiles * groups * positions * lanes)
         return DirectSchedule(r, px, blocks // r, tiles, groups, usage)
 
-    if max_tiles is not None:
-        check_int("max_tiles", max_tiles, 0)
-    limit = max_tiles if max_tiles is not None else math.inf
-    return min(
-        (plan(r) for r in choices),
-        key=lambda s: (s.tiles > limit, s.groups * s.tiles, s.replicas),
-    )
+    plans = [plan(r) for r in choices]
+    best = min(plans, key=lambda s: (s.groups * s.tiles, s.replicas))
+    if max_tiles is None:
+        return best
+    check_int("max_tiles", max_tiles, 0)
+    fits = [s for s in plans if s.tiles <= max_tiles]
+    if fits:
+        return min(fits, key=lambda s: (s.groups * s.tiles, s.replicas))
+    # Run in chunks of max_tiles: each tile's beats cross the interface once, so among the
+    # schedules within 1% of the fewest cycles take the one of fewest tiles.
+    near = [s for s in plans if s.groups * s.tiles <= 1.01 * best.groups * best.tiles]
+    return min(near, key=lambda s: (s.tiles, s.replicas))

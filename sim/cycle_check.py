@@ -43,6 +43,7 @@ class CycleCheck:
     map_bytes: int = 0  # the map's own bytes (what a DMA moves for them)
     spatial_weights: bool = False  # spatial weights into the engine's weight transform
     act_replay: bool = False  # i_act beats once, replayed on chip for the other groups
+    chunks: int = 1  # engine layers the layer ran as (chunks of tiles the replay buffer holds)
 
     @property
     def error(self) -> float:
@@ -64,20 +65,23 @@ def measure_layers(
     """Run ``shapes`` on ``config``'s engine (native runner, no stalls; with
     ``bytes_per_cycle`` every stream shares a memory of that bandwidth); per layer
     the descriptor (tiles, taps, replicas, the ``i_map`` beats of a layer with map
-    input, spatial weights and replay: wherever the engine can), the measured cycles and whether the
-    output equals the golden model."""
+    input, spatial weights and replay: wherever the engine can; the tiles of each chunk of a
+    layer run in chunks), the measured cycles (all chunks) and whether the output equals the
+    golden model."""
     model = engine_model(config, build_root=build_root)
     streams = EngineStreams(config)
     rng = np.random.default_rng(seed)
     results = []
     for shape in shapes:
         params, x = random_layer(config, shape, rng)
-        beats = streams.layer_beats(params, x, stride=shape.stride)
+        chunks = streams.layer_chunks(params, x, stride=shape.stride)
+        beats = chunks[0]
         out, run = run_layer(model, streams, params, x, stride=shape.stride,
                              bytes_per_cycle=bytes_per_cycle)  # fmt: skip
         results.append(
             {
-                "tiles": beats.tiles,
+                "tiles": sum(c.tiles for c in chunks),
+                "chunk_tiles": [c.tiles for c in chunks],
                 "taps": params.kernel**2 if params.mode == "direct" else 1,
                 "replicas": beats.schedule.replicas if beats.schedule else 1,
                 "map_beats": len(beats.map),
@@ -108,17 +112,20 @@ def compare(
     measured = measure_layers(config, shapes, seed=seed, build_root=build_root,
                               bytes_per_cycle=bytes_per_cycle)  # fmt: skip
     for shape, meas in zip(shapes, measured, strict=True):
-        descriptor = {"cin": shape.cin, "cout": shape.cout, "tiles": meas["tiles"],
-                      "mode": shape.mode, "taps": meas["taps"], "replicas": meas["replicas"],
-                      "map_beats": meas["map_beats"],
-                      "spatial_weights": meas["spatial_weights"],
-                      "act_replay": meas["act_replay"]}  # fmt: skip
-        cycles = layer_cycles(timing, **descriptor)
-        model = cycles.cycles
-        if bytes_per_cycle is not None:
+        model = 0
+        for tiles in meas["chunk_tiles"]:  # each chunk is a layer of its own
+            descriptor = {"cin": shape.cin, "cout": shape.cout, "tiles": tiles,
+                          "mode": shape.mode, "taps": meas["taps"], "replicas": meas["replicas"],
+                          "map_beats": meas["map_beats"],
+                          "spatial_weights": meas["spatial_weights"],
+                          "act_replay": meas["act_replay"]}  # fmt: skip
+            cycles = layer_cycles(timing, **descriptor)
+            if bytes_per_cycle is None:
+                model += cycles.cycles
+                continue
             traffic = layer_traffic(timing, bits, **descriptor,
                                     map_bytes=meas["map_bytes"] if meas["map_beats"] else None)  # fmt: skip
-            model = bandwidth_bound_cycles(cycles, traffic, bytes_per_cycle)
+            model += bandwidth_bound_cycles(cycles, traffic, bytes_per_cycle)
         out.append(
             CycleCheck(
                 shape.batch,
@@ -135,6 +142,7 @@ def compare(
                 meas["map_bytes"],
                 meas["spatial_weights"],
                 meas["act_replay"],
+                len(meas["chunk_tiles"]),
             )  # fmt: skip
         )
     return out

@@ -548,7 +548,10 @@ def run_layer(
     -> native run -> the output map ``(N, Cout, Ho, Wo)`` and the run.
 
     ``map_input``, ``spatial_weights``, ``act_replay``: as for
-    :meth:`~sfc_hls.hw.engine_streams.EngineStreams.layer_beats`.
+    :meth:`~sfc_hls.hw.engine_streams.EngineStreams.layer_beats`; a layer whose group's
+    activation beats the replay buffer cannot hold runs in chunks of output tiles
+    (:meth:`~sfc_hls.hw.engine_streams.EngineStreams.layer_chunks`; not with
+    ``act_replay=False``), and the run returned adds up the chunks' cycles.
 
     ``bytes_per_cycle``: the streams share a memory of that bandwidth
     (:func:`layer_memory`), as :func:`sfc_hls.cycle_model.bandwidth_bound_cycles` models.
@@ -557,30 +560,53 @@ def run_layer(
     engine's status after the layer shows an error (``desc_error``,
     ``overflow``) or a layer still running.
     """
-    beats = streams.layer_beats(params, x, stride=stride, replicas=replicas, map_input=map_input,
-                                spatial_weights=spatial_weights, act_replay=act_replay)  # fmt: skip
-    run = model.run(
-        beats.inputs(),
-        {"o_out": beats.expected_outputs},
-        seed=seed,
-        input_pause=input_pause,
-        output_pause=output_pause,
-        work_dir=work_dir,
-        memory=None
-        if bytes_per_cycle is None
-        else layer_memory(
-            streams.interface,
-            params.mode,
-            bytes_per_cycle,
-            map_beat_bytes=beats.map_bytes / len(beats.map) if beats.map else None,
-        ),  # fmt: skip
-    )
+    if act_replay is False:
+        chunks = [streams.layer_beats(params, x, stride=stride, replicas=replicas,
+                                      map_input=map_input, spatial_weights=spatial_weights,
+                                      act_replay=False)]  # fmt: skip
+    else:
+        chunks = streams.layer_chunks(params, x, stride=stride, replicas=replicas,
+                                      map_input=map_input, spatial_weights=spatial_weights)  # fmt: skip
+    runs = []
+    for beats in chunks:
+        run = model.run(
+            beats.inputs(),
+            {"o_out": beats.expected_outputs},
+            seed=seed,
+            input_pause=input_pause,
+            output_pause=output_pause,
+            work_dir=work_dir,
+            memory=None
+            if bytes_per_cycle is None
+            else layer_memory(
+                streams.interface,
+                params.mode,
+                bytes_per_cycle,
+                map_beat_bytes=beats.map_bytes / len(beats.map) if beats.map else None,
+            ),  # fmt: skip
+        )
+        _check_status(streams.interface, run.status)
+        runs.append(run)
     n, _, h, w = x.shape
-    out = streams.assemble(
-        run.outputs["o_out"], params, n, h, w, stride=stride, schedule=beats.schedule
+    out = streams.assemble_chunks(
+        [r.outputs["o_out"] for r in runs], [c.tile_offset for c in chunks], params, n, h, w,
+        stride=stride, schedule=chunks[0].schedule,
+    )  # fmt: skip
+    return out, _merged(runs)
+
+
+def _merged(runs: list[NativeRun]) -> NativeRun:
+    """One run of a layer run in chunks: the chunks' cycles, time and outputs added up."""
+    if len(runs) == 1:
+        return runs[0]
+    return NativeRun(
+        outputs={k: [b for r in runs for b in r.outputs[k]] for k in runs[0].outputs},
+        cycles=sum(r.cycles for r in runs),
+        ports=runs[-1].ports,
+        status=runs[-1].status,
+        seconds=sum(r.seconds for r in runs),
+        simulated=sum(r.simulated for r in runs),
     )
-    _check_status(streams.interface, run.status)
-    return out, run
 
 
 def _check_status(interface: Any, status: Mapping[str, int]) -> None:

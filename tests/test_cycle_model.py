@@ -14,8 +14,8 @@ from sfc_hls.sim.engine_regression import LayerShape
 # release (group g + 2 waits for group g's last output lane) is exercised.
 SMALL = EngineConfig(algorithm="wino-2x2-3x3", pco=2, cin_max=32, cout_max=8)
 # A map buffer, a weight transform and a replay buffer of 1152 beats: the fast layers whose map
-# fits take it on i_map, the 3x12x12 one (1152 beats) and the direct layers but the 7x7 stem
-# (1176) replay their activations.
+# fits take it on i_map, the 3x12x12 one (1152 beats) and the direct layers replay their
+# activations, the 7x7 stem (1176 beats per group) in two chunks of tiles.
 MAP_WT = dataclasses.replace(SMALL, map_kib=4, weight_transform=True, replay_beats=1152)
 SHAPES = [
     LayerShape(1, 16, 8, 8, 8, False),  # 16 tiles x 4 groups: weight loads hidden
@@ -46,10 +46,10 @@ SHAPES = [
 def test_model_matches_verilator_within_2_percent(engine, seed=11):
     checks = compare(engine, SHAPES, seed=seed)
     assert len(checks) == len(SHAPES)
-    if engine.replay_beats:  # every kind of layer: map, replayed fast and direct, streamed
-        kinds = {(c.mode, c.map_beats > 0, c.act_replay) for c in checks}
-        assert {("fast", True, False), ("fast", False, True), ("direct", False, True),
-                ("direct", False, False)} <= kinds, kinds  # fmt: skip
+    if engine.replay_beats:  # every kind of layer: map, replayed fast and direct, in chunks
+        kinds = {(c.mode, c.map_beats > 0, c.act_replay, c.chunks > 1) for c in checks}
+        assert {("fast", True, False, False), ("fast", False, True, False),
+                ("direct", False, True, False), ("direct", False, True, True)} <= kinds, kinds  # fmt: skip
     for c in checks:
         assert c.bit_exact, c
         assert abs(c.error) <= 0.02, c.to_dict()

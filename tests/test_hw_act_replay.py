@@ -484,3 +484,48 @@ def test_manifest_describes_the_replay_buffer_and_its_register():
                                                                             replay_beats=0)))  # fmt: skip
     assert "act_replay" not in plain
     assert "ACT_REPLAY" not in [r["name"] for r in plain["registers"]]
+
+
+def test_a_layer_too_large_for_the_buffer_runs_in_chunks_of_tiles():
+    """``layer_chunks``: chunks of whole tiles the buffer holds, each with its own TILES and
+    ACT_REPLAY, the first group's beats of its tiles, the parameters and weights again; the
+    outputs put back at the chunks' tile offsets equal the whole layer's."""
+    from sfc_hls.config import EngineConfig
+    from sfc_hls.datapath import random_layer_quant
+    from sfc_hls.hw.engine_streams import EngineStreams, unpack
+    from sfc_hls.hw.register_map import REGISTERS
+
+    engine = EngineConfig(algorithm="wino-2x2-3x3", pco=2, cin_max=8, cout_max=4,
+                          replay_beats=12)  # fmt: skip
+    streams, rng = EngineStreams(engine), np.random.default_rng(3)
+    params = random_layer_quant(engine, 5, 4, rng)
+    x = rng.integers(-128, 128, size=(1, 5, 6, 6))  # 9 tiles of 5 beats: 2 per chunk
+    whole = streams.layer_beats(params, x, act_replay=False)
+    chunks = streams.layer_chunks(params, x)
+    assert [c.tiles for c in chunks] == [2, 2, 2, 2, 1]
+    assert [c.tile_offset for c in chunks] == [0, 2, 4, 6, 8]
+    assert all(c.act_replay and c.chan == whole.chan and c.weight == whole.weight for c in chunks)
+    assert [b for c in chunks for b in c.act] == whole.act[: 9 * 5]  # the first group, once
+    for c in chunks:
+        cfg = unpack(streams.layouts["cfg"], c.cfg)
+        writes = dict(zip(cfg["addr"][:, 0].tolist(), cfg["data"][:, 0].tolist(), strict=True))
+        assert writes[REGISTERS["TILES"]] == c.tiles and writes[REGISTERS["ACT_REPLAY"]] == 1
+    assert sum(c.expected_outputs for c in chunks) == whole.expected_outputs
+    assert [c.tiles for c in streams.layer_chunks(params, x[:, :, :4, :4])] == [2, 2]
+    small = EngineStreams(dataclasses.replace(engine, replay_beats=4))  # less than a tile
+    assert len(small.layer_chunks(params, x)) == 1  # streamed once per group
+
+
+def test_direct_schedule_fits_the_replay_buffer_or_takes_the_fewest_tiles():
+    from sfc_hls.schedule import direct_schedule
+
+    # ResNet-18's layer4.0.conv1 on SFC-6 P_co=4 (W = 11, 12 blocks), 49 pixels, cout 512.
+    kw = {"positions": 132, "width": 11, "lanes": 4, "cout": 512, "pixels": 49}
+    assert direct_schedule(**kw).replicas == 12  # the fewest cycles: 5 tiles x 11 groups
+    fits = direct_schedule(**kw, max_tiles=1)  # a replay buffer of one tile of 2,304 beats
+    assert (fits.tiles, fits.replicas) == (1, 2)
+    # The stem (12,544 pixels, cout 64): nothing fits one tile; the fewest tiles within 1% of
+    # the fewest cycles (4 replicas: 381 tiles x 4 groups; 1 replica: 96 x 16, 0.8% more).
+    stem = {**kw, "cout": 64, "pixels": 12544}
+    assert direct_schedule(**stem).replicas == 4
+    assert direct_schedule(**stem, max_tiles=24).replicas == 1
