@@ -198,7 +198,8 @@ def native_throughput(
     params, x = random_layer(config, shape, rng)
     model = engine_model(config, build_root=build_root)
     streams = EngineStreams(config)
-    out, run = run_layer(model, streams, params, x, map_input=False)  # the i_act stream's rate
+    # the i_act stream's rate: no map input, no replay (no chunks)
+    out, run = run_layer(model, streams, params, x, map_input=False, act_replay=False)
     act = run.ports["i_act"]
     return {
         "name": "throughput",
