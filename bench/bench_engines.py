@@ -177,14 +177,10 @@ def layer_descriptor(
 def _with_replay(interface: EngineInterface, desc: LayerDescriptor, reduction: int):
     """``desc`` with its activations replayed where a group's beats fit the replay buffer,
     else in chunks of tiles that fit (as ``EngineStreams.layer_chunks`` runs it)."""
-    depth = interface.config.replay_beats
-    if not depth or desc.map_beats or depth < reduction:
+    chunks = () if desc.map_beats else interface.replay_chunks(desc.tiles, reduction)
+    if not chunks:
         return desc
-    if desc.tiles * reduction <= depth:
-        return replace(desc, act_replay=True)
-    per_chunk = depth // reduction
-    chunks = tuple(min(per_chunk, desc.tiles - t) for t in range(0, desc.tiles, per_chunk))
-    return replace(desc, act_replay=True, chunks=chunks)
+    return replace(desc, act_replay=True, chunks=chunks if len(chunks) > 1 else ())
 
 
 def layer_row(interface: EngineInterface, layer: ConvLayer) -> dict:

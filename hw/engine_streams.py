@@ -243,26 +243,28 @@ class EngineStreams:
         replicas: int | None = None,
         map_input: bool | None = None,
         spatial_weights: bool | None = None,
+        act_replay: bool | None = None,
     ) -> list[LayerBeats]:
         """The layer as engine layers: ``[layer_beats(...)]``, or, when the replay buffer
-        cannot hold a group's ``i_act`` beats (a layer without map input), chunks of whole
-        output tiles that it can hold, each a layer of its own (TILES its tiles, ACT_REPLAY
-        set, parameters and weights sent again) whose outputs
-        :meth:`assemble_chunks` places at :attr:`LayerBeats.tile_offset`."""
+        cannot hold a group's ``i_act`` beats (a layer without map input; not with
+        ``act_replay=False``), chunks of whole output tiles that it can hold
+        (:meth:`~sfc_hls.hw.interface.EngineInterface.replay_chunks`), each a layer of its
+        own (TILES its tiles, ACT_REPLAY set, parameters and weights sent again) whose
+        outputs :meth:`assemble_chunks` places at :attr:`LayerBeats.tile_offset`."""
         beats = self.layer_beats(params, x, stride=stride, replicas=replicas,
-                                 map_input=map_input, spatial_weights=spatial_weights)  # fmt: skip
-        if beats.act_replay or beats.map or not self.config.replay_beats:
+                                 map_input=map_input, spatial_weights=spatial_weights,
+                                 act_replay=False if act_replay is False else None)  # fmt: skip
+        if act_replay is False or beats.act_replay or beats.map:
             return [beats]
         reduction = len(beats.act) // (beats.groups * beats.tiles)
-        per_chunk = self.config.replay_beats // reduction
-        if per_chunk < 1:
+        tiles = self.interface.replay_chunks(beats.tiles, reduction)
+        if not tiles:
             return [beats]
         group = beats.act[: beats.tiles * reduction]
         outputs = beats.expected_outputs // beats.tiles
         r = beats.schedule.replicas if beats.schedule else 1
         chunks = []
-        for t0 in range(0, beats.tiles, per_chunk):
-            n = min(per_chunk, beats.tiles - t0)
+        for t0, n in zip(np.cumsum((0, *tiles[:-1])).tolist(), tiles, strict=True):
             cfg = self._cfg_beats(params, n, r, spatial=beats.spatial_weights, replay=True)
             chunks.append(dataclasses.replace(
                 beats, cfg=cfg, act=group[t0 * reduction : (t0 + n) * reduction], tiles=n,

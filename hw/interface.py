@@ -139,6 +139,16 @@ class EngineInterface:
         without one): what :func:`~sfc_hls.schedule.direct_schedule` fits a layer into."""
         return self.config.replay_beats // reduction if self.config.replay_beats else None
 
+    def replay_chunks(self, tiles: int, reduction: int) -> tuple[int, ...]:
+        """Tiles of each engine layer a layer of ``tiles`` tiles of ``reduction`` beats runs
+        as with the replay buffer: ``(tiles,)`` when a group's beats fit, chunks of the most
+        tiles that fit when they do not, ``()`` when not even a tile fits (or no buffer):
+        then the beats stream once per group."""
+        per_chunk = self.replay_tiles(reduction) or 0
+        if per_chunk < 1:
+            return ()
+        return tuple(min(per_chunk, tiles - t) for t in range(0, tiles, per_chunk))
+
     @property
     def reduction_max(self) -> int:
         """Longest accumulation of either mode: ``max(cin_max, direct_reduction_max)``."""

@@ -560,13 +560,9 @@ def run_layer(
     engine's status after the layer shows an error (``desc_error``,
     ``overflow``) or a layer still running.
     """
-    if act_replay is False:
-        chunks = [streams.layer_beats(params, x, stride=stride, replicas=replicas,
-                                      map_input=map_input, spatial_weights=spatial_weights,
-                                      act_replay=False)]  # fmt: skip
-    else:
-        chunks = streams.layer_chunks(params, x, stride=stride, replicas=replicas,
-                                      map_input=map_input, spatial_weights=spatial_weights)  # fmt: skip
+    chunks = streams.layer_chunks(params, x, stride=stride, replicas=replicas,
+                                  map_input=map_input, spatial_weights=spatial_weights,
+                                  act_replay=act_replay)  # fmt: skip
     runs = []
     for beats in chunks:
         run = model.run(
