@@ -91,6 +91,7 @@ bench: toolchain
 	$(BIN)/python bench/bench_sim.py
 	$(BIN)/python bench/bench_host.py
 	$(BIN)/python bench/bench_bits.py
+	$(BIN)/python bench/bench_zbits.py
 	$(BIN)/python bench/bench_engines.py
 	$(BIN)/python bench/bench_memory.py
 	$(BIN)/python bench/bench_estimator.py

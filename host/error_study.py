@@ -106,6 +106,9 @@ _WINOGRAD = "wino-4x4-3x3"
 _SFC6 = ("sfc6-6x6-3x3", "sfc6-7x7-3x3")
 #: Largest image-selection seed.
 MAX_SEED = 2**63 - 1
+#: Narrowest ``z`` the study takes (``--z-bits``): the rescale shift needs room below it.
+MIN_Z_BITS = 12
+
 #: Narrowest MAC operands the study takes (``--bits``): 4 is the smallest the project checks.
 MIN_BITS = 4
 _NORMALIZATION = (
@@ -175,6 +178,7 @@ class _Sweep:
     fine_tune: list[bool]
     options: QuantOptions
     bits: int = 8
+    z_bits: int = EngineConfig.z_bits
 
 
 def _check_sweep(
@@ -183,8 +187,10 @@ def _check_sweep(
     fine_tune: Sequence[bool],
     options: QuantOptions | None,
     bits: int = 8,
+    z_bits: int = EngineConfig.z_bits,
 ) -> _Sweep:
     check_int("bits", bits, MIN_BITS, 8)
+    check_int("z_bits", z_bits, MIN_Z_BITS, 64)
     algorithms = list(algorithms)
     if not algorithms:
         raise ValueError("algorithms must name at least one algorithm")
@@ -202,7 +208,7 @@ def _check_sweep(
     options = QuantOptions() if options is None else options
     if not isinstance(options, QuantOptions):
         raise TypeError(f"options must be a QuantOptions, got {type(options).__name__}")
-    return _Sweep(algorithms, scale_modes, fine_tune, options, bits)
+    return _Sweep(algorithms, scale_modes, fine_tune, options, bits, z_bits)
 
 
 def _study_layer(
@@ -237,7 +243,8 @@ def _study_layer(
         for mode in sweep.scale_modes:
             # The default engine's channel limits, raised for wider layers (ResNet-18's 512).
             config = EngineConfig(algorithm=algo, scale_mode=mode, act_bits=sweep.bits,
-                                  weight_bits=sweep.bits, cin_max=max(256, w.shape[1]),
+                                  weight_bits=sweep.bits, z_bits=sweep.z_bits,
+                                  cin_max=max(256, w.shape[1]),
                                   cout_max=max(256, w.shape[0]))  # fmt: skip
             for ft in sweep.fine_tune:
                 t0 = time.perf_counter()
@@ -303,7 +310,11 @@ def _settings(
         "seed": seed,
         "engine": {
             k: v
-            for k, v in EngineConfig(act_bits=sweep.bits, weight_bits=sweep.bits).to_dict().items()
+            for k, v in EngineConfig(
+                act_bits=sweep.bits, weight_bits=sweep.bits, z_bits=sweep.z_bits
+            )
+            .to_dict()
+            .items()
             if k not in ("algorithm", "scale_mode", "pco", "cin_max", "cout_max")
         },
     }
@@ -321,6 +332,7 @@ def run_error_study(
     seed: int = 0,
     progress: bool = False,
     bits: int = 8,
+    z_bits: int = EngineConfig.z_bits,
 ) -> dict[str, Any]:
     """Quantize every selected layer with every algorithm and configuration; measure errors.
 
@@ -339,6 +351,8 @@ def run_error_study(
         bits: width of the transform-domain activations and weights (the MAC
             operands, ``act_bits`` = ``weight_bits``) in ``[MIN_BITS, 8]``; the
             feature maps stay int8.
+        z_bits: width of the rescaled accumulators entering ``A^T``
+            (``EngineConfig.z_bits``) in ``[MIN_Z_BITS, 64]``.
 
     Returns:
         A JSON-serializable dict (``format`` ``sfc-hls.error-study/1``) with
@@ -352,7 +366,7 @@ def run_error_study(
     from sfc_hls.host.digits import load_digits_split
     from sfc_hls.host.lowering import lower_model
 
-    sweep = _check_sweep(algorithms, scale_modes, fine_tune, options, bits)
+    sweep = _check_sweep(algorithms, scale_modes, fine_tune, options, bits, z_bits)
     check_int("calib_images", calib_images, 1)
     check_int("eval_images", eval_images, 1)
     check_int("seed", seed, 0, MAX_SEED)
@@ -633,6 +647,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"transform-domain activation and weight bits (MAC operands) in [{MIN_BITS}, 8]; "
         "feature maps stay int8 (default 8)",
     )
+    parser.add_argument(
+        "--z-bits", type=int, default=EngineConfig.z_bits,
+        help=f"width of the rescaled accumulators entering A^T in [{MIN_Z_BITS}, 64] "
+        "(default %(default)s)",
+    )  # fmt: skip
     parser.add_argument("--quiet", action="store_true", help="print no table")
 
 
@@ -644,6 +663,7 @@ def run(args: argparse.Namespace) -> int:
     check_int("--calib-images", args.calib_images, 1)
     check_int("--eval-images", args.eval_images, 1)
     check_int("--seed", args.seed, 0, MAX_SEED)
+    check_int("--z-bits", args.z_bits, MIN_Z_BITS, 64)
     check_output_directory(args.output, overwrite=args.force)
     fine_tune = {"off": [False], "on": [True], "both": [False, True]}[args.fine_tune]
     result = run_error_study(
@@ -661,6 +681,7 @@ def run(args: argparse.Namespace) -> int:
         ),
         seed=args.seed,
         bits=args.bits,
+        z_bits=args.z_bits,
         progress=not args.quiet,
     )
     path = write_error_study(result, args.output, overwrite=args.force)

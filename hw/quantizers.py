@@ -267,15 +267,25 @@ class ActQuantizerWidths:
     product_bits: int
     max_shift: int
     shift_width: int
+    v_ranges: tuple[tuple[int, int], ...]
+    shift_limits: tuple[int, ...]
 
     @classmethod
     def derive(cls, config: EngineConfig) -> ActQuantizerWidths:
+        """The widths of ``config``'s quantizer.  Per position ``j``: ``v_ranges[j]``, the
+        range of its input over both modes (fast: row ``j`` of ``B^T``; direct: a pixel),
+        and ``shift_limits[j]``, the largest legal shift of either mode
+        (``DatapathWidths.act_shift_max``)."""
         widths = engine_widths(config)
         has_multiplier = config.scale_mode == "fixed"
         product_bits = (
             _product_width(widths.v_bits, config.act_mult_bits) if has_multiplier else widths.v_bits
         )
         max_shift = widths.act_product_bits
+        direct = DatapathWidths.derive(
+            config.algo, config, 1, minimum_rescale_shift(1, config), mode="direct", kernel=1
+        )
+        d_lo, d_hi, d_limit = int(direct.v_lo[0]), int(direct.v_hi[0]), int(direct.act_shift_max[0])
         return cls(
             positions=config.algo.mults,
             v_bits=widths.v_bits,
@@ -284,6 +294,11 @@ class ActQuantizerWidths:
             product_bits=product_bits,
             max_shift=max_shift,
             shift_width=max_shift.bit_length(),
+            v_ranges=tuple(
+                (min(int(lo), d_lo), max(int(hi), d_hi))
+                for lo, hi in zip(widths.v_lo, widths.v_hi, strict=True)
+            ),
+            shift_limits=tuple(max(int(s), d_limit) for s in widths.act_shift_max),
         )
 
 
@@ -378,6 +393,8 @@ class ActQuantizer(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         pipe = StallPipeline(m, i=self.i_v, o=self.o_q, depth=self.latency, name="act")
+        if not self.has_multiplier:
+            return self._elaborate_pow2(m, pipe)
         rounding = self._rounding
         n = self.positions
         shifts = [rounding.effective(self.act_shift[j]) for j in range(n)]
@@ -412,6 +429,58 @@ class ActQuantizer(wiring.Component):
         m.d.comb += self.o_q.payload.data.eq(q)
         pipe.carry_meta(m, self.i_v, self.o_q, name="act_meta")
         return m
+
+    def _elaborate_pow2(self, m: Module, pipe: StallPipeline) -> Module:
+        """``pow2`` mode: per position a choice among its legal shifts, no adder before it.
+
+        Stage 1 selects ``t = (2 v) >> s`` (:meth:`_RoundingShift.doubled_shift`) among the
+        ``shift_limits[j] + 1`` shifts of position ``j``, with ``v`` cut to the width of
+        its range, clamped to ``act_bits + 1`` bits; stage 2 rounds, ``(t + 1) >> 1``, and
+        clamps the one value that leaves ``act_bits`` (ECP5: the selected ``t`` and its
+        fit registered before the clamp, stage 3 rounds).  Clamping ``t`` first does not
+        change the result: a ``t`` beyond ``act_bits + 1`` bits saturates either way.
+        """
+        w, n = self.widths, self.positions
+        t_bits = w.act_bits + 1
+        ecp5 = self.config.target == "ecp5"
+        shifts = [self.act_shift[j] for j in range(n)]
+        if ecp5:  # per-layer values, into registers once
+            shifts = [_registered(m, shifts[j], f"act_shift_r{j}") for j in range(n)]
+        fields = []
+        for j in range(n):
+            lo, hi = w.v_ranges[j]
+            v = self.i_v.payload.data[j][: signed_width(lo, hi)].as_signed()
+            field = Signal(signed(t_bits), name=f"act_t{j}")
+            fit = Signal(name=f"act_fit{j}")
+            with m.Switch(shifts[j]):
+                for s in range(w.shift_limits[j] + 1):
+                    # Shifts above the position's limit (not legal) act as the limit.
+                    with m.Case(s) if s < w.shift_limits[j] else m.Default():
+                        t = _RoundingShift.doubled_shift(v, s)
+                        m.d.comb += [field.eq(t[:t_bits]), fit.eq(_fits(t, t_bits))]
+            fields.append((field, fit, v[-1]))
+        clamp_layout = data.ArrayLayout(signed(t_bits), n)
+        if ecp5:
+            raw = [Cat(f, fit, sign) for f, fit, sign in fields]
+            raw_r = _stage(m, pipe, raw, data.ArrayLayout(t_bits + 2, n), "act_raw")
+            fields = [(raw_r[j][:t_bits].as_signed(), raw_r[j][t_bits], raw_r[j][t_bits + 1])
+                      for j in range(n)]  # fmt: skip
+        lo, hi = signed_range(t_bits)
+        clamped = [Mux(fit, f, Mux(sign, lo, hi)) for f, fit, sign in fields]
+        t_r = _stage(m, pipe, clamped, clamp_layout, "act_t")
+        q_layout = self.out_layout.members["data"]
+        rounded = [_clamp(((t_r[j] + 1) >> 1), w.act_bits) for j in range(n)]
+        q = _stage(m, pipe, rounded, q_layout, "act_q")
+        m.d.comb += self.o_q.payload.data.eq(q)
+        pipe.carry_meta(m, self.i_v, self.o_q, name="act_meta")
+        return m
+
+
+def _registered(m: Module, value: Value, name: str) -> Signal:
+    """``value`` one cycle later, in a register of its shape (no enable)."""
+    reg = Signal.like(Value.cast(value), name=name)
+    m.d.sync += reg.eq(value)
+    return reg
 
 
 # -- Rescale ---------------------------------------------------------------------------------

@@ -164,7 +164,7 @@ class EngineConfig(_DictFields):
     cout_max: int = 256
     act_mult_bits: int = 16
     rescale_bits: int = 16
-    z_bits: int = 24
+    z_bits: int = 20
     out_mult_bits: int = 16
     in_bits: int = 8
     out_bits: int = 8

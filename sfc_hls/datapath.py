@@ -47,6 +47,7 @@ __all__ = [
     "layer_reduction",
     "minimum_rescale_shift",
     "accumulation_bound",
+    "no_saturation_shift",
     "check_bound",
     "random_layer_quant",
 ]
@@ -70,6 +71,20 @@ def rshift_round(v: np.ndarray, shift) -> np.ndarray:
         return _rshift_round_object(v, shift)
     half = np.where(shift > 0, np.left_shift(np.int64(1), np.maximum(shift, 1) - 1), 0)
     return np.right_shift(v + half, shift)
+
+
+def no_saturation_shift(lo: int, hi: int, bits: int) -> int:
+    """Smallest ``s`` at which ``rshift_round(v, s)`` lies in ``signed(bits)`` for every
+    ``v`` in ``[lo, hi]`` (``lo <= 0 <= hi``).
+
+    A larger shift cannot help a requantizer: nothing saturates at ``s`` already, and
+    each further bit only doubles the rounding step.
+    """
+    q_lo, q_hi = signed_range(bits)
+    s = 0
+    while (hi + (1 << s >> 1)) >> s > q_hi or (lo + (1 << s >> 1)) >> s < q_lo:
+        s += 1
+    return s
 
 
 def _rshift_round_object(v: np.ndarray, shift: np.ndarray) -> np.ndarray:
@@ -144,6 +159,7 @@ class DatapathWidths:
     v_lo: np.ndarray = field(repr=False)  # per position
     v_hi: np.ndarray = field(repr=False)
     v_bits: int
+    act_mult_max: int  # 1 in pow2 mode
     act_product_bound: int  # |v * act_mult|
     act_product_bits: int
     act_bits: int
@@ -214,6 +230,7 @@ class DatapathWidths:
             v_lo=v_lo,
             v_hi=v_hi,
             v_bits=v_bits,
+            act_mult_max=act_mult_max,
             act_product_bound=act_product_bound,
             act_product_bits=width(act_product_bound),
             act_bits=config.act_bits,
@@ -232,6 +249,18 @@ class DatapathWidths:
             out_product_bits=width(out_product_bound),
             out_bits=config.out_bits,
         )
+
+    @property
+    def act_shift_max(self) -> np.ndarray:
+        """Largest legal ``act_shift`` per position (``(m,)``; direct mode ``(1,)``): the
+        smallest shift at which no product ``v * act_mult`` of the position (``v`` in its
+        range, any legal ``act_mult``) saturates ``act_bits`` (:func:`no_saturation_shift`;
+        a larger shift only loses precision, and the requantizer need not build it)."""
+        return np.array(
+            [no_saturation_shift(int(lo) * self.act_mult_max, int(hi) * self.act_mult_max,
+                                 self.act_bits) for lo, hi in zip(self.v_lo, self.v_hi, strict=True)],
+            dtype=np.int64,
+        )  # fmt: skip
 
     @property
     def act_round_bits(self) -> int:
@@ -467,6 +496,7 @@ class LayerQuant:
         if not isinstance(self.rescale_shift, int) or isinstance(self.rescale_shift, bool):
             raise TypeError(f"rescale_shift must be an int, got {self.rescale_shift!r}")
         widths = self.widths  # raises when the shift leaves z beyond z_bits
+        self._check_act_shift_limits(widths)
         shift_limits = {
             "act_shift": (self.act_shift, widths.act_product_bits),
             "rescale_shift": (np.array([self.rescale_shift]), widths.rescaled_bits),
@@ -491,6 +521,20 @@ class LayerQuant:
     def has_spatial_weights(self) -> bool:
         """True when the weights come from spatial weights and shifts (an on-chip transform)."""
         return self.spatial_weights is not None
+
+    def _check_act_shift_limits(self, widths: DatapathWidths) -> None:
+        """``act_shift[j] <= widths.act_shift_max[j]``: a shift beyond the position's
+        no-saturation shift only loses precision (and the requantizer does not build it)."""
+        limit = np.broadcast_to(widths.act_shift_max, self.act_shift.shape)
+        over = np.flatnonzero(self.act_shift > limit)
+        if over.size:
+            j = int(over[0])
+            raise ValueError(
+                f"act_shift at position {j} is {int(self.act_shift[j])}, above {int(limit[j])}, "
+                f"the smallest shift at which no activation of that position saturates "
+                f"{self.config.act_bits} bits ({self.mode} mode; a larger shift only loses "
+                "precision)"
+            )
 
     def _validate_spatial(self) -> None:
         from sfc_hls.weight_transform import shift_window, transform_spatial_weights
@@ -698,7 +742,7 @@ def random_layer_quant(
     # Typical |v| is well below the worst case: aim the shift at a quarter of it.
     typical = np.maximum(v_peak * act_mult // 4, 1)
     act_shift = np.array([int(t).bit_length() for t in typical]) - (config.act_bits - 1)
-    act_shift = np.clip(act_shift + rng.integers(-1, 2, m), 0, widths0.act_product_bits)
+    act_shift = np.clip(act_shift + rng.integers(-1, 2, m), 0, widths0.act_shift_max)
     wmax = (1 << (config.weight_bits - 1)) - 1
     spatial_weights = weight_shift = None
     if config.weight_transform if spatial is None else spatial:
@@ -773,7 +817,7 @@ def _random_direct_layer(
     )  # fmt: skip
     typical = max((1 << (config.in_bits - 2)) * act_mult, 1)
     act_shift = int(np.clip(typical.bit_length() - (config.act_bits - 1) + rng.integers(-1, 2),
-                            0, widths0.act_product_bits))  # fmt: skip
+                            0, int(widths0.act_shift_max[0])))  # fmt: skip
     wmax = (1 << (config.weight_bits - 1)) - 1
     weights = rng.integers(-wmax, wmax + 1, size=(cout, cin, kernel, kernel))
     rescale_mult = rng.integers(0, 1 << config.rescale_bits, size=cout)

@@ -337,7 +337,7 @@ def dequantize_output(out_int: Any, params: LayerQuant) -> np.ndarray:
 
 # ---------------------------------------------------------------------- scale encodings
 def _encode_act_scales(
-    target: np.ndarray, config: EngineConfig, max_shift: int
+    target: np.ndarray, config: EngineConfig, max_shift: int | np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Hardware activation scales ``(mult, shift, s)`` closest to ``target`` from below.
 
@@ -405,7 +405,7 @@ def _calibration(x: np.ndarray, w: np.ndarray, config: EngineConfig, padding: in
 
 
 def _activation_targets(
-    cal: _Calibration, method: str, percentile: float, config: EngineConfig, max_shift: int
+    cal: _Calibration, method: str, percentile: float, config: EngineConfig, max_shift: np.ndarray
 ) -> np.ndarray:
     """Target activation scale per position (before the hardware encoding)."""
     qmax = (1 << (config.act_bits - 1)) - 1
@@ -428,7 +428,7 @@ def _activation_targets(
         if amax[j] == 0:
             continue
         cands = target[j] * np.exp2(_ACT_CLIP_STEPS)
-        _, _, s = _encode_act_scales(cands, config, max_shift)
+        _, _, s = _encode_act_scales(cands, config, max_shift[j])
         s = np.unique(s)
         deq = _quantize_values(sample[j][None, :], s[:, None], lo, hi) / s[:, None]
         err = ((deq - sample[j][None, :]) ** 2).mean(axis=1)
@@ -530,7 +530,7 @@ def _fine_tune(
     s: np.ndarray,
     sw: np.ndarray,
     config: EngineConfig,
-    max_shift: int,
+    max_shift: np.ndarray,
     granularity: str,
     tune_weights: bool,
     weights: np.ndarray | None = None,
@@ -559,7 +559,7 @@ def _fine_tune(
             factors = np.exp2(np.arange(-4, 5) * step)
         # Activation scale of each position (affects all output channels).
         for j in range(m):
-            _, _, cands = _encode_act_scales(err.s[j] * factors, config, max_shift)
+            _, _, cands = _encode_act_scales(err.s[j] * factors, config, max_shift[j])
             best, best_gain = None, 0.0
             for c in np.unique(cands):
                 if c == err.s[j]:
@@ -686,7 +686,7 @@ def _quantize(
     cal = _calibration(x, w, config, padding)
     rescale_shift = minimum_rescale_shift(cin, config)
     widths = DatapathWidths.derive(algo, config, cin, rescale_shift)
-    max_act_shift = widths.act_product_bits
+    max_act_shift = widths.act_shift_max  # per position
     wmax = (1 << (config.weight_bits - 1)) - 1
 
     target = _activation_targets(cal, opts.act_method, opts.percentile, config, max_act_shift)

@@ -1,5 +1,6 @@
 """Golden model: exactness, two implementations of one spec, derived bounds, bad input."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -12,6 +13,7 @@ from sfc_hls.datapath import (
     LayerQuant,
     check_bound,
     minimum_rescale_shift,
+    no_saturation_shift,
     random_layer_quant,
     rshift_round,
     saturate,
@@ -97,9 +99,29 @@ def test_widths_are_derived_for_the_default_engine():
     wd = DatapathWidths.derive(cfg.algo, cfg, 256, minimum_rescale_shift(256, cfg))
     assert wd.v_bits == 14  # row L1 norms of B^T with int8 inputs
     assert wd.acc_bound == 256 * 128 * 128 and wd.acc_bits == 24
-    assert wd.z_bound <= 2**23 - 1
+    assert wd.z_bits == 20 and wd.z_bound <= 2**19 - 1
     # the bound is tight: z needs the full width
-    assert wd.z_bound > 2**22
+    assert wd.z_bound > 2**18
+    # act_shift: per position, the no-saturation shift of the row's range (v_bits 10..14)
+    assert wd.act_shift_max.min() == 3 and wd.act_shift_max.max() == 6
+    assert np.all(wd.act_shift_max == [
+        no_saturation_shift(int(lo), int(hi), 8) for lo, hi in zip(wd.v_lo, wd.v_hi, strict=True)
+    ])  # fmt: skip
+
+
+def test_act_shift_above_the_positions_limit_is_refused():
+    """A shift beyond a position's no-saturation shift only loses precision: not legal."""
+    _, params = _random_case(1)
+    limit = params.widths.act_shift_max
+    j = int(np.argmin(limit))
+    fields = {f.name: getattr(params, f.name) for f in dataclasses.fields(params)}
+    legal = params.act_shift.copy()
+    legal[j] = limit[j]
+    LayerQuant(**{**fields, "act_shift": legal})  # the limit itself is legal
+    legal[j] = limit[j] + 1
+    with pytest.raises(ValueError, match=rf"act_shift at position {j} is {limit[j] + 1}, above "
+                                         rf"{limit[j]}, the smallest shift at which no"):  # fmt: skip
+        LayerQuant(**{**fields, "act_shift": legal})
 
 
 def test_bound_violation_raises_instead_of_wrapping():

@@ -193,13 +193,14 @@ def test_default_engine_ports():
     # 37,748,736 < 2^26, so 27 bits; times a 16-bit multiplier: 43 bits.
     assert rescale.positions == config.backend_width == 11
     assert (rescale.acc_bits, rescale.product_bits, rescale.max_shift) == (27, 43, 43)
-    assert rescale.shift_width == 6 and rescale.minimum_shift(256) == 15
-    assert rescale.minimum_shift(2304) == 19
+    # z_bits = 20: cin 256's rescaled bound 256 * 2^14 * (2^16 - 1) < 2^38, shifted by 19.
+    assert rescale.shift_width == 6 and rescale.minimum_shift(256) == 19
+    assert rescale.minimum_shift(2304) == 23
     assert rescale.o_z.payload.shape() == rescale.out_layout
     outq = OutputQuantizer(config, tag_layout=2)
     assert outq.outputs == 11
-    assert (outq.y_bits, outq.biased_bits, outq.product_bits, outq.max_shift) == (31, 32, 48, 48)
-    assert signed_range(outq.y_bits)[1] >= 112 * (1 << 23)  # max row L1 of A^T times 2^23
+    assert (outq.y_bits, outq.biased_bits, outq.product_bits, outq.max_shift) == (27, 28, 44, 44)
+    assert signed_range(outq.y_bits)[1] >= 112 * (1 << 19)  # max row L1 of A^T times 2^19
     assert [b.latency for b in (act, rescale, outq)] == [2, 4, 6]
 
 
@@ -275,9 +276,23 @@ GAPS = {"in_gaps": (0, 0, 0, 1, 3), "out_gaps": (0, 0, 1, 2, 5)}
 # -- ActQuantizer ----------------------------------------------------------------------------
 
 
+def _act_value_range(dut: ActQuantizer) -> tuple[np.ndarray, np.ndarray]:
+    """Per position, the values the input can carry: pow2, the position's range over both
+    modes (``widths.v_ranges``); fixed, every ``v_bits``-bit value."""
+    if dut.has_multiplier:
+        lo, hi = signed_range(dut.v_bits)
+        return np.full(dut.positions, lo), np.full(dut.positions, hi)
+    return (np.array([r[0] for r in dut.widths.v_ranges]),
+            np.array([r[1] for r in dut.widths.v_ranges]))  # fmt: skip
+
+
 def _act_phase(dut: ActQuantizer, mult, shift, vs, expected, gen):
+    """A phase of beats ``vs``; expected: the spec, pow2 with each shift above its position's
+    limit taken as the limit (such a shift is not legal; the block builds none beyond)."""
     config = dut.config
     ports = [(dut.act_shift, [int(s) for s in shift])]
+    if not dut.has_multiplier:
+        shift = np.minimum(shift, dut.widths.shift_limits)
     if dut.has_multiplier:
         ports.append((dut.act_mult, [int(a) for a in mult]))
     beats = []
@@ -301,7 +316,7 @@ def test_act_quantizer_random_with_gaps_and_backpressure(mode, seed, target):
     assert dut.latency == {"xilinx": 2, "ecp5": 3}[target]
     gen = np.random.default_rng(seed)
     n = dut.positions
-    lo, hi = signed_range(dut.v_bits)
+    lo, hi = _act_value_range(dut)
     mult_max = (1 << dut.config.act_mult_bits) - 1
     expected: list = []
     phases = []
@@ -332,20 +347,27 @@ def test_act_quantizer_extremes(mode, target):
     dut = ActQuantizer(small_config(mode, target=target))
     gen = np.random.default_rng(5)
     n = dut.positions
-    lo, hi = signed_range(dut.v_bits)
+    lo, hi = _act_value_range(dut)
     mult_max = (1 << dut.config.act_mult_bits) - 1 if dut.has_multiplier else 1
     mults = [np.full(n, mult_max)] + ([gen.integers(0, mult_max + 1, n)] if mult_max > 1 else [])
     expected: list = []
     phases = []
+    limits = np.full(n, dut.max_shift) if dut.has_multiplier else np.array(dut.widths.shift_limits)
     for mult in mults:
-        for shift in (np.zeros(n, int), np.full(n, dut.max_shift), np.arange(n) % dut.max_shift):
-            vs = [np.full(n, hi), np.full(n, lo), np.full(n, -1), np.full(n, 1), np.zeros(n, int)]
+        for shift in (np.zeros(n, int), np.full(n, dut.max_shift), np.arange(n) % dut.max_shift,
+                      limits, np.maximum(limits - 1, 0)):  # fmt: skip
+            vs = [hi, lo, np.full(n, -1), np.full(n, 1), np.zeros(n, int)]
             phases.append(_act_phase(dut, mult, shift, vs, expected, gen))
     # Ties: v * act_mult = odd multiple of 2^(s-1) with an odd multiplier.
     tie_shift = 1 + np.arange(n) % (dut.v_bits - 1)
+    if not dut.has_multiplier:  # ties below the limit (v in its position's range)
+        tie_shift = 1 + np.arange(n) % np.maximum(limits, 1)
     tie_mult = (2 * gen.integers(0, mult_max // 2 + 1, n) + 1) if mult_max > 1 else np.ones(n, int)
     ties = [tie_values(gen, n, tie_shift, dut.v_bits) for _ in range(6)]
     ties.append(-ties[0])  # both signs of the same magnitude
+    # Outside a position's range: the smallest tie, 2^(s-1), of the same sign.
+    smallest = np.array([1 << (int(t) - 1) for t in tie_shift], dtype=object)
+    ties = [np.where((v < lo) | (v > hi), np.where(v < 0, -smallest, smallest), v) for v in ties]
     for v in ties:
         products = v * tie_mult.astype(object)
         assert all(

@@ -270,6 +270,7 @@ def test_pow2_parameters_have_unit_multipliers():
         )
         assert np.all(params.act_mult == 1)
         assert np.all(params.act_shift >= 0)
+        assert np.all(params.act_shift <= params.widths.act_shift_max)  # LayerQuant checks it
 
 
 def test_fixed_parameters_use_the_multiplier_width():
