@@ -241,7 +241,7 @@ def synthesize(config: EngineConfig, family: str) -> dict:
     gen = generate_engine(config)
     print(f"  synthesizing {config.algorithm} P_co={config.pco} (whole top) ...", flush=True)
     out = synth_cached(gen.verilog.read_text(), TOPLEVEL, family)
-    return {k: out[k] for k in ("LUT", "FF", "DSP", "CARRY", "BRAM", "seconds", "cached")}
+    return {k: out[k] for k in ("LUT", "FF", "DSP", "CARRY", "MUXF", "BRAM", "seconds", "cached")}
 
 
 def verify(layers: list[ConvLayer]) -> list[dict]:

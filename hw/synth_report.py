@@ -39,6 +39,7 @@ from sfc_hls.cache import cache_dir
 from sfc_hls.config import EngineConfig, add_engine_arguments
 from sfc_hls.hw.interface import BLOCKS, EngineInterface
 from sfc_hls.hw.synthesis import (
+    WIDEMUX,
     SynthesisError,
     SynthesisResult,
     _yosys,
@@ -67,7 +68,7 @@ __all__ = [
 #: The adder-only transform units.
 TRANSFORM_BLOCKS = ("input_transform", "output_transform")
 #: Resource columns of the report (``SynthesisResult`` properties).
-RESOURCES = ("LUT", "FF", "DSP", "CARRY", "BRAM")
+RESOURCES = ("LUT", "FF", "DSP", "CARRY", "MUXF", "BRAM")
 XILINX_FAMILIES = ("xcup", "xc7")
 
 
@@ -104,7 +105,9 @@ def synth_cached(
     ``cache_only`` raises :class:`LookupError` instead of running Yosys on a miss.
     """
     key = hashlib.sha256(
-        "\0".join([text, top, family, yosys_version(), "synth-report/1"]).encode()
+        "\0".join(
+            [text, top, family, yosys_version(), f"synth-report/2 -widemux {WIDEMUX}"]
+        ).encode()
     ).hexdigest()[:32]
     path = _cache_dir() / f"{top}-{family}-{key}.json"
     if cache and path.is_file():
@@ -189,7 +192,8 @@ def synth_report(
         "family": family,
         "tool": {
             "yosys": yosys_version(),
-            "script": f"read_verilog -sv; synth_xilinx -family {family} -top <top>; stat -json",
+            "script": f"read_verilog -sv; synth_xilinx -family {family} -widemux {WIDEMUX} "
+            "-top <top>; stat -json",
         },
         "verilog_sha256": gen.manifest.get("verilog_sha256"),
         "blocks": {name: {k: r[k] for k in RESOURCES} for name, r in results.items()},
@@ -265,7 +269,10 @@ def format_report(report: dict[str, Any]) -> str:
     )
     tail = []
     if "family" in report:
-        tail.append(f"Yosys synth_xilinx -family {report['family']} ({report['tool']['yosys']})")
+        tail.append(
+            f"Yosys synth_xilinx -family {report['family']} -widemux {WIDEMUX} "
+            f"({report['tool']['yosys']})"
+        )
     if "transforms" in report:
         t = report["transforms"]
         share = t.get("LUT_share_of_engine")
@@ -530,7 +537,8 @@ def logic_depth(
         raise ValueError(f"family must be one of {XILINX_FAMILIES}, got {family!r}")
     breakers = " ".join(f"t:{pattern}" for pattern in _PATH_BREAKERS)
     script = (
-        f"read_verilog -sv design.v; synth_xilinx -family {family} -top {top} -flatten "
+        f"read_verilog -sv design.v; synth_xilinx -family {family} -widemux {WIDEMUX} -top {top} "
+        "-flatten "
         f"-noiopad; write_json netlist.json; delete {breakers}; tee -o ltp.txt ltp -noff"
     )
     with tempfile.TemporaryDirectory(prefix="sfc-hls-ltp-") as tmp:
