@@ -117,7 +117,12 @@ def _features(iface: EngineInterface) -> dict[str, dict[str, float]]:
         },
         "act_quantizer": {
             "v_bits": m * act.v_bits,
-            "shift_bits": m * act.v_bits * act.shift_width,
+            # fixed: a barrel shifter per position; pow2: a select among each position's
+            # legal shifts of an act_bits + 1 wide field (hw/quantizers.py).
+            "shift_bits": m * act.v_bits * act.shift_width if act.has_multiplier else 0,
+            "select_bits": 0
+            if act.has_multiplier
+            else sum(limit + 1 for limit in act.shift_limits) * (cfg.act_bits + 1),
             "dsp_tiles": m * dsp_tiles(act.v_bits, cfg.act_mult_bits + 1)
             if act.has_multiplier
             else 0,
