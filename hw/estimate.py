@@ -117,9 +117,9 @@ def _features(iface: EngineInterface) -> dict[str, dict[str, float]]:
         },
         "act_quantizer": {
             "v_bits": m * act.v_bits,
-            # fixed: a barrel shifter per position; pow2: a select among each position's
-            # legal shifts of an act_bits + 1 wide field (hw/quantizers.py).
-            "shift_bits": m * act.v_bits * act.shift_width if act.has_multiplier else 0,
+            # The shift ports; fixed: a barrel shifter per position; pow2: a select among
+            # each position's legal shifts of an act_bits + 1 wide field (hw/quantizers.py).
+            "shift_bits": m * act.v_bits * act.shift_width,
             "select_bits": 0
             if act.has_multiplier
             else sum(limit + 1 for limit in act.shift_limits) * (cfg.act_bits + 1),
