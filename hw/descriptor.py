@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -195,35 +195,41 @@ class DescriptorRegisters(wiring.Component):
 
     def _decode(self, m: Module, desc, beat, bad_write: Signal) -> None:
         """One write ``beat`` into ``desc``: scalar registers by case, per-position arrays by
-        range, others are bad (CONTROL is seen on the port: it sets ``pending``)."""
+        range (CONTROL is seen on the port: it sets ``pending``).  A write to no register,
+        or of a value above its register's limit, sets ``bad_write``: an OR of the address
+        matches, each ANDed with its compare against a constant (the register map's
+        addresses are distinct), not a priority chain through the decoder."""
         addr, value = beat.addr, beat.data
         scalars = [r for r in self.registers.table if not r.per_position]
         arrays = [r for r in self.registers.table if r.per_position]
         n = self.registers.positions
+        in_range = {reg.name: (addr >= reg.address) & (addr < reg.address + n) for reg in arrays}
         with m.Switch(addr):
             for reg in scalars:
                 with m.Case(reg.address):
-                    if reg.field is None:  # CONTROL: nothing to store
-                        pass
-                    elif reg.bit is not None:
+                    if reg.field is not None and reg.bit is not None:
                         m.d.sync += getattr(desc, reg.field).eq(value[reg.bit])
-                    else:
-                        self._check(m, reg, value, bad_write)
+                    elif reg.field is not None:
                         m.d.sync += getattr(desc, reg.field).eq(value)
             with m.Default():
-                for k, reg in enumerate(arrays):
-                    in_range = (addr >= reg.address) & (addr < reg.address + n)
-                    with m.If(in_range) if k == 0 else m.Elif(in_range):
-                        assert reg.field is not None  # only CONTROL has none, a scalar
-                        field = getattr(desc, reg.field)
+                for reg in arrays:
+                    assert reg.field is not None  # only CONTROL has none, a scalar
+                    field = getattr(desc, reg.field)
+                    with m.If(in_range[reg.name]):
                         for j in range(n):
                             with m.If(addr == reg.address + j):
                                 m.d.sync += field[j].eq(value)
-                        self._check(m, reg, value, bad_write)
-                with m.Else():
-                    m.d.sync += bad_write.eq(1)  # unmapped address
+        mapped = [addr == reg.address for reg in scalars] + list(in_range.values())
+        over = [
+            (in_range[reg.name] if reg.per_position else addr == reg.address)
+            & (value > self.limits[reg.limit])
+            for reg in self.registers.table
+            if reg.limit is not None and reg.bit is None and reg.field is not None
+        ]
+        with m.If(~_any(mapped) | _any(over)):
+            m.d.sync += bad_write.eq(1)
 
-    def _check(self, m: Module, reg, value, bad_write: Signal) -> None:
-        if reg.limit is not None:
-            with m.If(value > self.limits[reg.limit]):
-                m.d.sync += bad_write.eq(1)
+
+def _any(terms: list) -> Value:
+    """The OR of ``terms`` (0 for none)."""
+    return Cat(*terms).any() if terms else Const(0, 1)
