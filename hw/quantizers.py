@@ -37,7 +37,9 @@ at least the width :class:`~sfc_hls.datapath.DatapathWidths` derives for any
 legal layer, so nothing wraps inside a block; and a shift amount beyond the
 width of the shifted value gives the exact result 0 (``rshift_round`` of a
 value ``|p| < 2^(P-1)`` by ``s >= P`` is 0), so every value of a shift port is
-computed exactly as the spec does.  The shift ports are wide enough for the
+computed exactly as the spec does; the exception is the ``pow2`` activation
+quantizer, which builds only each position's legal shifts (``act_shift_max``,
+a larger one acts as the largest).  The shift ports are wide enough for the
 largest legal shift of the spec (the width of the value it shifts).
 
 Mapping: the product and its rounding constant ``2^(s-1)`` are one registered
@@ -325,13 +327,16 @@ class ActQuantizer(wiring.Component):
         ``pow2`` mode ``v_bits``: the product is ``v``; this can be one bit less
         than the spec's ``act_product_bits``, which bounds ``|v|``
         symmetrically, and still holds every ``v`` of ``[v_lo, v_hi]``);
-        ``max_shift``, the largest legal ``act_shift``
+        ``max_shift``, the largest ``act_shift`` of any position and mode
         (``DatapathWidths.act_product_bits``); ``shift_width``, the width of
-        each ``act_shift`` entry (``max_shift.bit_length()``).
+        each ``act_shift`` entry (``max_shift.bit_length()``); per position,
+        ``v_ranges`` (its input's range over both modes) and ``shift_limits``
+        (its largest legal shift of either mode, ``DatapathWidths.act_shift_max``).
     latency : int
-        2 (registered multiply-add with the rounding constant, then shift and saturate);
-        on ECP5 3 (the per-layer shifts decoded into registers, the shifted value
-        registered before the saturation: :meth:`latency_of`).
+        2 (``fixed``: registered multiply-add with the rounding constant, then shift and
+        saturate; ``pow2``: the shift select, then the rounding); on ECP5 3 (the per-layer
+        shifts in registers and one more register before the saturation or the clamp:
+        :meth:`latency_of`).
     in_layout, out_layout : data.StructLayout
         Payload layouts of ``i_v`` and ``o_q``.
 
@@ -344,8 +349,9 @@ class ActQuantizer(wiring.Component):
     act_mult : In(ArrayLayout(unsigned(act_mult_bits), m))
         Per-layer multipliers; only in ``fixed`` mode (absent in ``pow2`` mode).
     act_shift : In(ArrayLayout(unsigned(shift_width), m))
-        Per-layer shift amounts. Every value is computed exactly; the spec's
-        legal range is ``[0, max_shift]``.
+        Per-layer shift amounts; the spec's legal range is ``[0, act_shift_max[j]]``
+        (``shift_limits[j]``).  ``fixed``: every value of the port is computed exactly;
+        ``pow2``: a value above ``shift_limits[j]`` acts as ``shift_limits[j]``.
 
     Latency 2 (ECP5: 3), one beat per cycle, backpressure and reset as in
     :mod:`sfc_hls.hw.quantizers`.  On ECP5 ``act_shift`` must be stable from the
