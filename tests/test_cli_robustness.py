@@ -513,6 +513,10 @@ def test_nan_weights_name_the_layer(tmp_path):
         (["vectors", "--seed", str(2**64), "-o", "unused"], ["--seed"]),
         (["error-study", "unused", "--seed", "-1"], ["--seed must be an int in [0, "]),
         (["error-study", "unused", "--calib-images", "0"], ["--calib-images"]),
+        (
+            ["error-study", "unused", "--z-bits", "8"],
+            ["--z-bits must be an int in [12, 64], got 8"],
+        ),
         (["run", "--pco", "abc"], ["argument --pco: invalid int value: 'abc'"]),
         (["show"], ["the following arguments are required: NAME"]),
         (["no-such-command"], ["invalid choice: 'no-such-command'"]),

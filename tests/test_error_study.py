@@ -141,3 +141,20 @@ def test_narrow_mac_operands_raise_the_error_winograd_most():
     assert narrow["wino-4x4-3x3"]["nmse_y"] > 5 * narrow["sfc6-7x7-3x3"]["nmse_y"], narrow
     with pytest.raises(ValueError, match=r"bits must be an int in \[4, 8\]"):
         run_error_study(**kwargs, bits=3)
+
+
+def test_narrow_z_raises_the_error_and_is_recorded():
+    """``z_bits`` narrows the rescaled accumulators: at 12 bits SFC-6's output error grows;
+    the width is checked and recorded with the study's engine settings."""
+    kwargs = {**REDUCED, "algorithms": ("sfc6-7x7-3x3",), "fine_tune": (False,)}
+    wide = run_error_study(**kwargs)
+    narrow = run_error_study(**kwargs, z_bits=12)
+    nmse = [s["summary"]["geomean_over_layers"]["pow2"]["sfc6-7x7-3x3"]["nmse_out"]
+            for s in (wide, narrow)]  # fmt: skip
+    assert nmse[1] > 1.5 * nmse[0], nmse
+    assert (wide["settings"]["engine"]["z_bits"], narrow["settings"]["engine"]["z_bits"]) == (
+        20,
+        12,
+    )
+    with pytest.raises(ValueError, match=r"z_bits must be an int in \[12, 64\]"):
+        run_error_study(**kwargs, z_bits=11)
