@@ -406,20 +406,14 @@ class ActQuantizer(wiring.Component):
         shifts = [rounding.effective(self.act_shift[j]) for j in range(n)]
         ecp5 = self.config.target == "ecp5"
         if ecp5:  # per-layer values, decoded once into registers
-            decoded = []
-            for j in range(n):
-                reg = Signal.like(shifts[j], name=f"act_shift_r{j}")
-                m.d.sync += reg.eq(shifts[j])
-                decoded.append(reg)
-            shifts = decoded
+            shifts = [_registered(m, shifts[j], f"act_shift_r{j}") for j in range(n)]
 
-        # Stage 1: v * act_mult + 2^(s-1) (pow2: v + 2^(s-1)).
+        # Stage 1 (fixed mode; pow2 is _elaborate_pow2): v * act_mult + 2^(s-1).
         total_layout = data.ArrayLayout(signed(rounding.round_bits), n)
         total_next = Signal(total_layout, name="act_total_next")
         for j in range(n):
             v = self.i_v.payload.data[j]
-            product = v * self.act_mult[j] if self.widths.has_multiplier else v
-            m.d.comb += total_next[j].eq(product + rounding.half(shifts[j]))
+            m.d.comb += total_next[j].eq(v * self.act_mult[j] + rounding.half(shifts[j]))
         total = pipe.register(m, total_next, name="act_total", shape=total_layout)
 
         # Stage 2: arithmetic shift and saturation (ECP5: the shift, then stage 3 saturates).
