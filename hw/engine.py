@@ -34,6 +34,7 @@ from amaranth.lib.wiring import In, Out
 from sfc_hls.config import EngineConfig
 from sfc_hls.hw.act_replay import ActReplay
 from sfc_hls.hw.descriptor import DescriptorRegisters
+from sfc_hls.hw.digit_serial import DigitSerialTransform
 from sfc_hls.hw.interface import (
     BACK_BLOCKS,
     BLOCKS,
@@ -98,11 +99,21 @@ def datapath_blocks(
         "serializer": lambda: ResultSerializer(iface),
         "rescale": lambda: Rescale(cfg, meta_layout=lay["lane_meta"]),
         "collector": lambda: TileCollector(in_layout=rescale_out, blocks=iface.blocks),
-        "output_transform": lambda: OutputTransform(
-            iface.algo,
-            z_bits=cfg.z_bits,
-            meta_layout=lay["lane_meta"],
-            adds_per_stage=OUTPUT_ADDS_PER_STAGE,
+        "output_transform": lambda: (
+            DigitSerialTransform(
+                iface.algo.output_adder_network,
+                in_width=cfg.z_bits,
+                digits=iface.output_digits,
+                meta_layout=lay["lane_meta"],
+                adds_per_stage=OUTPUT_ADDS_PER_STAGE,
+            )
+            if iface.output_digits > 1
+            else OutputTransform(
+                iface.algo,
+                z_bits=cfg.z_bits,
+                meta_layout=lay["lane_meta"],
+                adds_per_stage=OUTPUT_ADDS_PER_STAGE,
+            )
         ),
         "splitter": lambda: TileSplitter(in_layout=lay["tile_y"], width=iface.width),
         "output_quantizer": lambda: OutputQuantizer(

@@ -38,6 +38,7 @@ import numpy as np
 
 from sfc_hls.atomic_files import check_output_file, write_text_atomic
 from sfc_hls.config import EngineConfig, add_engine_arguments
+from sfc_hls.hw.digit_serial import DigitPlan
 from sfc_hls.hw.interface import BLOCKS, EngineInterface
 from sfc_hls.hw.quantizers import DSP_WIDE_INPUT_BITS as DSP_WIDE_INPUT
 from sfc_hls.hw.transform import AdderNetlist
@@ -76,6 +77,23 @@ def dsp_tiles(a_bits: int, b_bits: int) -> int:
 def _adder_bits(netlist: AdderNetlist) -> int:
     """Sum of the widths of the netlist's adders and subtractors."""
     return sum(w.width for w in netlist.wires if w.op[0] != "in")
+
+
+def _output_transform_features(iface: EngineInterface) -> dict[str, float]:
+    """The output transform: its network's adder bits, plus, on digits
+    (:class:`~sfc_hls.hw.digit_serial.DigitSerialTransform`), the accumulators above
+    the digit and the digit select (one LUT-sized bit each), and the held tile."""
+    net, digits = iface.output_digit_netlist, iface.output_digits
+    if digits == 1:
+        return {"adder_bits": _adder_bits(net), "register_bits": net.register_bits}
+    plan = DigitPlan(iface.config.z_bits, digits)
+    acc_bits = sum(max(w - plan.digit_bits, 1) for w in iface.output_netlist.row_widths)
+    select_bits = iface.positions * plan.net_width
+    held_bits = iface.positions * iface.config.z_bits
+    return {
+        "adder_bits": _adder_bits(net) + acc_bits + select_bits,
+        "register_bits": net.register_bits + held_bits + sum(iface.output_netlist.row_widths),
+    }
 
 
 def memory_cells(width: int, depth: int) -> int:
@@ -143,10 +161,7 @@ def _features(iface: EngineInterface) -> dict[str, dict[str, float]]:
             "dsp_tiles": w * dsp_tiles(acc, cfg.rescale_bits + 1),
         },
         "collector": {"bits": m * z + lane_meta},
-        "output_transform": {
-            "adder_bits": _adder_bits(iface.output_netlist),
-            "register_bits": iface.output_netlist.register_bits,
-        },
+        "output_transform": _output_transform_features(iface),
         "splitter": {"bits": tile_y * y + lane_meta, "beat_bits": w * y},
         "output_quantizer": {
             "biased_bits": w * out.biased_bits,

@@ -210,7 +210,7 @@ def engine_manifest(interface, *, name: str = TOPLEVEL, axi: bool = False) -> di
             "multipliers": interface.multipliers,
             "adders": {
                 "input_transform": interface.input_netlist.adders,
-                "output_transform": interface.output_netlist.adders,
+                "output_transform": interface.output_digit_netlist.adders,
             },
             "widths": {
                 "v_bits": interface.v_bits,

@@ -23,6 +23,7 @@ from sfc_hls.bilinear import BilinearAlgorithm
 from sfc_hls.config import EngineConfig
 from sfc_hls.cycle_model import EngineTiming, StreamBits
 from sfc_hls.hw.descriptor import CFG_LAYOUT, DescriptorRegisters
+from sfc_hls.hw.digit_serial import DigitPlan, DigitSerialTransform, best_digits
 from sfc_hls.hw.mac_array import MacArray
 from sfc_hls.hw.port_buffers import RegisterSlice, SkidBuffer
 from sfc_hls.hw.quantizers import (
@@ -48,6 +49,14 @@ __all__ = ["OUTPUT_ADDS_PER_STAGE", "TILE_BITS", "EngineInterface"]
 #: bits) does not stall the output path: the registered :class:`TileSplitter`
 #: takes a tile in one cycle.  The input transform's 8-14-bit adders keep two per stage.
 OUTPUT_ADDS_PER_STAGE = 1
+
+#: Most digits the output transform cuts ``z`` into (:class:`~sfc_hls.hw.digit_serial.DigitSerialTransform`).
+#: SFC-6(7x7,3x3) at 20-bit ``z`` (``sfc-hls synth --blocks output_transform``, Yosys
+#: 0.23 ``synth_xilinx -widemux 5``): 14,125 LUTs whole, 8,512 / 7,175 / 8,046 (and
+#: 1,980 MUXF for the 5:1 digit select) on 3 / 4 / 5 digits: the network shrinks
+#: with the digit, the accumulators and the select grow with their number.
+#: Fewer digits when tiles come faster (:func:`~sfc_hls.hw.digit_serial.best_digits`).
+OUTPUT_DIGITS_MAX = 4
 
 #: Width of the tile counter: a layer has at most 2^16 - 1 output tiles per group.
 TILE_BITS = 16
@@ -83,7 +92,11 @@ class EngineInterface:
         positions, lanes: ``m`` transform positions, ``P_co`` MAC lanes.
         width, blocks: the output path's width ``W`` (``config.backend_width``) and the
             ``B = m / W`` blocks of ``W`` positions a result is cut into.
-        input_netlist, output_netlist: the adder netlists of ``B^T`` and ``A^T``.
+        input_netlist, output_netlist: the adder netlists of ``B^T`` and ``A^T`` (the latter
+            at ``z_bits``: the widths of ``y``).
+        output_digits, output_digit_netlist: the digits of ``z`` the output transform takes
+            one per cycle and the netlist of its network (``output_netlist`` for one digit);
+            :class:`~sfc_hls.hw.digit_serial.DigitSerialTransform`.
         act_widths, rescale_widths, output_widths: the requantizers' widths.
         acc_bits: accumulator width of the MAC array.
         latency: cycles of each block (:data:`BLOCKS`); :attr:`total_latency` is their sum.
@@ -103,6 +116,8 @@ class EngineInterface:
     blocks: int
     input_netlist: AdderNetlist
     output_netlist: AdderNetlist
+    output_digits: int
+    output_digit_netlist: AdderNetlist
     act_widths: ActQuantizerWidths
     rescale_widths: RescaleWidths
     output_widths: OutputQuantizerWidths
@@ -299,6 +314,20 @@ def _interface(config: EngineConfig) -> EngineInterface:
     output_netlist = adder_netlist(
         algo.output_adder_network, config.z_bits, adds_per_stage=OUTPUT_ADDS_PER_STAGE
     )
+    digits = best_digits(config.z_bits, m // width, OUTPUT_DIGITS_MAX)
+    plan = DigitPlan(config.z_bits, digits)
+    digit_netlist = (
+        adder_netlist(
+            algo.output_adder_network, plan.net_width, OUTPUT_ADDS_PER_STAGE, plan.digit_range
+        )
+        if digits > 1
+        else output_netlist
+    )
+    output_latency = (
+        DigitSerialTransform.latency_of(digit_netlist.latency, digits)
+        if digits > 1
+        else output_netlist.latency
+    )
     act = ActQuantizerWidths.derive(config)
     if act.v_bits != input_netlist.out_width:
         raise AssertionError(f"{algo.name}: B^T width {input_netlist.out_width} != v_bits")
@@ -321,7 +350,7 @@ def _interface(config: EngineConfig) -> EngineInterface:
         "serializer": ResultSerializer.latency,
         "rescale": Rescale.latency_of(config.target),
         "collector": 1,
-        "output_transform": output_netlist.latency,
+        "output_transform": output_latency,
         "splitter": TileSplitter.latency,
         "output_quantizer": OutputQuantizer.latency_of(config.target),
         "output_buffer": SkidBuffer.latency,
@@ -335,6 +364,8 @@ def _interface(config: EngineConfig) -> EngineInterface:
         blocks=m // width,
         input_netlist=input_netlist,
         output_netlist=output_netlist,
+        output_digits=digits,
+        output_digit_netlist=digit_netlist,
         act_widths=act,
         rescale_widths=rescale,
         output_widths=output,

@@ -140,10 +140,17 @@ class AdderNetlist:
     :meth:`evaluate`.  Use :func:`adder_netlist` (cached) to get one.
     """
 
-    def __init__(self, network: AdderNetwork, in_width: int, adds_per_stage: int) -> None:
+    def __init__(
+        self,
+        network: AdderNetwork,
+        in_width: int,
+        adds_per_stage: int,
+        in_range: tuple[int, int] | None = None,
+    ) -> None:
         self.network = network
-        self.in_lo = -(1 << (in_width - 1))
-        self.in_hi = (1 << (in_width - 1)) - 1
+        self.in_lo, self.in_hi = (
+            (-(1 << (in_width - 1)), (1 << (in_width - 1)) - 1) if in_range is None else in_range
+        )
         self.wires: list[_Wire] = []
         self.negations = 0
         n_in = network.inputs
@@ -381,10 +388,16 @@ class AdderNetlist:
 
 @functools.lru_cache(maxsize=64)
 def adder_netlist(
-    network: AdderNetwork, in_width: int, adds_per_stage: int = DEFAULT_ADDS_PER_STAGE
+    network: AdderNetwork,
+    in_width: int,
+    adds_per_stage: int = DEFAULT_ADDS_PER_STAGE,
+    in_range: tuple[int, int] | None = None,
 ) -> AdderNetlist:
     """The (cached) netlist of ``network`` on signed ``in_width``-bit inputs.
 
+    ``in_range`` narrows the inputs to ``[lo, hi]`` (inside the signed
+    ``in_width``-bit range; default that whole range): every width is then
+    derived from it (the digits of :class:`~sfc_hls.hw.digit_serial.DigitSerialTransform`).
     Building it runs the sign search and the tree construction once; the engine
     interface, the units and the reports all read the same object.
     """
@@ -398,7 +411,13 @@ def adder_netlist(
             )
     check_int("in_width", in_width, 1)
     check_int("adds_per_stage", adds_per_stage, 1)
-    return AdderNetlist(network, in_width, adds_per_stage)
+    if in_range is not None:
+        lo, hi = in_range
+        if not -(1 << (in_width - 1)) <= lo <= hi <= (1 << (in_width - 1)) - 1:
+            raise ValueError(
+                f"in_range must lie in the signed {in_width}-bit range, got [{lo}, {hi}]"
+            )
+    return AdderNetlist(network, in_width, adds_per_stage, in_range)
 
 
 # ----------------------------------------------------------------------------- component
@@ -426,6 +445,9 @@ class AdderNetworkUnit(wiring.Component):
     adds_per_stage : int
         Adder levels between pipeline registers, >= 1 (default
         :data:`DEFAULT_ADDS_PER_STAGE`).
+    in_range : tuple[int, int] or None
+        The inputs' range ``[lo, hi]`` when narrower than signed ``in_width``
+        bits (widths are derived from it; other inputs may wrap); default the whole range.
 
     Attributes
     ----------
@@ -480,6 +502,7 @@ class AdderNetworkUnit(wiring.Component):
         in_width: int,
         meta_layout: ShapeLike | None = None,
         adds_per_stage: int = DEFAULT_ADDS_PER_STAGE,
+        in_range: tuple[int, int] | None = None,
     ) -> None:
         if not isinstance(network, AdderNetwork):
             raise TypeError(f"network must be an AdderNetwork, not {type(network).__name__}")
@@ -488,7 +511,7 @@ class AdderNetworkUnit(wiring.Component):
         self.adds_per_stage = check_int("adds_per_stage", adds_per_stage, 1)
         self.meta_layout = meta_layout
 
-        self._netlist = adder_netlist(network, in_width, adds_per_stage)
+        self._netlist = adder_netlist(network, in_width, adds_per_stage, in_range)
         self.n_inputs = network.inputs
         self.n_rows = len(network.rows)
         self.out_widths = tuple(self._netlist.row_widths)
