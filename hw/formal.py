@@ -3,7 +3,9 @@
 For an algorithm and a unit (``input``: :class:`~sfc_hls.hw.transform.InputTransform`
 against ``algo.bt_int`` on signed ``in_bits`` inputs; ``output``:
 :class:`~sfc_hls.hw.transform.OutputTransform` against ``algo.at_int`` on signed
-``z_bits`` inputs) this module proves, for every input in range, that the
+``z_bits`` inputs; ``digits``: the adder network of the engine's digit-serial
+``A^T``, :class:`~sfc_hls.hw.digit_serial.DigitSerialTransform`, against
+``algo.at_int`` on the digits' range) this module proves, for every input in range, that the
 generated RTL computes ``y = T x`` exactly, ``latency`` cycles after the input,
 while ``o_y.ready`` is held high, and that every register of the unit is
 enabled by the one stall signal ``i_x.ready`` (stall-together).
@@ -82,7 +84,7 @@ __all__ = [
     "run",
 ]
 
-UNITS = ("input", "output")
+UNITS = ("input", "output", "digits")
 METHODS = ("linear", "sat")
 MUTANT_KINDS = ("add-sub", "shift", "coefficient", "latency")
 DEFAULT_IN_BITS = 8
@@ -129,6 +131,8 @@ class UnitUnderProof:
     out_width: int
     adders: int
     rtlil: str
+    #: The inputs' range when narrower than signed ``in_bits`` (the digit network).
+    in_range: tuple[int, int] | None = None
 
     @property
     def n_rows(self) -> int:
@@ -151,20 +155,37 @@ def build_unit(
     in_bits: int = DEFAULT_IN_BITS,
     z_bits: int = DEFAULT_Z_BITS,
 ) -> UnitUnderProof:
-    """Elaborate ``InputTransform`` (``unit="input"``) or ``OutputTransform`` to RTLIL."""
+    """Elaborate ``InputTransform`` (``unit="input"``), ``OutputTransform`` (``"output"``)
+    or the network of the engine's digit-serial ``A^T`` (``"digits"``: ``A^T`` on the
+    digits of a ``z_bits``-bit ``z``, :class:`~sfc_hls.hw.digit_serial.DigitPlan` with
+    :data:`~sfc_hls.hw.interface.OUTPUT_DIGITS_MAX` digits, inputs in the digits' range)
+    to RTLIL."""
     from amaranth.back import rtlil
 
-    from sfc_hls.hw.transform import InputTransform, OutputTransform
+    from sfc_hls.hw.digit_serial import DigitPlan
+    from sfc_hls.hw.interface import OUTPUT_ADDS_PER_STAGE, OUTPUT_DIGITS_MAX
+    from sfc_hls.hw.transform import AdderNetworkUnit, InputTransform, OutputTransform
 
     if unit not in UNITS:
         raise ValueError(f"unit must be one of {UNITS}, got {unit!r}")
     check_int("in_bits", in_bits, 2)
     check_int("z_bits", z_bits, 2)
     algo = get_algorithm(algorithm)
+    in_range = None
     if unit == "input":
         dut, matrix, bits = InputTransform(algo, in_bits=in_bits), algo.bt_int, in_bits
-    else:
+    elif unit == "output":
         dut, matrix, bits = OutputTransform(algo, z_bits=z_bits), algo.at_int, z_bits
+    else:
+        plan = DigitPlan(z_bits, OUTPUT_DIGITS_MAX)
+        bits, in_range = plan.net_width, plan.digit_range
+        dut = AdderNetworkUnit(
+            algo.output_adder_network,
+            in_width=bits,
+            adds_per_stage=OUTPUT_ADDS_PER_STAGE,
+            in_range=in_range,
+        )
+        matrix = algo.at_int
     return UnitUnderProof(
         algorithm=algo.name,
         unit=unit,
@@ -174,6 +195,7 @@ def build_unit(
         out_width=int(dut.out_width),
         adders=int(dut.adders),
         rtlil=rtlil.convert(dut, name=_DUT),
+        in_range=in_range,
     )
 
 
@@ -329,9 +351,16 @@ class _LinearNetlist:
 
     _ARITH = ("$add", "$sub", "$neg", "$pos", "$mul", "$shl", "$sshl")
 
-    def __init__(self, module: dict, *, input_port: str, in_bits: int) -> None:
+    def __init__(
+        self,
+        module: dict,
+        *,
+        input_port: str,
+        in_bits: int,
+        in_range: tuple[int, int] | None = None,
+    ) -> None:
         self.module = module
-        self.in_lo, self.in_hi = _representable(in_bits, True)
+        self.in_lo, self.in_hi = in_range or _representable(in_bits, True)
         self.in_bits = in_bits
         self.inputs: dict[int, tuple[int, int]] = {}
         for i, bit in enumerate(module["ports"][input_port]["bits"]):
@@ -580,7 +609,9 @@ def _extreme_inputs(wrap: _Wrap, lo: int, hi: int) -> dict[tuple[int, int], int]
 
 def _linear_verdict(miter: _Miter, unit: UnitUnderProof) -> _Verdict:
     """Prove every ``ok[r]`` of the miter with the word-level argument, or say why not."""
-    net = _LinearNetlist(miter.module, input_port="x", in_bits=unit.in_bits)
+    net = _LinearNetlist(
+        miter.module, input_port="x", in_bits=unit.in_bits, in_range=unit.in_range
+    )
     ok_bits = miter.module["ports"]["ok"]["bits"]
     verdict = _Verdict(rows=len(ok_bits))
     for r, bit in enumerate(ok_bits):
@@ -955,7 +986,12 @@ def _parser() -> argparse.ArgumentParser:
         "--algo", action="append", type=_algorithm_name, metavar="NAME",
         help="algorithm (repeatable; default: the 2D algorithms of the catalogue)",
     )  # fmt: skip
-    parser.add_argument("--unit", choices=("input", "output", "both"), default="both")
+    parser.add_argument(
+        "--unit",
+        choices=(*UNITS, "both", "all"),
+        default="all",
+        help="all (default): every unit; both: input and output",
+    )
     parser.add_argument("--mutants", action="store_true", help="also refute every mutant kind")
     parser.add_argument("--method", choices=METHODS, default="linear")
     parser.add_argument(
@@ -1001,7 +1037,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, option) < 2:
             parser.error(f"argument --{option.replace('_', '-')}: must be an int >= 2")
     algorithms = args.algo or list(catalogue_algorithms())
-    units = UNITS if args.unit == "both" else (args.unit,)
+    chosen = {"all": UNITS, "both": ("input", "output")}
+    units = chosen.get(args.unit, (args.unit,))
     start = time.perf_counter()
     results = run(
         algorithms,

@@ -2,7 +2,7 @@
 
 """Tests of sfc_hls.hw.formal: Yosys miters proving the transform units equal to their matrices.
 
-The fast subset (wino-2x2-3x3 and sfc4-4x4-3x3, both units, one mutant each)
+The fast subset (wino-2x2-3x3 and sfc4-4x4-3x3, every unit, one mutant each)
 runs in ``make test``; every catalogue algorithm with every mutant is marked
 slow (``make formal`` runs the same from the command line).
 """
@@ -31,6 +31,7 @@ FAST_MUTANTS = [
     ("wino-2x2-3x3", "output", "coefficient"),
     ("sfc4-4x4-3x3", "input", "latency"),
     ("sfc4-4x4-3x3", "output", "add-sub"),
+    ("sfc4-4x4-3x3", "digits", "coefficient"),
 ]
 SLOW = [name for name in formal.catalogue_algorithms() if name not in FAST]
 
@@ -81,6 +82,16 @@ def test_fast_units_are_proven(units, name, kind):
     assert [r.check for r in results] == ["equivalence", "stall-together"]
     assert all(r.result == "PROVEN" for r in results), [r.line() for r in results]
     assert f"{units[name, kind].n_rows} rows = T x exactly" in results[0].detail
+
+
+def test_digit_network_is_proven_on_the_digits_range_only(units):
+    """The digit network's widths come from the digits' range (top digit signed, the
+    others unsigned): over the whole signed range of its input width some adder wraps."""
+    unit = units["sfc4-4x4-3x3", "digits"]
+    lo, hi = unit.in_range
+    assert (lo, hi) == (-32, 63) and unit.in_bits == 7  # DigitPlan(24, 4): 6-bit digits
+    result = prove(replace(unit, in_range=None))[0]
+    assert result.result == "FAILED" and "wraps" in result.detail, result.line()
 
 
 @pytest.mark.parametrize(("name", "kind", "mutant"), FAST_MUTANTS)
