@@ -609,9 +609,7 @@ def _extreme_inputs(wrap: _Wrap, lo: int, hi: int) -> dict[tuple[int, int], int]
 
 def _linear_verdict(miter: _Miter, unit: UnitUnderProof) -> _Verdict:
     """Prove every ``ok[r]`` of the miter with the word-level argument, or say why not."""
-    net = _LinearNetlist(
-        miter.module, input_port="x", in_bits=unit.in_bits, in_range=unit.in_range
-    )
+    net = _LinearNetlist(miter.module, input_port="x", in_bits=unit.in_bits, in_range=unit.in_range)
     ok_bits = miter.module["ports"]["ok"]["bits"]
     verdict = _Verdict(rows=len(ok_bits))
     for r, bit in enumerate(ok_bits):
