@@ -8,10 +8,11 @@ Two stream buffers, both one beat per cycle at full rate:
   payload would otherwise run through the input transform's adders
   combinationally.
 * :class:`SkidBuffer` registers both directions: ``o.valid``/``o.payload``
-  and ``i.ready`` come from registers, so the ready chain of the pipeline in
-  front of it ends here.  Two payload registers: for the output port
-  (``o_out``), whose ``ready`` otherwise reaches through every stall-together
-  pipeline of the back-end.
+  (a select of two registers by a register) and ``i.ready`` come from
+  registers, so the ready chain of the pipeline in front of it ends here, and
+  ``o.ready`` reaches only its pointers, not its payload registers.  Two payload
+  registers: for the output port (``o_out``), whose ``ready`` otherwise reaches
+  through every stall-together pipeline of the back-end.
 
 Registered ports are what timing closure asks for (no path crosses from a
 port into a block) and what makes the simulation fast: Verilator evaluates
@@ -21,7 +22,7 @@ the logic that depends combinationally on top-level inputs on every
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, ShapeLike, Signal
+from amaranth.hdl import Module, Mux, ShapeLike, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -58,26 +59,44 @@ class RegisterSlice(_StreamBuffer):
 
 
 class SkidBuffer(_StreamBuffer):
-    """A two-entry stream buffer with every output registered, ``ready`` included.
+    """A two-entry stream buffer whose ``ready`` and stored beats do not wait on ``o.ready``.
 
     Ports: ``i`` (In stream ``layout``), ``o`` (Out stream ``layout``).
 
     Latency: 1.  Throughput: one beat per cycle while ``o.ready``.
-    Backpressure: ``i.ready`` is a register (low only while the second entry,
-    the *skid*, holds a beat that arrived when ``o`` stalled); ``o.valid`` and
-    ``o.payload`` are registers.  Beats leave in order, none is lost or doubled.
+    Backpressure: ``i.ready`` comes from registers (low only while both entries
+    hold a beat); ``o.valid`` and ``o.payload`` are the entry at the read
+    pointer (a 2:1 select of registers by a register).  Beats leave in order,
+    none is lost or doubled.
+
+    Structure: a two-entry FIFO.  The entries load on the write side only
+    (``i.valid & i.ready`` and the write pointer), so ``o.ready``, which may come
+    through a chain of stall-together pipelines, drives only the read pointer and
+    the two full flags: not the enables of every payload bit, the fan-out that set
+    the clock of whole engines on ECP5 (bench/results/timing.md).
     """
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        skid_valid = Signal()
-        skid = Signal.like(self.i.payload)
-        m.d.comb += self.i.ready.eq(~skid_valid)
-        with m.If(~self.o.valid | self.o.ready):  # the output register is free this cycle
-            with m.If(skid_valid):
-                m.d.sync += [self.o.payload.eq(skid), self.o.valid.eq(1), skid_valid.eq(0)]
-            with m.Else():
-                m.d.sync += [self.o.payload.eq(self.i.payload), self.o.valid.eq(self.i.valid)]
-        with m.Elif(self.i.valid & self.i.ready):  # the output stalls: park the beat
-            m.d.sync += [skid.eq(self.i.payload), skid_valid.eq(1)]
+        entries = [Signal.like(self.i.payload, name=f"entry{k}") for k in range(2)]
+        full = [Signal(name=f"full{k}") for k in range(2)]
+        write_at, read_at = Signal(name="write_at"), Signal(name="read_at")
+        write = self.i.valid & self.i.ready
+        read = self.o.valid & self.o.ready
+        m.d.comb += [
+            self.i.ready.eq(~(full[0] & full[1])),
+            self.o.valid.eq(Mux(read_at, full[1], full[0])),
+            self.o.payload.eq(Mux(read_at, entries[1], entries[0])),
+        ]
+        with m.If(write):
+            m.d.sync += write_at.eq(~write_at)
+        with m.If(read):
+            m.d.sync += read_at.eq(~read_at)
+        for k in range(2):
+            # A write and a read never meet in one entry: a write goes to an empty
+            # entry, a read leaves a full one.
+            with m.If(write & (write_at == k)):
+                m.d.sync += [entries[k].eq(self.i.payload), full[k].eq(1)]
+            with m.If(read & (read_at == k)):
+                m.d.sync += full[k].eq(0)
         return m
