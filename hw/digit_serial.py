@@ -30,6 +30,7 @@ from sfc_hls.adder_network import AdderNetwork
 from sfc_hls.arguments import check_int
 from sfc_hls.bilinear import signed_width
 from sfc_hls.hw.pipeline import meta_field
+from sfc_hls.hw.port_buffers import RegisterSlice
 from sfc_hls.hw.transform import DEFAULT_ADDS_PER_STAGE, AdderNetworkUnit, adder_netlist
 
 __all__ = ["DigitPlan", "DigitSerialTransform", "best_digits"]
@@ -108,7 +109,7 @@ class DigitSerialTransform(wiring.Component):
     adders : int
         The network's adders plus one accumulator per row.
     latency : int
-        ``digits + network latency + 1`` (:meth:`latency_of`).
+        ``digits + network latency + 2`` (:meth:`latency_of`).
     interval : int
         ``digits + 1``: cycles between two inputs taken.
 
@@ -121,9 +122,10 @@ class DigitSerialTransform(wiring.Component):
     Contract
     --------
     * Latency: ``o_y.valid`` rises :attr:`latency` cycles after the ``i_x``
-      handshake: the vector is registered (1), its digits enter the network on
-      the next ``n`` cycles, the last leaves it ``network latency`` cycles later
-      and is accumulated (1).
+      handshake: the vector is registered (1), its digits are selected into a
+      register on the next ``n`` cycles, the last enters the network one cycle
+      later (1), leaves it ``network latency`` cycles after that and is
+      accumulated (1).
     * Throughput: one vector per :attr:`interval` = ``n + 1`` cycles;
       ``i_x.ready`` is a register (high when no vector is held), so no
       combinational path runs from ``o_y.ready`` to ``i_x.ready``.
@@ -177,7 +179,7 @@ class DigitSerialTransform(wiring.Component):
     @staticmethod
     def latency_of(network_latency: int, digits: int) -> int:
         """:attr:`latency` for a network of ``network_latency`` cycles and ``digits`` digits."""
-        return digits + network_latency + 1
+        return digits + network_latency + 2
 
     def evaluate(self, x: np.ndarray) -> np.ndarray:
         """Bit-true model: the network's model on each digit, accumulated as the RTL does
@@ -196,23 +198,28 @@ class DigitSerialTransform(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         m.submodules.network = net = self.network_unit
+        # The selected digits are registered before the network (RegisterSlice): the
+        # digit counter fans out to every input's select, so select and first
+        # adder level in one cycle would be the unit's longest path.
+        m.submodules.digit_slice = digits = RegisterSlice(net.i_layout)
+        wiring.connect(m, digits.o, net.i_x)
         has_meta = "meta" in dict(self.i_layout.members)
         held = Signal(self.i_layout, name="held")
         busy = Signal()
         digit = Signal(range(self.digits), name="digit")
         last = digit == self.digits - 1
-        issue = busy & net.i_x.ready
-        m.d.comb += [self.i_x.ready.eq(~busy), net.i_x.valid.eq(busy)]
+        issue = busy & digits.i.ready
+        m.d.comb += [self.i_x.ready.eq(~busy), digits.i.valid.eq(busy)]
         with m.If(issue):
             m.d.sync += digit.eq(Mux(last, 0, digit + 1))
             with m.If(last):
                 m.d.sync += busy.eq(0)
         with m.If(self.i_x.valid & self.i_x.ready):
             m.d.sync += [held.eq(self.i_x.payload), busy.eq(1), digit.eq(0)]
-        self._digit_select(m, held.data, digit, net.i_x.payload.data)
-        m.d.comb += net.i_x.payload.meta.digit.eq(digit)
+        self._digit_select(m, held.data, digit, digits.i.payload.data)
+        m.d.comb += digits.i.payload.meta.digit.eq(digit)
         if has_meta:
-            m.d.comb += net.i_x.payload.meta.meta.eq(held.meta)
+            m.d.comb += digits.i.payload.meta.meta.eq(held.meta)
         self._accumulate(m, net, has_meta)
         return m
 

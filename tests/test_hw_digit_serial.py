@@ -108,7 +108,7 @@ def test_model_is_exact_at_the_extremes_and_on_random_inputs(digits):
 def test_engine_uses_four_digits_on_the_default_engine():
     iface = EngineInterface.from_config(EngineConfig())
     assert (iface.output_digits, iface.blocks) == (4, 12)
-    assert iface.latency["output_transform"] == 4 + iface.output_digit_netlist.latency + 1
+    assert iface.latency["output_transform"] == 4 + iface.output_digit_netlist.latency + 2
     # The network runs on 6-bit digits: its widest wire is far below y's width.
     assert max(w.width for w in iface.output_digit_netlist.wires) < iface.output_netlist.out_width
 
@@ -159,7 +159,7 @@ def test_random_gaps_backpressure_and_extremes(name, width, digits, aps, meta):
 
 def test_latency_and_one_vector_per_interval():
     unit = _unit("sfc4-4x4-3x3", in_width=16, digits=4, meta=4)
-    assert (unit.interval, unit.latency) == (5, 4 + unit.network_unit.latency + 1)
+    assert (unit.interval, unit.latency) == (5, 4 + unit.network_unit.latency + 2)
     vectors = np.random.default_rng(7).integers(-(1 << 15), 1 << 15, (8, unit.n_inputs))
     payloads = [{"data": [int(v) for v in vec], "meta": i} for i, vec in enumerate(vectors)]
     transfers = measure_transfers(unit, unit.i_x, unit.o_y, payloads)
