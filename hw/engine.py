@@ -308,7 +308,13 @@ class ConvEngine(wiring.Component):
         )
         wiring.connect(m, mac.o_acc, ser.i_acc)
         wiring.connect(m, ser.o_lane, rs.i_acc)
-        wiring.connect(m, rs.o_z, split.i)
+        # The rescale's results leave through a skid buffer (its latency is counted in
+        # the interface's "rescale"): the mode split and select, the output path's
+        # pipelines and o_out's buffer reach its read pointers, not the rescale's
+        # stage enables and multipliers (ECP5: that fan-out set the clock).
+        m.submodules.rescale_skid = rescale_skid = SkidBuffer(rs.out_layout)
+        wiring.connect(m, rs.o_z, rescale_skid.i)
+        wiring.connect(m, rescale_skid.o, split.i)
         wiring.connect(m, split.o_fast, col.i)
         wiring.connect(m, col.o, ot.i_x)
         wiring.connect(m, ot.o_y, spl.i)

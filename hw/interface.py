@@ -348,7 +348,8 @@ def _interface(config: EngineConfig) -> EngineInterface:
         "weight_buffer": WeightBuffer.latency_of(config.target),
         "mac_array": MacArray.latency_of(config.target),
         "serializer": ResultSerializer.latency,
-        "rescale": Rescale.latency_of(config.target),
+        # The rescale and the skid buffer behind it (hw/engine.py).
+        "rescale": Rescale.latency_of(config.target) + SkidBuffer.latency,
         "collector": 1,
         "output_transform": output_latency,
         "splitter": TileSplitter.latency,
