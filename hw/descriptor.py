@@ -123,8 +123,14 @@ class DescriptorRegisters(wiring.Component):
         control = (self.i_cfg.payload.addr == REGISTERS["CONTROL"]) & (
             self.i_cfg.payload.data == START
         )
+        # A bad write is flagged in two registered steps: each address match with its
+        # limit compare (_decode), then their OR into the sticky bad_write.
+        bad_terms = Signal(self._bad_term_count(), name="bad_terms")
+        m.d.sync += bad_terms.eq(0)
         with m.If(beat_valid):
-            self._decode(m, staged, beat, bad_write)
+            self._decode(m, staged, beat, bad_terms)
+        with m.If(bad_terms.any()):
+            m.d.sync += bad_write.eq(1)
         # The checks of the staged descriptor in two registered steps (TAPS * CIN, then
         # the compares), so a commit waits until they have seen every earlier write.
         product = Signal(range(self.limits["taps"] * self.limits["cin"] + 1), name="taps_cin")
@@ -193,12 +199,26 @@ class DescriptorRegisters(wiring.Component):
         )
         return ok, blocks_per_replica
 
-    def _decode(self, m: Module, desc, beat, bad_write: Signal) -> None:
+    def _bad_term_count(self) -> int:
+        """Terms of a bad write: no register at the address, and one per limit compare."""
+        return 1 + sum(1 for reg in self._limited())
+
+    def _limited(self) -> list:
+        """The registers whose written value is compared against a limit."""
+        return [
+            reg
+            for reg in self.registers.table
+            if reg.limit is not None and reg.bit is None and reg.field is not None
+        ]
+
+    def _decode(self, m: Module, desc, beat, bad_terms: Signal) -> None:
         """One write ``beat`` into ``desc``: scalar registers by case, per-position arrays by
         range (CONTROL is seen on the port: it sets ``pending``).  A write to no register,
-        or of a value above its register's limit, sets ``bad_write``: an OR of the address
-        matches, each ANDed with its compare against a constant (the register map's
-        addresses are distinct), not a priority chain through the decoder."""
+        or of a value above its register's limit, sets a bit of ``bad_terms`` (registered;
+        their OR sets ``bad_write`` the cycle after): bit 0 when no address matches, one bit
+        per limit compare, each an address match ANDed with a compare against a constant
+        (the register map's addresses are distinct), not a priority chain through the
+        decoder."""
         addr, value = beat.addr, beat.data
         scalars = [r for r in self.registers.table if not r.per_position]
         arrays = [r for r in self.registers.table if r.per_position]
@@ -223,11 +243,9 @@ class DescriptorRegisters(wiring.Component):
         over = [
             (in_range[reg.name] if reg.per_position else addr == reg.address)
             & (value > self.limits[reg.limit])
-            for reg in self.registers.table
-            if reg.limit is not None and reg.bit is None and reg.field is not None
+            for reg in self._limited()
         ]
-        with m.If(~_any(mapped) | _any(over)):
-            m.d.sync += bad_write.eq(1)
+        m.d.sync += bad_terms.eq(Cat(~_any(mapped), *over))
 
 
 def _any(terms: list) -> Value:
