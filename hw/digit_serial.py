@@ -31,7 +31,12 @@ from sfc_hls.arguments import check_int
 from sfc_hls.bilinear import signed_width
 from sfc_hls.hw.pipeline import meta_field
 from sfc_hls.hw.port_buffers import RegisterSlice
-from sfc_hls.hw.transform import DEFAULT_ADDS_PER_STAGE, AdderNetworkUnit, adder_netlist
+from sfc_hls.hw.transform import (
+    DEFAULT_ADDS_PER_STAGE,
+    AdderNetlist,
+    AdderNetworkUnit,
+    adder_netlist,
+)
 
 __all__ = ["DigitPlan", "DigitSerialTransform", "best_digits"]
 
@@ -144,7 +149,7 @@ class DigitSerialTransform(wiring.Component):
         adds_per_stage: int = DEFAULT_ADDS_PER_STAGE,
     ) -> None:
         self.plan = DigitPlan(in_width, digits)
-        self.in_width, self.digits = in_width, digits
+        self.in_width, self.digits = self.plan.in_width, self.plan.digits
         self.meta_layout = meta_layout
         full = adder_netlist(network, in_width, adds_per_stage)
         self.out_widths, self.out_width = tuple(full.row_widths), full.out_width
@@ -175,6 +180,14 @@ class DigitSerialTransform(wiring.Component):
                 "o_y": Out(stream.Signature(self.o_layout)),
             }
         )
+
+    @staticmethod
+    def network_netlist(
+        network: AdderNetwork, in_width: int, digits: int, adds_per_stage: int
+    ) -> AdderNetlist:
+        """The (cached) netlist of the unit's network: ``network`` on the digits' range."""
+        plan = DigitPlan(in_width, digits)
+        return adder_netlist(network, plan.net_width, adds_per_stage, plan.digit_range)
 
     @staticmethod
     def latency_of(network_latency: int, digits: int) -> int:

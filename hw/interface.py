@@ -23,7 +23,7 @@ from sfc_hls.bilinear import BilinearAlgorithm
 from sfc_hls.config import EngineConfig
 from sfc_hls.cycle_model import EngineTiming, StreamBits
 from sfc_hls.hw.descriptor import CFG_LAYOUT, DescriptorRegisters
-from sfc_hls.hw.digit_serial import DigitPlan, DigitSerialTransform, best_digits
+from sfc_hls.hw.digit_serial import DigitSerialTransform, best_digits
 from sfc_hls.hw.mac_array import MacArray
 from sfc_hls.hw.port_buffers import RegisterSlice, SkidBuffer
 from sfc_hls.hw.quantizers import (
@@ -315,10 +315,9 @@ def _interface(config: EngineConfig) -> EngineInterface:
         algo.output_adder_network, config.z_bits, adds_per_stage=OUTPUT_ADDS_PER_STAGE
     )
     digits = best_digits(config.z_bits, m // width, OUTPUT_DIGITS_MAX)
-    plan = DigitPlan(config.z_bits, digits)
     digit_netlist = (
-        adder_netlist(
-            algo.output_adder_network, plan.net_width, OUTPUT_ADDS_PER_STAGE, plan.digit_range
+        DigitSerialTransform.network_netlist(
+            algo.output_adder_network, config.z_bits, digits, OUTPUT_ADDS_PER_STAGE
         )
         if digits > 1
         else output_netlist
