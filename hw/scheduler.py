@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -135,11 +135,17 @@ class GroupScheduler(wiring.Component):
         per_group = Signal(range(self.pco * self.interface.blocks + 1))  # channels per group
         active = Signal()
         chan_count = Signal(range(self.chan_beats + 1))
-        covered = Signal.like(self.reduction)  # accumulation beats the loaded rows cover
+        # Registered completion flags, so that no compare (carry chain) sits between the
+        # counters and the group's end: `chan_done` once chan_count reaches chan_beats;
+        # `rows_left` counts down the accumulation beats still to cover, from
+        # reduction - 1, and the group's rows are loaded when it is negative (its sign).
+        chan_done = Signal()
+        rows_left = Signal(signed(max(len(self.reduction), self.width.bit_length()) + 1))
+        rows_done = rows_left[-1]
         bank_free = ~taken.bit_select(self.load_bank, 1)
         can_load = self.busy & active & bank_free
-        take_chan = can_load & (chan_count < self.chan_beats)
-        take_row = can_load & (covered < self.reduction)
+        take_chan = can_load & ~chan_done
+        take_row = can_load & ~rows_done
         m.d.comb += [
             self.i_chan.ready.eq(take_chan),
             self.i_weight.ready.eq(take_row & self.o_weight.ready),
@@ -150,16 +156,22 @@ class GroupScheduler(wiring.Component):
             self.param_en.eq(self.i_chan.valid & take_chan),
         ]
         with m.If(self.i_chan.valid & take_chan):
-            m.d.sync += chan_count.eq(chan_count + 1)
+            m.d.sync += [
+                chan_count.eq(chan_count + 1),
+                chan_done.eq(chan_count == self.chan_beats - 1),
+            ]
         with m.If(self.o_weight.valid & self.o_weight.ready):
-            m.d.sync += covered.eq(covered + Mux(self.direct, self.width, 1))
-        group_loaded = can_load & (chan_count == self.chan_beats) & (covered >= self.reduction)
+            m.d.sync += rows_left.eq(rows_left - Mux(self.direct, self.width, 1))
+        # `reduction - 1`, registered when the layer starts (the next groups' start value).
+        last_row = Signal.like(self.reduction)
+        group_loaded = can_load & chan_done & rows_done
         with m.If(group_loaded):
             m.d.comb += [set_full.eq(Mux(self.load_bank, 0b10, 0b01)), self.restart.eq(1)]
             m.d.sync += [
                 self.load_bank.eq(~self.load_bank),
                 chan_count.eq(0),
-                covered.eq(0),
+                chan_done.eq(0),
+                rows_left.eq(last_row),
                 remaining.eq(remaining - per_group),
             ]
             with m.If(remaining <= per_group):
@@ -172,7 +184,9 @@ class GroupScheduler(wiring.Component):
                 per_group.eq(Mux(self.direct, self.pco * self.replicas, self.pco)),
                 active.eq(1),
                 chan_count.eq(0),
-                covered.eq(0),
+                chan_done.eq(0),
+                last_row.eq(self.layer_reduction - 1),
+                rows_left.eq(self.layer_reduction - 1),
             ]
 
     def _compute(self, m: Module, full: Signal, computed: Signal) -> None:
@@ -188,38 +202,47 @@ class GroupScheduler(wiring.Component):
         tile = Signal(unsigned(TILE_BITS))
         ready = self.busy & active & full.bit_select(bank, 1)
         meta = self.o_act.payload.meta
-        # Registered so that the compares wait on no adder: `reduction` is latched at
-        # the layer start and `tiles` held by the descriptor; no beat is computed in
-        # the cycle after the start (no bank is full yet).
-        last_beat_index = Signal((self.reduction - 1).shape())
-        last_tile_index = Signal((self.tiles - 1).shape())
-        m.d.sync += [
-            last_beat_index.eq(self.reduction - 1),
-            last_tile_index.eq(self.tiles - 1),
-        ]
-        last_beat = beat == last_beat_index
+        # The beat's and tile's position as flags, each computed one beat ahead from a
+        # register (`beat == reduction - 2` before the beat advances), so that the
+        # handshake and the group's end wait on no compare.  `reduction` and `tiles`
+        # are taken when the layer starts (the descriptor's values).
+        first_beat, last_beat, last_tile = Signal(), Signal(), Signal()
+        single_beat, single_tile = Signal(), Signal()
+        penult_beat = Signal.like(self.reduction)  # reduction - 2 (wraps when it is 1)
+        penult_tile = Signal.like(self.tiles)
         m.d.comb += [
             self.o_act.valid.eq(self.i_act.valid & ready),
             self.i_act.ready.eq(self.o_act.ready & ready),
             self.o_act.payload.data.eq(self.i_act.payload),
             meta.ci.eq(row),
             meta.slot.eq(slot),
-            meta.first.eq(beat == 0),
+            meta.first.eq(first_beat),
             meta.last.eq(last_beat),
             meta.bank.eq(bank),
         ]
         with m.If(self.i_act.valid & self.i_act.ready):
             wrap = ~self.direct | (slot == self.width - 1)
-            m.d.sync += [slot.eq(Mux(wrap, 0, slot + 1)), row.eq(row + wrap), beat.eq(beat + 1)]
+            m.d.sync += [
+                slot.eq(Mux(wrap, 0, slot + 1)),
+                row.eq(row + wrap),
+                beat.eq(beat + 1),
+                first_beat.eq(last_beat),
+                last_beat.eq(Mux(last_beat, single_beat, beat == penult_beat)),
+            ]
             with m.If(last_beat):
                 m.d.sync += [beat.eq(0), row.eq(0), slot.eq(0)]
-                with m.If(tile == last_tile_index):
+                with m.If(last_tile):
                     m.d.comb += computed.eq(Mux(bank, 0b10, 0b01))
-                    m.d.sync += [tile.eq(0), bank.eq(~bank), remaining.eq(remaining - per_group)]
+                    m.d.sync += [
+                        tile.eq(0),
+                        last_tile.eq(single_tile),
+                        bank.eq(~bank),
+                        remaining.eq(remaining - per_group),
+                    ]
                     with m.If(remaining <= per_group):
                         m.d.sync += active.eq(0)
                 with m.Else():
-                    m.d.sync += tile.eq(tile + 1)
+                    m.d.sync += [tile.eq(tile + 1), last_tile.eq(tile == penult_tile)]
         with m.If(self.layer_start):
             m.d.sync += [
                 bank.eq(0),
@@ -230,4 +253,11 @@ class GroupScheduler(wiring.Component):
                 row.eq(0),
                 slot.eq(0),
                 tile.eq(0),
+                first_beat.eq(1),
+                last_beat.eq(self.layer_reduction == 1),
+                single_beat.eq(self.layer_reduction == 1),
+                penult_beat.eq(self.layer_reduction - 2),
+                last_tile.eq(self.tiles == 1),
+                single_tile.eq(self.tiles == 1),
+                penult_tile.eq(self.tiles - 2),
             ]
