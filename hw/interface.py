@@ -341,7 +341,7 @@ def _interface(config: EngineConfig) -> EngineInterface:
     y_bits = max(output_netlist.out_width, config.z_bits)
     output = OutputQuantizerWidths.derive(config, y_bits)
     latency = {
-        "act_input": RegisterSlice.latency,
+        "act_input": SkidBuffer.latency,
         "input_transform": input_netlist.latency,
         "act_quantizer": ActQuantizer.latency_of(config.target),
         "weight_buffer": WeightBuffer.latency_of(config.target),
@@ -352,7 +352,8 @@ def _interface(config: EngineConfig) -> EngineInterface:
         "collector": 1,
         "output_transform": output_latency,
         "splitter": TileSplitter.latency,
-        "output_quantizer": OutputQuantizer.latency_of(config.target),
+        # The register slice in front of the output quantizer and the quantizer (hw/engine.py).
+        "output_quantizer": RegisterSlice.latency + OutputQuantizer.latency_of(config.target),
         "output_buffer": SkidBuffer.latency,
     }
     return EngineInterface(

@@ -4,15 +4,16 @@ Two stream buffers, both one beat per cycle at full rate:
 
 * :class:`RegisterSlice` registers ``valid`` and ``payload`` (forward path);
   ``i.ready = ~o.valid | o.ready`` stays combinational, from the block behind
-  it.  One payload register: for wide input ports (``i_act``), where the
-  payload would otherwise run through the input transform's adders
-  combinationally.
+  it.  One payload register: for pipeline cuts inside the engine (in front of
+  the output quantizer), where a long wire, not the ``ready`` chain, sets the
+  clock.
 * :class:`SkidBuffer` registers both directions: ``o.valid``/``o.payload``
   (a select of two registers by a register) and ``i.ready`` come from
   registers, so the ready chain of the pipeline in front of it ends here, and
   ``o.ready`` reaches only its pointers, not its payload registers.  Two payload
-  registers: for the output port (``o_out``), whose ``ready`` otherwise reaches
-  through every stall-together pipeline of the back-end.
+  registers: for the ports (``i_act``, ``o_out``), whose ``ready`` otherwise
+  reaches through the scheduler or every stall-together pipeline of the
+  back-end, and for the ends of the engine's inner backpressure chains.
 
 Registered ports are what timing closure asks for (no path crosses from a
 port into a block) and what makes the simulation fast: Verilator evaluates
