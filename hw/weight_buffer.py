@@ -25,6 +25,7 @@ from amaranth.utils import ceil_log2
 
 from sfc_hls.arguments import check_int
 from sfc_hls.config import check_target
+from sfc_hls.hw.block_ram import RegisteredReadMemory
 from sfc_hls.hw.pipeline import StallPipeline
 from sfc_hls.hw.port_buffers import SkidBuffer
 
@@ -107,9 +108,11 @@ class WeightBuffer(wiring.Component):
         weight_bits: int = 8,
         width: int | None = None,
         target: str = "xilinx",
+        ram_primitives: bool = True,
     ) -> None:
         check_target(target)
         self.target = target
+        self.ram_primitives = ram_primitives
         self.read_latency = self.read_latency_of(target)
         self.latency = self.latency_of(target)
         self.positions = check_int("positions", positions, 1)
@@ -148,20 +151,12 @@ class WeightBuffer(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         # Bank b holds rows b * cin_max .. b * cin_max + cin_max - 1.
-        m.submodules.mem = mem = Memory(shape=self.row_layout, depth=2 * self.cin_max, init=[])
-        wr = mem.write_port()
-        rd = mem.read_port(transparent_for=())
-
-        # Write side: rows in order, always accepted.
-        m.d.comb += [
-            self.i_weight.ready.eq(1),
-            wr.addr.eq(self.load_bank * self.cin_max + self.loaded),
-            wr.data.eq(self.i_weight.payload),
-            wr.en.eq(self.i_weight.valid & (self.loaded < self.cin_max)),
-        ]
+        write_addr = self.load_bank * self.cin_max + self.loaded
+        write_en = self.i_weight.valid & (self.loaded < self.cin_max)
+        m.d.comb += self.i_weight.ready.eq(1)  # rows in order, always accepted
         with m.If(self.restart):
             m.d.sync += self.loaded.eq(0)
-        with m.Elif(self.i_weight.valid & (self.loaded < self.cin_max)):
+        with m.Elif(write_en):
             m.d.sync += self.loaded.eq(self.loaded + 1)
 
         # Read side: a skid buffer (``i_beat.ready`` from a register, so the MAC array's
@@ -178,31 +173,61 @@ class WeightBuffer(wiring.Component):
         beat = skid.o
         pipe = StallPipeline(m, i=beat, o=self.o_beat, depth=self.read_latency, name="wbuf")
         meta = beat.payload.meta
-        m.d.comb += [
-            rd.addr.eq(meta.bank * self.cin_max + meta.ci),
-            rd.en.eq(pipe.advance),
-        ]
-        slot = pipe.register(m, meta.slot, name="slot")
+        read_addr = meta.bank * self.cin_max + meta.ci
+        row = self._memory(m, pipe, (write_addr, write_en), read_addr)
         stages = self.read_latency
         m.d.comb += [
             self.o_beat.payload.act.eq(pipe.delay(m, beat.payload.data, stages, name="act")),
             self.o_beat.payload.first.eq(pipe.delay(m, meta.first, stages, name="first")),
             self.o_beat.payload.last.eq(pipe.delay(m, meta.last, stages, name="last")),
         ]
-        self._weights(m, pipe, rd.data, slot)
+        self._weights(m, pipe, row, meta.slot)
         return m
 
+    def _memory(self, m: Module, pipe: StallPipeline, write, read_addr):
+        """The two banks; returns the row read for ``read_addr``: in stage 1 (the block
+        RAM's read, Xilinx) or stage 2 (ECP5: the DP16KD's output register,
+        :class:`~sfc_hls.hw.block_ram.RegisteredReadMemory`)."""
+        write_addr, write_en = write
+        depth = 2 * self.cin_max
+        if self.target == "ecp5":
+            m.submodules.mem = mem = RegisteredReadMemory(
+                self.row_layout, depth, target=self.target, primitives=self.ram_primitives
+            )
+            m.d.comb += [
+                mem.w_addr.eq(write_addr),
+                mem.w_data.eq(self.i_weight.payload),
+                mem.w_en.eq(write_en),
+                mem.r_addr.eq(read_addr),
+                mem.r_en.eq(pipe.advance),
+            ]
+            return mem.r_data
+        m.submodules.mem = mem = Memory(shape=self.row_layout, depth=depth, init=[])
+        wr = mem.write_port()
+        rd = mem.read_port(transparent_for=())
+        m.d.comb += [
+            wr.addr.eq(write_addr),
+            wr.data.eq(self.i_weight.payload),
+            wr.en.eq(write_en),
+            rd.addr.eq(read_addr),
+            rd.en.eq(pipe.advance),
+        ]
+        return rd.data
+
     def _weights(self, m: Module, pipe: StallPipeline, row, slot) -> None:
-        """``o_beat.weights`` from the row read in stage 1: the row (fast) or entry ``slot``
-        broadcast over its blocks (direct).  Stage 2 registers the row and the entry
-        apart (the entry select is a ``W``-way mux of ``P_co x B`` weights, not of all
-        ``P_co x m``); stage 3 registers the 2:1 mode mux of the two.  On ECP5 stage 2
-        registers the row alone and the entry is selected from it in stage 3.
+        """``o_beat.weights`` from ``row``: the row (fast) or entry ``slot`` broadcast over
+        its blocks (direct).  Xilinx (``row`` read in stage 1): stage 2 registers the row
+        and the entry apart (the entry select is a ``W``-way mux of ``P_co x B``
+        weights, not of all ``P_co x m``); stage 3 registers the 2:1 mode mux of the
+        two.  ECP5 (``row`` in the block RAM's output register, stage 2): the same one
+        stage later.
         """
-        row_r = pipe.register(m, row, name="row", shape=self.row_layout)
-        if self.target == "ecp5":  # select from the registered row, one stage later
-            row, slot = row_r, pipe.register(m, slot, name="slot_r")
-            row_r = pipe.register(m, row_r, name="row_r", shape=self.row_layout)
+        slot = pipe.register(m, slot, name="slot")
+        if self.target == "ecp5":  # the row in stage 2: select from it, one stage later
+            slot = pipe.register(m, slot, name="slot_r")
+            row_r = pipe.register(m, row, name="row_r", shape=self.row_layout)
+        else:
+            row_r = pipe.register(m, row, name="row", shape=self.row_layout)
         if self.blocks == self.positions and self.width == 1:
             entry = data.View(self.entry_layout, row.as_value())
         else:
