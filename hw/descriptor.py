@@ -6,6 +6,8 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from sfc_hls.config import check_target
+from sfc_hls.hw.multiplier import PipelinedMultiplier
 from sfc_hls.hw.register_map import (
     ADDR_BITS,
     DATA_BITS,
@@ -64,19 +66,23 @@ class DescriptorRegisters(wiring.Component):
             clears the bad-write flag, so that a rewritten descriptor can start.
 
     Latency: a write taken in cycle ``t`` is in the staged descriptor from
-    cycle ``t + 2``; ``valid`` follows two cycles later (``TAPS * CIN`` and the
-    checks are registered: no multiply and compare chain ends in the commit).
-    A START taken in cycle ``t`` with the engine idle commits in cycle
-    ``t + 3`` (:data:`COMMIT_WAIT` ``+ 1``, seeing every earlier write):
-    ``descriptor`` and ``start`` (or ``error``) change in cycle ``t + 4``
-    (:data:`START_DELAY` cycles after the write).
+    cycle ``t + 2``; ``valid`` follows four cycles later (``TAPS * CIN`` in three
+    registered stages, :data:`PRODUCT_LATENCY`, and the checks registered: no multiply
+    and compare chain ends in the commit).  A START taken in cycle ``t`` with the
+    engine idle commits in cycle ``t + 5`` (:data:`COMMIT_WAIT` ``+ 1``, seeing every
+    earlier write): ``descriptor`` and ``start`` (or ``error``) change in cycle
+    ``t + 7`` (:data:`START_DELAY` cycles after the write).
     """
 
+    #: Stages of the TAPS * CIN multiplier (registered operands, product and output:
+    #: three for any width of TAPS, one multiplier block per 17 bits of it).
+    PRODUCT_LATENCY = 3
     #: Cycles from a START being taken to the earliest commit: the write before it is
-    #: decoded, then the registered TAPS * CIN, then the registered checks see it.
-    COMMIT_WAIT = 2
-    #: Cycles from the START write (engine idle) to the ``start`` pulse.
-    START_DELAY = COMMIT_WAIT + 2
+    #: decoded, then TAPS * CIN, then the registered checks see it.
+    COMMIT_WAIT = PRODUCT_LATENCY + 1
+    #: Cycles from the START write (engine idle) to the ``start`` pulse (the commit,
+    #: then the descriptor's load).
+    START_DELAY = COMMIT_WAIT + 3
 
     def __init__(
         self,
@@ -85,7 +91,10 @@ class DescriptorRegisters(wiring.Component):
         registers: RegisterMap,
         limits: dict[str, int],
         blocks: int = 1,
+        target: str = "xilinx",
     ) -> None:
+        check_target(target)
+        self.target = target
         if not isinstance(registers, RegisterMap):
             raise TypeError(f"registers must be a RegisterMap, got {type(registers).__name__}")
         self.blocks = blocks
@@ -131,10 +140,16 @@ class DescriptorRegisters(wiring.Component):
             self._decode(m, staged, beat, bad_terms)
         with m.If(bad_terms.any()):
             m.d.sync += bad_write.eq(1)
-        # The checks of the staged descriptor in two registered steps (TAPS * CIN, then
-        # the compares), so a commit waits until they have seen every earlier write.
+        # The checks of the staged descriptor in registered steps (TAPS * CIN in a
+        # multiplier with registered operands and product, then the compares), so a
+        # commit waits until they have seen every earlier write.  (On ECP5 a
+        # combinational MULT18X18D between two fabric registers was an 8.8 ns path.)
         product = Signal(range(self.limits["taps"] * self.limits["cin"] + 1), name="taps_cin")
-        m.d.sync += product.eq(staged.taps * staged.cin)
+        taps, cin = staged.taps, staged.cin
+        m.submodules.taps_cin = mul = PipelinedMultiplier(
+            taps.shape(), cin.shape(), target=self.target, latency=self.PRODUCT_LATENCY
+        )
+        m.d.comb += [mul.a.eq(taps), mul.b.eq(cin), mul.enable.eq(1), product.eq(mul.p)]
         staged_ok, _ = self._checks(m, staged, product)
         staged_ok_r = Signal(name="staged_ok")
         m.d.sync += staged_ok_r.eq(staged_ok)
@@ -150,18 +165,23 @@ class DescriptorRegisters(wiring.Component):
             m.d.sync += age.eq(0)
         with m.Elif(age != self.COMMIT_WAIT):
             m.d.sync += age.eq(age + 1)
-        m.d.sync += self.start.eq(0)
-        with m.If(self.pending & self.accept & ~self.start & (age == self.COMMIT_WAIT)):  # commit
-            m.d.sync += self.pending.eq(0)
-            with m.If(self.valid):
-                m.d.sync += [
-                    self.descriptor.eq(staged),
-                    self.reduction.eq(Mux(staged.direct, product, staged.cin)),
-                    self.start.eq(1),
-                    self.error.eq(0),
-                ]
-            with m.Else():
-                m.d.sync += [self.error.eq(1), bad_write.eq(0)]
+        # A valid commit loads the descriptor one cycle later, from a register: the
+        # load enable reaches every descriptor bit (on ECP5 the commit condition on
+        # that net was an 8.8 ns path).  The staged descriptor is still locked then:
+        # a write taken after the commit reaches it a cycle later still.
+        load, reject = Signal(name="load_descriptor"), Signal(name="reject_descriptor")
+        m.d.sync += [self.start.eq(load), load.eq(0), reject.eq(0)]
+        with m.If(load):
+            m.d.sync += [
+                self.descriptor.eq(staged),
+                self.reduction.eq(Mux(staged.direct, product, staged.cin)),
+                self.error.eq(0),
+            ]
+        with m.If(reject):
+            m.d.sync += [self.error.eq(1), bad_write.eq(0)]
+        commit = self.pending & self.accept & ~self.start & ~load & (age == self.COMMIT_WAIT)
+        with m.If(commit):
+            m.d.sync += [self.pending.eq(0), load.eq(self.valid), reject.eq(~self.valid)]
         with m.Elif(taken & control):
             m.d.sync += self.pending.eq(1)
         return m

@@ -27,6 +27,7 @@ from cocotb.triggers import ClockCycles, RisingEdge
 from sfc_hls.config import EngineConfig
 from sfc_hls.datapath import LayerQuant
 from sfc_hls.golden import conv2d_int8
+from sfc_hls.hw.descriptor import DescriptorRegisters
 from sfc_hls.hw.engine_streams import EngineStreams, pack
 from sfc_hls.hw.interface import EngineInterface
 from sfc_hls.hw.register_map import REGISTERS, START
@@ -305,7 +306,8 @@ async def bad_descriptor_is_flagged(dut: Any) -> None:
             )  # fmt: skip
         )
         await tb.drivers["i_cfg"].wait_idle()
-        await ClockCycles(dut.clk, 5)
+        # The START's commit (and its error flag) after START_DELAY cycles, and one more.
+        await ClockCycles(dut.clk, DescriptorRegisters.START_DELAY + 1)
         statuses[label] = status = tb.status()
         assert status["desc_error"] == 1 and status["busy"] == 0, (label, status)
     tb_report(config, bad_descriptor_status=statuses)
