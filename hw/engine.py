@@ -8,9 +8,9 @@ Data flow (see docs/architecture.md for the block diagram)::
     i_act -> SkidBuffer -> GroupScheduler
           -+- fast:   InputTransform (B^T) -+-> ActQuantizer -> WeightBuffer -> MacArray
            +- direct: the beat's pixels ----+
-          -> ResultSerializer (blocks of W positions, with their parameters) -> Rescale
-          -> SkidBuffer
-          -+- fast:   TileCollector -> OutputTransform (A^T) -> TileSplitter -+-> RegisterSlice
+          -> ResultSerializer (blocks of W positions, with their parameters)
+          -> Rescale (never stalls: CreditFifo)
+          -+- fast:   TileCollector -> OutputTransform (A^T) -> TileSplitter -+-> SkidBuffer
            +- direct: -------------------------------------------------------+
           -> OutputQuantizer -> SkidBuffer -> o_out
 
@@ -45,7 +45,7 @@ from sfc_hls.hw.interface import (
 )
 from sfc_hls.hw.mac_array import MacArray
 from sfc_hls.hw.map_buffer import MapBuffer
-from sfc_hls.hw.port_buffers import RegisterSlice, SkidBuffer
+from sfc_hls.hw.port_buffers import CreditFifo, SkidBuffer
 from sfc_hls.hw.quantizers import ActQuantizer, OutputQuantizer, Rescale
 from sfc_hls.hw.scheduler import GroupScheduler
 from sfc_hls.hw.serializer import ResultSerializer
@@ -218,6 +218,7 @@ class ConvEngine(wiring.Component):
             registers=iface.registers,
             limits=iface.limits,
             blocks=iface.blocks,
+            target=iface.config.target,
         )
         m.submodules.scheduler = sched = GroupScheduler(iface)
         blocks = datapath_blocks(iface)
@@ -226,7 +227,18 @@ class ConvEngine(wiring.Component):
         switches = [*self._front(m, sched, blocks, regs.descriptor), *self._back(m, blocks)]
         self._parameter_memory(m, sched, blocks["serializer"])
         self._control(m, regs, sched, blocks)
-        m.d.comb += [switch.direct.eq(regs.descriptor.direct) for switch in switches]
+        # The mode reaches each switch (front split and select, back split and select)
+        # from its own register, each a copy of the one before it, so that no one
+        # register drives every mode multiplexer of the engine (on ECP5 that net set
+        # the clock).  Copy k holds the descriptor's mode k + 1 cycles after the layer
+        # starts; the first beat reaches the front split at least three cycles after
+        # the start (the scheduler loads a group's parameters first), later switches later.
+        mode = regs.descriptor.direct
+        for k, switch in enumerate(switches):
+            copy = Signal(name=f"mode_copy{k}")
+            m.d.sync += copy.eq(mode)
+            m.d.comb += switch.direct.eq(copy)
+            mode = copy
         return m
 
     def _front(self, m: Module, sched: GroupScheduler, blocks: dict, desc) -> tuple:
@@ -310,23 +322,28 @@ class ConvEngine(wiring.Component):
             spl.o.payload.shape(), rs.out_layout, oq.in_layout
         )
         wiring.connect(m, mac.o_acc, ser.i_acc)
-        wiring.connect(m, ser.o_lane, rs.i_acc)
-        # The rescale's results leave through a skid buffer (its latency is counted in
-        # the interface's "rescale"): the mode split and select, the output path's
-        # pipelines and o_out's buffer reach its read pointers, not the rescale's
-        # stage enables and multipliers (ECP5: that fan-out set the clock).
-        m.submodules.rescale_skid = rescale_skid = SkidBuffer(rs.out_layout)
-        wiring.connect(m, rs.o_z, rescale_skid.i)
-        wiring.connect(m, rescale_skid.o, split.i)
+        # The rescale never stalls: a credit FIFO (its latency counted in the
+        # interface's "rescale") lets a beat in only with room for its result, so the
+        # rescale's registers and multipliers have no clock enable, the serializer sees
+        # a registered ready, and the output path's ready reaches only the FIFO's read
+        # pointer (on ECP5 the rescale's stage enables set the clock of whole engines).
+        m.submodules.rescale_credits = credits = CreditFifo(
+            rs.in_layout, rs.out_layout, latency=rs.latency
+        )
+        wiring.connect(m, ser.o_lane, credits.i)
+        wiring.connect(m, credits.to_pipe, rs.i_acc)
+        wiring.connect(m, rs.o_z, credits.from_pipe)
+        wiring.connect(m, credits.o, split.i)
         wiring.connect(m, split.o_fast, col.i)
         wiring.connect(m, col.o, ot.i_x)
         wiring.connect(m, ot.o_y, spl.i)
         wiring.connect(m, spl.o, select.i_fast)
         wiring.connect(m, split.o_direct, select.i_direct)
-        # A register slice between the mode select and the output quantizer (counted in
-        # the interface's "output_quantizer"): on ECP5 the rescale's skid buffer, the
-        # select and the quantizer's bias adder were one 9.6 ns path, 7.6 ns of it routing.
-        m.submodules.quantizer_input = quantizer_input = RegisterSlice(oq.in_layout)
+        # A skid buffer between the mode select and the output quantizer (counted in
+        # the interface's "output_quantizer"): on ECP5 the rescale's output buffer, the
+        # select and the quantizer's bias adder were one 9.6 ns path, 7.6 ns of it
+        # routing; and the output path's ready chain ends at its registered i.ready.
+        m.submodules.quantizer_input = quantizer_input = SkidBuffer(oq.in_layout)
         wiring.connect(m, select.o, quantizer_input.i)
         wiring.connect(m, quantizer_input.o, oq.i_y)
         wiring.connect(m, oq.o_out, port.i)

@@ -135,7 +135,8 @@ class GeneratedEngine:
     @property
     def simulation_sources(self) -> list[Path]:
         """The Verilog a simulator reads: the engine, and for an ECP5 engine the model
-        of its MULT18X18D blocks (``sim/ecp5_cells.v``; synthesis uses the primitive)."""
+        of its MULT18X18D and DP16KD blocks (``sim/ecp5_cells.v``; synthesis uses the
+        primitives)."""
         if self.manifest["config"].get("target") == "ecp5":
             return [self.verilog, ECP5_CELLS]
         return [self.verilog]

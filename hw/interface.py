@@ -25,7 +25,7 @@ from sfc_hls.cycle_model import EngineTiming, StreamBits
 from sfc_hls.hw.descriptor import CFG_LAYOUT, DescriptorRegisters
 from sfc_hls.hw.digit_serial import DigitSerialTransform, best_digits
 from sfc_hls.hw.mac_array import MacArray
-from sfc_hls.hw.port_buffers import RegisterSlice, SkidBuffer
+from sfc_hls.hw.port_buffers import CreditFifo, SkidBuffer
 from sfc_hls.hw.quantizers import (
     ActQuantizer,
     ActQuantizerWidths,
@@ -347,13 +347,13 @@ def _interface(config: EngineConfig) -> EngineInterface:
         "weight_buffer": WeightBuffer.latency_of(config.target),
         "mac_array": MacArray.latency_of(config.target),
         "serializer": ResultSerializer.latency,
-        # The rescale and the skid buffer behind it (hw/engine.py).
-        "rescale": Rescale.latency_of(config.target) + SkidBuffer.latency,
+        # The rescale and the credit FIFO behind it (hw/engine.py).
+        "rescale": Rescale.latency_of(config.target) + CreditFifo.latency,
         "collector": 1,
         "output_transform": output_latency,
         "splitter": TileSplitter.latency,
-        # The register slice in front of the output quantizer and the quantizer (hw/engine.py).
-        "output_quantizer": RegisterSlice.latency + OutputQuantizer.latency_of(config.target),
+        # The skid buffer in front of the output quantizer and the quantizer (hw/engine.py).
+        "output_quantizer": SkidBuffer.latency + OutputQuantizer.latency_of(config.target),
         "output_buffer": SkidBuffer.latency,
     }
     return EngineInterface(

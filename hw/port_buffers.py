@@ -1,12 +1,11 @@
-"""Registers at the engine's stream ports: no combinational path from a port into the datapath.
+"""Stream buffers: registers at the engine's ports and at the ends of its backpressure chains.
 
-Two stream buffers, both one beat per cycle at full rate:
+Three stream buffers, all one beat per cycle at full rate:
 
 * :class:`RegisterSlice` registers ``valid`` and ``payload`` (forward path);
   ``i.ready = ~o.valid | o.ready`` stays combinational, from the block behind
-  it.  One payload register: for pipeline cuts inside the engine (in front of
-  the output quantizer), where a long wire, not the ``ready`` chain, sets the
-  clock.
+  it.  One payload register: for pipeline cuts where a long wire, not the
+  ``ready`` chain, sets the clock (the digit-serial ``A^T``'s selected digits).
 * :class:`SkidBuffer` registers both directions: ``o.valid``/``o.payload``
   (a select of two registers by a register) and ``i.ready`` come from
   registers, so the ready chain of the pipeline in front of it ends here, and
@@ -14,6 +13,9 @@ Two stream buffers, both one beat per cycle at full rate:
   registers: for the ports (``i_act``, ``o_out``), whose ``ready`` otherwise
   reaches through the scheduler or every stall-together pipeline of the
   back-end, and for the ends of the engine's inner backpressure chains.
+* :class:`CreditFifo` runs a pipeline without stalls: a credit gate in front
+  (a registered ``ready``), a FIFO behind it with room for every beat in flight
+  (the rescale's).
 
 Registered ports are what timing closure asks for (no path crosses from a
 port into a block) and what makes the simulation fast: Verilator evaluates
@@ -25,9 +27,10 @@ from __future__ import annotations
 
 from amaranth.hdl import Module, Mux, ShapeLike, Signal
 from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["RegisterSlice", "SkidBuffer"]
+__all__ = ["CreditFifo", "RegisterSlice", "SkidBuffer"]
 
 
 class _StreamBuffer(wiring.Component):
@@ -100,4 +103,107 @@ class SkidBuffer(_StreamBuffer):
                 m.d.sync += [entries[k].eq(self.i.payload), full[k].eq(1)]
             with m.If(read & (read_at == k)):
                 m.d.sync += full[k].eq(0)
+        return m
+
+
+class CreditFifo(wiring.Component):
+    """The flow control of a pipeline that never stalls: a credit gate in front, a FIFO behind.
+
+    A :class:`~sfc_hls.hw.pipeline.StallPipeline`'s ``advance`` is the clock enable
+    of every one of its registers, so the ``ready`` arriving at its output reaches
+    them all and, through ``i.ready``, the block in front (on ECP5 that net, from the
+    rescale, set the clock of whole engines).  Around a ``CreditFifo`` the pipeline
+    runs with ``ready`` constant 1 (its registers have no enable): the gate lets a
+    beat in only while the FIFO has room for it and for every beat already in the
+    pipeline, so the FIFO never overflows, and the ``ready`` arriving at ``o``
+    drives only the FIFO's read pointer.
+
+    Parameters
+    ----------
+    in_layout, out_layout : ShapeLike
+        Payloads of the pipeline's input and output.
+    latency : int
+        The pipeline's latency (cycles from a beat entering to its result).
+
+    Ports
+    -----
+    i : In(stream.Signature(in_layout))
+        Beats for the pipeline; ``i.ready`` is a register.
+    to_pipe : Out(stream.Signature(in_layout))
+        To the pipeline's input: ``valid`` on each beat taken on ``i``; its ``ready``
+        is not read (the pipeline is always ready).
+    from_pipe : In(stream.Signature(out_layout))
+        The pipeline's results; ``ready`` is constant 1.
+    o : Out(stream.Signature(out_layout))
+        The results in order; ``o.valid`` is a register, ``o.payload`` the FIFO's
+        entry at the read pointer (a distributed-RAM read).
+
+    Attributes
+    ----------
+    depth : int
+        FIFO entries: ``latency + 3`` rounded up to a power of two (full rate: a
+        credit comes back one cycle after its beat leaves ``o``).
+    latency = 1
+        A result written into the FIFO is offered on ``o`` in the next cycle.
+    """
+
+    latency = 1
+
+    def __init__(self, in_layout: ShapeLike, out_layout: ShapeLike, *, latency: int) -> None:
+        if not isinstance(latency, int) or latency < 0:
+            raise ValueError(f"latency must be an int >= 0, got {latency!r}")
+        self.pipe_latency = latency
+        self.depth = self.depth_of(latency)
+        super().__init__(
+            {
+                "i": In(stream.Signature(in_layout)),
+                "to_pipe": Out(stream.Signature(in_layout)),
+                "from_pipe": In(stream.Signature(out_layout)),
+                "o": Out(stream.Signature(out_layout)),
+            }
+        )
+
+    @staticmethod
+    def depth_of(latency: int) -> int:
+        """:attr:`depth` of a FIFO behind a pipeline of ``latency`` cycles."""
+        return 1 << (latency + 3 - 1).bit_length()
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        depth = self.depth
+        m.submodules.entries = mem = Memory(shape=self.o.payload.shape(), depth=depth, init=[])
+        wr = mem.write_port()
+        rd = mem.read_port(domain="comb")
+        write_at, read_at = Signal(range(depth)), Signal(range(depth))
+        stored = Signal(range(depth + 1))  # results in the FIFO
+        held = Signal(range(depth + 1))  # credits in use: beats in the pipeline or the FIFO
+        ready = Signal()
+        take = self.i.valid & ready
+        write = self.from_pipe.valid
+        read = self.o.valid & self.o.ready
+        m.d.comb += [
+            self.i.ready.eq(ready),
+            self.to_pipe.valid.eq(take),
+            self.to_pipe.payload.eq(self.i.payload),
+            self.from_pipe.ready.eq(1),
+            wr.addr.eq(write_at),
+            wr.data.eq(self.from_pipe.payload),
+            wr.en.eq(write),
+            rd.addr.eq(read_at),
+            self.o.payload.eq(rd.data),
+        ]
+        # ``take`` and ``read`` come last (from the serializer's and the output path's
+        # handshakes): every next value is a select by them among values computed from
+        # registers (no adder or compare after them).  ``held <= depth`` always.
+        step = Mux(take, Mux(read, held, held + 1), Mux(read, held - 1, held))
+        m.d.sync += [
+            write_at.eq(write_at + write),
+            read_at.eq(read_at + read),
+            held.eq(step),
+            stored.eq(Mux(write, Mux(read, stored, stored + 1), Mux(read, stored - 1, stored))),
+            # held + take - read < depth
+            ready.eq(read | Mux(take, held < depth - 1, held < depth)),
+            # stored + write - read != 0 (a read needs stored >= 1)
+            self.o.valid.eq(write | Mux(read, stored > 1, self.o.valid)),
+        ]
         return m

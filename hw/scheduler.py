@@ -8,6 +8,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from sfc_hls.hw.interface import TILE_BITS, EngineInterface
+from sfc_hls.hw.port_buffers import CreditFifo
 
 __all__ = ["GroupScheduler"]
 
@@ -59,7 +60,9 @@ class GroupScheduler(wiring.Component):
         self.width = interface.width
         self.chan_beats = cfg.pco * interface.blocks  # per group
         back = ("serializer", "rescale", "collector", "output_transform", "splitter")
-        self.inflight_max = cfg.pco * (sum(interface.latency[b] for b in back) + 8) + 8
+        # Beats the rescale's credit FIFO may hold beyond its latency (hw/engine.py).
+        fifo = CreditFifo.depth_of(interface.latency["rescale"])
+        self.inflight_max = cfg.pco * (sum(interface.latency[b] for b in back) + 8) + 8 + fifo
         reduction_bits = ceil_log2(interface.reduction_max + 1)
         super().__init__(
             {

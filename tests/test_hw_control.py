@@ -15,7 +15,7 @@ from sfc_hls.config import EngineConfig
 from sfc_hls.hw.descriptor import DescriptorRegisters
 from sfc_hls.hw.interface import EngineInterface
 from sfc_hls.hw.pipeline import StallPipeline
-from sfc_hls.hw.port_buffers import RegisterSlice, SkidBuffer
+from sfc_hls.hw.port_buffers import CreditFifo, RegisterSlice, SkidBuffer
 from sfc_hls.hw.register_map import REGISTERS, START
 from sfc_hls.hw.serializer import ResultSerializer
 from sfc_hls.sim.amaranth_streams import (
@@ -209,6 +209,8 @@ def test_descriptor_staged_during_a_layer_starts_when_the_engine_is_idle():
         trace["running"] = ctx.get(dut.descriptor.cin), ctx.get(dut.pending)
         trace["ready_while_pending"] = ctx.get(dut.i_cfg.ready)
         ctx.set(dut.accept, 1)  # the first layer ends
+        await ctx.tick()  # the commit (pending falls), then the descriptor's load and start
+        trace["commit"] = ctx.get(dut.start), ctx.get(dut.descriptor.cin), ctx.get(dut.pending)
         await ctx.tick()
         trace["committed"] = ctx.get(dut.start), ctx.get(dut.descriptor.cin), ctx.get(dut.pending)
         trace["tiles"] = ctx.get(dut.descriptor.tiles)
@@ -216,6 +218,7 @@ def test_descriptor_staged_during_a_layer_starts_when_the_engine_is_idle():
     run_testbenches(dut, bench, cycles=40)
     assert trace["running"] == (2, 1)  # staged writes leave the running descriptor alone
     assert trace["ready_while_pending"] == 0
+    assert trace["commit"] == (0, 2, 0)
     assert trace["committed"] == (1, 4, 0) and trace["tiles"] == 9
 
 
@@ -362,3 +365,85 @@ def test_skid_buffer_ready_does_not_depend_on_the_output():
         run_testbenches(dut, bench, cycles=10)
     assert seen["SkidBuffer"] == [0, 0, 0]
     assert seen["RegisterSlice"] == [0, 1, 0]
+
+
+class _CreditedPipeline(wiring.Component):
+    """``x + 1`` through a ``latency``-stage StallPipeline that never stalls, behind a
+    CreditFifo (the rescale's arrangement in the engine)."""
+
+    i: In(stream.Signature(unsigned(20)))
+    o: Out(stream.Signature(unsigned(21)))
+
+    def __init__(self, latency: int) -> None:
+        super().__init__()
+        self.latency = latency
+        self.credits = CreditFifo(unsigned(20), unsigned(21), latency=latency)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.credits = credits = self.credits
+        pipe_i, pipe_o = (
+            stream.Signature(unsigned(20)).create(),
+            stream.Signature(unsigned(21)).create(),
+        )
+        pipe = StallPipeline(m, i=pipe_i, o=pipe_o, depth=self.latency, name="p")
+        value = pipe_i.payload + 1
+        for k in range(self.latency):
+            value = pipe.register(m, value, name=f"v{k}")
+        m.d.comb += pipe_o.payload.eq(value)
+        wiring.connect(m, wiring.flipped(self.i), credits.i)
+        m.d.comb += [
+            pipe_i.valid.eq(credits.to_pipe.valid),
+            pipe_i.payload.eq(credits.to_pipe.payload),
+            credits.to_pipe.ready.eq(pipe_i.ready),
+            credits.from_pipe.valid.eq(pipe_o.valid),
+            credits.from_pipe.payload.eq(pipe_o.payload),
+            pipe_o.ready.eq(credits.from_pipe.ready),
+        ]
+        wiring.connect(m, credits.o, wiring.flipped(self.o))
+        return m
+
+
+@pytest.mark.parametrize("latency", [1, 4, 6])
+@pytest.mark.parametrize("gaps", [(0,), (0, 0, 1, 3)], ids=["full-rate", "gaps"])
+def test_credit_fifo_passes_every_result_in_order(latency, gaps):
+    rng = random.Random(latency)
+    beats = [rng.randrange(1 << 20) for _ in range(300)]
+    dut = _CreditedPipeline(latency)
+    got = stream_through(dut, dut.i, dut.o, beats, in_gap=random_gaps(rng, gaps),
+                         out_gap=random_gaps(rng, gaps), max_cycles=4000)  # fmt: skip
+    assert [int(v) for v in got] == [b + 1 for b in beats]
+
+
+@pytest.mark.parametrize("latency", [1, 4, 6])
+def test_credit_fifo_runs_at_one_beat_per_cycle(latency):
+    dut = _CreditedPipeline(latency)
+    assert dut.credits.depth >= latency + 3
+    transfers = measure_transfers(dut, dut.i, dut.o, list(range(60)), ready=lambda tick: True)
+    latency_total = latency + CreditFifo.latency
+    assert transfers.out_ticks == [t + latency_total for t in transfers.in_ticks]
+    assert transfers.in_ticks == list(range(transfers.in_ticks[0], transfers.in_ticks[0] + 60))
+
+
+def test_credit_fifo_ready_is_a_register_and_holds_back_beats():
+    """With the output stalled, the gate takes exactly ``depth`` beats (the FIFO never
+    overflows), and ``i.ready`` does not follow ``o.ready`` within a cycle."""
+    dut = _CreditedPipeline(4)
+    seen = {}
+
+    async def bench(ctx):
+        ctx.set(dut.i.valid, 1)
+        taken = 0
+        for _ in range(40):
+            taken += ctx.get(dut.i.ready)
+            await ctx.tick()
+        seen["taken"] = taken
+        values = []
+        for ready in (1, 0, 1):
+            ctx.set(dut.o.ready, ready)
+            values.append(ctx.get(dut.i.ready))
+        seen["ready"] = values
+
+    run_testbenches(dut, bench, cycles=60)
+    assert seen["taken"] == dut.credits.depth
+    assert seen["ready"] == [0, 0, 0]
