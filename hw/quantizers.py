@@ -587,9 +587,9 @@ class Rescale(wiring.Component):
     o_z : Out(stream.Signature(out_layout))
         ``{"data": ArrayLayout(signed(z_bits), m), "meta": meta_layout}``.
     rescale_shift : In(unsigned(shift_width))
-        Per-layer shift, decoded into a register: it must be stable from the
-        cycle before the layer's first beat enters ``i_acc`` (the engine holds it
-        for the whole layer, set before the layer starts).
+        Per-layer shift, decoded into registers (clamped, then a copy per lane):
+        it must be stable from two cycles before the layer's first beat enters
+        ``i_acc`` (the engine holds it for the whole layer, set before the layer starts).
     overflow : Out(1)
         Sticky: set in the cycle after a result with some ``z`` outside
         ``z_bits`` is offered on ``o_z`` (whether or not it is taken); stays
@@ -678,8 +678,9 @@ class Rescale(wiring.Component):
         n = self.positions
         # The per-layer shift, decoded once into registers (constant while a layer's
         # beats are in flight), a copy per lane: no stage computes from the raw port.
-        effective = Signal(range(rounding.product_bits + 1))
-        m.d.comb += effective.eq(rounding.effective(self.rescale_shift))
+        # The clamp to product_bits in a register of its own, then the lanes' copies.
+        effective = Signal(range(rounding.product_bits + 1), name="rescale_shift_clamped")
+        m.d.sync += effective.eq(rounding.effective(self.rescale_shift))
         shifts = _replicated(m, effective, n, "rescale_shift_r")
         payload = self.i_acc.payload
         z_bits = self.widths.z_bits

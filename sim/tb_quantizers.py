@@ -308,6 +308,9 @@ class QuantizerTestbench:
         return f"act_{mode}"
 
     async def run_beats(self, beats: dict[str, list[Beat]]) -> dict[str, list[dict[str, Any]]]:
+        # The per-layer ports (set_layer) settle two cycles before the first beat: the
+        # rescale registers its shift twice (clamped, then a copy per lane).
+        await ClockCycles(self.dut.clk, 2)
         for name, block_beats in beats.items():
             self.channels[name].send(block_beats)
         timeout = 20 * max(len(b) for b in beats.values()) + 200

@@ -234,8 +234,8 @@ def simulate(dut, i_port, o_port, phases, *, rng, in_gaps=(0,), out_gaps=(0,)):
                 await ctx.tick()
             for port, value in phase.ports:
                 ctx.set(port, value)
-            if phase.ports:  # per-layer ports settle a cycle before the layer's first beat
-                await ctx.tick()
+            if phase.ports:  # per-layer ports settle two cycles before the layer's first
+                await ctx.tick().repeat(2)  # beat (the rescale registers its shift twice)
             for beat in phase.beats:
                 await idle(ctx, rng.choice(in_gaps))
                 await send(ctx, i_port, beat)
