@@ -329,10 +329,11 @@ def test_result_serializer_order_framing_params_and_banks(mode, cout, replicas, 
 # -- Port buffers --------------------------------------------------------------------------------
 @pytest.mark.parametrize("buffer", [RegisterSlice, SkidBuffer])
 @pytest.mark.parametrize("gaps", [(0,), (0, 0, 1, 3)], ids=["full-rate", "gaps"])
-def test_port_buffer_passes_every_beat_in_order(buffer, gaps):
+@pytest.mark.parametrize("width", [20, 200])  # 200: the skid buffer in four chunks
+def test_port_buffer_passes_every_beat_in_order(buffer, gaps, width):
     rng = random.Random(11)
-    beats = [rng.randrange(1 << 20) for _ in range(200)]
-    dut = buffer(unsigned(20))
+    beats = [rng.randrange(1 << width) for _ in range(200)]
+    dut = buffer(unsigned(width))
     got = stream_through(dut, dut.i, dut.o, beats, in_gap=random_gaps(rng, gaps),
                          out_gap=random_gaps(rng, gaps), max_cycles=2000)  # fmt: skip
     assert [int(v) for v in got] == beats
