@@ -123,9 +123,15 @@ class GroupScheduler(wiring.Component):
     def _layer_end(self, m: Module) -> None:
         """The layer ends when the serializer is done and no output packet is in flight."""
         inflight = Signal(range(self.inflight_max + 1))
-        with m.If(self.packet_issued & ~self.packet_out):
+        # A packet leaving o_out is counted a cycle later, from a register (the port's
+        # handshake and the output buffer's select reach no counter; on ECP5 that was a
+        # 10.1 ns path): the count is at worst one high for a cycle, so a layer ends at
+        # worst a cycle later, never early.
+        packet_out = Signal(name="packet_out_r")
+        m.d.sync += packet_out.eq(self.packet_out)
+        with m.If(self.packet_issued & ~packet_out):
             m.d.sync += inflight.eq(inflight + 1)
-        with m.Elif(self.packet_out & ~self.packet_issued):
+        with m.Elif(packet_out & ~self.packet_issued):
             m.d.sync += inflight.eq(inflight - 1)
         drained = self.results_done & (inflight == 0) & ~self.packet_issued
         with m.If(self.busy & drained & ~self.start):
