@@ -85,8 +85,9 @@ class RegisteredReadMemory(wiring.Component):
         self.depth = check_int("depth", depth, 1)
         self.target = target
         # Deeper than one DP16KD: the Amaranth lowering (Yosys cascades the blocks).
-        self.primitives = primitives and target == "ecp5" and depth <= DP16KD_MODES[-1][1]
-        self.mode = next((mode for mode in DP16KD_MODES if mode[1] >= self.depth), None)
+        fitting = [mode for mode in DP16KD_MODES if mode[1] >= self.depth]
+        self.primitives = primitives and target == "ecp5" and bool(fitting)
+        self.mode: tuple[int, int, int] = fitting[0] if fitting else DP16KD_MODES[-1]
         self.blocks = -(-self.width // self.mode[0]) if self.primitives else 0
         super().__init__(
             {

@@ -5,12 +5,12 @@ Data flow (see docs/architecture.md for the block diagram)::
     i_cfg -> DescriptorRegisters (input register, staged + active descriptor) -> GroupScheduler
     i_chan -> GroupScheduler -> parameter memory      i_weight -> GroupScheduler -> WeightBuffer
                                  (weight-transform engines: i_weight -> SpatialWeightTransform ->)
-    i_act -> SkidBuffer -> GroupScheduler
+    i_act -> SkidBuffer (Xilinx: RegisterSlice) -> GroupScheduler
           -+- fast:   InputTransform (B^T) -+-> ActQuantizer -> WeightBuffer -> MacArray
            +- direct: the beat's pixels ----+
           -> ResultSerializer (blocks of W positions, with their parameters)
           -> Rescale (never stalls: CreditFifo)
-          -+- fast:   TileCollector -> OutputTransform (A^T) -> TileSplitter -+-> SkidBuffer
+          -+- fast:   TileCollector -> OutputTransform (A^T) -> TileSplitter -+-> (ECP5: SkidBuffer)
            +- direct: -------------------------------------------------------+
           -> OutputQuantizer -> SkidBuffer -> o_out
 
@@ -45,7 +45,7 @@ from sfc_hls.hw.interface import (
 )
 from sfc_hls.hw.mac_array import MacArray
 from sfc_hls.hw.map_buffer import MapBuffer
-from sfc_hls.hw.port_buffers import CreditFifo, SkidBuffer
+from sfc_hls.hw.port_buffers import CreditFifo, RegisterSlice, SkidBuffer
 from sfc_hls.hw.quantizers import ActQuantizer, OutputQuantizer, Rescale
 from sfc_hls.hw.scheduler import GroupScheduler
 from sfc_hls.hw.serializer import ResultSerializer
@@ -74,9 +74,10 @@ def datapath_blocks(
     cfg, lay, iface = interface.config, interface.layouts, interface
     rescale_out = Rescale.payload_layouts(iface.rescale_widths, lay["lane_meta"])[1]
     factories = {
-        # A skid buffer: the scheduler's handshake reaches its pointers, not the
-        # enables of every bit of the activation beat (on ECP5 that net set the clock).
-        "act_input": lambda: SkidBuffer(lay["act"]),
+        # ECP5: a skid buffer, so that the scheduler's handshake reaches its pointers,
+        # not the enables of every bit of the activation beat (that net set the clock);
+        # Xilinx: a register slice (half the registers and no output select).
+        "act_input": lambda: (SkidBuffer if cfg.target == "ecp5" else RegisterSlice)(lay["act"]),
         "input_transform": lambda: InputTransform(
             iface.algo, in_bits=cfg.in_bits, meta_layout=lay["beat_meta"]
         ),
@@ -282,7 +283,9 @@ class ConvEngine(wiring.Component):
             wt.restart.eq(sched.layer_start),
         ]
 
-    def _act_replay(self, m: Module, port: SkidBuffer, sched: GroupScheduler) -> None:
+    def _act_replay(
+        self, m: Module, port: RegisterSlice | SkidBuffer, sched: GroupScheduler
+    ) -> None:
         """The activation port register -> the scheduler; with a replay buffer through it.
         After the port register, not before: a beat the register takes before the layer's
         start waits there, and the buffer (whose layer begins at the start) records it."""
@@ -294,7 +297,7 @@ class ConvEngine(wiring.Component):
         wiring.connect(m, port.o, replay.i_act)
         wiring.connect(m, replay.o_act, sched.i_act)
 
-    def _act_input(self, m: Module, port: SkidBuffer, desc) -> None:
+    def _act_input(self, m: Module, port: RegisterSlice | SkidBuffer, desc) -> None:
         """``i_act`` -> the activation port register; with a map buffer, the buffer's
         tiles instead while a layer with MAP_INPUT runs (its layer registers: _control)."""
         act = wiring.flipped(self.i_act)
@@ -339,13 +342,17 @@ class ConvEngine(wiring.Component):
         wiring.connect(m, ot.o_y, spl.i)
         wiring.connect(m, spl.o, select.i_fast)
         wiring.connect(m, split.o_direct, select.i_direct)
-        # A skid buffer between the mode select and the output quantizer (counted in
-        # the interface's "output_quantizer"): on ECP5 the rescale's output buffer, the
-        # select and the quantizer's bias adder were one 9.6 ns path, 7.6 ns of it
-        # routing; and the output path's ready chain ends at its registered i.ready.
-        m.submodules.quantizer_input = quantizer_input = SkidBuffer(oq.in_layout)
-        wiring.connect(m, select.o, quantizer_input.i)
-        wiring.connect(m, quantizer_input.o, oq.i_y)
+        if self.config.target == "ecp5":
+            # A skid buffer between the mode select and the output quantizer (counted in
+            # the interface's "output_quantizer"): on ECP5 the rescale's output buffer,
+            # the select and the quantizer's bias adder were one 9.6 ns path, 7.6 ns of
+            # it routing, and the output path's ready chain ends at its registered
+            # i.ready.  (Xilinx: not needed for the logic depth; its ~400 LUTs are not spent.)
+            m.submodules.quantizer_input = quantizer_input = SkidBuffer(oq.in_layout)
+            wiring.connect(m, select.o, quantizer_input.i)
+            wiring.connect(m, quantizer_input.o, oq.i_y)
+        else:
+            wiring.connect(m, select.o, oq.i_y)
         wiring.connect(m, oq.o_out, port.i)
         wiring.connect(m, port.o, wiring.flipped(self.o_out))
         return split, select

@@ -25,7 +25,7 @@ from sfc_hls.cycle_model import EngineTiming, StreamBits
 from sfc_hls.hw.descriptor import CFG_LAYOUT, DescriptorRegisters
 from sfc_hls.hw.digit_serial import DigitSerialTransform, best_digits
 from sfc_hls.hw.mac_array import MacArray
-from sfc_hls.hw.port_buffers import CreditFifo, SkidBuffer
+from sfc_hls.hw.port_buffers import CreditFifo, RegisterSlice, SkidBuffer
 from sfc_hls.hw.quantizers import (
     ActQuantizer,
     ActQuantizerWidths,
@@ -341,7 +341,7 @@ def _interface(config: EngineConfig) -> EngineInterface:
     y_bits = max(output_netlist.out_width, config.z_bits)
     output = OutputQuantizerWidths.derive(config, y_bits)
     latency = {
-        "act_input": SkidBuffer.latency,
+        "act_input": (SkidBuffer if config.target == "ecp5" else RegisterSlice).latency,
         "input_transform": input_netlist.latency,
         "act_quantizer": ActQuantizer.latency_of(config.target),
         "weight_buffer": WeightBuffer.latency_of(config.target),
@@ -352,8 +352,10 @@ def _interface(config: EngineConfig) -> EngineInterface:
         "collector": 1,
         "output_transform": output_latency,
         "splitter": TileSplitter.latency,
-        # The skid buffer in front of the output quantizer and the quantizer (hw/engine.py).
-        "output_quantizer": SkidBuffer.latency + OutputQuantizer.latency_of(config.target),
+        # ECP5: the skid buffer in front of the output quantizer, and the quantizer
+        # (hw/engine.py).
+        "output_quantizer": (SkidBuffer.latency if config.target == "ecp5" else 0)
+        + OutputQuantizer.latency_of(config.target),
         "output_buffer": SkidBuffer.latency,
     }
     return EngineInterface(
