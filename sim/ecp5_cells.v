@@ -120,14 +120,11 @@ module DP16KD #(
     wire [13:0] adb = {ADB13, ADB12, ADB11, ADB10, ADB9, ADB8, ADB7, ADB6, ADB5, ADB4, ADB3, ADB2, ADB1, ADB0};
     wire [35:0] din = {dib, dia};
 
-    initial begin
-        if (DATA_WIDTH_A != DATA_WIDTH_B || !(W == 36 || W == 18 || W == 9 || W == 4 || W == 2
-                || W == 1) || REGMODE_B != "OUTREG" || (W == 36 && REGMODE_A != "OUTREG")
-                || RESETMODE != "SYNC" || CSDECODE_A != "0b000" || CSDECODE_B != "0b000") begin
-            $display("DP16KD model: unsupported parameters (sim/ecp5_cells.v covers a port A write, a port B OUTREG read, equal widths)");
-            $finish;
-        end
-    end
+    // Checked at the first read clock, not in an initial block: a simulator that
+    // elaborates the uninstantiated model as a root (Icarus without -s) must not stop.
+    wire supported = DATA_WIDTH_A == DATA_WIDTH_B && (W == 36 || W == 18 || W == 9 || W == 4
+            || W == 2 || W == 1) && REGMODE_B == "OUTREG" && (W != 36 || REGMODE_A == "OUTREG")
+            && RESETMODE == "SYNC" && CSDECODE_A == "0b000" && CSDECODE_B == "0b000";
 
     reg [35:0] mem [0:16383];
     reg [35:0] read_r = 36'd0, out_r = 36'd0;
@@ -143,6 +140,10 @@ module DP16KD #(
         if (CEA && WEA) mem[w_index] <= W == 36 ? din : {18'd0, dia};
     end
     always @(posedge CLKB) begin
+        if (!supported) begin
+            $display("DP16KD model: unsupported parameters (sim/ecp5_cells.v covers a port A write, a port B OUTREG read, equal widths)");
+            $finish;
+        end
         if (CEB) read_r <= mem[r_index];
         if (OCEB) out_r <= read_r;
     end

@@ -54,7 +54,7 @@ def test_cocotbext_axi_runs_layers_in_dma_order(tmp_path, seed):
                         config=config, seed=seed)  # fmt: skip
     assert result.tests == ("layers_in_dma_order_with_staged_descriptor",), result.tests
     report = json.loads(report_file.read_text())
-    assert report["bit_exact"] and report["gap_cycles"] <= 4
+    assert report["bit_exact"] and report["gap_cycles"] <= 6  # sim/tb_axi_engine.py says why
     assert report["build_parameters"]["PCO"] == 2
     assert report["registers"]["LAYERS_DONE"] == 2
 
