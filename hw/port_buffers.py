@@ -5,12 +5,13 @@ Three stream buffers, all one beat per cycle at full rate:
 * :class:`RegisterSlice` registers ``valid`` and ``payload`` (forward path);
   ``i.ready = ~o.valid | o.ready`` stays combinational, from the block behind
   it.  One payload register: for pipeline cuts where a long wire, not the
-  ``ready`` chain, sets the clock (the digit-serial ``A^T``'s selected digits).
+  ``ready`` chain, sets the clock (the digit-serial ``A^T``'s selected digits),
+  and for ``i_act`` on Xilinx engines (half the registers of a skid buffer).
 * :class:`SkidBuffer` registers both directions: ``o.valid``/``o.payload``
   (a select of two registers by a register) and ``i.ready`` come from
   registers, so the ready chain of the pipeline in front of it ends here, and
   ``o.ready`` reaches only its pointers, not its payload registers.  Two payload
-  registers: for the ports (``i_act``, ``o_out``), whose ``ready`` otherwise
+  registers: for the ports (``o_out``; ``i_act`` on ECP5), whose ``ready`` otherwise
   reaches through the scheduler or every stall-together pipeline of the
   back-end, and for the ends of the engine's inner backpressure chains.
 * :class:`CreditFifo` runs a pipeline without stalls: a credit gate in front
@@ -171,7 +172,6 @@ class CreditFifo(wiring.Component):
     def __init__(self, in_layout: ShapeLike, out_layout: ShapeLike, *, latency: int) -> None:
         if not isinstance(latency, int) or latency < 0:
             raise ValueError(f"latency must be an int >= 0, got {latency!r}")
-        self.pipe_latency = latency
         self.depth = self.depth_of(latency)
         super().__init__(
             {
