@@ -138,12 +138,23 @@ class CreditFifo(wiring.Component):
     pipeline, so the FIFO never overflows, and the ``ready`` arriving at ``o``
     drives only the FIFO's read pointer.
 
+    A pipeline may turn several beats into fewer results (the engine's fast-mode
+    back end: a packet of ``B`` rescaled blocks -> one tile -> ``S <= B`` output
+    blocks).  Each beat taken holds one credit; a result read from ``o`` returns
+    ``return_values[return_sel]`` credits (the engine: ``B`` on a fast packet's
+    last block, 0 on its others, 1 per direct-mode block), so a FIFO entry
+    always has a credit behind it.
+
     Parameters
     ----------
     in_layout, out_layout : ShapeLike
         Payloads of the pipeline's input and output.
     latency : int
-        The pipeline's latency (cycles from a beat entering to its result).
+        Cycles from a beat entering to the read of the result that returns its
+        credit, at full rate (sizes the FIFO for one beat per cycle).
+    return_values : tuple of int
+        The credits a read may return (default ``(1,)``: one per result, no
+        ``return_sel`` port).  The counters' next values are computed for each.
 
     Ports
     -----
@@ -157,6 +168,8 @@ class CreditFifo(wiring.Component):
     o : Out(stream.Signature(out_layout))
         The results in order; ``o.valid`` is a register, ``o.payload`` the FIFO's
         entry at the read pointer (a distributed-RAM read).
+    return_sel : In(range(len(return_values)))
+        Only with several ``return_values``: which the read of ``o.payload`` returns.
 
     Attributes
     ----------
@@ -169,18 +182,29 @@ class CreditFifo(wiring.Component):
 
     latency = 1
 
-    def __init__(self, in_layout: ShapeLike, out_layout: ShapeLike, *, latency: int) -> None:
+    def __init__(
+        self,
+        in_layout: ShapeLike,
+        out_layout: ShapeLike,
+        *,
+        latency: int,
+        return_values: tuple[int, ...] = (1,),
+    ) -> None:
         if not isinstance(latency, int) or latency < 0:
             raise ValueError(f"latency must be an int >= 0, got {latency!r}")
+        if not return_values or not all(isinstance(v, int) and v >= 0 for v in return_values):
+            raise ValueError(f"return_values must be ints >= 0, got {return_values!r}")
         self.depth = self.depth_of(latency)
-        super().__init__(
-            {
-                "i": In(stream.Signature(in_layout)),
-                "to_pipe": Out(stream.Signature(in_layout)),
-                "from_pipe": In(stream.Signature(out_layout)),
-                "o": Out(stream.Signature(out_layout)),
-            }
-        )
+        self.return_values = tuple(return_values)
+        ports = {
+            "i": In(stream.Signature(in_layout)),
+            "to_pipe": Out(stream.Signature(in_layout)),
+            "from_pipe": In(stream.Signature(out_layout)),
+            "o": Out(stream.Signature(out_layout)),
+        }
+        if len(self.return_values) > 1:
+            ports["return_sel"] = In(range(len(self.return_values)))
+        super().__init__(ports)
 
     @staticmethod
     def depth_of(latency: int) -> int:
@@ -212,16 +236,32 @@ class CreditFifo(wiring.Component):
             self.o.payload.eq(rd.data),
         ]
         # ``take`` and ``read`` come last (from the serializer's and the output path's
-        # handshakes): every next value is a select by them among values computed from
-        # registers (no adder or compare after them).  ``held <= depth`` always.
-        step = Mux(take, Mux(read, held, held + 1), Mux(read, held - 1, held))
+        # handshakes): every next value is a select by them (and by the read's
+        # ``return_sel``) among values computed from registers: for each credit count a
+        # read may return, held after the read with and without a take, and whether a
+        # beat may be taken next.  ``held <= depth`` always.
+        # (held + take - returns < depth: each a compare of `held` with a constant.)
+        after_read, ready_after_read = [], []
+        for v in self.return_values:
+            after_read.append((held - v, held + 1 - v))
+            ready_after_read.append((held < depth + v, held < depth + v - 1))
+        sel = self.return_sel if len(self.return_values) > 1 else 0
         m.d.sync += [
             write_at.eq(write_at + write),
             read_at.eq(read_at + read),
-            held.eq(step),
             stored.eq(Mux(write, Mux(read, stored, stored + 1), Mux(read, stored - 1, stored))),
-            # held + take - read < depth
-            ready.eq(read | Mux(take, held < depth - 1, held < depth)),
+        ]
+        with m.If(read), m.Switch(sel):
+            for n, ((after, after_take), (ready_no_take, ready_take)) in enumerate(
+                zip(after_read, ready_after_read, strict=True)
+            ):
+                with m.Case(n):
+                    m.d.sync += [held.eq(Mux(take, after_take, after)),
+                                 ready.eq(Mux(take, ready_take, ready_no_take))]  # fmt: skip
+        with m.Else():
+            m.d.sync += [held.eq(Mux(take, held + 1, held)),
+                         ready.eq(Mux(take, held < depth - 1, held < depth))]  # fmt: skip
+        m.d.sync += [
             # stored + write - read != 0 (a read needs stored >= 1)
             self.o.valid.eq(write | Mux(read, stored > 1, self.o.valid)),
         ]
