@@ -9,10 +9,10 @@ Data flow (see docs/architecture.md for the block diagram)::
           -+- fast:   InputTransform (B^T) -+-> ActQuantizer -> WeightBuffer -> MacArray
            +- direct: the beat's pixels ----+
           -> ResultSerializer (blocks of W positions, with their parameters)
-          -> Rescale (never stalls: CreditFifo)
-          -+- fast:   TileCollector -> OutputTransform (A^T) -> TileSplitter -+-> (ECP5: SkidBuffer)
+          -> CreditFifo's gate -> Rescale (from here to the FIFO nothing stalls)
+          -+- fast:   TileCollector -> OutputTransform (A^T) -> TileSplitter -+-> OutputQuantizer
            +- direct: -------------------------------------------------------+
-          -> OutputQuantizer -> SkidBuffer -> o_out
+          -> CreditFifo -> SkidBuffer -> o_out
 
 Every input port ends in a register and ``o_out`` leaves one (hw/port_buffers.py):
 no combinational path runs from a port into the datapath.
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from sfc_hls.config import EngineConfig
@@ -43,6 +42,7 @@ from sfc_hls.hw.interface import (
     OUTPUT_ADDS_PER_STAGE,
     EngineInterface,
 )
+from sfc_hls.hw.lut_memory import RegisteredAddressMemory
 from sfc_hls.hw.mac_array import MacArray
 from sfc_hls.hw.map_buffer import MapBuffer
 from sfc_hls.hw.port_buffers import CreditFifo, RegisterSlice, SkidBuffer
@@ -119,7 +119,9 @@ def datapath_blocks(
                 adds_per_stage=OUTPUT_ADDS_PER_STAGE,
             )
         ),
-        "splitter": lambda: TileSplitter(in_layout=lay["tile_y"], width=iface.width),
+        "splitter": lambda: TileSplitter(
+            in_layout=lay["tile_y"], width=iface.width, always_ready=True
+        ),
         "output_quantizer": lambda: OutputQuantizer(
             cfg, y_bits=iface.output_widths.y_bits, tag_layout=lay["tag"]
         ),
@@ -325,35 +327,39 @@ class ConvEngine(wiring.Component):
             spl.o.payload.shape(), rs.out_layout, oq.in_layout
         )
         wiring.connect(m, mac.o_acc, ser.i_acc)
-        # The rescale never stalls: a credit FIFO (its latency counted in the
-        # interface's "rescale") lets a beat in only with room for its result, so the
-        # rescale's registers and multipliers have no clock enable, the serializer sees
-        # a registered ready, and the output path's ready reaches only the FIFO's read
-        # pointer (on ECP5 the rescale's stage enables set the clock of whole engines).
-        m.submodules.rescale_credits = credits = CreditFifo(
-            rs.in_layout, rs.out_layout, latency=rs.latency
-        )
+        # The back end from the rescale to the output quantizer never stalls: a credit
+        # FIFO behind the quantizer lets a beat into the rescale only with room for
+        # every result in flight (a fast-mode packet of B beats holds B credits until
+        # its last output block leaves the FIFO: its S <= B blocks never overflow it).
+        # So the rescale's, the collector's, the output transform's and the output
+        # quantizer's registers have no clock enable (on ECP5 the output path's ready
+        # chain through them set the clock of whole engines), the serializer sees a
+        # registered ready, and `o_out`'s ready reaches only the FIFO's read side.
+        iface = self.interface
+        m.submodules.back_credits = credits = CreditFifo(
+            rs.in_layout, oq.o_out.payload.shape(), latency=iface.back_credit_latency,
+            return_values=(1, 0, iface.blocks) if iface.blocks > 1 else (1,),
+        )  # fmt: skip
         wiring.connect(m, ser.o_lane, credits.i)
         wiring.connect(m, credits.to_pipe, rs.i_acc)
-        wiring.connect(m, rs.o_z, credits.from_pipe)
-        wiring.connect(m, credits.o, split.i)
+        # No stall reaches the rescale (the mode split's ready is high whenever a beat
+        # can arrive: the collector and the splitter keep pace, hw/tile_blocks.py).
+        m.d.comb += [
+            split.i.valid.eq(rs.o_z.valid),
+            split.i.payload.eq(rs.o_z.payload),
+            rs.o_z.ready.eq(1),
+        ]
         wiring.connect(m, split.o_fast, col.i)
         wiring.connect(m, col.o, ot.i_x)
         wiring.connect(m, ot.o_y, spl.i)
         wiring.connect(m, spl.o, select.i_fast)
         wiring.connect(m, split.o_direct, select.i_direct)
-        if self.config.target == "ecp5":
-            # A skid buffer between the mode select and the output quantizer (counted in
-            # the interface's "output_quantizer"): on ECP5 the rescale's output buffer,
-            # the select and the quantizer's bias adder were one 9.6 ns path, 7.6 ns of
-            # it routing, and the output path's ready chain ends at its registered
-            # i.ready.  (Xilinx: not needed for the logic depth; its ~400 LUTs are not spent.)
-            m.submodules.quantizer_input = quantizer_input = SkidBuffer(oq.in_layout)
-            wiring.connect(m, select.o, quantizer_input.i)
-            wiring.connect(m, quantizer_input.o, oq.i_y)
-        else:
-            wiring.connect(m, select.o, oq.i_y)
-        wiring.connect(m, oq.o_out, port.i)
+        wiring.connect(m, select.o, oq.i_y)
+        wiring.connect(m, oq.o_out, credits.from_pipe)
+        if iface.blocks > 1:  # direct: 1 per block; fast: B on a packet's last, else 0
+            end = credits.o.payload.meta.end
+            m.d.comb += credits.return_sel.eq(Mux(select.direct, 0, Mux(end, 2, 1)))
+        wiring.connect(m, credits.o, port.i)
         wiring.connect(m, port.o, wiring.flipped(self.o_out))
         return split, select
 
@@ -363,24 +369,25 @@ class ConvEngine(wiring.Component):
         The write is registered (one cycle after the loader takes a beat): the
         enable fans out to every cell of a wide distributed RAM, and the loader's
         ``take`` decision comes from the scheduler's state through ``i_chan.ready``.
-        A bank's parameters are read only after its group's activations have
-        gone through the MAC array, many cycles after the group is loaded.
+        The read address is a register too (loaded with the beat the serializer
+        issues), on ECP5 one per 64 bits of the word
+        (:class:`~sfc_hls.hw.lut_memory.RegisteredAddressMemory`).  A bank's
+        parameters are read only after its group's activations have gone through
+        the MAC array, many cycles after the group is loaded.
         """
         iface = self.interface
-        m.submodules.parameters = mem = Memory(
-            shape=iface.layouts["chan"], depth=2 * iface.lanes * iface.blocks, init=[]
+        layout = iface.layouts["chan"]
+        slice_bits = 64 if iface.config.target == "ecp5" else layout.size
+        m.submodules.parameters = mem = RegisteredAddressMemory(
+            layout, 2 * iface.lanes * iface.blocks, slice_bits=slice_bits
         )
-        wr = mem.write_port()
-        rd = mem.read_port(transparent_for=())
-        m.d.sync += [
-            wr.addr.eq(sched.param_addr),
-            wr.data.eq(sched.param_data),
-            wr.en.eq(sched.param_en),
-        ]
         m.d.comb += [
-            rd.addr.eq(ser.param_addr),
-            rd.en.eq(ser.param_en),
-            ser.param_data.eq(rd.data),
+            mem.w_addr.eq(sched.param_addr),
+            mem.w_data.eq(sched.param_data),
+            mem.w_en.eq(sched.param_en),
+            mem.r_addr.eq(ser.param_addr),
+            mem.r_load.eq(ser.param_load),
+            ser.param_data.eq(mem.r_data),
         ]
 
     def _control(self, m: Module, regs, sched: GroupScheduler, blocks: dict) -> None:

@@ -180,6 +180,20 @@ class EngineInterface:
         return -(-(self.algo.output_tile**2) // self.width)
 
     @property
+    def back_credit_latency(self) -> int:
+        """Cycles from a beat entering the rescale to the FIFO read that returns its credit.
+
+        At full rate in fast mode (hw/engine.py's back-end ``CreditFifo``): the
+        packet's ``B`` beats, the rescale, the collector, the output transform, the
+        splitter's ``S`` blocks, the output quantizer.  The FIFO has room for a beat
+        per cycle over it.
+        """
+        lat = self.latency
+        blocks = ("rescale", "collector", "output_transform", "splitter", "output_quantizer")
+        through = sum(lat[b] for b in blocks)
+        return self.blocks + through + self.output_beats
+
+    @property
     def ci_bits(self) -> int:
         return max(ceil_log2(self.config.cin_max), 1)
 
@@ -347,16 +361,13 @@ def _interface(config: EngineConfig) -> EngineInterface:
         "weight_buffer": WeightBuffer.latency_of(config.target),
         "mac_array": MacArray.latency_of(config.target),
         "serializer": ResultSerializer.latency,
-        # The rescale and the credit FIFO behind it (hw/engine.py).
-        "rescale": Rescale.latency_of(config.target) + CreditFifo.latency,
+        "rescale": Rescale.latency_of(config.target),
         "collector": 1,
         "output_transform": output_latency,
         "splitter": TileSplitter.latency,
-        # ECP5: the skid buffer in front of the output quantizer, and the quantizer
-        # (hw/engine.py).
-        "output_quantizer": (SkidBuffer.latency if config.target == "ecp5" else 0)
-        + OutputQuantizer.latency_of(config.target),
-        "output_buffer": SkidBuffer.latency,
+        "output_quantizer": OutputQuantizer.latency_of(config.target),
+        # The back end's credit FIFO and the port's skid buffer (hw/engine.py).
+        "output_buffer": CreditFifo.latency + SkidBuffer.latency,
     }
     return EngineInterface(
         config=config,

@@ -60,8 +60,8 @@ class GroupScheduler(wiring.Component):
         self.width = interface.width
         self.chan_beats = cfg.pco * interface.blocks  # per group
         back = ("serializer", "rescale", "collector", "output_transform", "splitter")
-        # Beats the rescale's credit FIFO may hold beyond its latency (hw/engine.py).
-        fifo = CreditFifo.depth_of(interface.latency["rescale"])
+        # Beats the back end's credit FIFO may hold beyond its latency (hw/engine.py).
+        fifo = CreditFifo.depth_of(interface.back_credit_latency)
         self.inflight_max = cfg.pco * (sum(interface.latency[b] for b in back) + 8) + 8 + fifo
         reduction_bits = ceil_log2(interface.reduction_max + 1)
         super().__init__(
@@ -109,8 +109,15 @@ class GroupScheduler(wiring.Component):
             m.d.sync += self.reduction.eq(self.layer_reduction)
         self._loader(m, full | in_use, set_full)
         self._compute(m, full, computed)
+        # The release is registered: it comes from the serializer's compares against
+        # the layer's registers (on ECP5 a route across the device).  It frees a bank
+        # a cycle later (a group's loading starts at most a cycle later), and the
+        # layer's end waits for `results_done`, set at the release's edge: no release
+        # is pending when the next layer starts.
         with m.If(self.release):
-            m.d.comb += released.eq(Mux(self.release_bank, 0b10, 0b01))
+            m.d.sync += released.eq(Mux(self.release_bank, 0b10, 0b01))
+        with m.Else():
+            m.d.sync += released.eq(0)
         m.d.sync += [
             full.eq((full | set_full) & ~computed),
             in_use.eq((in_use | computed) & ~released),

@@ -7,7 +7,6 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from sfc_hls.hw.interface import TILE_BITS, EngineInterface
-from sfc_hls.hw.port_buffers import SkidBuffer
 from sfc_hls.hw.quantizers import Rescale
 
 __all__ = ["ResultSerializer"]
@@ -23,7 +22,7 @@ class ResultSerializer(wiring.Component):
     (lane, replica) pair (channel ``base + r P_co + lane``), ``B / REPLICAS``
     beats, the blocks of that replica.  Each beat carries the rescale
     multipliers and output parameters of its (lane, block) from the parameter
-    memory (read through ``param_addr``/``param_data``, one cycle) and its tag
+    memory and its tag
     ``{channel, tile, index, end, last}``: ``index`` is the block within the
     packet, ``end`` marks a packet's last beat, ``last`` the layer's last beat.
 
@@ -36,24 +35,28 @@ class ResultSerializer(wiring.Component):
 
     Ports: ``i_acc`` (stream, the MAC array's result); ``o_lane`` (stream,
     :class:`~sfc_hls.hw.quantizers.Rescale`'s input ``{data, mult, meta}``,
-    ``meta`` the interface's ``lane_meta``); ``param_addr``, ``param_en`` (Out),
-    ``param_data`` (In): the parameter memory's read port; ``cout``, ``tiles``,
+    ``meta`` the interface's ``lane_meta``); ``param_addr``, ``param_load`` (Out),
+    ``param_data`` (In): the parameter memory's read port (a
+    :class:`~sfc_hls.hw.lut_memory.RegisteredAddressMemory`: its address registers
+    take the issued beat's address, and its read is the beat's parameters until
+    the next issue); ``cout``, ``tiles``,
     ``direct``, ``replicas``, ``blocks_per_replica`` (layer registers); ``start``;
     ``release``, ``bank``, ``done``; ``packet_issued`` (a packet's last beat
-    entered the output skid buffer, for the scheduler's in-flight count).
+    left on ``o_lane``, for the scheduler's in-flight count).
 
     Contract: one beat per cycle while ``o_lane`` is ready; a result is taken
     in the cycle its last beat is issued (or when nothing is held; on ECP5 only
     when nothing is held, :meth:`take_gap_of`: ``i_acc.ready`` is then a
     register, and the MAC array's and the weight buffer's stall enables do not
-    wait on the serializer's counters and compares); latency
-    :attr:`latency` = 2 (the parameter memory read, then a
-    :class:`~sfc_hls.hw.port_buffers.SkidBuffer` whose registered ``ready`` ends
-    the output path's backpressure here instead of in the MAC array and the
-    front end).
+    wait on the serializer's counters and compares); latency :attr:`latency` = 1
+    (the output register and the parameter memory's address registers).
+    ``o_lane.ready`` should be a register (the engine's
+    :class:`~sfc_hls.hw.port_buffers.CreditFifo` gate): it enables the output
+    register and the serializer's state, so the output path's backpressure ends
+    there instead of in the MAC array and the front end.
     """
 
-    latency = 1 + SkidBuffer.latency
+    latency = 1
 
     @staticmethod
     def take_gap_of(target: str) -> int:
@@ -74,7 +77,7 @@ class ResultSerializer(wiring.Component):
                 "i_acc": In(stream.Signature(lay["acc"])),
                 "o_lane": Out(stream.Signature(lane)),
                 "param_addr": Out(range(2 * cfg.pco * interface.blocks)),
-                "param_en": Out(1),
+                "param_load": Out(1),
                 "param_data": In(lay["chan"]),
                 "cout": In(range(cfg.cout_max + 1)),
                 "tiles": In(unsigned(TILE_BITS)),
@@ -115,14 +118,9 @@ class ResultSerializer(wiring.Component):
             last_tile_index.eq(self.tiles - 1),
             cout_minus_p.eq(self.cout - p),
         ]
-        # The beats leave through a skid buffer: `advance` waits on a register, not on
-        # the rescale and the rest of the output path.
-        m.submodules.out_skid = skid = SkidBuffer(self.o_lane.payload.shape())
-        wiring.connect(m, skid.o, wiring.flipped(self.o_lane))
-        lane_out = skid.i
-        # A packet counts as issued when its last beat enters the skid buffer (the
-        # scheduler's in-flight count then covers the buffer: the layer does not end,
-        # nor the next one start, while a beat of it waits there).
+        lane_out = self.o_lane
+        # A packet counts as issued when its last beat leaves (the scheduler's in-flight
+        # count covers the rest of the output path).
         m.d.comb += self.packet_issued.eq(
             lane_out.valid & lane_out.ready & lane_out.payload.meta.tag.end
         )
@@ -131,9 +129,9 @@ class ResultSerializer(wiring.Component):
         end = k == last_k
         more_reps = (rep + 1 < self.replicas) & (channel < cout_minus_p)
         more_lanes = (lane + 1 < p) & (next_lane < self.cout)
-        tile_done = end & ~more_reps & ~more_lanes
         last_tile = tile == last_tile_index
         last_group = remaining <= per_group
+        tile_done = end & ~more_reps & ~more_lanes
         if self.take_gap:
             m.d.comb += self.i_acc.ready.eq(~held)
         else:
@@ -199,9 +197,11 @@ class ResultSerializer(wiring.Component):
                 for b in range(nb):
                     with m.Case(lane_k * nb + b):
                         m.d.comb += [acc[i].eq(buf[lane_k][b * w + i]) for i in range(w)]
+        # The parameters are the memory's (asynchronous) read at its address registers,
+        # loaded with the beat: no wide register waits on `advance` for them.
         m.d.comb += [
             self.param_addr.eq(Mux(self.bank, p * nb, 0) + lane * nb + block),
-            self.param_en.eq(advance),
+            self.param_load.eq(issue),
         ]
         out = lane_out.payload
         tag = out.meta.tag

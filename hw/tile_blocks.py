@@ -76,14 +76,23 @@ class TileSplitter(wiring.Component):
     the output transform in front of it never waits while blocks leave; the
     blocks then leave one per cycle.  ``meta.tag.end`` is set on the last
     block, ``meta.tag.last`` only there too.
+
+    With ``always_ready`` (the engine's fast-mode back end, which never stalls:
+    its credit FIFO takes every block) ``i.ready`` is constant 1, so the
+    transform in front runs without a clock enable: the caller guarantees that
+    ``o.ready`` is high and that beats arrive at least :attr:`beats` cycles apart
+    (the collector completes a tile every ``B >= beats`` cycles).
     """
 
     latency = 1
 
-    def __init__(self, *, in_layout: data.StructLayout, width: int) -> None:
+    def __init__(
+        self, *, in_layout: data.StructLayout, width: int, always_ready: bool = False
+    ) -> None:
         data_layout = in_layout.members["data"]
         self.n, self.width = data_layout.length, width
         self.beats = -(-self.n // width)
+        self.always_ready = always_ready
         self.in_layout = in_layout
         out_data = data.ArrayLayout(data_layout.elem_shape, width)
         super().__init__(
@@ -101,7 +110,9 @@ class TileSplitter(wiring.Component):
         last_block = (s == self.beats - 1) if self.beats > 1 else Const(1, 1)
         out = self.o.payload
         m.d.comb += [
-            self.i.ready.eq(~self.o.valid | (self.o.ready & last_block)),
+            self.i.ready.eq(
+                1 if self.always_ready else ~self.o.valid | (self.o.ready & last_block)
+            ),
             out.meta.eq(held.meta),
             out.meta.tag.index.eq(s),
             out.meta.tag.end.eq(last_block),

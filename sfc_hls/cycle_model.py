@@ -304,7 +304,7 @@ def _simulate(
     take_prev: int | None = None  # serializer take time of the previous tile
     beats_prev = 0
     last_beat_prev = w - 1  # last act beat of the previous group
-    release: list[int] = []  # cycle the serializer frees each group's bank
+    release: list[int] = []  # cycle each group's bank is free again
     load_done: list[int] = []
     last_issue = 0
     between = serializer_stall = first_act = 0
@@ -340,7 +340,7 @@ def _simulate(
             take_prev, beats_prev = take, group.beats
         assert take_prev is not None  # tiles >= 1 (checked by layer_cycles)
         last_beat_prev = max(first + tiles * reduction - 1, take_prev - front)
-        release.append(take_prev + group.beats)
+        release.append(take_prev + group.beats + 1)  # the scheduler registers the release
         last_issue = take_prev + group.beats
     return {"last_issue": last_issue, "first_act": first_act, "between": between,
             "serializer": serializer_stall}  # fmt: skip

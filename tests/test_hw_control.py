@@ -272,9 +272,9 @@ def _run_serializer(dut, results, layer, total, gaps, param_memory):
             await idle(ctx, gaps.choice([0, 0, 1, 4]))
             await send(ctx, dut.i_acc, [[int(v) for v in row] for row in result])
 
-    async def memory(ctx):  # synchronous read port with enable, as in the engine
-        async for _, _, addr, en in ctx.tick().sample(dut.param_addr, dut.param_en):
-            if en:
+    async def memory(ctx):  # RegisteredAddressMemory: address registers, asynchronous read
+        async for _, _, addr, load in ctx.tick().sample(dut.param_addr, dut.param_load):
+            if load:
                 ctx.set(dut.param_data, param_memory[addr])
 
     async def consumer(ctx):
@@ -290,7 +290,8 @@ def _run_serializer(dut, results, layer, total, gaps, param_memory):
 
 
 @pytest.mark.parametrize(
-    ("mode", "cout", "replicas"), [("fast", 7, 1), ("direct", 11, 2), ("direct", 12, 4)]
+    ("mode", "cout", "replicas"),
+    [("fast", 7, 1), ("direct", 11, 2), ("direct", 12, 4), ("direct", 10, 4)],
 )
 @pytest.mark.parametrize("seed", [0, 1])
 def test_result_serializer_order_framing_params_and_banks(mode, cout, replicas, seed):
@@ -375,10 +376,12 @@ class _CreditedPipeline(wiring.Component):
     i: In(stream.Signature(unsigned(20)))
     o: Out(stream.Signature(unsigned(21)))
 
-    def __init__(self, latency: int) -> None:
+    def __init__(self, latency: int, return_values: tuple[int, ...] = (1,)) -> None:
         super().__init__()
         self.latency = latency
-        self.credits = CreditFifo(unsigned(20), unsigned(21), latency=latency)
+        self.credits = CreditFifo(
+            unsigned(20), unsigned(21), latency=latency, return_values=return_values
+        )
 
     def elaborate(self, platform):
         m = Module()
@@ -402,6 +405,8 @@ class _CreditedPipeline(wiring.Component):
             pipe_o.ready.eq(credits.from_pipe.ready),
         ]
         wiring.connect(m, credits.o, wiring.flipped(self.o))
+        if len(credits.return_values) > 1:  # bits 8-9 of a result select its return
+            m.d.comb += credits.return_sel.eq(credits.o.payload[8:10])
         return m
 
 
@@ -424,6 +429,43 @@ def test_credit_fifo_runs_at_one_beat_per_cycle(latency):
     latency_total = latency + CreditFifo.latency
     assert transfers.out_ticks == [t + latency_total for t in transfers.in_ticks]
     assert transfers.in_ticks == list(range(transfers.in_ticks[0], transfers.in_ticks[0] + 60))
+
+
+@pytest.mark.parametrize("gaps", [(0,), (0, 0, 1, 3)], ids=["full-rate", "gaps"])
+def test_credit_fifo_returns_credits_per_result(gaps):
+    """Results returning 1, 0 or 3 credits (packets of one beat, and of three whose last
+    returns the three, as the engine's fast-mode blocks): every result in order, and
+    once they have drained, with the output stalled, the gate takes exactly ``depth``
+    beats (a credit lost or returned twice would show)."""
+    rng = random.Random(7)
+    beats = []
+    while len(beats) < 300:  # bits 8-9: 0 returns 1, 1 returns 0, 2 returns 3
+        sel = [0] if rng.random() < 0.4 else [1, 1, 2]
+        beats += [(s << 8) | rng.randrange(255) | (rng.randrange(1 << 10) << 10) for s in sel]
+    dut = _CreditedPipeline(4, return_values=(1, 0, 3))
+    in_gap, out_gap = random_gaps(rng, gaps), random_gaps(rng, gaps)
+    received, drained, taken = [], [], []
+
+    async def producer(ctx):
+        for beat in beats:
+            await idle(ctx, in_gap())
+            await send(ctx, dut.i, beat)
+        while not drained:
+            await ctx.tick()
+        ctx.set(dut.i.valid, 1)
+        for _ in range(40):
+            taken.append(ctx.get(dut.i.ready))
+            await ctx.tick()
+
+    async def consumer(ctx):
+        await collect(ctx, dut.o, len(beats), received, ready=lambda: out_gap() == 0)
+        ctx.set(dut.o.ready, 0)
+        await idle(ctx, 10)
+        drained.append(True)
+
+    run_testbenches(dut, producer, consumer, cycles=6000)
+    assert [int(v) for v in received] == [b + 1 for b in beats]
+    assert sum(taken) == dut.credits.depth
 
 
 def test_credit_fifo_ready_is_a_register_and_holds_back_beats():

@@ -92,6 +92,39 @@ def test_splitter_takes_the_next_tile_while_sending_the_last_block():
     assert cycles["in"][1:] == [cycles["in"][0] + dut.beats * k for k in range(1, count)]
 
 
+@pytest.mark.parametrize("spacing", [0, 2])
+def test_always_ready_splitter_keeps_pace_with_tiles_every_beats_cycles(spacing):
+    """``always_ready``: ``i.ready`` is constant 1, and tiles offered every ``beats +
+    spacing`` cycles (the engine's collector: one per ``B >= beats``) leave in order,
+    every block, with ``o.ready`` high."""
+    n, width, count = 49, 11, 6
+    rng = random.Random(spacing)
+    layout = data.StructLayout({"data": data.ArrayLayout(signed(12), n), "meta": META})
+    dut = TileSplitter(in_layout=layout, width=width, always_ready=True)
+    tiles = [_tile(rng, n, k, last=(k == count - 1)) for k in range(count)]
+    expected = [beat for tile in tiles for beat in _blocks(tile, width)]
+    received, ready_seen = [], set()
+
+    async def producer(ctx):
+        ctx.set(dut.o.ready, 1)
+        for tile in tiles:
+            ctx.set(dut.i.payload, tile)
+            ctx.set(dut.i.valid, 1)
+            ready_seen.add(ctx.get(dut.i.ready))
+            await ctx.tick()
+            ctx.set(dut.i.valid, 0)
+            await idle(ctx, dut.beats - 1 + spacing)
+
+    async def consumer(ctx):
+        async for _, _, valid, payload in ctx.tick().sample(dut.o.valid, dut.o.payload):
+            if valid:
+                received.append(_as_tuple(payload))
+
+    run_testbenches(dut, producer, consumer, cycles=(dut.beats + spacing) * count + 10)
+    assert ready_seen == {1}
+    assert received == expected
+
+
 def test_collector_gathers_a_packet_into_one_beat():
     width, blocks = 4, 3
     rng = random.Random(3)
