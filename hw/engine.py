@@ -10,9 +10,9 @@ Data flow (see docs/architecture.md for the block diagram)::
            +- direct: the beat's pixels ----+
           -> ResultSerializer (blocks of W positions, with their parameters)
           -> CreditFifo's gate -> Rescale (from here to the FIFO nothing stalls)
-          -+- fast:   TileCollector -> OutputTransform (A^T) -> TileSplitter -+-> OutputQuantizer
+          -+- fast:   TileCollector -> OutputTransform (A^T) -> TileSplitter -+-> CreditFifo
            +- direct: -------------------------------------------------------+
-          -> CreditFifo -> SkidBuffer -> o_out
+          -> (ECP5: SkidBuffer) -> OutputQuantizer -> SkidBuffer -> o_out
 
 Every input port ends in a register and ``o_out`` leaves one (hw/port_buffers.py):
 no combinational path runs from a port into the datapath.
@@ -327,17 +327,18 @@ class ConvEngine(wiring.Component):
             spl.o.payload.shape(), rs.out_layout, oq.in_layout
         )
         wiring.connect(m, mac.o_acc, ser.i_acc)
-        # The back end from the rescale to the output quantizer never stalls: a credit
-        # FIFO behind the quantizer lets a beat into the rescale only with room for
-        # every result in flight (a fast-mode packet of B beats holds B credits until
-        # its last output block leaves the FIFO: its S <= B blocks never overflow it).
-        # So the rescale's, the collector's, the output transform's and the output
-        # quantizer's registers have no clock enable (on ECP5 the output path's ready
-        # chain through them set the clock of whole engines), the serializer sees a
-        # registered ready, and `o_out`'s ready reaches only the FIFO's read side.
+        # The back end from the rescale to the mode select never stalls: a credit FIFO
+        # behind the select lets a beat into the rescale only with room for every
+        # result in flight (a fast-mode packet of B beats holds B credits until its
+        # last output block leaves the FIFO: its S <= B blocks never overflow it).  So
+        # the rescale's, the collector's and the output transform's registers have no
+        # clock enable (on ECP5 the output path's ready chain through them set the
+        # clock of whole engines), the serializer sees a registered ready, and the
+        # output quantizer's ready reaches only the FIFO's read side.  (With the
+        # quantizer inside too, nextpnr's router did not finish the Winograd engine.)
         iface = self.interface
         m.submodules.back_credits = credits = CreditFifo(
-            rs.in_layout, oq.o_out.payload.shape(), latency=iface.back_credit_latency,
+            rs.in_layout, oq.in_layout, latency=iface.back_credit_latency,
             return_values=(1, 0, iface.blocks) if iface.blocks > 1 else (1,),
         )  # fmt: skip
         wiring.connect(m, ser.o_lane, credits.i)
@@ -354,12 +355,21 @@ class ConvEngine(wiring.Component):
         wiring.connect(m, ot.o_y, spl.i)
         wiring.connect(m, spl.o, select.i_fast)
         wiring.connect(m, split.o_direct, select.i_direct)
-        wiring.connect(m, select.o, oq.i_y)
-        wiring.connect(m, oq.o_out, credits.from_pipe)
+        wiring.connect(m, select.o, credits.from_pipe)
         if iface.blocks > 1:  # direct: 1 per block; fast: B on a packet's last, else 0
-            end = credits.o.payload.meta.end
+            end = credits.o.payload.meta.tag.end
             m.d.comb += credits.return_sel.eq(Mux(select.direct, 0, Mux(end, 2, 1)))
-        wiring.connect(m, credits.o, port.i)
+        if self.config.target == "ecp5":
+            # A skid buffer between the FIFO and the output quantizer (counted in the
+            # interface's "output_quantizer"): on ECP5 the FIFO's read and the
+            # quantizer's bias adder were one path, 7.6 ns of it routing.  (Xilinx: not
+            # needed for the logic depth; its ~400 LUTs are not spent.)
+            m.submodules.quantizer_input = quantizer_input = SkidBuffer(oq.in_layout)
+            wiring.connect(m, credits.o, quantizer_input.i)
+            wiring.connect(m, quantizer_input.o, oq.i_y)
+        else:
+            wiring.connect(m, credits.o, oq.i_y)
+        wiring.connect(m, oq.o_out, port.i)
         wiring.connect(m, port.o, wiring.flipped(self.o_out))
         return split, select
 

@@ -185,12 +185,10 @@ class EngineInterface:
 
         At full rate in fast mode (hw/engine.py's back-end ``CreditFifo``): the
         packet's ``B`` beats, the rescale, the collector, the output transform, the
-        splitter's ``S`` blocks, the output quantizer.  The FIFO has room for a beat
-        per cycle over it.
+        splitter's ``S`` blocks.  The FIFO has room for a beat per cycle over it.
         """
         lat = self.latency
-        blocks = ("rescale", "collector", "output_transform", "splitter", "output_quantizer")
-        through = sum(lat[b] for b in blocks)
+        through = sum(lat[b] for b in ("rescale", "collector", "output_transform", "splitter"))
         return self.blocks + through + self.output_beats
 
     @property
@@ -365,9 +363,11 @@ def _interface(config: EngineConfig) -> EngineInterface:
         "collector": 1,
         "output_transform": output_latency,
         "splitter": TileSplitter.latency,
-        "output_quantizer": OutputQuantizer.latency_of(config.target),
-        # The back end's credit FIFO and the port's skid buffer (hw/engine.py).
-        "output_buffer": CreditFifo.latency + SkidBuffer.latency,
+        # The back end's credit FIFO, on ECP5 a skid buffer, the quantizer (hw/engine.py).
+        "output_quantizer": CreditFifo.latency
+        + (SkidBuffer.latency if config.target == "ecp5" else 0)
+        + OutputQuantizer.latency_of(config.target),
+        "output_buffer": SkidBuffer.latency,
     }
     return EngineInterface(
         config=config,
