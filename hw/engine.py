@@ -12,7 +12,7 @@ Data flow (see docs/architecture.md for the block diagram)::
           -> CreditFifo's gate -> Rescale (from here to the FIFO nothing stalls)
           -+- fast:   TileCollector -> OutputTransform (A^T) -> TileSplitter -+-> CreditFifo
            +- direct: -------------------------------------------------------+
-          -> (ECP5: SkidBuffer) -> OutputQuantizer -> SkidBuffer -> o_out
+          -> RegisterSlice (ECP5: SkidBuffer) -> OutputQuantizer -> SkidBuffer -> o_out
 
 Every input port ends in a register and ``o_out`` leaves one (hw/port_buffers.py):
 no combinational path runs from a port into the datapath.
@@ -359,16 +359,15 @@ class ConvEngine(wiring.Component):
         if iface.blocks > 1:  # direct: 1 per block; fast: B on a packet's last, else 0
             end = credits.o.payload.meta.tag.end
             m.d.comb += credits.return_sel.eq(Mux(select.direct, 0, Mux(end, 2, 1)))
-        if self.config.target == "ecp5":
-            # A skid buffer between the FIFO and the output quantizer (counted in the
-            # interface's "output_quantizer"): on ECP5 the FIFO's read and the
-            # quantizer's bias adder were one path, 7.6 ns of it routing.  (Xilinx: not
-            # needed for the logic depth; its ~400 LUTs are not spent.)
-            m.submodules.quantizer_input = quantizer_input = SkidBuffer(oq.in_layout)
-            wiring.connect(m, credits.o, quantizer_input.i)
-            wiring.connect(m, quantizer_input.o, oq.i_y)
-        else:
-            wiring.connect(m, credits.o, oq.i_y)
+        # A register between the FIFO's distributed-RAM read and the quantizer's bias
+        # adder (counted in the interface's "output_quantizer"): on Xilinx that read
+        # made the longest path 13 cells; on ECP5 a skid buffer, whose registered
+        # ready also ends the quantizer's ready chain (the FIFO's read and the adder
+        # were one path, 7.6 ns of it routing).
+        buffer = SkidBuffer if self.config.target == "ecp5" else RegisterSlice
+        m.submodules.quantizer_input = quantizer_input = buffer(oq.in_layout)
+        wiring.connect(m, credits.o, quantizer_input.i)
+        wiring.connect(m, quantizer_input.o, oq.i_y)
         wiring.connect(m, oq.o_out, port.i)
         wiring.connect(m, port.o, wiring.flipped(self.o_out))
         return split, select

@@ -363,9 +363,10 @@ def _interface(config: EngineConfig) -> EngineInterface:
         "collector": 1,
         "output_transform": output_latency,
         "splitter": TileSplitter.latency,
-        # The back end's credit FIFO, on ECP5 a skid buffer, the quantizer (hw/engine.py).
+        # The back end's credit FIFO, a register slice (ECP5: a skid buffer), the
+        # quantizer (hw/engine.py).
         "output_quantizer": CreditFifo.latency
-        + (SkidBuffer.latency if config.target == "ecp5" else 0)
+        + (SkidBuffer if config.target == "ecp5" else RegisterSlice).latency
         + OutputQuantizer.latency_of(config.target),
         "output_buffer": SkidBuffer.latency,
     }

@@ -9,7 +9,7 @@ import random
 import pytest
 
 from sfc_hls.hw.lut_memory import RegisteredAddressMemory
-from sim.amaranth_streams import run_testbenches
+from sfc_hls.sim.amaranth_streams import run_testbenches
 
 
 def _reference(stimulus, depth: int) -> list[int]:
