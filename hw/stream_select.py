@@ -12,7 +12,7 @@ the first ``L*L`` values of the input beat).  Both blocks are combinational
 
 from __future__ import annotations
 
-from amaranth.hdl import Module
+from amaranth.hdl import Module, Mux
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -75,10 +75,16 @@ class StreamSelect(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
+        # The handshake as continuous assignments: under `m.If` it would be an
+        # `always @*` that Icarus does not run at time 0, and an X `valid` until the
+        # inputs change corrupts a counter behind it (the credit FIFO's pointers).
+        m.d.comb += [
+            self.o.valid.eq(Mux(self.direct, self.i_direct.valid, self.i_fast.valid)),
+            self.i_direct.ready.eq(self.direct & self.o.ready),
+            self.i_fast.ready.eq(~self.direct & self.o.ready),
+        ]
         with m.If(self.direct):
             _copy_payload(m, self.o.payload, self.i_direct.payload)
-            m.d.comb += [self.o.valid.eq(self.i_direct.valid), self.i_direct.ready.eq(self.o.ready)]
         with m.Else():
             _copy_payload(m, self.o.payload, self.i_fast.payload)
-            m.d.comb += [self.o.valid.eq(self.i_fast.valid), self.i_fast.ready.eq(self.o.ready)]
         return m
