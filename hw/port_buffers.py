@@ -26,7 +26,7 @@ the logic that depends combinationally on top-level inputs on every
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, ShapeLike, Signal, Value
+from amaranth.hdl import Const, Module, Mux, ShapeLike, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -74,33 +74,49 @@ class SkidBuffer(_StreamBuffer):
     pointer (a 2:1 select of registers by a register).  Beats leave in order,
     none is lost or doubled.
 
-    Structure: a two-entry FIFO.  The entries load on the write side only
-    (``i.valid & i.ready`` and the write pointer), so ``o.ready``, which may come
-    through a chain of stall-together pipelines, drives only the read pointer and
-    the two full flags: not the enables of every payload bit, the fan-out that set
-    the clock of whole engines on ECP5 (bench/results/timing.md).  The payload is
-    cut into chunks of at most :data:`CHUNK_BITS` bits, each a FIFO with its own
+    Structure: a two-entry FIFO.  An entry loads the input while it is empty (its
+    enable is its full flag, a register), so neither ``o.ready``, which may come
+    through a chain of stall-together pipelines, nor ``i.valid`` drives the enables
+    of the payload bits, only the pointers and the two full flags (the enable's
+    fan-out set the clock of whole engines on ECP5, bench/results/timing.md, and a
+    handshake-decoded enable put a wire across the device into the full flags'
+    loop).  The payload is
+    cut into chunks of at most ``chunk_bits`` bits, each a FIFO with its own
     pointers and full flags (all in lockstep: they see the same handshakes), so
     that no control register drives the enables or selects of more than one chunk
     (on ECP5 one write enable over a 400-bit payload was a 9.4 ns route);
-    ``i.ready`` and ``o.valid`` come from the first chunk's.
+    ``i.ready`` and ``o.valid`` come from two more copies without payload.
     """
 
-    #: Payload bits per chunk (each chunk has its own control registers).
+    #: Payload bits per chunk by default (each chunk has its own control registers).
     CHUNK_BITS = 64
+
+    def __init__(self, layout: ShapeLike, *, chunk_bits: int = CHUNK_BITS) -> None:
+        if not isinstance(chunk_bits, int) or chunk_bits < 1:
+            raise ValueError(f"chunk_bits must be an int >= 1, got {chunk_bits!r}")
+        self.chunk_bits = chunk_bits
+        super().__init__(layout)
 
     def elaborate(self, platform) -> Module:
         m = Module()
         payload_in = Value.cast(self.i.payload)
         width = len(payload_in)
         payload_out = Signal(width)
-        bounds = [(lo, min(lo + self.CHUNK_BITS, width)) for lo in range(0, width, self.CHUNK_BITS)]
-        for c, (lo, hi) in enumerate(bounds or [(0, 0)]):
-            i_ready, o_valid, data = self._chunk(m, payload_in[lo:hi], f"c{c}")
+        step = self.chunk_bits
+        bounds = [(lo, min(lo + step, width)) for lo in range(0, width, step)]
+        for c, (lo, hi) in enumerate(bounds):
+            _, _, data = self._chunk(m, payload_in[lo:hi], f"c{c}")
             m.d.comb += payload_out[lo:hi].eq(data)
-            if c == 0:
-                m.d.comb += [self.i.ready.eq(i_ready), self.o.valid.eq(o_valid)]
-        m.d.comb += self.o.payload.eq(payload_out)
+        # ``i.ready`` and ``o.valid`` from copies of the control without payload, each
+        # placed by its own loads (the producer's, the consumer's handshake), not
+        # beside a chunk of payload bits across the device from them.
+        i_ready, _, _ = self._chunk(m, Const(0, 0), "ready")
+        _, o_valid, _ = self._chunk(m, Const(0, 0), "valid")
+        m.d.comb += [
+            self.i.ready.eq(i_ready),
+            self.o.valid.eq(o_valid),
+            self.o.payload.eq(payload_out),
+        ]
         return m
 
     def _chunk(self, m: Module, data_in: Value, name: str) -> tuple[Value, Value, Value]:
@@ -117,10 +133,15 @@ class SkidBuffer(_StreamBuffer):
         with m.If(read):
             m.d.sync += read_at.eq(~read_at)
         for k in range(2):
-            # A write and a read never meet in one entry: a write goes to an empty
-            # entry, a read leaves a full one.
+            # An empty entry loads the input on every cycle (what it holds matters only
+            # once it is full), so the enable of its payload registers is its own full
+            # flag: a register, not the handshake logic.  A write goes to the entry at
+            # the write pointer, which is empty whenever ``i_ready``; a write and a
+            # read never meet in one entry.
+            with m.If(~full[k]):
+                m.d.sync += entries[k].eq(data_in)
             with m.If(write & (write_at == k)):
-                m.d.sync += [entries[k].eq(data_in), full[k].eq(1)]
+                m.d.sync += full[k].eq(1)
             with m.If(read & (read_at == k)):
                 m.d.sync += full[k].eq(0)
         return i_ready, o_valid, Mux(read_at, entries[1], entries[0])
@@ -246,11 +267,16 @@ class CreditFifo(wiring.Component):
             after_read.append((held - v, held + 1 - v))
             ready_after_read.append((held < depth + v, held < depth + v - 1))
         sel = self.return_sel if len(self.return_values) > 1 else 0
-        m.d.sync += [
-            write_at.eq(write_at + write),
-            read_at.eq(read_at + read),
-            stored.eq(Mux(write, Mux(read, stored, stored + 1), Mux(read, stored - 1, stored))),
-        ]
+        # The pointers count under an enable: ``read`` (from the output's handshake)
+        # reaches their clock enables only, not a carry chain beside them, which pulled
+        # the handshake's LUT to the pointers, placed among the RAM cells they address.
+        with m.If(write):
+            m.d.sync += write_at.eq(write_at + 1)
+        with m.If(read):
+            m.d.sync += read_at.eq(read_at + 1)
+        m.d.sync += stored.eq(
+            Mux(write, Mux(read, stored, stored + 1), Mux(read, stored - 1, stored))
+        )
         with m.If(read), m.Switch(sel):
             for n, ((after, after_take), (ready_no_take, ready_take)) in enumerate(
                 zip(after_read, ready_after_read, strict=True)

@@ -328,7 +328,11 @@ def test_result_serializer_order_framing_params_and_banks(mode, cout, replicas, 
 
 
 # -- Port buffers --------------------------------------------------------------------------------
-@pytest.mark.parametrize("buffer", [RegisterSlice, SkidBuffer])
+def _skid_chunks_of_7(layout):
+    return SkidBuffer(layout, chunk_bits=7)
+
+
+@pytest.mark.parametrize("buffer", [RegisterSlice, SkidBuffer, _skid_chunks_of_7])
 @pytest.mark.parametrize("gaps", [(0,), (0, 0, 1, 3)], ids=["full-rate", "gaps"])
 @pytest.mark.parametrize("width", [20, 200])  # 200: the skid buffer in four chunks
 def test_port_buffer_passes_every_beat_in_order(buffer, gaps, width):
@@ -346,6 +350,12 @@ def test_port_buffer_runs_at_one_beat_per_cycle(buffer):
     transfers = measure_transfers(dut, dut.i, dut.o, list(range(50)), ready=lambda tick: True)
     assert transfers.out_ticks == [t + buffer.latency for t in transfers.in_ticks]
     assert transfers.in_ticks == list(range(transfers.in_ticks[0], transfers.in_ticks[0] + 50))
+
+
+@pytest.mark.parametrize("chunk_bits", [0, 2.5, None])
+def test_skid_buffer_rejects_bad_chunk_bits(chunk_bits):
+    with pytest.raises(ValueError, match="chunk_bits must be an int >= 1"):
+        SkidBuffer(unsigned(8), chunk_bits=chunk_bits)
 
 
 def test_skid_buffer_ready_does_not_depend_on_the_output():
