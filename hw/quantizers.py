@@ -134,8 +134,17 @@ class _RoundingShift:
         """Arithmetic right shift of the rounded sum; the result fits ``product_bits``."""
         return (total >> shift)[: self.product_bits].as_signed()
 
-    @staticmethod
-    def doubled_shift(product: Value, shift: Value) -> Value:
+    #: Bits of the shift a two-stage shift applies in its second stage (:meth:`shift_low`).
+    LOW_SHIFT_BITS = 3
+
+    def shift_low(self, value: Value, shift: Value) -> Value:
+        """``value >> (s mod 8)`` (arithmetic): the second stage of a two-stage
+        :meth:`doubled_shift` whose first took ``part="high"``."""
+        low = Value.cast(shift)[: self.LOW_SHIFT_BITS]
+        return Value.cast(value).as_signed() >> low
+
+    @classmethod
+    def doubled_shift(cls, product: Value, shift: Value, *, part: str = "all") -> Value:
         """``t = (2 p) >> s`` (arithmetic), signed ``product_bits + 1``: the first half
         of the shift-first form of ``rshift_round(p, s) = (t + 1) >> 1``.
 
@@ -146,7 +155,11 @@ class _RoundingShift:
         = p``.  The rounding carry then runs through a value already cut to the
         output range (:func:`_clamp`) instead of the whole product.
         """
-        return Cat(Const(0, 1), product).as_signed() >> shift
+        doubled = Cat(Const(0, 1), product).as_signed()
+        if part == "high":  # shift by s - (s mod 8): (x >> a) >> b == x >> (a + b)
+            shift = Value.cast(shift)
+            return doubled >> Cat(Const(0, cls.LOW_SHIFT_BITS), shift[cls.LOW_SHIFT_BITS :])
+        return doubled >> shift
 
 
 def _fits(value: Value, bits: int) -> Value:
@@ -488,20 +501,34 @@ def _replicated(m: Module, value: Value, copies: int, name: str) -> list[Value]:
 
     One register read by every lane is a net across the whole block (on ECP5 it
     was the engine's longest route: 6.4 ns of a 10.8 ns path); a copy per lane
-    is placed beside its lane.  Copies with the same input would be merged by
-    synthesis (``opt_merge``), so copy ``j`` stores ``value ^ j`` (its pattern
-    cut to the width) and is read back through the same XOR, which the lane's
-    LUTs absorb.  Copies whose patterns coincide (lanes ``2^width`` apart) share
-    a register.
+    is placed beside its lane (:func:`_xor_copies`).
+    """
+    return _xor_copies(value, copies, lambda v, name: _registered(m, v, name), name)
+
+
+def _stage_copies(m: Module, pipe: StallPipeline, value: Value, copies: int, name: str):
+    """``copies`` copies of ``value`` in the next stage register of ``pipe``, one per lane
+    (a per-beat value read by every lane: see :func:`_replicated`)."""
+    return _xor_copies(value, copies, lambda v, name: pipe.register(m, v, name=name), name)
+
+
+def _xor_copies(value: Value, copies: int, register, name: str) -> list[Value]:
+    """``copies`` registers (from ``register(value, name)``) holding ``value``.
+
+    Copies with the same input would be merged by synthesis (``opt_merge``), so
+    copy ``j`` stores ``value ^ j`` (its pattern cut to the width) and is read back
+    through the same XOR, which the lane's LUTs absorb.  Copies whose patterns
+    coincide (lanes ``2^width`` apart) share a register.
     """
     value = Value.cast(value)
-    width = value.shape().width
+    shape = value.shape()
+    width = shape.width
     copies_out = []
     for j in range(copies):
         pattern = j % (1 << width)
-        reg = Signal(width, name=f"{name}{j}")
-        m.d.sync += reg.eq(value ^ pattern)
-        copies_out.append((reg ^ pattern)[:width])
+        reg = register(value.as_unsigned() ^ pattern, f"{name}{j}")
+        copy = (reg ^ pattern)[:width]
+        copies_out.append(copy.as_signed() if shape.signed else copy)
     return copies_out
 
 
@@ -658,8 +685,9 @@ class Rescale(wiring.Component):
 
     @staticmethod
     def latency_of(target: str) -> int:
-        """Pipeline stages on ``target``: 4, with the multiply in MULT18X18D blocks 6."""
-        return 3 + (ECP5_MULTIPLY_STAGES if target == "ecp5" else 1)
+        """Pipeline stages on ``target``: 4; on ECP5 7 (the multiply in MULT18X18D
+        blocks, 3 stages, and the shift in two stages)."""
+        return 3 + (ECP5_MULTIPLY_STAGES + 1 if target == "ecp5" else 1)
 
     def minimum_shift(self, reduction: int) -> int:
         """Smallest legal ``rescale_shift`` of a layer with ``reduction`` products per accumulator."""
@@ -694,8 +722,16 @@ class Rescale(wiring.Component):
             prod = _stage(m, pipe, [payload.data[j] * payload.mult[j] for j in range(n)],
                           prod_layout, "rescale_prod")  # fmt: skip
         # Stage 2: t = (2 acc mult) >> s (shift first: _RoundingShift.doubled_shift).
-        t = _stage(m, pipe, [rounding.doubled_shift(prod[j], shifts[j]) for j in range(n)],
-                   data.ArrayLayout(signed(rounding.round_bits), n), "rescale_t")  # fmt: skip
+        # ECP5: stages 4-5, by the shift's high bits, then by its low bits (one stage
+        # was 5 LUT levels over a lane's spread product bits, 7 ns of route).
+        t_layout = data.ArrayLayout(signed(rounding.round_bits), n)
+        if self.config.target == "ecp5":
+            coarse = _stage(m, pipe, [rounding.doubled_shift(prod[j], shifts[j], part="high")
+                                      for j in range(n)], t_layout, "rescale_t_coarse")  # fmt: skip
+            shifted = [rounding.shift_low(coarse[j], shifts[j]) for j in range(n)]
+        else:
+            shifted = [rounding.doubled_shift(prod[j], shifts[j]) for j in range(n)]
+        t = _stage(m, pipe, shifted, t_layout, "rescale_t")
         # Stage 3: t clamped to z_bits + 2 bits (a value beyond stays beyond z's range).
         t_cut = _stage(m, pipe, [_clamp(t[j], z_bits + 2) for j in range(n)],
                        data.ArrayLayout(signed(z_bits + 2), n), "rescale_t_cut")  # fmt: skip
@@ -873,39 +909,53 @@ class OutputQuantizer(wiring.Component):
 
     @staticmethod
     def latency_of(target: str) -> int:
-        """Pipeline stages on ``target``: 6, with the multiply in MULT18X18D blocks 7."""
-        return 4 + (ECP5_MULTIPLY_STAGES if target == "ecp5" else 2)
+        """Pipeline stages on ``target``: 6; on ECP5 8 (the multiply in MULT18X18D
+        blocks, 3 stages, and an input stage that copies the channel's bias per lane)."""
+        return 4 + (ECP5_MULTIPLY_STAGES + 1 if target == "ecp5" else 2)
 
     def elaborate(self, platform) -> Module:
         m = Module()
         pipe = StallPipeline(m, i=self.i_y, o=self.o_out, depth=self.latency, name="outq")
         rounding = self._rounding
         n = self.outputs
-        payload = self.i_y.payload
-        params = payload.meta.params
+        ecp5 = self.config.target == "ecp5"
+        y, params = self.i_y.payload.data, self.i_y.payload.meta.params
+        bias = [params.bias] * n
+        if ecp5:
+            # Stage 0 (ECP5): the beat registered, the channel's bias and (below) its
+            # shift copied per lane: one register read by all 16 lanes, spread with
+            # their multipliers over the device, was a 6.6 ns route into the adders.
+            y = _stage(m, pipe, [y[k] for k in range(n)], self.in_layout.members["data"], "outq_y")
+            bias = _stage_copies(m, pipe, params.bias, n, "outq_bias")
+            params = pipe.register(m, params, name="outq_params0", shape=params.shape())
 
         out_bits = self.widths.out_bits
         # Stage 1: y + bias; the channel's shift decoded.
-        biased = _stage(m, pipe, [payload.data[k] + params.bias for k in range(n)],
+        biased = _stage(m, pipe, [y[k] + bias[k] for k in range(n)],
                         data.ArrayLayout(signed(self.widths.biased_bits), n), "outq_biased")  # fmt: skip
         out_mult = pipe.register(m, params.out_mult, name="outq_mult1")
         effective = rounding.effective(params.out_shift)
         shift = pipe.register(m, effective, name="outq_shift1")
         prod = self._product(m, pipe, biased, out_mult)
-        shift = pipe.delay(m, shift, self.latency - 4, name="outq_shift")
-        # Stage 4 (ECP5: 5): t = (2 prod) >> s (shift first: _RoundingShift.doubled_shift).
-        t = _stage(m, pipe, [rounding.doubled_shift(prod[k], shift) for k in range(n)],
+        product_stages = ECP5_MULTIPLY_STAGES if ecp5 else 2
+        if ecp5:
+            shift = pipe.delay(m, shift, product_stages - 1, name="outq_shift")
+            shifts = _stage_copies(m, pipe, shift, n, "outq_shift_lane")
+        else:
+            shifts = [pipe.delay(m, shift, product_stages, name="outq_shift")] * n
+        # Stage 4 (ECP5: 6): t = (2 prod) >> s (shift first: _RoundingShift.doubled_shift).
+        t = _stage(m, pipe, [rounding.doubled_shift(prod[k], shifts[k]) for k in range(n)],
                    data.ArrayLayout(signed(rounding.round_bits), n), "outq_t")  # fmt: skip
-        # Stage 5 (6): t clamped to out_bits + 2 bits.
+        # Stage 5 (ECP5: 7): t clamped to out_bits + 2 bits.
         t_cut = _stage(m, pipe, [_clamp(t[k], out_bits + 2) for k in range(n)],
                        data.ArrayLayout(signed(out_bits + 2), n), "outq_t_cut")  # fmt: skip
-        # Stage 6 (7): the rounding carry (t + 1) >> 1, saturation and ReLU.
+        # Stage 6 (ECP5: 8): the rounding carry (t + 1) >> 1, saturation and ReLU.
         out = _stage(m, pipe, [_clamp((t_cut[k] + 1) >> 1, out_bits, relu=self.relu)
                                for k in range(n)],
                      self.out_layout.members["data"], "outq_out")  # fmt: skip
         m.d.comb += self.o_out.payload.data.eq(out)
         if "tag" in self.in_meta_layout.members:
-            tag = payload.meta.tag
+            tag = self.i_y.payload.meta.tag
             for k in range(self.latency):
                 tag = pipe.register(m, tag, name=f"outq_meta_d{k}", shape=tag.shape())
             m.d.comb += self.o_out.payload.meta.eq(tag)

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from amaranth.back import verilog
+from amaranth.hdl import Module, Signal, signed
+from amaranth.sim import Simulator
 
 from sfc_hls.config import EngineConfig
 from sfc_hls.datapath import (
@@ -31,6 +33,7 @@ from sfc_hls.hw.quantizers import (
     ActQuantizer,
     OutputQuantizer,
     Rescale,
+    _RoundingShift,
     engine_widths,
 )
 from sfc_hls.sim.amaranth_streams import (
@@ -437,6 +440,36 @@ def test_rescale_legal_layers_exact_without_overflow(seed):
     # The legal extremes reach the top of z_bits' range without leaving it.
     got = np.array([lanes(p, "data", n) for p in received])
     assert np.abs(got).max() > (1 << (config.z_bits - 2))
+
+
+def test_two_stage_shift_equals_one_shift():
+    """ECP5's rescale shifts by ``s``'s high bits, registers, then shifts by its low bits:
+    equal to ``(2 p) >> s`` for every 9-bit product and every 4-bit shift (exhaustive)."""
+    rounding = _RoundingShift(product_bits=9, shift_width=4)
+    p, s = Signal(signed(9)), Signal(4)
+    one, two = Signal(signed(10)), Signal(signed(10))
+    m = Module()
+    coarse = Signal(signed(10))
+    m.d.comb += [
+        one.eq(rounding.doubled_shift(p, s)),
+        coarse.eq(rounding.doubled_shift(p, s, part="high")),
+        two.eq(rounding.shift_low(coarse, s)),
+    ]
+    mismatches = []
+
+    async def bench(ctx):
+        for product in range(-256, 256):
+            for shift in range(16):
+                ctx.set(p, product)
+                ctx.set(s, shift)
+                want = (2 * product) >> shift
+                if (ctx.get(one), ctx.get(two)) != (want, want):
+                    mismatches.append((product, shift, ctx.get(one), ctx.get(two)))
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
+    assert mismatches == []
 
 
 def test_rescale_overflow_flag_for_a_too_small_shift():
