@@ -41,6 +41,7 @@ from sfc_hls.hw.interface import (
     FRONT_BLOCKS,
     OUTPUT_ADDS_PER_STAGE,
     EngineInterface,
+    input_adds_per_stage,
 )
 from sfc_hls.hw.lut_memory import RegisteredAddressMemory
 from sfc_hls.hw.mac_array import MacArray
@@ -56,6 +57,16 @@ from sfc_hls.hw.weight_buffer import WeightBuffer
 from sfc_hls.hw.weight_transform import SpatialWeightTransform
 
 __all__ = ["ConvEngine", "datapath_blocks"]
+
+
+def skid_chunk_bits(config: EngineConfig) -> int:
+    """Payload bits per control copy of the back end's skid buffers.
+
+    On ECP5 the payload of the quantizer's input and of ``o_out`` is spread over the
+    device with the quantizer's multipliers: a chunk's enable reached 64 registers
+    across it (9.4 ns of route); a chunk of two 8-bit lanes stays beside them.
+    """
+    return 16 if config.target == "ecp5" else SkidBuffer.CHUNK_BITS
 
 
 def datapath_blocks(
@@ -77,9 +88,16 @@ def datapath_blocks(
         # ECP5: a skid buffer, so that the scheduler's handshake reaches its pointers,
         # not the enables of every bit of the activation beat (that net set the clock);
         # Xilinx: a register slice (half the registers and no output select).
-        "act_input": lambda: (SkidBuffer if cfg.target == "ecp5" else RegisterSlice)(lay["act"]),
+        "act_input": lambda: (
+            SkidBuffer(lay["act"], chunk_bits=skid_chunk_bits(cfg))
+            if cfg.target == "ecp5"
+            else RegisterSlice(lay["act"])
+        ),
         "input_transform": lambda: InputTransform(
-            iface.algo, in_bits=cfg.in_bits, meta_layout=lay["beat_meta"]
+            iface.algo,
+            in_bits=cfg.in_bits,
+            meta_layout=lay["beat_meta"],
+            adds_per_stage=input_adds_per_stage(cfg.target),
         ),
         "act_quantizer": lambda: ActQuantizer(cfg, meta_layout=lay["beat_meta"]),
         "weight_buffer": lambda: WeightBuffer(
@@ -125,7 +143,7 @@ def datapath_blocks(
         "output_quantizer": lambda: OutputQuantizer(
             cfg, y_bits=iface.output_widths.y_bits, tag_layout=lay["tag"]
         ),
-        "output_buffer": lambda: SkidBuffer(lay["out"]),
+        "output_buffer": lambda: SkidBuffer(lay["out"], chunk_bits=skid_chunk_bits(cfg)),
     }
     if cfg.replay_beats:
         factories["act_replay"] = lambda: ActReplay(
@@ -359,18 +377,39 @@ class ConvEngine(wiring.Component):
         if iface.blocks > 1:  # direct: 1 per block; fast: B on a packet's last, else 0
             end = credits.o.payload.meta.tag.end
             m.d.comb += credits.return_sel.eq(Mux(select.direct, 0, Mux(end, 2, 1)))
-        # A register between the FIFO's distributed-RAM read and the quantizer's bias
-        # adder (counted in the interface's "output_quantizer"): on Xilinx that read
-        # made the longest path 13 cells; on ECP5 a skid buffer, whose registered
-        # ready also ends the quantizer's ready chain (the FIFO's read and the adder
-        # were one path, 7.6 ns of it routing).
-        buffer = SkidBuffer if self.config.target == "ecp5" else RegisterSlice
-        m.submodules.quantizer_input = quantizer_input = buffer(oq.in_layout)
-        wiring.connect(m, credits.o, quantizer_input.i)
-        wiring.connect(m, quantizer_input.o, oq.i_y)
-        wiring.connect(m, oq.o_out, port.i)
-        wiring.connect(m, port.o, wiring.flipped(self.o_out))
+        self._output_quantizer(m, credits, oq, port)
         return split, select
+
+    def _output_quantizer(self, m: Module, credits: CreditFifo, oq, port: SkidBuffer) -> None:
+        """The back end's credit FIFO -> the output quantizer -> the ``o_out`` buffer.
+
+        A register between the FIFO's distributed-RAM read and the quantizer's bias
+        adder (counted in the interface's "output_quantizer"): on Xilinx a register
+        slice (that read made the longest path 13 cells), the quantizer a stall
+        pipeline.  On ECP5 a skid buffer, and the quantizer runs without stalls
+        between a second credit gate and FIFO: its ``advance`` reached every register
+        and multiplier of its 16 lanes, spread with the multipliers over the device.
+        """
+        if self.config.target != "ecp5":
+            m.submodules.quantizer_input = quantizer_input = RegisterSlice(oq.in_layout)
+            wiring.connect(m, credits.o, quantizer_input.i)
+            wiring.connect(m, quantizer_input.o, oq.i_y)
+            wiring.connect(m, oq.o_out, port.i)
+            wiring.connect(m, port.o, wiring.flipped(self.o_out))
+            return
+        chunk_bits = skid_chunk_bits(self.config)
+        m.submodules.quantizer_input = quantizer_input = SkidBuffer(
+            oq.in_layout, chunk_bits=chunk_bits
+        )
+        m.submodules.quantizer_credits = oq_credits = CreditFifo(
+            oq.in_layout, oq.out_layout, latency=oq.latency + CreditFifo.latency
+        )
+        wiring.connect(m, credits.o, quantizer_input.i)
+        wiring.connect(m, quantizer_input.o, oq_credits.i)
+        wiring.connect(m, oq_credits.to_pipe, oq.i_y)
+        wiring.connect(m, oq.o_out, oq_credits.from_pipe)
+        wiring.connect(m, oq_credits.o, port.i)
+        wiring.connect(m, port.o, wiring.flipped(self.o_out))
 
     def _parameter_memory(self, m: Module, sched: GroupScheduler, ser: ResultSerializer) -> None:
         """Two banks of per-(lane, block) parameters: written by the loader, read by the serializer.

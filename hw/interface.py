@@ -40,7 +40,7 @@ from sfc_hls.hw.transform import AdderNetlist, adder_netlist
 from sfc_hls.hw.weight_buffer import WeightBuffer
 from sfc_hls.map_input import DIM_BITS
 
-__all__ = ["OUTPUT_ADDS_PER_STAGE", "TILE_BITS", "EngineInterface"]
+__all__ = ["OUTPUT_ADDS_PER_STAGE", "TILE_BITS", "EngineInterface", "input_adds_per_stage"]
 
 #: Adder levels per pipeline stage of the engine's output transform ``A^T``: one,
 #: because its adders are 24-31 bits wide and two chained ones are the longest
@@ -49,6 +49,17 @@ __all__ = ["OUTPUT_ADDS_PER_STAGE", "TILE_BITS", "EngineInterface"]
 #: bits) does not stall the output path: the registered :class:`TileSplitter`
 #: takes a tile in one cycle.  The input transform's 8-14-bit adders keep two per stage.
 OUTPUT_ADDS_PER_STAGE = 1
+
+
+def input_adds_per_stage(target: str) -> int:
+    """Adder levels per pipeline stage of the engine's input transform ``B^T``.
+
+    Two on Xilinx (its 8-14-bit adders are short carry chains).  One on ECP5: the
+    activation port's skid-buffer select and two chained adders were the longest
+    path of the Winograd engine after nextpnr (8.7 ns, 5.8 ns of it routing).
+    """
+    return 1 if target == "ecp5" else 2
+
 
 #: Most digits the output transform cuts ``z`` into (:class:`~sfc_hls.hw.digit_serial.DigitSerialTransform`).
 #: SFC-6(7x7,3x3) at 20-bit ``z`` (``sfc-hls synth --blocks output_transform``, Yosys
@@ -322,7 +333,11 @@ def _interface(config: EngineConfig) -> EngineInterface:
 
     algo = config.algo
     m, lanes, width = algo.mults, config.pco, config.backend_width
-    input_netlist = adder_netlist(algo.input_adder_network, config.in_bits)
+    input_netlist = adder_netlist(
+        algo.input_adder_network,
+        config.in_bits,
+        adds_per_stage=input_adds_per_stage(config.target),
+    )
     output_netlist = adder_netlist(
         algo.output_adder_network, config.z_bits, adds_per_stage=OUTPUT_ADDS_PER_STAGE
     )
@@ -364,9 +379,13 @@ def _interface(config: EngineConfig) -> EngineInterface:
         "output_transform": output_latency,
         "splitter": TileSplitter.latency,
         # The back end's credit FIFO, a register slice (ECP5: a skid buffer), the
-        # quantizer (hw/engine.py).
+        # quantizer (ECP5: and its own credit FIFO; hw/engine.py).
         "output_quantizer": CreditFifo.latency
-        + (SkidBuffer if config.target == "ecp5" else RegisterSlice).latency
+        + (
+            SkidBuffer.latency + CreditFifo.latency
+            if config.target == "ecp5"
+            else RegisterSlice.latency
+        )
         + OutputQuantizer.latency_of(config.target),
         "output_buffer": SkidBuffer.latency,
     }
