@@ -69,6 +69,12 @@ def skid_chunk_bits(config: EngineConfig) -> int:
     return 16 if config.target == "ecp5" else SkidBuffer.CHUNK_BITS
 
 
+def fifo_slice_bits(config: EngineConfig) -> int | None:
+    """Result bits per read-address register of the back end's credit FIFOs: on ECP5
+    the skid buffers' chunk (:func:`skid_chunk_bits`), else one register."""
+    return skid_chunk_bits(config) if config.target == "ecp5" else None
+
+
 def datapath_blocks(
     interface: EngineInterface, names: tuple[str, ...] = BLOCKS
 ) -> dict[str, wiring.Component]:
@@ -358,6 +364,7 @@ class ConvEngine(wiring.Component):
         m.submodules.back_credits = credits = CreditFifo(
             rs.in_layout, oq.in_layout, latency=iface.back_credit_latency,
             return_values=(1, 0, iface.blocks) if iface.blocks > 1 else (1,),
+            slice_bits=fifo_slice_bits(self.config),
         )  # fmt: skip
         wiring.connect(m, ser.o_lane, credits.i)
         wiring.connect(m, credits.to_pipe, rs.i_acc)
@@ -402,7 +409,10 @@ class ConvEngine(wiring.Component):
             oq.in_layout, chunk_bits=chunk_bits
         )
         m.submodules.quantizer_credits = oq_credits = CreditFifo(
-            oq.in_layout, oq.out_layout, latency=oq.latency + CreditFifo.latency
+            oq.in_layout,
+            oq.out_layout,
+            latency=oq.latency + CreditFifo.latency,
+            slice_bits=fifo_slice_bits(self.config),
         )
         wiring.connect(m, credits.o, quantizer_input.i)
         wiring.connect(m, quantizer_input.o, oq_credits.i)

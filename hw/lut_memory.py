@@ -42,11 +42,14 @@ class RegisteredAddressMemory(wiring.Component):
     slice_bits : int
         Bits of the word behind one copy of the read and write addresses (the word is cut
         into ``ceil(width / slice_bits)`` slices, each its own memory).
+    registered_write : bool
+        Register the write port's inputs (default) or write at the edge they arrive.
 
     Ports
     -----
     w_addr : In(range(depth)), w_data : In(shape), w_en : In(1)
-        A write, registered: the word is written one edge after ``w_en`` is high.
+        A write, registered: the word is written one edge after ``w_en`` is high
+        (with ``registered_write=False``, at the edge where it is high).
     r_addr : In(range(depth)), r_load : In(1)
         At an edge with ``r_load`` high the read address registers take ``r_addr``.
     r_data : Out(shape)
@@ -63,11 +66,16 @@ class RegisteredAddressMemory(wiring.Component):
 
     latency = 1
 
-    def __init__(self, shape: ShapeLike, depth: int, *, slice_bits: int) -> None:
+    def __init__(
+        self, shape: ShapeLike, depth: int, *, slice_bits: int, registered_write: bool = True
+    ) -> None:
         self.shape = shape  # the ports keep a layout's view
         self.width = Shape.cast(shape).width
         self.depth = check_int("depth", depth, 1)
         self.slice_bits = check_int("slice_bits", slice_bits, 1)
+        if not isinstance(registered_write, bool):
+            raise TypeError(f"registered_write must be a bool, got {registered_write!r}")
+        self.registered_write = registered_write
         self.slices = -(-self.width // self.slice_bits)
         super().__init__(
             {
@@ -86,14 +94,15 @@ class RegisteredAddressMemory(wiring.Component):
         # One slice: the depth as asked; more: a power of two, for the XOR patterns.
         depth = self.depth if self.slices == 1 else 1 << addr_bits
         w_data, w_en = Signal.like(self.w_data), Signal()
-        m.d.sync += [w_data.eq(self.w_data), w_en.eq(self.w_en)]
+        write_domain = m.d.sync if self.registered_write else m.d.comb
+        write_domain += [w_data.eq(self.w_data), w_en.eq(self.w_en)]
         r_data = Signal(self.width)
         for j in range(self.slices):
             pattern = j % depth
             low, high = j * self.slice_bits, min(self.width, (j + 1) * self.slice_bits)
             w_addr = Signal(addr_bits, name=f"w_addr{j}")
             r_addr = Signal(addr_bits, name=f"r_addr{j}")
-            m.d.sync += w_addr.eq(self.w_addr ^ pattern)
+            write_domain += w_addr.eq(self.w_addr ^ pattern)
             with m.If(self.r_load):
                 m.d.sync += r_addr.eq(self.r_addr ^ pattern)
             mem = Memory(shape=high - low, depth=depth, init=[])

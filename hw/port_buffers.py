@@ -26,10 +26,11 @@ the logic that depends combinationally on top-level inputs on every
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, ShapeLike, Signal, Value
+from amaranth.hdl import Const, Module, Mux, Shape, ShapeLike, Signal, Value
 from amaranth.lib import stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
+
+from sfc_hls.hw.lut_memory import RegisteredAddressMemory
 
 __all__ = ["CreditFifo", "RegisterSlice", "SkidBuffer"]
 
@@ -176,6 +177,11 @@ class CreditFifo(wiring.Component):
     return_values : tuple of int
         The credits a read may return (default ``(1,)``: one per result, no
         ``return_sel`` port).  The counters' next values are computed for each.
+    slice_bits : int or None
+        The FIFO is a :class:`~sfc_hls.hw.lut_memory.RegisteredAddressMemory` whose
+        read address is a register per ``slice_bits`` bits of the result (default: one
+        for the whole result).  On ECP5 one read pointer drove every cell of a wide
+        FIFO, and the read handshake's LUT sat between the pointer and the counters.
 
     Ports
     -----
@@ -210,11 +216,15 @@ class CreditFifo(wiring.Component):
         *,
         latency: int,
         return_values: tuple[int, ...] = (1,),
+        slice_bits: int | None = None,
     ) -> None:
         if not isinstance(latency, int) or latency < 0:
             raise ValueError(f"latency must be an int >= 0, got {latency!r}")
         if not return_values or not all(isinstance(v, int) and v >= 0 for v in return_values):
             raise ValueError(f"return_values must be ints >= 0, got {return_values!r}")
+        if slice_bits is not None and (not isinstance(slice_bits, int) or slice_bits < 1):
+            raise ValueError(f"slice_bits must be an int >= 1 or None, got {slice_bits!r}")
+        self.slice_bits = slice_bits
         self.depth = self.depth_of(latency)
         self.return_values = tuple(return_values)
         ports = {
@@ -235,9 +245,11 @@ class CreditFifo(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         depth = self.depth
-        m.submodules.entries = mem = Memory(shape=self.o.payload.shape(), depth=depth, init=[])
-        wr = mem.write_port()
-        rd = mem.read_port(domain="comb")
+        shape = self.o.payload.shape()
+        width = Shape.cast(shape).width
+        m.submodules.entries = mem = RegisteredAddressMemory(
+            shape, depth, slice_bits=self.slice_bits or max(width, 1), registered_write=False
+        )
         write_at, read_at = Signal(range(depth)), Signal(range(depth))
         stored = Signal(range(depth + 1))  # results in the FIFO
         held = Signal(range(depth + 1))  # credits in use: beats in the pipeline or the FIFO
@@ -250,11 +262,13 @@ class CreditFifo(wiring.Component):
             self.to_pipe.valid.eq(take),
             self.to_pipe.payload.eq(self.i.payload),
             self.from_pipe.ready.eq(1),
-            wr.addr.eq(write_at),
-            wr.data.eq(self.from_pipe.payload),
-            wr.en.eq(write),
-            rd.addr.eq(read_at),
-            self.o.payload.eq(rd.data),
+            mem.w_addr.eq(write_at),
+            mem.w_data.eq(self.from_pipe.payload),
+            mem.w_en.eq(write),
+            # The read address registers hold read_at (loaded with its next value).
+            mem.r_addr.eq(Mux(read, read_at + 1, read_at)),
+            mem.r_load.eq(1),
+            self.o.payload.eq(mem.r_data),
         ]
         # ``take`` and ``read`` come last (from the serializer's and the output path's
         # handshakes): every next value is a select by them (and by the read's

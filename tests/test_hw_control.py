@@ -386,11 +386,17 @@ class _CreditedPipeline(wiring.Component):
     i: In(stream.Signature(unsigned(20)))
     o: Out(stream.Signature(unsigned(21)))
 
-    def __init__(self, latency: int, return_values: tuple[int, ...] = (1,)) -> None:
+    def __init__(
+        self, latency: int, return_values: tuple[int, ...] = (1,), slice_bits: int | None = None
+    ) -> None:
         super().__init__()
         self.latency = latency
         self.credits = CreditFifo(
-            unsigned(20), unsigned(21), latency=latency, return_values=return_values
+            unsigned(20),
+            unsigned(21),
+            latency=latency,
+            return_values=return_values,
+            slice_bits=slice_bits,
         )
 
     def elaborate(self, platform):
@@ -420,12 +426,15 @@ class _CreditedPipeline(wiring.Component):
         return m
 
 
+@pytest.mark.parametrize("slice_bits", [None, 4], ids=["one-address", "slices-of-4"])
 @pytest.mark.parametrize("latency", [1, 4, 6])
 @pytest.mark.parametrize("gaps", [(0,), (0, 0, 1, 3)], ids=["full-rate", "gaps"])
-def test_credit_fifo_passes_every_result_in_order(latency, gaps):
+def test_credit_fifo_passes_every_result_in_order(latency, gaps, slice_bits):
+    """With ``slice_bits`` the FIFO's read address is a register per 4 bits (6 copies,
+    XOR-permuted): the results must come out unchanged."""
     rng = random.Random(latency)
     beats = [rng.randrange(1 << 20) for _ in range(300)]
-    dut = _CreditedPipeline(latency)
+    dut = _CreditedPipeline(latency, slice_bits=slice_bits)
     got = stream_through(dut, dut.i, dut.o, beats, in_gap=random_gaps(rng, gaps),
                          out_gap=random_gaps(rng, gaps), max_cycles=4000)  # fmt: skip
     assert [int(v) for v in got] == [b + 1 for b in beats]
