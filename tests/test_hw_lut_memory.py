@@ -58,3 +58,16 @@ def test_registered_address_memory_reads_what_was_written(width, depth, slice_bi
 
     run_testbenches(dut, bench, cycles=len(stimulus) + 2)
     assert got == expected
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"depth": 0, "slice_bits": 8}, ValueError, "depth must be an int >= 1"),
+        ({"depth": 4, "slice_bits": 0}, ValueError, "slice_bits must be an int >= 1"),
+        ({"depth": 4, "slice_bits": 8, "registered_write": 1}, TypeError, "registered_write"),
+    ],
+)
+def test_registered_address_memory_rejects_bad_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        RegisteredAddressMemory(8, **kwargs)
