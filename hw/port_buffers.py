@@ -257,6 +257,11 @@ class CreditFifo(wiring.Component):
         take = self.i.valid & ready
         write = self.from_pipe.valid
         read = self.o.valid & self.o.ready
+        # The same read for the pointer, from ``stored != 0`` (equal to ``o.valid``):
+        # a LUT of its own, placed by the pointer's loads among the RAM cells, while
+        # ``read`` stays beside the counters (one LUT between the two clusters put a
+        # long wire on each side of it).
+        read_pointer = (stored != 0) & self.o.ready
         m.d.comb += [
             self.i.ready.eq(ready),
             self.to_pipe.valid.eq(take),
@@ -266,7 +271,7 @@ class CreditFifo(wiring.Component):
             mem.w_data.eq(self.from_pipe.payload),
             mem.w_en.eq(write),
             # The read address registers hold read_at (loaded with its next value).
-            mem.r_addr.eq(Mux(read, read_at + 1, read_at)),
+            mem.r_addr.eq(Mux(read_pointer, read_at + 1, read_at)),
             mem.r_load.eq(1),
             self.o.payload.eq(mem.r_data),
         ]
@@ -286,7 +291,7 @@ class CreditFifo(wiring.Component):
         # the handshake's LUT to the pointers, placed among the RAM cells they address.
         with m.If(write):
             m.d.sync += write_at.eq(write_at + 1)
-        with m.If(read):
+        with m.If(read_pointer):
             m.d.sync += read_at.eq(read_at + 1)
         m.d.sync += stored.eq(
             Mux(write, Mux(read, stored, stored + 1), Mux(read, stored - 1, stored))
