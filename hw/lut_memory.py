@@ -11,6 +11,10 @@ its slice's cells and is placed beside them, and reads asynchronously: the word 
 valid while the address registers hold (the serializer loads them with the beat it
 issues, so its wide output register needs no enable for the parameters).
 
+The back end's credit FIFOs (:class:`~sfc_hls.hw.port_buffers.CreditFifo`) read their
+entries the same way, with ``registered_write=False`` and the next read pointer as the
+address, loaded every cycle.
+
 Yosys' ``opt_merge`` merges registers with equal inputs, so copy ``j`` stores the
 address XOR a constant pattern ``j`` and its slice is stored at the same permuted
 addresses (the write address goes through the same XOR): the permutation is invisible

@@ -603,7 +603,8 @@ class Rescale(wiring.Component):
     latency : int
         4 (multiply; add the rounding constant; shift; range check and clamp), each
         stage registered, the per-layer shift decoded into registers once; on ECP5
-        6 (the multiply in :data:`ECP5_MULTIPLY_STAGES` stages, :meth:`latency_of`).
+        7 (the multiply in :data:`ECP5_MULTIPLY_STAGES` stages, the shift in two,
+        :meth:`latency_of`).
     in_layout, out_layout : data.StructLayout
 
     Ports
@@ -624,7 +625,7 @@ class Rescale(wiring.Component):
     clear : In(1)
         Clears ``overflow`` at the next clock edge.
 
-    Latency 4 (ECP5: 6), one beat per cycle, backpressure and reset as in
+    Latency 4 (ECP5: 7), one beat per cycle, backpressure and reset as in
     :mod:`sfc_hls.hw.quantizers`.
     """
 
@@ -840,9 +841,10 @@ class OutputQuantizer(wiring.Component):
         6 (add the bias and decode the shift; multiply, the operand wider than a
         DSP input split in two (:func:`_split_product`); join the two products;
         shift by ``s - 1``; clamp; rounding carry, saturate and ReLU), each stage
-        registered; on ECP5 7 (the multiply in MULT18X18D blocks, their input and
+        registered; on ECP5 8 (the multiply in MULT18X18D blocks, their input and
         output registers and the joined limbs: :data:`ECP5_MULTIPLY_STAGES` stages
-        instead of two; :meth:`latency_of`).
+        instead of two; and a first stage that registers the beat with the
+        channel's bias copied per lane; :meth:`latency_of`).
     in_layout, out_layout : data.StructLayout
 
     Ports
@@ -857,7 +859,7 @@ class OutputQuantizer(wiring.Component):
     relu : In(1)
         Per-layer: clamp outputs at 0.
 
-    Latency 6 (ECP5: 7), one beat per cycle, backpressure and reset as in
+    Latency 6 (ECP5: 8), one beat per cycle, backpressure and reset as in
     :mod:`sfc_hls.hw.quantizers`.
     """
 
