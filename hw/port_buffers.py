@@ -121,8 +121,10 @@ class SkidBuffer(_StreamBuffer):
         return m
 
     def _chunk(self, m: Module, data_in: Value, name: str) -> tuple[Value, Value, Value]:
-        """One chunk's FIFO: ``(its i.ready, its o.valid, its o.payload bits)``."""
-        entries = [Signal(len(data_in), name=f"entry{k}_{name}") for k in range(2)]
+        """One chunk's FIFO: ``(its i.ready, its o.valid, its o.payload bits)``; a chunk
+        without payload bits (``len(data_in) == 0``) has no entry registers."""
+        width = len(data_in)
+        entries = [Signal(width, name=f"entry{k}_{name}") for k in range(2)] if width else []
         full = [Signal(name=f"full{k}_{name}") for k in range(2)]
         write_at, read_at = Signal(name=f"write_at_{name}"), Signal(name=f"read_at_{name}")
         i_ready = ~(full[0] & full[1])
@@ -139,13 +141,15 @@ class SkidBuffer(_StreamBuffer):
             # flag: a register, not the handshake logic.  A write goes to the entry at
             # the write pointer, which is empty whenever ``i_ready``; a write and a
             # read never meet in one entry.
-            with m.If(~full[k]):
-                m.d.sync += entries[k].eq(data_in)
+            if entries:
+                with m.If(~full[k]):
+                    m.d.sync += entries[k].eq(data_in)
             with m.If(write & (write_at == k)):
                 m.d.sync += full[k].eq(1)
             with m.If(read & (read_at == k)):
                 m.d.sync += full[k].eq(0)
-        return i_ready, o_valid, Mux(read_at, entries[1], entries[0])
+        data = Mux(read_at, entries[1], entries[0]) if entries else Const(0, 0)
+        return i_ready, o_valid, data
 
 
 class CreditFifo(wiring.Component):
