@@ -12,7 +12,8 @@ Data flow (see docs/architecture.md for the block diagram)::
           -> CreditFifo's gate -> Rescale (from here to the FIFO nothing stalls)
           -+- fast:   TileCollector -> OutputTransform (A^T) -> TileSplitter -+-> CreditFifo
            +- direct: -------------------------------------------------------+
-          -> RegisterSlice (ECP5: SkidBuffer) -> OutputQuantizer -> SkidBuffer -> o_out
+          -> RegisterSlice (ECP5: SkidBuffer -> CreditFifo gate) -> OutputQuantizer
+          (ECP5: -> that CreditFifo) -> SkidBuffer -> o_out
 
 Every input port ends in a register and ``o_out`` leaves one (hw/port_buffers.py):
 no combinational path runs from a port into the datapath.
@@ -385,6 +386,7 @@ class ConvEngine(wiring.Component):
             end = credits.o.payload.meta.tag.end
             m.d.comb += credits.return_sel.eq(Mux(select.direct, 0, Mux(end, 2, 1)))
         self._output_quantizer(m, credits, oq, port)
+        wiring.connect(m, port.o, wiring.flipped(self.o_out))
         return split, select
 
     def _output_quantizer(self, m: Module, credits: CreditFifo, oq, port: SkidBuffer) -> None:
@@ -402,11 +404,9 @@ class ConvEngine(wiring.Component):
             wiring.connect(m, credits.o, quantizer_input.i)
             wiring.connect(m, quantizer_input.o, oq.i_y)
             wiring.connect(m, oq.o_out, port.i)
-            wiring.connect(m, port.o, wiring.flipped(self.o_out))
             return
-        chunk_bits = skid_chunk_bits(self.config)
         m.submodules.quantizer_input = quantizer_input = SkidBuffer(
-            oq.in_layout, chunk_bits=chunk_bits
+            oq.in_layout, chunk_bits=skid_chunk_bits(self.config)
         )
         m.submodules.quantizer_credits = oq_credits = CreditFifo(
             oq.in_layout,
@@ -419,7 +419,6 @@ class ConvEngine(wiring.Component):
         wiring.connect(m, oq_credits.to_pipe, oq.i_y)
         wiring.connect(m, oq.o_out, oq_credits.from_pipe)
         wiring.connect(m, oq_credits.o, port.i)
-        wiring.connect(m, port.o, wiring.flipped(self.o_out))
 
     def _parameter_memory(self, m: Module, sched: GroupScheduler, ser: ResultSerializer) -> None:
         """Two banks of per-(lane, block) parameters: written by the loader, read by the serializer.
