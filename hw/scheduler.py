@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -103,12 +103,20 @@ class GroupScheduler(wiring.Component):
         # runs ahead onto a bank whose previous group is still being read.
         full, in_use = Signal(2), Signal(2)
         set_full, computed, released = Signal(2), Signal(2), Signal(2)
+        busy_next = _next_state(m, self.busy)
+        # The loader's and compute's go conditions are registers (`can_load`,
+        # `compute_ready`) loaded with their next values: as an AND of five registers
+        # they were a LUT level and a route in front of the handshakes, which reach
+        # the port buffers' pointers and the counters' enables (on ECP5 the engines'
+        # longest paths).  Banks loaded or being loaded this cycle:
+        loaded = full | set_full
+        can_load, compute_ready = Signal(), Signal()
         m.d.comb += self.layer_start.eq(self.start & ~self.busy)
         # Products per accumulator, latched when the layer starts.
         with m.If(self.layer_start):
             m.d.sync += self.reduction.eq(self.layer_reduction)
-        self._loader(m, full | in_use, set_full)
-        self._compute(m, full, computed)
+        load_bank_next, load_active_next = self._loader(m, can_load, set_full)
+        self._compute(m, compute_ready, computed, loaded, busy_next)
         # The release is registered: it comes from the serializer's compares against
         # the layer's registers (on ECP5 a route across the device).  It frees a bank
         # a cycle later (a group's loading starts at most a cycle later), and the
@@ -119,15 +127,23 @@ class GroupScheduler(wiring.Component):
         with m.Else():
             m.d.sync += released.eq(0)
         m.d.sync += [
-            full.eq((full | set_full) & ~computed),
+            full.eq(loaded & ~computed),
             in_use.eq((in_use | computed) & ~released),
         ]
         with m.If(self.layer_start):
-            m.d.sync += [self.busy.eq(1), full.eq(0), in_use.eq(0)]
-        self._layer_end(m)
+            m.d.sync += [full.eq(0), in_use.eq(0)]
+            m.d.comb += busy_next.eq(1)
+        self._layer_end(m, busy_next)
+        # Banks taken (full or in use) next: a computed bank turns from full to in use,
+        # and a released bank is never full (it is loaded only once free), so compute's
+        # handshake does not reach `can_load`.
+        taken_next = Mux(self.layer_start, 0, loaded | (in_use & ~released))
+        m.d.sync += can_load.eq(
+            busy_next & load_active_next & ~taken_next.bit_select(load_bank_next, 1)
+        )
         return m
 
-    def _layer_end(self, m: Module) -> None:
+    def _layer_end(self, m: Module, busy_next: Signal) -> None:
         """The layer ends when the serializer is done and no output packet is in flight."""
         inflight = Signal(range(self.inflight_max + 1))
         # A packet leaving o_out is counted a cycle later, from a register (the port's
@@ -142,14 +158,18 @@ class GroupScheduler(wiring.Component):
             m.d.sync += inflight.eq(inflight - 1)
         drained = self.results_done & (inflight == 0) & ~self.packet_issued
         with m.If(self.busy & drained & ~self.start):
-            m.d.sync += [self.busy.eq(0), self.layers_done.eq(self.layers_done + 1)]
+            m.d.comb += busy_next.eq(0)
+            m.d.sync += self.layers_done.eq(self.layers_done + 1)
 
-    def _loader(self, m: Module, taken, set_full: Signal) -> None:
-        """Parameters and weight rows of the next group into the free bank."""
+    def _loader(self, m: Module, can_load: Signal, set_full: Signal) -> tuple[Signal, Signal]:
+        """Parameters and weight rows of the next group into the free bank while
+        ``can_load`` (busy, loading and the bank free); returns the next values of
+        ``load_bank`` and of the loader's ``active``."""
         cfg = self.interface.config
         remaining = Signal(range(cfg.cout_max + 1))  # channels still to load
         per_group = Signal(range(self.pco * self.interface.blocks + 1))  # channels per group
         active = Signal()
+        active_next, load_bank_next = _next_state(m, active), _next_state(m, self.load_bank)
         chan_count = Signal(range(self.chan_beats + 1))
         # Registered completion flags, so that no compare (carry chain) sits between the
         # counters and the group's end: `chan_done` once chan_count reaches chan_beats;
@@ -158,8 +178,6 @@ class GroupScheduler(wiring.Component):
         chan_done = Signal()
         rows_left = Signal(signed(max(len(self.reduction), self.width.bit_length()) + 1))
         rows_done = rows_left[-1]
-        bank_free = ~taken.bit_select(self.load_bank, 1)
-        can_load = self.busy & active & bank_free
         take_chan = can_load & ~chan_done
         take_row = can_load & ~rows_done
         m.d.comb += [
@@ -182,41 +200,46 @@ class GroupScheduler(wiring.Component):
         last_row = Signal.like(self.reduction)
         group_loaded = can_load & chan_done & rows_done
         with m.If(group_loaded):
-            m.d.comb += [set_full.eq(Mux(self.load_bank, 0b10, 0b01)), self.restart.eq(1)]
+            m.d.comb += [
+                set_full.eq(Mux(self.load_bank, 0b10, 0b01)),
+                self.restart.eq(1),
+                load_bank_next.eq(~self.load_bank),
+            ]
             m.d.sync += [
-                self.load_bank.eq(~self.load_bank),
                 chan_count.eq(0),
                 chan_done.eq(0),
                 rows_left.eq(last_row),
                 remaining.eq(remaining - per_group),
             ]
             with m.If(remaining <= per_group):
-                m.d.sync += active.eq(0)
+                m.d.comb += active_next.eq(0)
         with m.If(self.layer_start):
-            m.d.comb += self.restart.eq(1)
+            m.d.comb += [self.restart.eq(1), load_bank_next.eq(0), active_next.eq(1)]
             m.d.sync += [
-                self.load_bank.eq(0),
                 remaining.eq(self.cout),
                 per_group.eq(Mux(self.direct, self.pco * self.replicas, self.pco)),
-                active.eq(1),
                 chan_count.eq(0),
                 chan_done.eq(0),
                 last_row.eq(self.layer_reduction - 1),
                 rows_left.eq(self.layer_reduction - 1),
             ]
+        return load_bank_next, active_next
 
-    def _compute(self, m: Module, full: Signal, computed: Signal) -> None:
-        """A group's activation beats once its bank is loaded, tagged with their control fields."""
+    def _compute(
+        self, m: Module, ready: Signal, computed: Signal, loaded: Value, busy_next: Signal
+    ) -> None:
+        """A group's activation beats while ``ready`` (a register: busy, computing and
+        the bank full), tagged with their control fields."""
         cfg = self.interface.config
         bank = Signal()
         remaining = Signal(range(cfg.cout_max + 1))
         per_group = Signal(range(self.pco * self.interface.blocks + 1))
         active = Signal()
+        group_end = Signal()  # the handshake of the group's last beat
         beat = Signal.like(self.reduction)  # beat of the tile's accumulation
         row = Signal(range(cfg.cin_max + 1))
         slot = Signal(range(max(self.width, 2)))
         tile = Signal(unsigned(TILE_BITS))
-        ready = self.busy & active & full.bit_select(bank, 1)
         meta = self.o_act.payload.meta
         # The beat's and tile's position as flags, each computed one beat ahead from a
         # register (`beat == reduction - 2` before the beat advances), so that the
@@ -248,7 +271,7 @@ class GroupScheduler(wiring.Component):
             with m.If(last_beat):
                 m.d.sync += [beat.eq(0), row.eq(0), slot.eq(0)]
                 with m.If(last_tile):
-                    m.d.comb += computed.eq(Mux(bank, 0b10, 0b01))
+                    m.d.comb += [computed.eq(Mux(bank, 0b10, 0b01)), group_end.eq(1)]
                     m.d.sync += [
                         tile.eq(0),
                         last_tile.eq(single_tile),
@@ -262,9 +285,9 @@ class GroupScheduler(wiring.Component):
         with m.If(self.layer_start):
             m.d.sync += [
                 bank.eq(0),
+                active.eq(1),
                 remaining.eq(self.cout),
                 per_group.eq(Mux(self.direct, self.pco * self.replicas, self.pco)),
-                active.eq(1),
                 beat.eq(0),
                 row.eq(0),
                 slot.eq(0),
@@ -277,3 +300,18 @@ class GroupScheduler(wiring.Component):
                 single_tile.eq(self.tiles == 1),
                 penult_tile.eq(self.tiles - 2),
             ]
+        # `ready` next: after a group's last beat, whether the other bank is loaded and
+        # groups remain; else whether this bank is loaded (none is when a layer starts).
+        # The handshake selects between the two, both computed from registers.
+        after_end = busy_next & (remaining > per_group) & loaded.bit_select(~bank, 1)
+        otherwise = ~self.layer_start & busy_next & active & loaded.bit_select(bank, 1)
+        m.d.sync += ready.eq(Mux(group_end, after_end, otherwise))
+
+
+def _next_state(m: Module, register: Signal) -> Signal:
+    """The value ``register`` takes at the next clock edge: ``register`` itself unless
+    a later ``m.d.comb += next.eq(...)`` under the update's condition overrides it."""
+    next_value = Signal.like(register, name=f"{register.name}_next")
+    m.d.comb += next_value.eq(register)
+    m.d.sync += register.eq(next_value)
+    return next_value
