@@ -92,6 +92,14 @@ class SkidBuffer(_StreamBuffer):
     #: Payload bits per chunk by default (each chunk has its own control registers).
     CHUNK_BITS = 64
 
+    @classmethod
+    def chunk_bits_of(cls, target: str) -> int:
+        """``chunk_bits`` of the engine's skid buffers on ``target``: on ECP5 16 (the
+        payload of the back end's buffers is spread over the device with the
+        multipliers: a chunk's enable reached 64 registers across it, 9.4 ns of route;
+        a chunk of two 8-bit lanes stays beside them), else :attr:`CHUNK_BITS`."""
+        return 16 if target == "ecp5" else cls.CHUNK_BITS
+
     def __init__(self, layout: ShapeLike, *, chunk_bits: int = CHUNK_BITS) -> None:
         if not isinstance(chunk_bits, int) or chunk_bits < 1:
             raise ValueError(f"chunk_bits must be an int >= 1, got {chunk_bits!r}")
@@ -206,7 +214,7 @@ class CreditFifo(wiring.Component):
     ----------
     depth : int
         FIFO entries: ``latency + 3`` rounded up to a power of two (full rate: a
-        credit comes back one cycle after its beat leaves ``o``).
+        read's credits return in the next cycle but one).
     latency = 1
         A result written into the FIFO is offered on ``o`` in the next cycle.
     """
@@ -279,17 +287,25 @@ class CreditFifo(wiring.Component):
             mem.r_load.eq(1),
             self.o.payload.eq(mem.r_data),
         ]
-        # ``take`` and ``read`` come last (from the serializer's and the output path's
-        # handshakes): every next value is a select by them (and by the read's
-        # ``return_sel``) among values computed from registers: for each credit count a
-        # read may return, held after the read with and without a take, and whether a
-        # beat may be taken next.  ``held <= depth`` always.
+        # A read returns its credits a cycle later, from registers (``returning``,
+        # ``returning_sel``): the output path's ready reached the credit counters
+        # through the read's LUT, placed between the two across the device (on ECP5
+        # the Winograd engine's longest path).  ``take`` (from the serializer's
+        # handshake) comes last: every next value is a select by it among values
+        # computed from registers: for each credit count a read may return, held after
+        # the return with and without a take, and whether a beat may be taken next.
+        # ``held <= depth`` always.
         # (held + take - returns < depth: each a compare of `held` with a constant.)
+        returning = Signal()
+        m.d.sync += returning.eq(read)
+        returning_sel: Value = Const(0)
+        if len(self.return_values) > 1:
+            returning_sel = Signal.like(self.return_sel)
+            m.d.sync += returning_sel.eq(self.return_sel)
         after_read, ready_after_read = [], []
         for v in self.return_values:
             after_read.append((held - v, held + 1 - v))
             ready_after_read.append((held < depth + v, held < depth + v - 1))
-        sel = self.return_sel if len(self.return_values) > 1 else 0
         # The pointers count under an enable: ``read`` (from the output's handshake)
         # reaches their clock enables only, not a carry chain beside them, which pulled
         # the handshake's LUT to the pointers, placed among the RAM cells they address.
@@ -300,7 +316,7 @@ class CreditFifo(wiring.Component):
         m.d.sync += stored.eq(
             Mux(write, Mux(read, stored, stored + 1), Mux(read, stored - 1, stored))
         )
-        with m.If(read), m.Switch(sel):
+        with m.If(returning), m.Switch(returning_sel):
             for n, ((after, after_take), (ready_no_take, ready_take)) in enumerate(
                 zip(after_read, ready_after_read, strict=True)
             ):

@@ -440,8 +440,9 @@ def test_credit_fifo_passes_every_result_in_order(latency, gaps, slice_bits):
     assert [int(v) for v in got] == [b + 1 for b in beats]
 
 
-@pytest.mark.parametrize("latency", [1, 4, 6])
+@pytest.mark.parametrize("latency", [1, 4, 5, 6, 13])
 def test_credit_fifo_runs_at_one_beat_per_cycle(latency):
+    """At latencies 5 and 13 the FIFO has exactly ``latency + 3`` entries."""
     dut = _CreditedPipeline(latency)
     assert dut.credits.depth >= latency + 3
     transfers = measure_transfers(dut, dut.i, dut.o, list(range(60)), ready=lambda tick: True)
