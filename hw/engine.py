@@ -61,13 +61,9 @@ __all__ = ["ConvEngine", "datapath_blocks"]
 
 
 def skid_chunk_bits(config: EngineConfig) -> int:
-    """Payload bits per control copy of the back end's skid buffers.
-
-    On ECP5 the payload of the quantizer's input and of ``o_out`` is spread over the
-    device with the quantizer's multipliers: a chunk's enable reached 64 registers
-    across it (9.4 ns of route); a chunk of two 8-bit lanes stays beside them.
-    """
-    return 16 if config.target == "ecp5" else SkidBuffer.CHUNK_BITS
+    """Payload bits per control copy of the engine's skid buffers
+    (:meth:`SkidBuffer.chunk_bits_of`)."""
+    return SkidBuffer.chunk_bits_of(config.target)
 
 
 def fifo_slice_bits(config: EngineConfig) -> int | None:
@@ -284,7 +280,7 @@ class ConvEngine(wiring.Component):
         self._act_input(m, port, desc)
         self._act_replay(m, port, sched)
         wiring.connect(m, sched.o_weight, wb.i_weight)
-        wiring.connect(m, sched.o_act, split.i)
+        self._scheduled_act(m, sched, split)
         wiring.connect(m, split.o_fast, it.i_x)
         wiring.connect(m, it.o_y, select.i_fast)
         wiring.connect(m, split.o_direct, select.i_direct)
@@ -292,6 +288,22 @@ class ConvEngine(wiring.Component):
         wiring.connect(m, aq.o_q, wb.i_beat)
         wiring.connect(m, wb.o_beat, mac.i_beat)
         return split, select
+
+    def _scheduled_act(self, m: Module, sched: GroupScheduler, split: StreamSplit) -> None:
+        """The scheduler's activation beats -> the mode split; on ECP5 through a skid
+        buffer (counted in the interface's "act_input"), so that the front end's ready
+        chain (weight buffer -> quantizer -> input transform -> split) ends at its
+        registers, not in the scheduler's handshake, which reaches the activation port
+        buffer's pointers and the scheduler's counters (there it made paths of three
+        LUT levels and three routes across the device)."""
+        if self.config.target != "ecp5":
+            wiring.connect(m, sched.o_act, split.i)
+            return
+        m.submodules.scheduled_act = buf = SkidBuffer(
+            self.interface.layouts["act_beat"], chunk_bits=skid_chunk_bits(self.config)
+        )
+        wiring.connect(m, sched.o_act, buf.i)
+        wiring.connect(m, buf.o, split.i)
 
     def _weight_input(self, m: Module, sched: GroupScheduler, desc) -> None:
         """``i_weight`` -> the scheduler; with a weight transform through it, which computes

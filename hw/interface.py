@@ -368,7 +368,8 @@ def _interface(config: EngineConfig) -> EngineInterface:
     y_bits = max(output_netlist.out_width, config.z_bits)
     output = OutputQuantizerWidths.derive(config, y_bits)
     latency = {
-        "act_input": (SkidBuffer if config.target == "ecp5" else RegisterSlice).latency,
+        # The port buffer (ECP5: a skid buffer, and one behind the scheduler).
+        "act_input": 2 * SkidBuffer.latency if config.target == "ecp5" else RegisterSlice.latency,
         "input_transform": input_netlist.latency,
         "act_quantizer": ActQuantizer.latency_of(config.target),
         "weight_buffer": WeightBuffer.latency_of(config.target),
