@@ -56,10 +56,14 @@ class WeightBuffer(wiring.Component):
 
     Contract: latency :attr:`latency` = 4 cycles (a skid buffer, the synchronous
     memory read, the registered row and direct-mode entry, the registered
-    weights of the mode; ``target="ecp5"``: 5, the row registered before the
-    entry select, :meth:`read_latency_of`), one beat per cycle; ``i_beat.ready`` comes from a register (the
+    weights of the mode; ``target="ecp5"``: 6, the row registered before the
+    entry select, :meth:`read_latency_of`, and a skid buffer at ``o_beat``), one beat per
+    cycle; ``i_beat.ready`` comes from a register (the
     :class:`~sfc_hls.hw.port_buffers.SkidBuffer`), behind it backpressure stalls the
-    read stage together with the beat (:class:`~sfc_hls.hw.pipeline.StallPipeline`).  A bank must not be written
+    read stage together with the beat (:class:`~sfc_hls.hw.pipeline.StallPipeline`);
+    on ECP5 the read stage's ``ready`` is a register too (the output skid buffer's:
+    the MAC array's ``i_beat.ready``, from the serializer's state, reached the read
+    stage's enables and the input skid buffer's pointers, three LUT levels).  A bank must not be written
     while beats that read it are in flight (the engine frees a bank only after
     its group's last result has left the MAC array).  A read of a row not loaded since ``restart`` returns stale data;
     the engine only reads ``ci < cin <= loaded``.
@@ -75,8 +79,10 @@ class WeightBuffer(wiring.Component):
 
     @classmethod
     def latency_of(cls, target: str) -> int:
-        """:attr:`latency` on ``target``: the skid buffer and :meth:`read_latency_of`."""
-        return SkidBuffer.latency + cls.read_latency_of(target)
+        """:attr:`latency` on ``target``: the skid buffer, :meth:`read_latency_of`, on ECP5
+        the output skid buffer."""
+        skids = 2 if target == "ecp5" else 1
+        return skids * SkidBuffer.latency + cls.read_latency_of(target)
 
     @staticmethod
     def beat_meta_layout(cin_max: int, width: int = 1) -> data.StructLayout:
@@ -171,17 +177,24 @@ class WeightBuffer(wiring.Component):
         m.submodules.beat_skid = skid = SkidBuffer(self.in_beat_layout)
         wiring.connect(m, wiring.flipped(self.i_beat), skid.i)
         beat = skid.o
-        pipe = StallPipeline(m, i=beat, o=self.o_beat, depth=self.read_latency, name="wbuf")
+        out = self.o_beat
+        if self.target == "ecp5":
+            m.submodules.out_skid = out_skid = SkidBuffer(
+                self.o_beat.payload.shape(), chunk_bits=SkidBuffer.chunk_bits_of(self.target)
+            )
+            wiring.connect(m, out_skid.o, wiring.flipped(self.o_beat))
+            out = out_skid.i
+        pipe = StallPipeline(m, i=beat, o=out, depth=self.read_latency, name="wbuf")
         meta = beat.payload.meta
         read_addr = meta.bank * self.cin_max + meta.ci
         row = self._memory(m, pipe, (write_addr, write_en), read_addr)
         stages = self.read_latency
         m.d.comb += [
-            self.o_beat.payload.act.eq(pipe.delay(m, beat.payload.data, stages, name="act")),
-            self.o_beat.payload.first.eq(pipe.delay(m, meta.first, stages, name="first")),
-            self.o_beat.payload.last.eq(pipe.delay(m, meta.last, stages, name="last")),
+            out.payload.act.eq(pipe.delay(m, beat.payload.data, stages, name="act")),
+            out.payload.first.eq(pipe.delay(m, meta.first, stages, name="first")),
+            out.payload.last.eq(pipe.delay(m, meta.last, stages, name="last")),
         ]
-        self._weights(m, pipe, row, meta.slot)
+        self._weights(m, pipe, row, meta.slot, out.payload.weights)
         return m
 
     def _memory(self, m: Module, pipe: StallPipeline, write, read_addr):
@@ -214,9 +227,9 @@ class WeightBuffer(wiring.Component):
         ]
         return rd.data
 
-    def _weights(self, m: Module, pipe: StallPipeline, row, slot) -> None:
-        """``o_beat.weights`` from ``row``: the row (fast) or entry ``slot`` broadcast over
-        its blocks (direct).  Xilinx (``row`` read in stage 1): stage 2 registers the row
+    def _weights(self, m: Module, pipe: StallPipeline, row, slot, out_weights) -> None:
+        """``out_weights`` (``o_beat``'s; on ECP5 its skid buffer's input) from ``row``:
+        the row (fast) or entry ``slot`` broadcast over its blocks (direct).  Xilinx (``row`` read in stage 1): stage 2 registers the row
         and the entry apart (the entry select is a ``W``-way mux of ``P_co x B``
         weights, not of all ``P_co x m``); stage 3 registers the 2:1 mode mux of the
         two.  ECP5 (``row`` in the block RAM's output register, stage 2): the same one
@@ -244,6 +257,4 @@ class WeightBuffer(wiring.Component):
                 m.d.comb += weights[lane][j].eq(
                     Mux(self.direct, entry_r[lane][j // self.width], row_r[lane][j])
                 )
-        m.d.comb += self.o_beat.payload.weights.eq(
-            pipe.register(m, weights, name="weights", shape=self.row_layout)
-        )
+        m.d.comb += out_weights.eq(pipe.register(m, weights, name="weights", shape=self.row_layout))

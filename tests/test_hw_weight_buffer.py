@@ -54,7 +54,7 @@ def test_rows_pair_with_beats_under_stalls(seed, target):
     # contract in Amaranth (tests/test_hw_block_ram.py checks the two are equal, and
     # the ECP5 engine runs the DP16KD model in Verilator, tests/test_engine.py).
     dut = WeightBuffer(positions=5, lanes=3, cin_max=6, target=target, ram_primitives=False)
-    assert dut.latency == {"xilinx": 4, "ecp5": 5}[target]
+    assert dut.latency == {"xilinx": 4, "ecp5": 6}[target]
     rows = rng.integers(-128, 128, size=(6, 3, 5))
     rows[0] = -128
     rows[5] = 127
