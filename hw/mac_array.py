@@ -11,6 +11,8 @@ transform positions in parallel and takes one input channel per beat.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -23,6 +25,16 @@ from sfc_hls.hw.dsp_packing import packed_multiply, split_packed
 from sfc_hls.hw.multiplier import PipelinedMultiplier
 
 __all__ = ["MacArray"]
+
+
+class _ControlCopy(NamedTuple):
+    """A copy of the ECP5 array's control (:meth:`MacArray._control_copy`)."""
+
+    enable: Signal  # both multiply stages
+    advance: Signal  # the accumulators
+    valid: Signal  # a product in the product stage
+    first: Signal  # ... of an accumulation's first beat
+    acc_valid: Signal  # o_acc.valid
 
 
 class MacArray(wiring.Component):
@@ -244,27 +256,24 @@ class MacArray(wiring.Component):
         registers (:class:`~sfc_hls.hw.multiplier.PipelinedMultiplier`, two
         stages), then the accumulators.  One enable for both multiply stages:
         they advance unless the product stage is full and the accumulators are
-        held (``i_beat.ready`` low), the contract of the class docstring."""
+        held (``i_beat.ready`` low), the contract of the class docstring.
+
+        The control (the stages' valid, first and last flags, ``o_acc.valid``) is
+        copied per multiplier and once for the ports: every copy sees the same
+        inputs, so all hold the same values, and each multiplier's clock enable and
+        its accumulator's come from a LUT beside them (one enable reached the
+        MULT18X18D blocks over the whole device: two LUT levels and 4-5 ns of
+        route, the Winograd engine's longest path)."""
         beat = self.i_beat.payload
-        advance = Signal()
-        enable = Signal()
-        valid = [Signal(name=f"p_valid{s}") for s in range(2)]
-        first = [Signal(name=f"p_first{s}") for s in range(2)]
-        last = [Signal(name=f"p_last{s}") for s in range(2)]
+        port = self._control_copy(m, "port")
         m.d.comb += [
-            advance.eq(~self.o_acc.valid | self.o_acc.ready),
-            enable.eq(~valid[1] | advance),
-            self.i_beat.ready.eq(enable),
+            self.i_beat.ready.eq(port.enable),
+            self.o_acc.valid.eq(port.acc_valid),
         ]
-        with m.If(enable):
-            m.d.sync += [
-                valid[0].eq(self.i_beat.valid), valid[1].eq(valid[0]),
-                first[0].eq(beat.first), first[1].eq(first[0]),
-                last[0].eq(beat.last), last[1].eq(last[0]),
-            ]  # fmt: skip
-        products: dict[int, list] = {lane: [] for lane in range(self.lanes)}
+        acc = self.o_acc.payload
         for lane in range(self.lanes):
             for k in range(self.positions):
+                ctl = self._control_copy(m, f"{lane}_{k}")
                 mul = PipelinedMultiplier(
                     signed(self.act_bits), signed(self.weight_bits), target=self.target
                 )
@@ -272,15 +281,35 @@ class MacArray(wiring.Component):
                 m.d.comb += [
                     mul.a.eq(beat.act[k]),
                     mul.b.eq(beat.weights[lane][k]),
-                    mul.enable.eq(enable),
+                    mul.enable.eq(ctl.enable),
                 ]
-                products[lane].append(mul.p)
-        with m.If(advance):
-            m.d.sync += self.o_acc.valid.eq(0)
-            with m.If(valid[1]):
-                m.d.sync += self.o_acc.valid.eq(last[1])
-                self._accumulate(m, first[1], products, [])
+                with m.If(ctl.advance & ctl.valid):
+                    a = acc[lane][k]
+                    m.d.sync += a.eq(Mux(ctl.first, 0, a) + mul.p)
         return m
+
+    def _control_copy(self, m: Module, name: str) -> _ControlCopy:
+        """One copy of the ECP5 array's control: the two multiply stages' flags under
+        their enable, the result's ``valid`` under the accumulators' advance."""
+        beat = self.i_beat.payload
+        valid = [Signal(name=f"p_valid{s}_{name}") for s in range(2)]
+        first = [Signal(name=f"p_first{s}_{name}") for s in range(2)]
+        last = [Signal(name=f"p_last{s}_{name}") for s in range(2)]
+        acc_valid = Signal(name=f"acc_valid_{name}")
+        advance, enable = Signal(name=f"advance_{name}"), Signal(name=f"enable_{name}")
+        m.d.comb += [
+            advance.eq(~acc_valid | self.o_acc.ready),
+            enable.eq(~valid[1] | advance),
+        ]
+        with m.If(enable):
+            m.d.sync += [
+                valid[0].eq(self.i_beat.valid), valid[1].eq(valid[0]),
+                first[0].eq(beat.first), first[1].eq(first[0]),
+                last[0].eq(beat.last), last[1].eq(last[0]),
+            ]  # fmt: skip
+        with m.If(advance):
+            m.d.sync += acc_valid.eq(valid[1] & last[1])
+        return _ControlCopy(enable, advance, valid[1], first[1], acc_valid)
 
     def _multiply(self, m: Module, beat, products: dict, packed: list) -> None:
         """Stage 1: register every product (packed lane pairs: the packed product)."""
