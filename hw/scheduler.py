@@ -103,7 +103,6 @@ class GroupScheduler(wiring.Component):
         # runs ahead onto a bank whose previous group is still being read.
         full, in_use = Signal(2), Signal(2)
         set_full, computed, released = Signal(2), Signal(2), Signal(2)
-        busy_next = _next_state(m, self.busy)
         # The loader's and compute's go conditions are registers (`can_load`,
         # `compute_ready`) loaded with their next values: as an AND of five registers
         # they were a LUT level and a route in front of the handshakes, which reach
@@ -115,8 +114,14 @@ class GroupScheduler(wiring.Component):
         # Products per accumulator, latched when the layer starts.
         with m.If(self.layer_start):
             m.d.sync += self.reduction.eq(self.layer_reduction)
-        load_bank_next, load_active_next = self._loader(m, can_load, set_full)
-        self._compute(m, compute_ready, computed, loaded, busy_next)
+        layer_end = self._layer_end(m)
+        # Next values without a layer start (when one starts, `can_load` rises and
+        # `compute_ready` falls), selected by `m.If(layer_start)`: a testbench's X on
+        # the descriptor then keeps these registers (an `if` takes X as false), as it
+        # keeps `busy`, where a select would load X.
+        busy_after = self.busy & ~layer_end
+        load_bank_after, load_active_after = self._loader(m, can_load, set_full)
+        self._compute(m, compute_ready, computed, loaded, busy_after)
         # The release is registered: it comes from the serializer's compares against
         # the layer's registers (on ECP5 a route across the device).  It frees a bank
         # a cycle later (a group's loading starts at most a cycle later), and the
@@ -131,20 +136,22 @@ class GroupScheduler(wiring.Component):
             in_use.eq((in_use | computed) & ~released),
         ]
         with m.If(self.layer_start):
-            m.d.sync += [full.eq(0), in_use.eq(0)]
-            m.d.comb += busy_next.eq(1)
-        self._layer_end(m, busy_next)
+            m.d.sync += [self.busy.eq(1), full.eq(0), in_use.eq(0)]
         # Banks taken (full or in use) next: a computed bank turns from full to in use,
         # and a released bank is never full (it is loaded only once free), so compute's
         # handshake does not reach `can_load`.
-        taken_next = Mux(self.layer_start, 0, loaded | (in_use & ~released))
-        m.d.sync += can_load.eq(
-            busy_next & load_active_next & ~taken_next.bit_select(load_bank_next, 1)
-        )
+        taken_after = loaded | (in_use & ~released)
+        with m.If(self.layer_start):
+            m.d.sync += can_load.eq(1)
+        with m.Else():
+            m.d.sync += can_load.eq(
+                busy_after & load_active_after & ~taken_after.bit_select(load_bank_after, 1)
+            )
         return m
 
-    def _layer_end(self, m: Module, busy_next: Signal) -> None:
-        """The layer ends when the serializer is done and no output packet is in flight."""
+    def _layer_end(self, m: Module) -> Value:
+        """The layer ends when the serializer is done and no output packet is in flight;
+        returns that condition (``busy`` falls at the next edge)."""
         inflight = Signal(range(self.inflight_max + 1))
         # A packet leaving o_out is counted a cycle later, from a register (the port's
         # handshake and the output buffer's select reach no counter; on ECP5 that was a
@@ -157,11 +164,12 @@ class GroupScheduler(wiring.Component):
         with m.Elif(packet_out & ~self.packet_issued):
             m.d.sync += inflight.eq(inflight - 1)
         drained = self.results_done & (inflight == 0) & ~self.packet_issued
-        with m.If(self.busy & drained & ~self.start):
-            m.d.comb += busy_next.eq(0)
-            m.d.sync += self.layers_done.eq(self.layers_done + 1)
+        end = self.busy & drained & ~self.start
+        with m.If(end):
+            m.d.sync += [self.busy.eq(0), self.layers_done.eq(self.layers_done + 1)]
+        return end
 
-    def _loader(self, m: Module, can_load: Signal, set_full: Signal) -> tuple[Signal, Signal]:
+    def _loader(self, m: Module, can_load: Signal, set_full: Signal) -> tuple[Value, Value]:
         """Parameters and weight rows of the next group into the free bank while
         ``can_load`` (busy, loading and the bank free); returns the next values of
         ``load_bank`` and of the loader's ``active``."""
@@ -169,7 +177,6 @@ class GroupScheduler(wiring.Component):
         remaining = Signal(range(cfg.cout_max + 1))  # channels still to load
         per_group = Signal(range(self.pco * self.interface.blocks + 1))  # channels per group
         active = Signal()
-        active_next, load_bank_next = _next_state(m, active), _next_state(m, self.load_bank)
         chan_count = Signal(range(self.chan_beats + 1))
         # Registered completion flags, so that no compare (carry chain) sits between the
         # counters and the group's end: `chan_done` once chan_count reaches chan_beats;
@@ -200,21 +207,15 @@ class GroupScheduler(wiring.Component):
         last_row = Signal.like(self.reduction)
         group_loaded = can_load & chan_done & rows_done
         with m.If(group_loaded):
-            m.d.comb += [
-                set_full.eq(Mux(self.load_bank, 0b10, 0b01)),
-                self.restart.eq(1),
-                load_bank_next.eq(~self.load_bank),
-            ]
+            m.d.comb += self.restart.eq(1)
             m.d.sync += [
                 chan_count.eq(0),
                 chan_done.eq(0),
                 rows_left.eq(last_row),
                 remaining.eq(remaining - per_group),
             ]
-            with m.If(remaining <= per_group):
-                m.d.comb += active_next.eq(0)
         with m.If(self.layer_start):
-            m.d.comb += [self.restart.eq(1), load_bank_next.eq(0), active_next.eq(1)]
+            m.d.comb += self.restart.eq(1)
             m.d.sync += [
                 remaining.eq(self.cout),
                 per_group.eq(Mux(self.direct, self.pco * self.replicas, self.pco)),
@@ -223,10 +224,17 @@ class GroupScheduler(wiring.Component):
                 last_row.eq(self.layer_reduction - 1),
                 rows_left.eq(self.layer_reduction - 1),
             ]
-        return load_bank_next, active_next
+        m.d.comb += set_full.eq(Mux(group_loaded, Mux(self.load_bank, 0b10, 0b01), 0))
+        last_group = group_loaded & (remaining <= per_group)
+        with m.If(self.layer_start):
+            m.d.sync += [self.load_bank.eq(0), active.eq(1)]
+        with m.Else():
+            m.d.sync += [self.load_bank.eq(self.load_bank ^ group_loaded),
+                         active.eq(active & ~last_group)]  # fmt: skip
+        return self.load_bank ^ group_loaded, active & ~last_group
 
     def _compute(
-        self, m: Module, ready: Signal, computed: Signal, loaded: Value, busy_next: Signal
+        self, m: Module, ready: Signal, computed: Signal, loaded: Value, busy_after: Value
     ) -> None:
         """A group's activation beats while ``ready`` (a register: busy, computing and
         the bank full), tagged with their control fields."""
@@ -235,7 +243,6 @@ class GroupScheduler(wiring.Component):
         remaining = Signal(range(cfg.cout_max + 1))
         per_group = Signal(range(self.pco * self.interface.blocks + 1))
         active = Signal()
-        group_end = Signal()  # the handshake of the group's last beat
         beat = Signal.like(self.reduction)  # beat of the tile's accumulation
         row = Signal(range(cfg.cin_max + 1))
         slot = Signal(range(max(self.width, 2)))
@@ -271,7 +278,6 @@ class GroupScheduler(wiring.Component):
             with m.If(last_beat):
                 m.d.sync += [beat.eq(0), row.eq(0), slot.eq(0)]
                 with m.If(last_tile):
-                    m.d.comb += [computed.eq(Mux(bank, 0b10, 0b01)), group_end.eq(1)]
                     m.d.sync += [
                         tile.eq(0),
                         last_tile.eq(single_tile),
@@ -303,15 +309,11 @@ class GroupScheduler(wiring.Component):
         # `ready` next: after a group's last beat, whether the other bank is loaded and
         # groups remain; else whether this bank is loaded (none is when a layer starts).
         # The handshake selects between the two, both computed from registers.
-        after_end = busy_next & (remaining > per_group) & loaded.bit_select(~bank, 1)
-        otherwise = ~self.layer_start & busy_next & active & loaded.bit_select(bank, 1)
-        m.d.sync += ready.eq(Mux(group_end, after_end, otherwise))
-
-
-def _next_state(m: Module, register: Signal) -> Signal:
-    """The value ``register`` takes at the next clock edge: ``register`` itself unless
-    a later ``m.d.comb += next.eq(...)`` under the update's condition overrides it."""
-    next_value = Signal.like(register, name=f"{register.name}_next")
-    m.d.comb += next_value.eq(register)
-    m.d.sync += register.eq(next_value)
-    return next_value
+        after_end = busy_after & (remaining > per_group) & loaded.bit_select(~bank, 1)
+        otherwise = busy_after & active & loaded.bit_select(bank, 1)
+        group_end = self.i_act.valid & self.i_act.ready & last_beat & last_tile
+        m.d.comb += computed.eq(Mux(group_end, Mux(bank, 0b10, 0b01), 0))
+        with m.If(self.layer_start):
+            m.d.sync += ready.eq(0)
+        with m.Else():
+            m.d.sync += ready.eq(Mux(group_end, after_end, otherwise))
