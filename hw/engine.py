@@ -60,16 +60,10 @@ from sfc_hls.hw.weight_transform import SpatialWeightTransform
 __all__ = ["ConvEngine", "datapath_blocks"]
 
 
-def skid_chunk_bits(config: EngineConfig) -> int:
-    """Payload bits per control copy of the engine's skid buffers
-    (:meth:`SkidBuffer.chunk_bits_of`)."""
-    return SkidBuffer.chunk_bits_of(config.target)
-
-
 def fifo_slice_bits(config: EngineConfig) -> int | None:
     """Result bits per read-address register of the back end's credit FIFOs: on ECP5
-    the skid buffers' chunk (:func:`skid_chunk_bits`), else one register."""
-    return skid_chunk_bits(config) if config.target == "ecp5" else None
+    the skid buffers' chunk (:meth:`SkidBuffer.chunk_bits_of`), else one register."""
+    return SkidBuffer.chunk_bits_of(config.target) if config.target == "ecp5" else None
 
 
 def datapath_blocks(
@@ -92,7 +86,7 @@ def datapath_blocks(
         # not the enables of every bit of the activation beat (that net set the clock);
         # Xilinx: a register slice (half the registers and no output select).
         "act_input": lambda: (
-            SkidBuffer(lay["act"], chunk_bits=skid_chunk_bits(cfg))
+            SkidBuffer(lay["act"], chunk_bits=SkidBuffer.chunk_bits_of(cfg.target))
             if cfg.target == "ecp5"
             else RegisterSlice(lay["act"])
         ),
@@ -146,7 +140,9 @@ def datapath_blocks(
         "output_quantizer": lambda: OutputQuantizer(
             cfg, y_bits=iface.output_widths.y_bits, tag_layout=lay["tag"]
         ),
-        "output_buffer": lambda: SkidBuffer(lay["out"], chunk_bits=skid_chunk_bits(cfg)),
+        "output_buffer": lambda: SkidBuffer(
+            lay["out"], chunk_bits=SkidBuffer.chunk_bits_of(cfg.target)
+        ),
     }
     if cfg.replay_beats:
         factories["act_replay"] = lambda: ActReplay(
@@ -300,7 +296,8 @@ class ConvEngine(wiring.Component):
             wiring.connect(m, sched.o_act, split.i)
             return
         m.submodules.scheduled_act = buf = SkidBuffer(
-            self.interface.layouts["act_beat"], chunk_bits=skid_chunk_bits(self.config)
+            self.interface.layouts["act_beat"],
+            chunk_bits=SkidBuffer.chunk_bits_of(self.config.target),
         )
         wiring.connect(m, sched.o_act, buf.i)
         wiring.connect(m, buf.o, split.i)
@@ -418,7 +415,7 @@ class ConvEngine(wiring.Component):
             wiring.connect(m, oq.o_out, port.i)
             return
         m.submodules.quantizer_input = quantizer_input = SkidBuffer(
-            oq.in_layout, chunk_bits=skid_chunk_bits(self.config)
+            oq.in_layout, chunk_bits=SkidBuffer.chunk_bits_of(self.config.target)
         )
         m.submodules.quantizer_credits = oq_credits = CreditFifo(
             oq.in_layout,

@@ -172,7 +172,7 @@ class GroupScheduler(wiring.Component):
     def _loader(self, m: Module, can_load: Signal, set_full: Signal) -> tuple[Value, Value]:
         """Parameters and weight rows of the next group into the free bank while
         ``can_load`` (busy, loading and the bank free); returns the next values of
-        ``load_bank`` and of the loader's ``active``."""
+        ``load_bank`` and of the loader's ``active`` when no layer starts."""
         cfg = self.interface.config
         remaining = Signal(range(cfg.cout_max + 1))  # channels still to load
         per_group = Signal(range(self.pco * self.interface.blocks + 1))  # channels per group
@@ -225,13 +225,13 @@ class GroupScheduler(wiring.Component):
                 rows_left.eq(self.layer_reduction - 1),
             ]
         m.d.comb += set_full.eq(Mux(group_loaded, Mux(self.load_bank, 0b10, 0b01), 0))
-        last_group = group_loaded & (remaining <= per_group)
+        load_bank_after = self.load_bank ^ group_loaded
+        active_after = active & ~(group_loaded & (remaining <= per_group))
         with m.If(self.layer_start):
             m.d.sync += [self.load_bank.eq(0), active.eq(1)]
         with m.Else():
-            m.d.sync += [self.load_bank.eq(self.load_bank ^ group_loaded),
-                         active.eq(active & ~last_group)]  # fmt: skip
-        return self.load_bank ^ group_loaded, active & ~last_group
+            m.d.sync += [self.load_bank.eq(load_bank_after), active.eq(active_after)]
+        return load_bank_after, active_after
 
     def _compute(
         self, m: Module, ready: Signal, computed: Signal, loaded: Value, busy_after: Value
