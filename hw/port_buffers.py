@@ -26,7 +26,7 @@ the logic that depends combinationally on top-level inputs on every
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, Shape, ShapeLike, Signal, Value
+from amaranth.hdl import Cat, Const, Module, Mux, Shape, ShapeLike, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -87,6 +87,15 @@ class SkidBuffer(_StreamBuffer):
     that no control register drives the enables or selects of more than one chunk
     (on ECP5 one write enable over a 400-bit payload was a 9.4 ns route);
     ``i.ready`` and ``o.valid`` come from two more copies without payload.
+
+    With ``select_bits`` the payload's 2:1 selects are driven by copies of the read
+    pointers (``select_at``, toggled by the same reads), one per ``select_bits`` bits
+    of a chunk, that drive nothing else: each is placed beside its selects, while
+    the read pointers and the full flags stay with the handshake's other loads.
+    For a payload whose bits go to loads spread over the device (the weight
+    buffer's output, to the ECP5 multipliers): the read pointer, pulled to the
+    consumer's ``ready``, drove selects placed beside their multipliers across the
+    device (a long route on each side of the select's LUT).
     """
 
     #: Payload bits per chunk by default (each chunk has its own control registers).
@@ -100,10 +109,19 @@ class SkidBuffer(_StreamBuffer):
         a chunk of two 8-bit lanes stays beside them), else :attr:`CHUNK_BITS`."""
         return 16 if target == "ecp5" else cls.CHUNK_BITS
 
-    def __init__(self, layout: ShapeLike, *, chunk_bits: int = CHUNK_BITS) -> None:
+    def __init__(
+        self,
+        layout: ShapeLike,
+        *,
+        chunk_bits: int = CHUNK_BITS,
+        select_bits: int | None = None,
+    ) -> None:
         if not isinstance(chunk_bits, int) or chunk_bits < 1:
             raise ValueError(f"chunk_bits must be an int >= 1, got {chunk_bits!r}")
+        if select_bits is not None and (not isinstance(select_bits, int) or select_bits < 1):
+            raise ValueError(f"select_bits must be an int >= 1 or None, got {select_bits!r}")
         self.chunk_bits = chunk_bits
+        self.select_bits = select_bits
         super().__init__(layout)
 
     def elaborate(self, platform) -> Module:
@@ -143,6 +161,19 @@ class SkidBuffer(_StreamBuffer):
             m.d.sync += write_at.eq(~write_at)
         with m.If(read):
             m.d.sync += read_at.eq(~read_at)
+        data: Value = Const(0, 0)
+        step = self.select_bits
+        if entries and step is None:
+            data = Mux(read_at, entries[1], entries[0])
+        elif entries and step is not None:
+            selects: list[Value] = []
+            for lo in range(0, width, step):
+                select_at = Signal(name=f"select_at_{name}_{len(selects)}")
+                with m.If(read):
+                    m.d.sync += select_at.eq(~select_at)
+                hi = min(lo + step, width)
+                selects.append(Mux(select_at, entries[1][lo:hi], entries[0][lo:hi]))
+            data = Cat(*selects)
         for k in range(2):
             # An empty entry loads the input on every cycle (what it holds matters only
             # once it is full), so the enable of its payload registers is its own full
@@ -156,7 +187,6 @@ class SkidBuffer(_StreamBuffer):
                 m.d.sync += full[k].eq(1)
             with m.If(read & (read_at == k)):
                 m.d.sync += full[k].eq(0)
-        data = Mux(read_at, entries[1], entries[0]) if entries else Const(0, 0)
         return i_ready, o_valid, data
 
 

@@ -63,7 +63,10 @@ class WeightBuffer(wiring.Component):
     read stage together with the beat (:class:`~sfc_hls.hw.pipeline.StallPipeline`);
     on ECP5 the read stage's ``ready`` is a register too (the output skid buffer's:
     the MAC array's ``i_beat.ready``, from the serializer's state, reached the read
-    stage's enables and the input skid buffer's pointers, three LUT levels).  A bank must not be written
+    stage's enables and the input skid buffer's pointers, three LUT levels), and
+    each 16-bit chunk of that buffer selects its entry by a copy of its read pointer
+    (``select_bits``: the pointer, placed by the MAC array's ``ready``, reached
+    selects beside multipliers across the device).  A bank must not be written
     while beats that read it are in flight (the engine frees a bank only after
     its group's last result has left the MAC array).  A read of a row not loaded since ``restart`` returns stale data;
     the engine only reads ``ci < cin <= loaded``.
@@ -180,7 +183,9 @@ class WeightBuffer(wiring.Component):
         out = self.o_beat
         if self.target == "ecp5":
             m.submodules.out_skid = out_skid = SkidBuffer(
-                self.o_beat.payload.shape(), chunk_bits=SkidBuffer.chunk_bits_of(self.target)
+                self.o_beat.payload.shape(),
+                chunk_bits=SkidBuffer.chunk_bits_of(self.target),
+                select_bits=SkidBuffer.chunk_bits_of(self.target),
             )
             wiring.connect(m, out_skid.o, wiring.flipped(self.o_beat))
             out = out_skid.i

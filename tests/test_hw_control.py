@@ -332,7 +332,13 @@ def _skid_chunks_of_7(layout):
     return SkidBuffer(layout, chunk_bits=7)
 
 
-@pytest.mark.parametrize("buffer", [RegisterSlice, SkidBuffer, _skid_chunks_of_7])
+def _skid_select_copies(layout):
+    return SkidBuffer(layout, chunk_bits=7, select_bits=3)
+
+
+@pytest.mark.parametrize(
+    "buffer", [RegisterSlice, SkidBuffer, _skid_chunks_of_7, _skid_select_copies]
+)
 @pytest.mark.parametrize("gaps", [(0,), (0, 0, 1, 3)], ids=["full-rate", "gaps"])
 @pytest.mark.parametrize("width", [20, 200])  # 200: the skid buffer in four chunks
 def test_port_buffer_passes_every_beat_in_order(buffer, gaps, width):
@@ -356,6 +362,12 @@ def test_port_buffer_runs_at_one_beat_per_cycle(buffer):
 def test_skid_buffer_rejects_bad_chunk_bits(chunk_bits):
     with pytest.raises(ValueError, match="chunk_bits must be an int >= 1"):
         SkidBuffer(unsigned(8), chunk_bits=chunk_bits)
+
+
+@pytest.mark.parametrize("select_bits", [0, 2.5, "8"])
+def test_skid_buffer_rejects_bad_select_bits(select_bits):
+    with pytest.raises(ValueError, match="select_bits must be an int >= 1 or None"):
+        SkidBuffer(unsigned(8), select_bits=select_bits)
 
 
 def test_skid_buffer_ready_does_not_depend_on_the_output():
