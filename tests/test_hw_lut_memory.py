@@ -1,3 +1,5 @@
+# amaranth: UnusedElaboratable=no
+
 """RegisteredAddressMemory against a Python reference of its contract.
 
 The slices' XOR-permuted addresses must be invisible at the ports: every word read
