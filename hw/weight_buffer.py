@@ -182,10 +182,9 @@ class WeightBuffer(wiring.Component):
         beat = skid.o
         out = self.o_beat
         if self.target == "ecp5":
+            chunk = SkidBuffer.chunk_bits_of(self.target)  # one select copy per chunk
             m.submodules.out_skid = out_skid = SkidBuffer(
-                self.o_beat.payload.shape(),
-                chunk_bits=SkidBuffer.chunk_bits_of(self.target),
-                select_bits=SkidBuffer.chunk_bits_of(self.target),
+                self.o_beat.payload.shape(), chunk_bits=chunk, select_bits=chunk
             )
             wiring.connect(m, out_skid.o, wiring.flipped(self.o_beat))
             out = out_skid.i
