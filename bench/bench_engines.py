@@ -242,7 +242,8 @@ def synthesize(config: EngineConfig, family: str) -> dict:
     gen = generate_engine(config)
     print(f"  synthesizing {config.algorithm} P_co={config.pco} (whole top) ...", flush=True)
     out = synth_cached(gen.verilog.read_text(), TOPLEVEL, family)
-    return {k: out[k] for k in ("LUT", "FF", "DSP", "CARRY", "MUXF", "BRAM", "seconds", "cached")}
+    keys = ("LUT", "LUTRAM", "FF", "DSP", "CARRY", "MUXF", "BRAM", "seconds", "cached")
+    return {k: out[k] for k in keys}
 
 
 def verify(layers: list[ConvLayer]) -> list[dict]:
@@ -292,17 +293,19 @@ def markdown(result: dict) -> str:
             e["title"], str(e["pco"]), str(e["multipliers"]), str(e["macs_per_dsp"]),
             f"{e['frame_cycles'] / 1e6:.3f}",
             f"{e['network_effective']:.2f}", f"{e['stride1_effective']:.2f}",
-            *(str(res.get(k, "-")) for k in ("LUT", "MUXF", "CARRY", "FF", "DSP", "BRAM")),
+            *(str(res.get(k, "-")) for k in ("LUT", "LUTRAM", "MUXF", "CARRY", "FF", "DSP", "BRAM")),
             num(e, "network_macs_per_dsp", ".2f"), num(e, "stride1_macs_per_dsp", ".2f"),
             num(e, "lut_per_mac_multiplier", ".0f"),
         ])  # fmt: skip
     prev = PREVIOUS
     rows.append([f"previous: 3 engines (commit {prev['commit']})", "4/64/11", "1643", "1",
                  f"{prev['frame_cycles'] / 1e6:.3f}", "-", f"{prev['stride1_effective']:.2f}",
-                 "-", "-", "-", "-", f"~{prev['dsp']}", "-", f"{prev['network_macs_per_dsp']:.2f}",
+                 "-", "-", "-", "-", "-", f"~{prev['dsp']}", "-",
+                 f"{prev['network_macs_per_dsp']:.2f}",
                  "-", "-"])  # fmt: skip
     header = ["accelerator", "P_co", "MAC mults", "MACs per DSP mult", "Mcycles/frame", "eff. network",
-              "eff. stride-1 3x3", "LUT", "MUXF", "CARRY", "FF", "DSP", "BRAM",
+              "eff. stride-1 3x3", "LUT", "of which LUTRAM", "MUXF", "CARRY", "FF", "DSP",
+              "BRAM (18 Kb)",
               "MACs/DSP/cycle network",
               "MACs/DSP/cycle stride-1", "LUT per MAC mult"]  # fmt: skip
     default = result["engines"][0]
@@ -318,7 +321,9 @@ def markdown(result: dict) -> str:
         f"Commit `{meta['git_commit']}`; {meta['versions']['yosys']}; synthesis `synth_xilinx "
         f"-family {meta['family']} -widemux {WIDEMUX}` of the whole generated top (wide "
         "multiplexers on the slices' MUXF7/F8/F9, as Vivado maps them: counted in *MUXF*, not in "
-        "*LUT*, like the CARRY8 chains); cycles from `sfc_hls.cycle_model` "
+        "*LUT*, like the CARRY8 chains; *LUT* counts the LUTs of distributed RAM too, "
+        "*of which LUTRAM* says how many, and *BRAM* is block RAM in 18 Kb units, a RAMB36E2 "
+        "counting 2); cycles from `sfc_hls.cycle_model` "
         "(equal to Verilator's in tests/test_cycle_model.py). Regenerate: `make bench` "
         "(`python bench/bench_engines.py`).",
         "",

@@ -10,7 +10,7 @@ over a few *structural features* that the generator's own width functions
 give without elaborating anything (:class:`~sfc_hls.hw.interface.EngineInterface`):
 adder bits of the transform netlists, register bits of each payload,
 accumulator bits, multiplier tiles of a DSP48E2 (27 x 18 signed), memory
-bits in 36 Kb blocks, ...  (:func:`block_features`).  The coefficients are
+cells (block RAM in 18 Kb units, LUTs of distributed RAM), ...  (:func:`block_features`).  The coefficients are
 fitted (non-negative least squares per block and resource; signed for
 ``other``) to Yosys ``synth_xilinx`` runs of every block converted on its own
 and of whole tops (:func:`fit`, :func:`training_samples`), cached by Verilog
@@ -54,6 +54,7 @@ __all__ = [
     "dsp_tiles",
     "estimate",
     "memory_cells",
+    "MemoryCells",
     "fit",
     "add_arguments",
     "run",
@@ -65,7 +66,7 @@ ESTIMATED = ("LUT", "FF", "DSP", "BRAM")
 PARTS = (*BLOCKS, "other")
 #: The shipped model (fitted by bench/bench_estimator.py).
 MODEL_PATH = Path(__file__).resolve().parent / "estimator_model.json"
-MODEL_FORMAT = "sfc-hls.estimator/1"
+MODEL_FORMAT = "sfc-hls.estimator/2"  # /2: memory features in 18 Kb and LUT units
 
 
 def dsp_tiles(a_bits: int, b_bits: int) -> int:
@@ -96,23 +97,33 @@ def _output_transform_features(iface: EngineInterface) -> dict[str, float]:
     }
 
 
-def memory_cells(width: int, depth: int) -> int:
-    """Memory cells of a ``width`` x ``depth`` simple dual-port RAM on UltraScale+, as
-    Yosys 0.23's ``memory_libmap`` chooses them (checked on the synthesized engines).
+@dataclass(frozen=True)
+class MemoryCells:
+    """The cells Yosys 0.23's ``memory_libmap`` maps a simple dual-port RAM onto
+    (UltraScale+), counted as :class:`~sfc_hls.hw.synthesis.SynthesisResult` counts
+    them: ``bram`` in 18 Kb units, ``lutram_luts`` the LUTs of distributed RAM."""
 
-    Up to 64 deep: distributed RAM (``RAM32M16``, 14 bits per cell at 32 deep; 7 at 64).
-    Deeper: block RAM in the aspect ratio for the depth, ``RAMB36E2`` when it needs at
-    most half as many cells as ``RAMB18E2`` (a tie goes to ``RAMB36E2``), else ``RAMB18E2``.
-    ``SynthesisResult.brams`` counts each cell as one.
+    bram: int
+    lutram_luts: int
+
+
+def memory_cells(width: int, depth: int) -> MemoryCells:
+    """Memory of a ``width`` x ``depth`` simple dual-port RAM on UltraScale+, as
+    Yosys 0.23's ``memory_libmap`` chooses it (checked on the synthesized engines).
+
+    Up to 64 deep: distributed RAM, 8 LUTs per cell (``RAM32M16``: 14 bits at 32 deep;
+    ``RAM64M8``: 7 at 64).  Deeper: block RAM in the aspect ratio for the depth,
+    ``RAMB36E2`` (two 18 Kb units) when it needs at most half as many cells as
+    ``RAMB18E2`` (a tie goes to ``RAMB36E2``), else ``RAMB18E2``.
     """
     if depth <= 64:
-        return math.ceil(width / (14 if depth <= 32 else 7))
+        return MemoryCells(bram=0, lutram_luts=8 * math.ceil(width / (14 if depth <= 32 else 7)))
     level = max(0, math.ceil(math.log2(depth / 512)))  # 512, 1K, 2K, ... deep
     width18 = max(1, 36 >> level)
     width36 = max(1, 72 >> level)
     cells18 = math.ceil(width / width18) * math.ceil(depth / (512 << level))
     cells36 = math.ceil(width / width36) * math.ceil(depth / (512 << level))
-    return cells36 if 2 * cells36 <= cells18 else cells18
+    return MemoryCells(bram=2 * cells36 if 2 * cells36 <= cells18 else cells18, lutram_luts=0)
 
 
 def _payload_bits(iface: EngineInterface, name: str) -> int:
@@ -127,6 +138,7 @@ def _features(iface: EngineInterface) -> dict[str, dict[str, float]]:
     lane_meta = _payload_bits(iface, "lane_meta")
     out_mult = cfg.out_mult_bits + 1  # signed width of the unsigned multiplier
     row_bits = m * lanes * cfg.weight_bits
+    param_memory = memory_cells(_payload_bits(iface, "chan"), 2 * lanes * iface.blocks)
     return {
         "act_input": {"bits": _payload_bits(iface, "act")},
         "input_transform": {
@@ -147,7 +159,8 @@ def _features(iface: EngineInterface) -> dict[str, dict[str, float]]:
         },  # fmt: skip
         "weight_buffer": {
             "row_bits": row_bits,
-            "memory_cells": memory_cells(row_bits, 2 * cfg.cin_max),
+            "bram": memory_cells(row_bits, 2 * cfg.cin_max).bram,
+            "lutram_luts": memory_cells(row_bits, 2 * cfg.cin_max).lutram_luts,
         },
         "mac_array": {
             "dsp": iface.multipliers["mac_array_dsp"],
@@ -174,9 +187,8 @@ def _features(iface: EngineInterface) -> dict[str, dict[str, float]]:
         "other": {
             "one": 1.0,
             "descriptor_bits": _payload_bits(iface, "descriptor"),
-            "param_memory_cells": memory_cells(
-                _payload_bits(iface, "chan"), 2 * lanes * iface.blocks
-            ),
+            "param_bram": param_memory.bram,
+            "param_lutram_luts": param_memory.lutram_luts,
             "lanes": lanes,
         },
     }

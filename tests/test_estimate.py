@@ -11,6 +11,7 @@ from sfc_hls.hw.estimate import (
     ESTIMATED,
     MODEL_PATH,
     PARTS,
+    MemoryCells,
     ResourceModel,
     Sample,
     block_features,
@@ -45,22 +46,24 @@ def test_dsp_tiles_of_a_dsp48e2():
 
 
 @pytest.mark.parametrize(
-    ("width", "depth", "cells"),
+    ("width", "depth", "bram", "lutram_luts"),
     [
         # (bits, words) -> cells Yosys 0.23 synth_xilinx -family xcup chose for the weight
-        # buffers and parameter memories of the engines in bench/bench_estimator.py.
-        (256, 128, 4),  # RAMB36E2 512x72
-        (576, 128, 8),
-        (1056, 128, 15),
-        (1024, 256, 29),  # RAMB18E2 512x36 (15 RAMB36 would be 30 halves)
-        (1472, 256, 41),
-        (229, 96, 7),
-        (4224, 1024, 235),  # RAMB18E2 1Kx18
-        (306, 4, 22),  # RAM32M16, 14 bits each
+        # buffers and parameter memories of the engines in bench/bench_estimator.py, in
+        # 18 Kb units and LUTs (hw/synthesis.py).
+        (256, 128, 8, 0),  # 4 RAMB36E2 512x72
+        (576, 128, 16, 0),
+        (1056, 128, 30, 0),
+        (1024, 256, 29, 0),  # RAMB18E2 512x36 (15 RAMB36 would be 30 halves)
+        (1472, 256, 41, 0),
+        (229, 96, 7, 0),  # RAMB18E2
+        (4224, 1024, 235, 0),  # RAMB18E2 1Kx18
+        (306, 4, 0, 8 * 22),  # RAM32M16, 14 bits each
+        (378, 64, 0, 8 * 54),  # RAM64M8, 7 bits each
     ],
 )
-def test_memory_cells_follow_yosys(width, depth, cells):
-    assert memory_cells(width, depth) == cells
+def test_memory_cells_follow_yosys(width, depth, bram, lutram_luts):
+    assert memory_cells(width, depth) == MemoryCells(bram, lutram_luts)
 
 
 def test_every_part_has_features():

@@ -21,8 +21,26 @@ from sfc_hls.hw.synth_report import (
     synth_report,
     yosys_version,
 )
+from sfc_hls.hw.synthesis import SynthesisError, SynthesisResult
 
 SMALL = EngineConfig(algorithm="wino-2x2-3x3", pco=2, cin_max=16, cout_max=4)
+
+
+def test_memories_counted_as_the_device_spends_them():
+    # Distributed RAM is LUTs (8 per RAM64M8/RAM32M16 slice), block RAM in 18 Kb units.
+    cells = {"LUT6": 10, "LUT3": 5, "RAM64M8": 2, "RAM32M16": 1, "RAMB36E2": 3, "RAMB18E2": 4}
+    result = SynthesisResult("xcup", "top", cells, 1.0)
+    assert (result.luts, result.lutram_luts, result.brams) == (15 + 24, 24, 10)
+    ecp5 = SynthesisResult("ecp5", "top", {"LUT4": 7, "TRELLIS_DPR16X4": 2, "DP16KD": 3}, 1.0)
+    assert (ecp5.luts, ecp5.lutram_luts, ecp5.brams) == (7 + 12, 12, 3)
+    summary = result.summary()
+    assert (summary["LUT"], summary["LUTRAM"], summary["BRAM"]) == (39, 24, 10)
+
+
+def test_unknown_memory_cell_is_an_error_not_a_silent_zero():
+    result = SynthesisResult("xcup", "top", {"LUT6": 1, "RAM16X8Q": 1}, 1.0)
+    with pytest.raises(SynthesisError, match="memory cell 'RAM16X8Q' of top .* not counted"):
+        result.summary()
 
 
 def _args(*argv: str) -> argparse.Namespace:
