@@ -9,6 +9,7 @@ from sfc_hls.cli import main
 from sfc_hls.config import EngineConfig
 from sfc_hls.hw.estimate import (
     ESTIMATED,
+    FITTED_ON,
     MODEL_PATH,
     PARTS,
     MemoryCells,
@@ -92,8 +93,8 @@ def test_fit_reproduces_a_linear_model_exactly():
     # training counts (and a configuration it did not see) to rounding.
     feats = block_features(EngineConfig())
     coef = {
-        part: {r: {k: (1.5 + n + 0.25 * m) for m, k in enumerate(feats[part])} for n, r in
-               enumerate(ESTIMATED)}
+        part: {r: {k: (1.5 + n + 0.25 * m) * _fitted(part, r, k)
+                   for m, k in enumerate(feats[part])} for n, r in enumerate(ESTIMATED)}
         for part in BLOCKS
     }  # fmt: skip
     coef["other"] = {
@@ -108,6 +109,27 @@ def test_fit_reproduces_a_linear_model_exactly():
     unseen = EngineConfig(algorithm="sfc6-6x6-3x3", pco=2, cin_max=64, cout_max=64)
     truth = ResourceModel(coef).estimate(unseen).total
     assert model.estimate(unseen).total == pytest.approx(truth, rel=0.02)
+
+
+def _fitted(part, resource, feature):
+    """1 if the fit may give ``feature`` a coefficient for ``resource`` of ``part``."""
+    only = FITTED_ON.get((part, resource))
+    return 1.0 if only is None or feature in only else 0.0
+
+
+def test_fitted_on_names_features_and_the_fit_keeps_to_them():
+    feats = block_features(EngineConfig())
+    for (part, r), names in FITTED_ON.items():
+        assert part in BLOCKS and r in ESTIMATED and set(names) <= set(feats[part]), (part, r)
+    # Counts that do depend on an excluded feature: the fit gives it 0 all the same.
+    coef = _zero_model()
+    coef["weight_buffer"]["FF"] = {"row_bits": 3.0, "bram": 50.0, "lutram_luts": 0.0}
+    model = fit(_synthetic(coef))
+    assert model.coef["weight_buffer"]["FF"]["bram"] == 0.0
+    assert model.coef["weight_buffer"]["FF"]["row_bits"] > 3.0
+    shipped = ResourceModel.load()
+    for (part, r), names in FITTED_ON.items():
+        assert all(c == 0.0 for k, c in shipped.coef[part][r].items() if k not in names)
 
 
 def test_fit_needs_a_whole_top():
@@ -133,7 +155,7 @@ def test_shipped_model_is_within_15_percent_of_yosys_on_the_default_engine():
     default = engines["engines"][0]
     yosys = default["synthesis"]
     est = model.estimate(EngineConfig.from_dict(default["config"])).total
-    for r in ("LUT", "DSP"):
+    for r in ("LUT", "FF", "DSP"):
         assert abs(est[r] - yosys[r]) <= 0.15 * yosys[r], (r, est[r], yosys[r])
 
 
