@@ -46,6 +46,7 @@ from sfc_hls.text_table import format_table
 
 __all__ = [
     "ESTIMATED",
+    "FITTED_ON",
     "MODEL_PATH",
     "PARTS",
     "Estimate",
