@@ -6,16 +6,16 @@ minus what flattening optimises across block boundaries) has a linear model
 
     resource(block) = sum_k  c[block, resource, k] * feature_k(config)
 
-over a few *structural features* that the generator's own width functions
-give without elaborating anything (:class:`~sfc_hls.hw.interface.EngineInterface`):
-adder bits of the transform netlists, register bits of each payload,
-accumulator bits, multiplier tiles of a DSP48E2 (27 x 18 signed), memory
-cells (block RAM in 18 Kb units, LUTs of distributed RAM), ...  (:func:`block_features`).  The coefficients are
-fitted (non-negative least squares per block and resource; signed for
-``other``) to Yosys ``synth_xilinx`` runs of every block converted on its own
-and of whole tops (:func:`fit`, :func:`training_samples`), cached by Verilog
-content like every synthesis here (:mod:`sfc_hls.hw.synth_report`).  The fitted
-model ships as ``hw/estimator_model.json`` (written by
+over a few *structural features* that the generator's own width functions give
+without elaborating anything (:class:`~sfc_hls.hw.interface.EngineInterface`):
+adder bits of the transform netlists, register bits of each payload, accumulator
+bits, multiplier tiles of a DSP48E2 (27 x 18 signed), memory cells (block RAM in
+18 Kb units, LUTs of distributed RAM), ... (:func:`block_features`).  The
+coefficients are fitted (non-negative least squares per block and resource;
+signed for ``other``) to Yosys ``synth_xilinx`` runs of every block converted on
+its own and of whole tops (:func:`fit`, :func:`training_samples`), cached by
+Verilog content like every synthesis here (:mod:`sfc_hls.hw.synth_report`).  The
+fitted model ships as ``hw/estimator_model.json`` (written by
 ``bench/bench_estimator.py``, which also reports the error on configurations
 held out of the fit).
 
@@ -139,6 +139,7 @@ def _features(iface: EngineInterface) -> dict[str, dict[str, float]]:
     lane_meta = _payload_bits(iface, "lane_meta")
     out_mult = cfg.out_mult_bits + 1  # signed width of the unsigned multiplier
     row_bits = m * lanes * cfg.weight_bits
+    weight_memory = memory_cells(row_bits, 2 * cfg.cin_max)
     param_memory = memory_cells(_payload_bits(iface, "chan"), 2 * lanes * iface.blocks)
     return {
         "act_input": {"bits": _payload_bits(iface, "act")},
@@ -160,8 +161,8 @@ def _features(iface: EngineInterface) -> dict[str, dict[str, float]]:
         },  # fmt: skip
         "weight_buffer": {
             "row_bits": row_bits,
-            "bram": memory_cells(row_bits, 2 * cfg.cin_max).bram,
-            "lutram_luts": memory_cells(row_bits, 2 * cfg.cin_max).lutram_luts,
+            "bram": weight_memory.bram,
+            "lutram_luts": weight_memory.lutram_luts,
         },
         "mac_array": {
             "dsp": iface.multipliers["mac_array_dsp"],
