@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, unsigned
+from dataclasses import dataclass
+from functools import partial
+
+from amaranth.hdl import Module, Mux, Signal, Value, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -10,6 +13,30 @@ from sfc_hls.hw.interface import TILE_BITS, EngineInterface
 from sfc_hls.hw.quantizers import Rescale
 
 __all__ = ["ResultSerializer"]
+
+
+@dataclass(frozen=True)
+class _Counters:
+    """The serializer's place in the layer (registers; see :meth:`ResultSerializer.elaborate`)."""
+
+    k: Signal
+    rep: Signal
+    lane: Signal
+    tile: Signal
+    channel: Signal
+    next_lane: Signal
+    base: Signal
+    remaining: Signal
+    per_group: Signal
+
+
+@dataclass(frozen=True)
+class _LayerRegisters:
+    """Layer registers minus constants, registered (:meth:`ResultSerializer._layer_register`)."""
+
+    last_k: Signal
+    last_tile_index: Signal
+    cout_minus_p: Signal
 
 
 class ResultSerializer(wiring.Component):
@@ -48,7 +75,8 @@ class ResultSerializer(wiring.Component):
     in the cycle its last beat is issued (or when nothing is held; on ECP5 only
     when nothing is held, :meth:`take_gap_of`: ``i_acc.ready`` is then a
     register, and the MAC array's and the weight buffer's stall enables do not
-    wait on the serializer's counters and compares); latency :attr:`latency` = 1
+    wait on the serializer's counters and compares; its counters' flags are
+    registers, :meth:`_registered_flags`); latency :attr:`latency` = 1
     (the output register and the parameter memory's address registers).
     ``o_lane.ready`` should be a register (the engine's
     :class:`~sfc_hls.hw.port_buffers.CreditFifo` gate): it enables the output
@@ -107,17 +135,12 @@ class ResultSerializer(wiring.Component):
         next_lane = Signal.like(base)  # base + lane + 1, the next lane's channel
         remaining = Signal(range(self.cout_max + 1))  # channels from this group on
         per_group = Signal(range(p * nb + 1))
-        # Layer registers minus constants, registered so that no compare waits on an
-        # adder: the descriptor holds them from before `start` to the layer's end, and
-        # no result arrives in the cycle after `start`.
-        last_k = Signal((self.blocks_per_replica - 1).shape())
-        last_tile_index = Signal((self.tiles - 1).shape())
-        cout_minus_p = Signal((self.cout - p).shape())
-        m.d.sync += [
-            last_k.eq(self.blocks_per_replica - 1),
-            last_tile_index.eq(self.tiles - 1),
-            cout_minus_p.eq(self.cout - p),
-        ]
+        # Layer registers minus constants (:meth:`_layer_register`).
+        layer = _LayerRegisters(
+            self._layer_register(m, self.blocks_per_replica - 1, "last_k"),
+            self._layer_register(m, self.tiles - 1, "last_tile_index"),
+            self._layer_register(m, self.cout - p, "cout_minus_p"),
+        )
         lane_out = self.o_lane
         # A packet counts as issued when its last beat leaves (the scheduler's in-flight
         # count covers the rest of the output path).
@@ -126,11 +149,12 @@ class ResultSerializer(wiring.Component):
         )
         advance = ~lane_out.valid | lane_out.ready
         issue = held & advance
-        end = k == last_k
-        more_reps = (rep + 1 < self.replicas) & (channel < cout_minus_p)
-        more_lanes = (lane + 1 < p) & (next_lane < self.cout)
-        last_tile = tile == last_tile_index
-        last_group = remaining <= per_group
+        counters = _Counters(k, rep, lane, tile, channel, next_lane, base, remaining, per_group)
+        if self.take_gap:
+            flags = self._registered_flags(m, counters, layer, issue)
+        else:
+            flags = self._flags(counters, layer)
+        end, more_reps, more_lanes, last_tile, last_group = flags
         tile_done = end & ~more_reps & ~more_lanes
         if self.take_gap:
             m.d.comb += self.i_acc.ready.eq(~held)
@@ -165,6 +189,75 @@ class ResultSerializer(wiring.Component):
                 per_group.eq(Mux(self.direct, p * self.replicas, p)),
             ]  # fmt: skip
         return m
+
+    def _layer_register(self, m: Module, value, name: str) -> Signal:
+        """``value`` (of the layer registers and constants) registered: the descriptor
+        holds the layer registers from before ``start`` to the layer's end, and no
+        result arrives in the cycle after ``start``, so no compare waits on an adder."""
+        reg = Signal(Value.cast(value).shape(), name=name)
+        m.d.sync += reg.eq(value)
+        return reg
+
+    def _flags(self, c: _Counters, layer: _LayerRegisters) -> tuple:
+        """``(end, more_reps, more_lanes, last_tile, last_group)`` of the counters ``c``."""
+        return (
+            c.k == layer.last_k,
+            (c.rep + 1 < self.replicas) & (c.channel < layer.cout_minus_p),
+            (c.lane + 1 < self.lanes) & (c.next_lane < self.cout),
+            c.tile == layer.last_tile_index,
+            c.remaining <= c.per_group,
+        )
+
+    def _registered_flags(
+        self, m: Module, c: _Counters, layer: _LayerRegisters, issue: Value
+    ) -> list[Signal]:
+        """ECP5: :meth:`_flags` as registers, loaded with their values for the counters'
+        next state wherever the counters change (each a compare of a counter against a
+        layer register, no adder in front), so that ``tile_done``, ``release`` and the
+        held flag's enable are ANDs of registers.  The compares into them were the
+        direct engine's critical path (8.6 ns).  In the cycle after ``start`` they are
+        loaded from :meth:`_flags` of the counters (the layer registers are valid from
+        ``start``'s cycle on, and a result is issued two cycles after ``start`` at the
+        earliest)."""
+        p = self.lanes
+        flags = [Signal(name=n) for n in ("end", "more_reps", "more_lanes", "last_tile", "last_group")]  # fmt: skip
+        end, more_reps, more_lanes, last_tile, last_group = flags
+        reg = partial(self._layer_register, m)
+        current = self._flags(c, layer)
+        second_last_k = reg(self.blocks_per_replica - 2, "second_last_k")
+        single_block = reg(self.blocks_per_replica == 1, "single_block")
+        replicas_minus_2 = reg(self.replicas - 2, "replicas_minus_2")
+        more_replicas = reg(self.replicas > 1, "more_replicas")
+        cout_minus_2p = reg(self.cout - 2 * p, "cout_minus_2p")
+        cout_minus_1 = reg(self.cout - 1, "cout_minus_1")
+        second_last_tile = reg(self.tiles - 2, "second_last_tile")
+        single_tile = reg(self.tiles == 1, "single_tile")
+        next_group_reps = reg(self.cout - p - c.per_group, "next_group_reps")
+        next_group_lanes = reg(self.cout - 1 - c.per_group, "next_group_lanes")
+        two_groups = reg(c.per_group * 2, "two_groups")
+        started = reg(self.start, "started")
+        with m.If(started):
+            m.d.sync += [flag.eq(value) for flag, value in zip(flags, current, strict=True)]
+        with m.Elif(issue):
+            with m.If(~end):
+                m.d.sync += end.eq(c.k == second_last_k)
+            with m.Elif(more_reps):
+                m.d.sync += [end.eq(single_block),
+                             more_reps.eq((c.rep < replicas_minus_2) & (c.channel < cout_minus_2p))]  # fmt: skip
+            with m.Else():
+                m.d.sync += end.eq(single_block)
+                with m.If(more_lanes):
+                    m.d.sync += [more_reps.eq(more_replicas & (c.next_lane < layer.cout_minus_p)),
+                                 more_lanes.eq((c.lane + 2 < p) & (c.next_lane < cout_minus_1))]  # fmt: skip
+                with m.Elif(~last_tile):
+                    m.d.sync += [more_reps.eq(more_replicas & (c.base < layer.cout_minus_p)),
+                                 more_lanes.eq((p > 1) & (c.base < cout_minus_1)),
+                                 last_tile.eq(c.tile == second_last_tile)]  # fmt: skip
+                with m.Else():
+                    m.d.sync += [more_reps.eq(more_replicas & (c.base < next_group_reps)),
+                                 more_lanes.eq((p > 1) & (c.base < next_group_lanes)),
+                                 last_tile.eq(single_tile), last_group.eq(c.remaining <= two_groups)]  # fmt: skip
+        return flags
 
     def _next_tile(
         self, m, tile, last_tile, last_group, base, channel, next_lane, remaining, per_group

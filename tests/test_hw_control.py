@@ -3,6 +3,7 @@
 """The engine's control blocks in Amaranth's simulator (seconds, no Verilator):
 the stall-together pipeline control, the descriptor registers and the channel serializer."""
 
+import dataclasses
 import random
 
 import numpy as np
@@ -291,14 +292,18 @@ def _run_serializer(dut, results, layer, total, gaps, param_memory):
 
 @pytest.mark.parametrize(
     ("mode", "cout", "replicas"),
-    [("fast", 7, 1), ("direct", 11, 2), ("direct", 12, 4), ("direct", 10, 4)],
-)
+    # Last groups of 1, 3 (full) and 2 lanes; direct: partial replicas.
+    [("fast", 7, 1), ("fast", 6, 1), ("fast", 8, 1), ("direct", 11, 2), ("direct", 12, 4),
+     ("direct", 10, 4)],
+)  # fmt: skip
 @pytest.mark.parametrize("seed", [0, 1])
-def test_result_serializer_order_framing_params_and_banks(mode, cout, replicas, seed):
+@pytest.mark.parametrize("target", ["xilinx", "ecp5"])
+def test_result_serializer_order_framing_params_and_banks(mode, cout, replicas, seed, target):
     """A layer with a partial last group, 2 tiles per group, random gaps and backpressure:
     the W-wide slices in order, each with its (bank, lane, block) parameters, channel, tile,
-    index, end and last; one bank release per group."""
-    iface = EngineInterface.from_config(SERIAL)
+    index, end and last; one bank release per group.  ECP5: the counters' flags are
+    registers loaded one state ahead, and a result is taken only when none is held."""
+    iface = EngineInterface.from_config(dataclasses.replace(SERIAL, target=target, macs_per_dsp=1))
     dut = ResultSerializer(iface)
     rng = np.random.default_rng(seed)
     pco, m, nb, w, tiles = SERIAL.pco, iface.positions, iface.blocks, iface.width, 2
