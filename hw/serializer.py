@@ -151,7 +151,7 @@ class ResultSerializer(wiring.Component):
         issue = held & advance
         counters = _Counters(k, rep, lane, tile, channel, next_lane, base, remaining, per_group)
         if self.take_gap:
-            flags = self._registered_flags(m, counters, layer, issue)
+            flags = self._registered_flags(m, counters, layer, held, issue)
         else:
             flags = self._flags(counters, layer)
         end, more_reps, more_lanes, last_tile, last_group = flags
@@ -209,34 +209,32 @@ class ResultSerializer(wiring.Component):
         )
 
     def _registered_flags(
-        self, m: Module, c: _Counters, layer: _LayerRegisters, issue: Value
+        self, m: Module, c: _Counters, layer: _LayerRegisters, held: Value, issue: Value
     ) -> list[Signal]:
-        """ECP5: :meth:`_flags` as registers, loaded with their values for the counters'
-        next state wherever the counters change (each a compare of a counter against a
-        layer register, no adder in front), so that ``tile_done``, ``release`` and the
-        held flag's enable are ANDs of registers.  The compares into them were the
-        direct engine's critical path (8.6 ns).  In the cycle after ``start`` they are
-        loaded from :meth:`_flags` of the counters (the layer registers are valid from
-        ``start``'s cycle on, and a result is issued two cycles after ``start`` at the
-        earliest)."""
+        """ECP5: :meth:`_flags` as registers, so that ``tile_done``, ``release`` and the
+        held flag's enable are ANDs of registers (the compares into them were the
+        direct engine's critical path, 8.6 ns).
+
+        While no result is held nothing is issued, and the flags load :meth:`_flags`
+        of the counters.  That covers every change of the tile, the group and the
+        layer: after ``start``, and after a tile's last beat, a result is taken (a
+        cycle with nothing held) before the next beat is issued (:meth:`take_gap_of`).
+        Within a tile the next block, replica or lane loads the flags of the
+        counters' next state, each a compare of a counter with a layer register
+        (no adder in front).
+        """
         p = self.lanes
         flags = [Signal(name=n) for n in ("end", "more_reps", "more_lanes", "last_tile", "last_group")]  # fmt: skip
-        end, more_reps, more_lanes, last_tile, last_group = flags
+        end, more_reps, more_lanes, _, _ = flags
         reg = partial(self._layer_register, m)
-        current = self._flags(c, layer)
         second_last_k = reg(self.blocks_per_replica - 2, "second_last_k")
         single_block = reg(self.blocks_per_replica == 1, "single_block")
         replicas_minus_2 = reg(self.replicas - 2, "replicas_minus_2")
         more_replicas = reg(self.replicas > 1, "more_replicas")
         cout_minus_2p = reg(self.cout - 2 * p, "cout_minus_2p")
         cout_minus_1 = reg(self.cout - 1, "cout_minus_1")
-        second_last_tile = reg(self.tiles - 2, "second_last_tile")
-        single_tile = reg(self.tiles == 1, "single_tile")
-        next_group_reps = reg(self.cout - p - c.per_group, "next_group_reps")
-        next_group_lanes = reg(self.cout - 1 - c.per_group, "next_group_lanes")
-        two_groups = reg(c.per_group * 2, "two_groups")
-        started = reg(self.start, "started")
-        with m.If(started):
+        with m.If(~held):
+            current = self._flags(c, layer)
             m.d.sync += [flag.eq(value) for flag, value in zip(flags, current, strict=True)]
         with m.Elif(issue):
             with m.If(~end):
@@ -244,19 +242,10 @@ class ResultSerializer(wiring.Component):
             with m.Elif(more_reps):
                 m.d.sync += [end.eq(single_block),
                              more_reps.eq((c.rep < replicas_minus_2) & (c.channel < cout_minus_2p))]  # fmt: skip
-            with m.Else():
-                m.d.sync += end.eq(single_block)
-                with m.If(more_lanes):
-                    m.d.sync += [more_reps.eq(more_replicas & (c.next_lane < layer.cout_minus_p)),
-                                 more_lanes.eq((c.lane + 2 < p) & (c.next_lane < cout_minus_1))]  # fmt: skip
-                with m.Elif(~last_tile):
-                    m.d.sync += [more_reps.eq(more_replicas & (c.base < layer.cout_minus_p)),
-                                 more_lanes.eq((p > 1) & (c.base < cout_minus_1)),
-                                 last_tile.eq(c.tile == second_last_tile)]  # fmt: skip
-                with m.Else():
-                    m.d.sync += [more_reps.eq(more_replicas & (c.base < next_group_reps)),
-                                 more_lanes.eq((p > 1) & (c.base < next_group_lanes)),
-                                 last_tile.eq(single_tile), last_group.eq(c.remaining <= two_groups)]  # fmt: skip
+            with m.Elif(more_lanes):
+                m.d.sync += [end.eq(single_block),
+                             more_reps.eq(more_replicas & (c.next_lane < layer.cout_minus_p)),
+                             more_lanes.eq((c.lane + 2 < p) & (c.next_lane < cout_minus_1))]  # fmt: skip
         return flags
 
     def _next_tile(
