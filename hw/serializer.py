@@ -198,7 +198,7 @@ class ResultSerializer(wiring.Component):
         m.d.sync += reg.eq(value)
         return reg
 
-    def _flags(self, c: _Counters, layer: _LayerRegisters) -> tuple:
+    def _flags(self, c: _Counters, layer: _LayerRegisters) -> tuple[Value, ...]:
         """``(end, more_reps, more_lanes, last_tile, last_group)`` of the counters ``c``."""
         return (
             c.k == layer.last_k,
@@ -210,7 +210,7 @@ class ResultSerializer(wiring.Component):
 
     def _registered_flags(
         self, m: Module, c: _Counters, layer: _LayerRegisters, held: Value, issue: Value
-    ) -> list[Signal]:
+    ) -> tuple[Signal, ...]:
         """ECP5: :meth:`_flags` as registers, so that ``tile_done``, ``release`` and the
         held flag's enable are ANDs of registers (the compares into them were the
         direct engine's critical path, 8.6 ns).
@@ -224,7 +224,7 @@ class ResultSerializer(wiring.Component):
         (no adder in front).
         """
         p = self.lanes
-        flags = [Signal(name=n) for n in ("end", "more_reps", "more_lanes", "last_tile", "last_group")]  # fmt: skip
+        flags = tuple(Signal(name=n) for n in ("end", "more_reps", "more_lanes", "last_tile", "last_group"))  # fmt: skip
         end, more_reps, more_lanes, _, _ = flags
         reg = partial(self._layer_register, m)
         second_last_k = reg(self.blocks_per_replica - 2, "second_last_k")
