@@ -28,7 +28,7 @@ from __future__ import annotations
 from amaranth.hdl import Module, Shape, ShapeLike, Signal, Value
 from amaranth.lib import data
 
-__all__ = ["Handshake", "StallPipeline", "meta_field", "meta_width"]
+__all__ = ["Handshake", "StallPipeline", "meta_field", "meta_width", "registered"]
 
 
 def meta_field(meta_layout: ShapeLike | None) -> dict[str, ShapeLike]:
@@ -55,6 +55,14 @@ def meta_width(layout: data.StructLayout) -> int:
     """Bits of the ``meta`` field of a payload layout (0 when it has none)."""
     members = dict(layout.members) if isinstance(layout, data.StructLayout) else {}
     return Shape.cast(members["meta"]).width if "meta" in members else 0
+
+
+def registered(m: Module, value: Value, name: str) -> Signal:
+    """``value`` one cycle later, in a register of its shape (no enable: outside a
+    stall pipeline, or a per-layer value that every stage may read)."""
+    reg = Signal.like(Value.cast(value), name=name)
+    m.d.sync += reg.eq(value)
+    return reg
 
 
 class Handshake:

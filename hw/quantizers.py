@@ -60,7 +60,7 @@ from sfc_hls.bilinear import signed_width
 from sfc_hls.config import EngineConfig
 from sfc_hls.datapath import DatapathWidths, minimum_rescale_shift, signed_range
 from sfc_hls.hw.multiplier import PipelinedMultiplier
-from sfc_hls.hw.pipeline import StallPipeline, meta_field, meta_width
+from sfc_hls.hw.pipeline import StallPipeline, meta_field, meta_width, registered
 from sfc_hls.hw.transform import adder_netlist
 
 __all__ = [
@@ -419,7 +419,7 @@ class ActQuantizer(wiring.Component):
         shifts = [rounding.effective(self.act_shift[j]) for j in range(n)]
         ecp5 = self.config.target == "ecp5"
         if ecp5:  # per-layer values, decoded once into registers
-            shifts = [_registered(m, shifts[j], f"act_shift_r{j}") for j in range(n)]
+            shifts = [registered(m, shifts[j], f"act_shift_r{j}") for j in range(n)]
 
         # Stage 1 (fixed mode; pow2 is _elaborate_pow2): v * act_mult + 2^(s-1).
         total_layout = data.ArrayLayout(signed(rounding.round_bits), n)
@@ -458,7 +458,7 @@ class ActQuantizer(wiring.Component):
         ecp5 = self.config.target == "ecp5"
         shifts = [self.act_shift[j] for j in range(n)]
         if ecp5:  # per-layer values, into registers once
-            shifts = [_registered(m, shifts[j], f"act_shift_r{j}") for j in range(n)]
+            shifts = [registered(m, shifts[j], f"act_shift_r{j}") for j in range(n)]
         fields = []
         for j in range(n):
             lo, hi = w.v_ranges[j]
@@ -489,13 +489,6 @@ class ActQuantizer(wiring.Component):
         return m
 
 
-def _registered(m: Module, value: Value, name: str) -> Signal:
-    """``value`` one cycle later, in a register of its shape (no enable)."""
-    reg = Signal.like(Value.cast(value), name=name)
-    m.d.sync += reg.eq(value)
-    return reg
-
-
 def _replicated(m: Module, value: Value, copies: int, name: str) -> list[Value]:
     """``copies`` registered copies of a per-layer ``value`` (no enable), one per lane.
 
@@ -503,7 +496,7 @@ def _replicated(m: Module, value: Value, copies: int, name: str) -> list[Value]:
     was the engine's longest route: 6.4 ns of a 10.8 ns path); a copy per lane
     is placed beside its lane (:func:`_xor_copies`).
     """
-    return _xor_copies(value, copies, lambda v, name: _registered(m, v, name), name)
+    return _xor_copies(value, copies, lambda v, name: registered(m, v, name), name)
 
 
 def _stage_copies(m: Module, pipe: StallPipeline, value: Value, copies: int, name: str):

@@ -10,6 +10,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from sfc_hls.hw.interface import TILE_BITS, EngineInterface
+from sfc_hls.hw.pipeline import registered
 from sfc_hls.hw.quantizers import Rescale
 
 __all__ = ["ResultSerializer"]
@@ -32,7 +33,7 @@ class _Counters:
 
 @dataclass(frozen=True)
 class _LayerRegisters:
-    """Layer registers minus constants, registered (:meth:`ResultSerializer._layer_register`)."""
+    """Layer registers minus constants, registered (see :meth:`ResultSerializer.elaborate`)."""
 
     last_k: Signal
     last_tile_index: Signal
@@ -135,11 +136,13 @@ class ResultSerializer(wiring.Component):
         next_lane = Signal.like(base)  # base + lane + 1, the next lane's channel
         remaining = Signal(range(self.cout_max + 1))  # channels from this group on
         per_group = Signal(range(p * nb + 1))
-        # Layer registers minus constants (:meth:`_layer_register`).
+        # Layer registers minus constants, registered so that no compare waits on an
+        # adder: the descriptor holds them from before `start` to the layer's end, and
+        # no result arrives in the cycle after `start`.
         layer = _LayerRegisters(
-            self._layer_register(m, self.blocks_per_replica - 1, "last_k"),
-            self._layer_register(m, self.tiles - 1, "last_tile_index"),
-            self._layer_register(m, self.cout - p, "cout_minus_p"),
+            registered(m, self.blocks_per_replica - 1, "last_k"),
+            registered(m, self.tiles - 1, "last_tile_index"),
+            registered(m, self.cout - p, "cout_minus_p"),
         )
         lane_out = self.o_lane
         # A packet counts as issued when its last beat leaves (the scheduler's in-flight
@@ -190,14 +193,6 @@ class ResultSerializer(wiring.Component):
             ]  # fmt: skip
         return m
 
-    def _layer_register(self, m: Module, value, name: str) -> Signal:
-        """``value`` (of the layer registers and constants) registered: the descriptor
-        holds the layer registers from before ``start`` to the layer's end, and no
-        result arrives in the cycle after ``start``, so no compare waits on an adder."""
-        reg = Signal(Value.cast(value).shape(), name=name)
-        m.d.sync += reg.eq(value)
-        return reg
-
     def _flags(self, c: _Counters, layer: _LayerRegisters) -> tuple[Value, ...]:
         """``(end, more_reps, more_lanes, last_tile, last_group)`` of the counters ``c``."""
         return (
@@ -226,7 +221,7 @@ class ResultSerializer(wiring.Component):
         p = self.lanes
         flags = tuple(Signal(name=n) for n in ("end", "more_reps", "more_lanes", "last_tile", "last_group"))  # fmt: skip
         end, more_reps, more_lanes, _, _ = flags
-        reg = partial(self._layer_register, m)
+        reg = partial(registered, m)  # layer registers minus constants, as in elaborate
         second_last_k = reg(self.blocks_per_replica - 2, "second_last_k")
         single_block = reg(self.blocks_per_replica == 1, "single_block")
         replicas_minus_2 = reg(self.replicas - 2, "replicas_minus_2")
